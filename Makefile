@@ -1,0 +1,74 @@
+# hashspark developer entry points. `make demo` and `make test` create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo report test test-slow lint typecheck unit bench clean system-packages lock audit
+
+# Tool environments kept apart from the product's: pip-tools writes the lock, pip-audit reads it.
+TOOLS_VENV  ?= .venv-tools
+PIP_TOOLS   := pip-tools==7.6.2
+PIP_AUDIT   := pip-audit==2.10.1
+
+install: $(STAMP)
+
+# Exactly the locked set (hashes checked), then hashspark itself without touching it.
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hashspark needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+$(TOOLS_VENV)/.installed:
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet '$(PIP_TOOLS)' '$(PIP_AUDIT)'
+	@touch $@
+
+# After changing dependencies in pyproject.toml: re-resolve and re-hash the whole set.
+lock: $(TOOLS_VENV)/.installed
+	$(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --extra dev --strip-extras \
+	  --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+
+# Known vulnerabilities in the locked set (PyPI's advisory data). --strict: a package it
+# could not look up is a failure, so an unreachable data source never passes silently.
+audit: $(TOOLS_VENV)/.installed
+	@$(TOOLS_VENV)/bin/pip-audit --strict --disable-pip --require-hashes -r requirements.lock \
+	  || { echo "make audit: FAILED: a known vulnerability, or pip-audit could not reach its" \
+	            "vulnerability data (PyPI JSON API) for some package: see above" >&2; exit 1; }
+
+demo: $(STAMP)
+	@mkdir -p out
+	$(BIN)/hashspark replay deploy/scenarios/ercot-hb-south-hedged.toml --report-json out/demo-report.json
+
+# The hedged scenario's strategy comparison over the whole recording, as HTML with charts.
+report: $(STAMP)
+	$(BIN)/hashspark compare deploy/scenarios/ercot-hb-south-hedged.toml --report out/report
+
+lint: $(STAMP)
+	$(BIN)/ruff check controller adapters simulators tests bench
+	$(BIN)/ruff format --check controller adapters simulators tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+system-packages:
+	@scripts/ensure-system-packages
+
+unit: $(STAMP) system-packages
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+# The slow tests (10,000-case fuzzing of every feed and command parser); `make test` skips them.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+# Every benchmark, each in its own process; writes docs/performance.md from their output.
+bench: $(STAMP)
+	$(BIN)/python bench/suite.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS_VENV) out .mypy_cache .pytest_cache .ruff_cache

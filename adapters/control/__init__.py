@@ -1,0 +1,1 @@
+"""Operator and grid control: command payloads, bounds and acknowledgements."""

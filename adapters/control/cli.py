@@ -1,0 +1,95 @@
+"""``hashspark command CONFIG --site ID '<json>'``: send an operator command and wait for its ack.
+
+The same path as any other client: the command goes to ``<prefix>/<site>/command`` on the
+site's broker and the daemon's answer comes back on ``.../command/ack``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import ssl
+import uuid
+from pathlib import Path
+
+import aiomqtt
+
+from controller.config import ConfigError, load_config
+
+EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ANSWER = 0, 2, 3, 4
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``hashspark command``."""
+    p = sub.add_parser(
+        "command",
+        help="send an operator or grid command to a running daemon over MQTT",
+        description="Commands: force_curtail {until}, force_resume {until}, demand_response "
+        "{max_mw, deadline, end}, peak_window {start, end}, clear {target?}; see docs/feeds.md.",
+    )
+    p.add_argument("config", type=Path, help="the daemon's config (for the site's broker)")
+    p.add_argument(
+        "payload", help='the command as JSON, e.g. \'{"command": "force_curtail", "until": "..."}\''
+    )
+    p.add_argument("--site", help="site id, when the config has several")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the ack")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Publish and print the ack; exit 0 accepted, 3 rejected or duplicate, 4 no answer."""
+    cfg = load_config(args.config).config
+    sites = [s for s in cfg.sites if args.site in (None, s.id)]
+    if len(sites) != 1:
+        raise ConfigError(
+            [f"{args.config}: choose one site with --site ({', '.join(s.id for s in cfg.sites)})"]
+        )
+    site = sites[0]
+    broker = site.broker
+    if broker is None:
+        raise ConfigError([f"{args.config}: site {site.id} has no MQTT broker (sites.mqtt)"])
+    try:
+        doc = json.loads(args.payload)
+    except ValueError as exc:
+        raise ConfigError([f"payload is not JSON: {exc}"]) from None
+    if not isinstance(doc, dict):
+        raise ConfigError(["payload must be a JSON object"])
+    doc.setdefault("id", f"cli-{uuid.uuid4().hex[:12]}")
+    doc.setdefault("issued_by", "cli")
+    prefix = f"{broker.topic_prefix}/{site.id}"
+    tls = None
+    if broker.tls is not None:
+        tls = ssl.create_default_context(
+            cafile=str(broker.tls.ca_file) if broker.tls.ca_file else None
+        )
+
+    async def exchange() -> dict[str, object] | None:
+        async with aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username=broker.username,
+            password=broker.password.get_secret_value() if broker.password else None,
+            identifier=f"hashspark-cli-{uuid.uuid4().hex[:8]}",
+            tls_context=tls,
+            timeout=broker.connect_timeout_s,
+        ) as client:
+            await client.subscribe(f"{prefix}/command/ack", qos=1)
+            await client.publish(f"{prefix}/command", json.dumps(doc).encode(), qos=1)
+            async with asyncio.timeout(args.timeout):
+                async for message in client.messages:
+                    ack = json.loads(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
+                    if isinstance(ack, dict) and ack.get("id") == doc["id"]:
+                        return ack
+        return None
+
+    try:
+        ack = asyncio.run(exchange())
+    except TimeoutError:
+        ack = None
+    except aiomqtt.MqttError as exc:
+        raise ConfigError([f"broker {broker.host}:{broker.port}: {exc}"]) from None
+    if ack is None:
+        print(f"no ack for {doc['id']} within {args.timeout:g} s: is the daemon running?")
+        return EXIT_NO_ANSWER
+    print(json.dumps(ack))
+    return EXIT_OK if ack.get("status") == "accepted" else EXIT_REFUSED

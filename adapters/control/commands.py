@@ -1,0 +1,250 @@
+"""Operator and grid commands (MQTT ``<prefix>/<site>/command``, or the CLI): models, bounds, acks.
+
+Every command is JSON with ``command`` (the kind) and a unique ``id``; every one ends by
+itself: no command holds the site for longer than ``CommandLimits.max_hold_s`` from now.
+
+| command | fields | meaning |
+|---|---|---|
+| ``force_curtail`` | ``until`` | curtail everything until then |
+| ``force_resume`` | ``until`` | run regardless of economics until then (fail-safes still apply) |
+| ``demand_response`` | ``max_mw``, ``deadline``, ``end`` | at most ``max_mw`` by ``deadline``, |
+|  |  | held until ``end``, then released under the ramp limit |
+| ``peak_window`` | ``start``, ``end``, ``max_mw`` | a 4CP peak alert: at most ``max_mw`` |
+|  |  | (default 0) within the window |
+| ``base_point`` | ``mw``, ``tolerance_mw``, ``until`` | follow a base point: draw ``mw`` |
+|  |  | within the tolerance (controllable load) |
+| ``clear`` | ``target`` (optional) | end the command with that id, or all active commands |
+
+Optional on all: ``issued_by`` (who, for the audit log) and ``reason``. Each command is
+answered on ``<prefix>/<site>/command/ack`` with ``accepted``, ``rejected`` (with the
+reason) or ``duplicate`` (an id seen before: QoS 1 may deliver twice).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from controller.domain import EpochS, to_datetime
+
+MAX_COMMAND_BYTES = 4096
+_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+_PRINTABLE = r"^[\x20-\x7e]{0,200}$"
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    id: str = Field(pattern=_ID)
+    issued_by: str = Field(default="operator", min_length=1, max_length=64, pattern=_PRINTABLE)
+    reason: str = Field(default="", max_length=200, pattern=_PRINTABLE)
+
+
+class ForceCurtail(_Command):
+    """Curtail the whole site until ``until``."""
+
+    command: Literal["force_curtail"]
+    until: AwareDatetime
+
+
+class ForceResume(_Command):
+    """Run the whole site until ``until``, whatever the economics say."""
+
+    command: Literal["force_resume"]
+    until: AwareDatetime
+
+
+class DemandResponse(_Command):
+    """Be at or below ``max_mw`` by ``deadline``, hold until ``end``, then ramp back."""
+
+    command: Literal["demand_response"]
+    max_mw: float = Field(ge=0, allow_inf_nan=False)
+    deadline: AwareDatetime
+    end: AwareDatetime
+
+
+class PeakWindow(_Command):
+    """A 4CP peak alert: stay at or under ``max_mw`` (default 0: fully off) in the window."""
+
+    command: Literal["peak_window"]
+    start: AwareDatetime
+    end: AwareDatetime
+    max_mw: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+
+class BasePoint(_Command):
+    """Follow a base point (controllable load): draw ``mw`` within ``tolerance_mw``."""
+
+    command: Literal["base_point"]
+    mw: float = Field(ge=0, allow_inf_nan=False)
+    tolerance_mw: float = Field(ge=0, allow_inf_nan=False)
+    until: AwareDatetime
+
+
+class Clear(_Command):
+    """End the command ``target``, or every active command if no target is given."""
+
+    command: Literal["clear"]
+    target: str | None = Field(default=None, pattern=_ID)
+
+
+Command = Annotated[
+    ForceCurtail | ForceResume | DemandResponse | PeakWindow | BasePoint | Clear,
+    Field(discriminator="command"),
+]
+_COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandLimits:
+    """Bounds every command must respect (per site)."""
+
+    max_hold_s: float = 24 * 3600.0  # no command lasts longer than this from now
+    max_lead_s: float = 48 * 3600.0  # a peak window may be announced this far ahead
+    max_mw: float = float("inf")  # the site's nominal power: a DR cap above it is a typo
+    clock_skew_s: float = 60.0  # a deadline this far in the past is still "now"
+
+
+class CommandAck(BaseModel):
+    """The reply published for every command received."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str | None
+    command: str | None
+    status: Literal["accepted", "rejected", "duplicate"]
+    reason: str | None = None
+    site: str
+    received_at: datetime
+
+    def to_bytes(self) -> bytes:
+        """The JSON published on the ack topic."""
+        return self.model_dump_json(exclude_none=False).encode()
+
+
+def _conditions(cmd: Command, now: EpochS, limits: CommandLimits) -> list[tuple[bool, str]]:
+    """(violated?, why) for each bound that applies to ``cmd``."""
+    horizon = now + limits.max_hold_s
+    hold = f"{limits.max_hold_s:g} s"
+    match cmd:
+        case BasePoint(mw=mw, until=until):
+            return [
+                (mw > limits.max_mw, f"mw {mw:g} exceeds the site's {limits.max_mw:g}"),
+                (until.timestamp() <= now, "until is in the past"),
+                (until.timestamp() > horizon, f"until is more than {hold} ahead"),
+            ]
+        case ForceCurtail(until=until) | ForceResume(until=until):
+            return [
+                (until.timestamp() <= now, "until is in the past"),
+                (until.timestamp() > horizon, f"until is more than {hold} ahead"),
+            ]
+        case DemandResponse(max_mw=max_mw, deadline=deadline, end=end):
+            return [
+                (max_mw > limits.max_mw, f"max_mw {max_mw:g} exceeds the site's {limits.max_mw:g}"),
+                (deadline.timestamp() < now - limits.clock_skew_s, "deadline is in the past"),
+                (end <= deadline, "end must be after deadline"),
+                (end.timestamp() > horizon, f"end is more than {hold} ahead"),
+            ]
+        case PeakWindow(start=start, end=end, max_mw=max_mw):
+            return [
+                (max_mw > limits.max_mw, f"max_mw {max_mw:g} exceeds the site's {limits.max_mw:g}"),
+                (end <= start, "end must be after start"),
+                (end.timestamp() <= now, "window is over"),
+                (
+                    start.timestamp() > now + limits.max_lead_s,
+                    f"start is more than {limits.max_lead_s:g} s ahead",
+                ),
+                (
+                    (end - start).total_seconds() > limits.max_hold_s,
+                    f"window is longer than {hold}",
+                ),
+            ]
+        case Clear():
+            return []
+
+
+def check_bounds(cmd: Command, now: EpochS, limits: CommandLimits) -> str | None:
+    """Why ``cmd`` is out of bounds at ``now``, or None if it is acceptable."""
+    return next((why for violated, why in _conditions(cmd, now, limits) if violated), None)
+
+
+def _best_effort_id(raw: bytes) -> tuple[str | None, str | None]:
+    """The id and kind of an invalid command, when they can be read, for the ack."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    cid, kind = doc.get("id"), doc.get("command")
+    ok_id = cid if isinstance(cid, str) and len(cid) <= 64 else None
+    ok_kind = kind if isinstance(kind, str) and len(kind) <= 32 else None
+    return ok_id, ok_kind
+
+
+class CommandIntake:
+    """Parses, bounds and de-duplicates commands for one site; every call yields an ack."""
+
+    def __init__(self, site: str, limits: CommandLimits, *, remember: int = 1024) -> None:
+        self.site = site
+        self.limits = limits
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._remember = remember
+        self.accepted = 0
+        self.rejected = 0
+        self.duplicates = 0
+
+    def receive(self, raw: bytes, now: EpochS) -> tuple[Command | None, CommandAck]:
+        """The command to apply (None if rejected or a duplicate) and the ack to publish."""
+        received_at = to_datetime(now)
+        try:
+            if len(raw) > MAX_COMMAND_BYTES:
+                raise ValueError(f"command of {len(raw)} bytes is too large")
+            cmd = _COMMAND.validate_json(raw)
+        except ValidationError as exc:
+            err = exc.errors(include_input=False, include_url=False)[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            return None, self._reject(raw, f"{loc}: {err['msg']}", received_at)
+        except ValueError as exc:
+            return None, self._reject(raw, str(exc), received_at)
+        if cmd.id in self._seen:
+            self.duplicates += 1
+            return None, CommandAck(
+                id=cmd.id,
+                command=cmd.command,
+                status="duplicate",
+                site=self.site,
+                received_at=received_at,
+            )
+        problem = check_bounds(cmd, now, self.limits)
+        if problem is not None:
+            return None, self._reject(raw, problem, received_at)
+        self._seen[cmd.id] = None
+        while len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+        self.accepted += 1
+        ack = CommandAck(
+            id=cmd.id,
+            command=cmd.command,
+            status="accepted",
+            site=self.site,
+            received_at=received_at,
+        )
+        return cmd, ack
+
+    def _reject(self, raw: bytes, reason: str, received_at: datetime) -> CommandAck:
+        self.rejected += 1
+        cid, kind = _best_effort_id(raw[:MAX_COMMAND_BYTES])
+        return CommandAck(
+            id=cid,
+            command=kind,
+            status="rejected",
+            reason=reason,
+            site=self.site,
+            received_at=received_at,
+        )

@@ -1,0 +1,128 @@
+"""Hashprice from chain data served by a mempool.space-style REST API (ECONOMICS.md).
+
+``HP = 86400 * 1e15 * (subsidy + fees per block) * btc_usd / (difficulty * 2**32)`` with
+the difficulty of the newest block, the mean fees of the recent blocks (``extras.totalFees``
+of ``/api/v1/blocks``), the subsidy of the newest block's height, and the USD price of
+``/api/v1/prices``. Each successful poll is one reading stamped with the poll time: it is
+when these inputs were observed together.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from adapters.feeds.config import ChainFeedConfig
+from adapters.feeds.health import Backoff
+from adapters.feeds.http import PollingFeed, fetch_bytes
+from adapters.feeds.payloads import (
+    Candidate,
+    ParseResult,
+    ReadingKind,
+    ValueBound,
+    check_value,
+    validation_detail,
+)
+from adapters.feeds.store import LatestStore, Rejected, RejectReason
+from controller.decision.economics import hashprice_usd_per_ph_day
+from controller.domain import EpochS
+from controller.ports import Clock
+
+SATS_PER_BTC = 100_000_000
+HALVING_INTERVAL_BLOCKS = 210_000
+
+
+class _Lax(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+class BlockExtras(_Lax):
+    """The part of mempool's block extras we use."""
+
+    totalFees: int = Field(ge=0)  # noqa: N815 (API name; satoshis)
+
+
+class Block(_Lax):
+    """One block of ``/api/v1/blocks``."""
+
+    height: int = Field(ge=0)
+    timestamp: int
+    difficulty: float = Field(gt=0)
+    extras: BlockExtras | None = None
+
+
+class Prices(_Lax):
+    """``/api/v1/prices``: the latest BTC price per currency."""
+
+    time: int
+    USD: float = Field(gt=0)
+
+
+_BLOCKS = TypeAdapter(list[Block])
+
+
+def subsidy_btc(height: int) -> float:
+    """Block subsidy at ``height``: 50 BTC halved every 210,000 blocks."""
+    halvings = height // HALVING_INTERVAL_BLOCKS
+    return 0.0 if halvings >= 64 else 50.0 / 2**halvings
+
+
+def parse_chain(
+    blocks_raw: bytes,
+    prices_raw: bytes,
+    *,
+    observed_at: EpochS,
+    source: str,
+    min_blocks: int,
+    bound: ValueBound,
+) -> ParseResult:
+    """Hashprice (USD/PH/day) from a blocks list and a prices document."""
+    try:
+        blocks = _BLOCKS.validate_json(blocks_raw)
+        prices = Prices.model_validate_json(prices_raw)
+    except ValidationError as exc:
+        return Rejected(RejectReason.MALFORMED, validation_detail(exc))
+    fees = [b.extras.totalFees for b in blocks if b.extras is not None]
+    if len(fees) < min_blocks:
+        return Rejected(
+            RejectReason.MALFORMED, f"{len(fees)} blocks with fee data, need {min_blocks}"
+        )
+    tip = max(blocks, key=lambda b: b.height)
+    fees_btc_per_block = sum(fees) / len(fees) / SATS_PER_BTC
+    value = hashprice_usd_per_ph_day(
+        tip.difficulty, subsidy_btc(tip.height), fees_btc_per_block, prices.USD
+    )
+    return check_value(value, observed_at, f"{source}@{tip.height}", bound)
+
+
+class ChainHashpriceFeed(PollingFeed):
+    """Hashprice computed from a block explorer's blocks and price endpoints."""
+
+    def __init__(
+        self,
+        config: ChainFeedConfig,
+        store: LatestStore,
+        clock: Clock,
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
+        super().__init__(config, ReadingKind.HASHPRICE, store, clock, backoff=backoff)
+        self._cfg = config
+        self._source = f"chain:{urlsplit(config.base_url).netloc}"
+
+    async def poll(self, session: aiohttp.ClientSession) -> Candidate | Rejected:
+        """Fetch the recent blocks and the price; compute the hashprice."""
+        base = self._cfg.base_url.rstrip("/")
+        timeout_s = self._cfg.timeout_s
+        blocks = await fetch_bytes(session, "GET", f"{base}/api/v1/blocks", timeout_s=timeout_s)
+        prices = await fetch_bytes(session, "GET", f"{base}/api/v1/prices", timeout_s=timeout_s)
+        return parse_chain(
+            blocks,
+            prices,
+            observed_at=float(int(self._clock.now())),
+            source=self._source,
+            min_blocks=self._cfg.min_blocks,
+            bound=self._bound,
+        )

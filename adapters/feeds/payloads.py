@@ -1,0 +1,158 @@
+"""Payload models and parsers for live feeds: bytes in, a candidate reading or a rejection out.
+
+Parsing never raises on bad input: whatever arrives (not UTF-8, not JSON, a JSON array, a
+string where a number belongs, NaN, 1e400, an absurd price) becomes a ``Rejected`` with a
+reason, which the adapter hands to its ``LatestStore`` to count and log. Only a
+``Candidate`` can become a reading, and the store still checks its order and time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from adapters.feeds.store import Accepted, LatestStore, Rejected, RejectReason
+from controller.domain import EpochS
+
+#: Longest payload any parser looks at; a price update is ~100 bytes.
+MAX_PAYLOAD_BYTES = 64 * 1024
+_SOURCE_PATTERN = r"^[\x21-\x7e]{1,128}$"  # printable ASCII, no spaces: goes into CSV and logs
+
+
+class ReadingKind(StrEnum):
+    """What a feed carries; names the payload's value key and its unit."""
+
+    PRICE = "usd_per_mwh"
+    HASHPRICE = "usd_per_ph_day"
+
+
+@dataclass(frozen=True, slots=True)
+class ValueBound:
+    """Plausible values of a feed: readings outside are refused as out of range."""
+
+    min_value: float
+    max_value: float
+
+    def check(self, value: float) -> str | None:
+        """Why ``value`` is out of range, or None if it is fine."""
+        if value < self.min_value or value > self.max_value:
+            return f"{value:g} outside [{self.min_value:g}, {self.max_value:g}]"
+        return None
+
+
+#: Defaults: ERCOT's offer cap is 5,000 USD/MWh and its floor -251; hashprice is positive.
+DEFAULT_PRICE_BOUND = ValueBound(-10_000.0, 10_000.0)
+DEFAULT_HASHPRICE_BOUND = ValueBound(1e-3, 10_000.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A payload that parsed: value, when it was observed and its source."""
+
+    value: float
+    observed_at: EpochS
+    source: str
+
+
+ParseResult = Candidate | Rejected
+
+
+class _Payload(BaseModel):
+    # Strict: "41.2" (a string) or true is not a price; unknown keys are a publisher's bug.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    ts: AwareDatetime
+    source: str | None = Field(default=None, pattern=_SOURCE_PATTERN)
+
+
+class PricePayload(_Payload):
+    """``{"usd_per_mwh": 41.2, "ts": "2026-11-21T22:15:00Z", "source": "ercot:HB_WEST"}``."""
+
+    usd_per_mwh: float
+
+
+class HashpricePayload(_Payload):
+    """``{"usd_per_ph_day": 55.2, "ts": "2026-11-21T00:00:00Z", "source": "index:luxor"}``."""
+
+    usd_per_ph_day: float
+
+
+_MODELS: dict[ReadingKind, type[_Payload]] = {
+    ReadingKind.PRICE: PricePayload,
+    ReadingKind.HASHPRICE: HashpricePayload,
+}
+
+
+def validation_detail(exc: ValidationError) -> str:
+    """The first problem pydantic found, as ``key.path: message`` (inputs are not echoed)."""
+    err = exc.errors(include_input=False, include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{loc}: {err['msg']}{more}"
+
+
+def check_value(value: float, observed_at: EpochS, source: str, bound: ValueBound) -> ParseResult:
+    """Refuse NaN, infinities and values outside ``bound``; otherwise a candidate."""
+    if not math.isfinite(value):
+        return Rejected(RejectReason.NOT_FINITE, f"value {value!r} is not finite")
+    problem = bound.check(value)
+    if problem is not None:
+        return Rejected(RejectReason.OUT_OF_RANGE, problem)
+    if not math.isfinite(observed_at):
+        return Rejected(RejectReason.MALFORMED, "timestamp out of range")
+    return Candidate(value, observed_at, source)
+
+
+def epoch_of(ts: datetime) -> EpochS | None:
+    """Epoch seconds of an aware datetime, or None if it cannot be represented."""
+    try:
+        return ts.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def parse_reading(
+    raw: bytes, kind: ReadingKind, bound: ValueBound, *, default_source: str
+) -> ParseResult:
+    """Parse one MQTT (or index) payload of ``kind``."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return Rejected(RejectReason.MALFORMED, f"payload of {len(raw)} bytes is too large")
+    try:
+        payload = _MODELS[kind].model_validate_json(raw)
+    except ValidationError as exc:
+        return Rejected(RejectReason.MALFORMED, validation_detail(exc))
+    value = float(getattr(payload, kind.value))
+    observed_at = epoch_of(payload.ts)
+    if observed_at is None:
+        return Rejected(RejectReason.MALFORMED, "ts out of range")
+    return check_value(value, observed_at, payload.source or default_source, bound)
+
+
+def ingest(store: LatestStore, result: ParseResult, now: EpochS) -> Accepted | Rejected:
+    """Offer a parsed candidate to the store, or count the parser's rejection there."""
+    match result:
+        case Candidate(value=value, observed_at=observed_at, source=source):
+            return store.offer(value, observed_at, source, now)
+        case Rejected(reason=reason, detail=detail):
+            return store.reject(reason, detail)
+
+
+def lookup(data: Any, path: str) -> Any:
+    """Follow a dotted path (``data.0.usdHashprice``) through parsed JSON; KeyError if absent."""
+    node = data
+    for part in path.split(".") if path else []:
+        if isinstance(node, list) and part.lstrip("-").isdigit():
+            index = int(part)
+            if not -len(node) <= index < len(node):
+                raise KeyError(path)
+            node = node[index]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(path)
+    return node

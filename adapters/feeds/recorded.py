@@ -1,0 +1,146 @@
+"""Recorded feeds in the canonical CSV form: ``timestamp`` (ISO-8601 UTC) and one value column.
+
+An observation holds from its timestamp until the next one. Parsing is strict: a bad row
+stops the load with the file, the line and the reason, so a replay never runs on data it
+silently skipped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from controller.domain import EpochS, FloatArray, Reading
+
+#: The value column each kind of feed expects, with its unit in the name.
+PRICE_COLUMN = "usd_per_mwh"
+HASHPRICE_COLUMN = "usd_per_ph_day"
+
+
+class RecordingError(Exception):
+    """A recording that cannot be used, with file and line in its message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A recorded series: strictly increasing timestamps and finite values."""
+
+    source: str
+    path: Path
+    column: str
+    times: FloatArray  # epoch s
+    values: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.times.size)
+
+
+def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recording:
+    """Load and validate a canonical CSV recording."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RecordingError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise RecordingError(f"{path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Decoded whole so the bad byte has a line: a streamed decode fails a chunk early.
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RecordingError(
+            f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    times: list[float] = []
+    values: list[float] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise RecordingError(f"{path}:1: empty file (expected header timestamp,{column})")
+        if [h.strip() for h in header] != ["timestamp", column]:
+            raise RecordingError(
+                f"{path}:1: header is {','.join(header)!r}, expected 'timestamp,{column}'"
+            )
+        for row in reader:
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank lines carry nothing
+            t, v = _parse_row(path, line, row, max_abs)
+            if times and t <= times[-1]:
+                what = "duplicate" if t == times[-1] else "out-of-order"
+                raise RecordingError(f"{path}:{line}: {what} timestamp {row[0].strip()}")
+            times.append(t)
+            values.append(v)
+    except csv.Error as exc:
+        raise RecordingError(f"{path}:{reader.line_num}: {exc}") from None
+    if not times:
+        raise RecordingError(f"{path}:{reader.line_num}: no data rows after the header")
+    return Recording(
+        source=path.name,
+        path=path,
+        column=column,
+        times=np.asarray(times, dtype=np.float64),
+        values=np.asarray(values, dtype=np.float64),
+    )
+
+
+def _parse_row(path: Path, line: int, row: list[str], max_abs: float) -> tuple[float, float]:
+    if len(row) != 2:
+        raise RecordingError(f"{path}:{line}: expected 2 fields, found {len(row)}")
+    ts_text, value_text = row[0].strip(), row[1].strip()
+    try:
+        ts = datetime.fromisoformat(ts_text)
+    except ValueError:
+        raise RecordingError(f"{path}:{line}: timestamp {ts_text!r} is not ISO-8601") from None
+    if ts.tzinfo is None:
+        raise RecordingError(f"{path}:{line}: timestamp {ts_text!r} has no time zone (add Z)")
+    if not value_text:
+        raise RecordingError(f"{path}:{line}: empty value")
+    try:
+        value = float(value_text)
+    except ValueError:
+        raise RecordingError(f"{path}:{line}: value {value_text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise RecordingError(f"{path}:{line}: value {value_text!r} is not finite")
+    if abs(value) > max_abs:
+        raise RecordingError(f"{path}:{line}: value {value_text} beyond +-{max_abs:g}")
+    return ts.timestamp(), value
+
+
+class RecordedFeed:
+    """A ``ReadingFeed`` over a recording: at any time, the newest observation so far."""
+
+    def __init__(self, recording: Recording) -> None:
+        self._rec = recording
+        self._times = recording.times.tolist()
+        self._values = recording.values.tolist()
+
+    @property
+    def name(self) -> str:
+        """The recording's file name."""
+        return self._rec.source
+
+    @property
+    def recording(self) -> Recording:
+        """The series behind the feed."""
+        return self._rec
+
+    def latest(self, now: EpochS) -> Reading | None:
+        """The observation holding at ``now``."""
+        i = bisect.bisect_right(self._times, now) - 1
+        if i < 0:
+            return None
+        return Reading(self._values[i], self._times[i], self._rec.source)
+
+    def next_change_after(self, now: EpochS) -> EpochS | None:
+        """Timestamp of the first observation after ``now``."""
+        i = bisect.bisect_right(self._times, now)
+        return self._times[i] if i < len(self._times) else None

@@ -1,0 +1,326 @@
+"""The durable P&L ledger: SQLite in WAL mode, one transaction per settled interval.
+
+One row per site and interval with every settlement component, the inputs that produced
+them, the config version and the run id. Per-instrument amounts go to a child table in
+the same transaction. An interval that overlaps one already stored is refused, so a
+restarted daemon can never count an interval twice; it resumes from ``last_end``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Literal
+
+from controller.domain import EpochS, iso
+from controller.records import COMPONENTS, IntervalRecord
+
+SCHEMA_VERSION = 1
+LEDGER_FILE = "ledger.sqlite3"  #: the ledger's name inside the state directory
+
+_INTERVAL_COLUMNS = (
+    "site_id",
+    "start_s",
+    "end_s",
+    "start_utc",
+    "end_utc",
+    "run_id",
+    "config_version",
+    "price_usd_per_mwh",
+    "price_source",
+    "hashprice_usd_per_ph_day",
+    "hashprice_source",
+    "opportunity_cost_usd_per_mwh",
+    "running_mw",
+    "running_ph",
+    "nominal_mw",
+    "miners_running",
+    "miners_curtailed",
+    "model_running_mw",
+    "model_running_ph",
+    "failsafe",
+    *COMPONENTS,
+)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_utc TEXT NOT NULL,
+    config_version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intervals (
+    site_id TEXT NOT NULL,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL CHECK (end_s > start_s),
+    start_utc TEXT NOT NULL,
+    end_utc TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    config_version TEXT NOT NULL,
+    price_usd_per_mwh REAL NOT NULL,
+    price_source TEXT NOT NULL,
+    hashprice_usd_per_ph_day REAL NOT NULL,
+    hashprice_source TEXT NOT NULL,
+    opportunity_cost_usd_per_mwh REAL,
+    running_mw REAL NOT NULL,
+    running_ph REAL NOT NULL,
+    nominal_mw REAL NOT NULL,
+    miners_running INTEGER NOT NULL,
+    miners_curtailed INTEGER NOT NULL,
+    model_running_mw TEXT NOT NULL,
+    model_running_ph TEXT NOT NULL,
+    failsafe TEXT,
+    {", ".join(f"{c} REAL NOT NULL" for c in COMPONENTS)},
+    PRIMARY KEY (site_id, start_s)
+);
+CREATE TABLE IF NOT EXISTS instrument_flows (
+    site_id TEXT NOT NULL,
+    start_s REAL NOT NULL,
+    instrument_id TEXT NOT NULL,
+    component TEXT NOT NULL,
+    usd REAL NOT NULL,
+    PRIMARY KEY (site_id, start_s, instrument_id, component),
+    FOREIGN KEY (site_id, start_s) REFERENCES intervals(site_id, start_s)
+);
+"""
+
+
+class LedgerError(Exception):
+    """The ledger cannot be opened or refuses a write (with the reason)."""
+
+
+def _probe_writable(directory: Path) -> None:
+    """Fail at start-up, with the OS's reason, on a state directory we cannot write.
+
+    SQLite alone says "unable to open database file" on a read-only file system; a probe
+    file names the cause (read-only file system, permission denied, no space left).
+    """
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".hashspark-probe-"):
+            pass
+    except OSError as exc:
+        raise LedgerError(f"{directory}: state directory not writable: {exc.strerror}") from None
+
+
+class SqliteLedger:
+    """A ``Ledger`` on SQLite. Open with ``SqliteLedger.open(path, ...)``; close when done."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, run_id: str, config_version: str
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self.run_id = run_id
+        self.config_version = config_version
+        self._last_end: dict[str, float] = {}
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        run_id: str,
+        config_version: str,
+        synchronous: Literal["full", "normal"] = "full",
+        started_at: EpochS | None = None,
+    ) -> SqliteLedger:
+        """Open (creating if needed) the ledger and register this run."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _probe_writable(path.parent)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise LedgerError(
+                    f"{path}: schema version {version}, this hashspark reads {SCHEMA_VERSION}"
+                )
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?)",
+                (run_id, iso(started_at) if started_at is not None else "", config_version),
+            )
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{path}: {exc}") from None
+        except OSError as exc:
+            raise LedgerError(f"{path}: {exc.strerror}") from None
+        return cls(conn, path, run_id, config_version)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> SqliteLedger:
+        """Open an existing ledger for reading only (the daemon may be writing to it)."""
+        if not path.is_file():
+            raise LedgerError(f"{path}: no ledger here (is --state-dir right?)")
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+            conn.execute("SELECT 1 FROM intervals LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{path}: not a hashspark ledger ({exc})") from None
+        return cls(conn, path, run_id="", config_version="")
+
+    def close(self) -> None:
+        """Close the connection (every committed interval is already on disk)."""
+        self._conn.close()
+
+    def last_end(self, site_id: str) -> EpochS | None:
+        """End of the site's last committed interval: where a restart resumes."""
+        row = self._conn.execute(
+            "SELECT MAX(end_s) FROM intervals WHERE site_id = ?", (site_id,)
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def append(self, record: IntervalRecord) -> None:
+        """Store one settled interval and its instrument flows in one transaction."""
+        last = self._last_end.get(record.site_id)
+        if last is None:
+            last = self.last_end(record.site_id)
+        if last is not None and record.start < last - 1e-6:
+            raise LedgerError(
+                f"interval {iso(record.start)}..{iso(record.end)} of site {record.site_id} "
+                f"overlaps the ledger, which ends at {iso(last)}: refused (it would count twice)"
+            )
+        values = (
+            record.site_id,
+            record.start,
+            record.end,
+            iso(record.start),
+            iso(record.end),
+            self.run_id,
+            self.config_version,
+            record.price_usd_per_mwh,
+            record.price_source,
+            record.hashprice_usd_per_ph_day,
+            record.hashprice_source,
+            record.opportunity_cost_usd_per_mwh,
+            record.running_mw,
+            record.running_ph,
+            record.nominal_mw,
+            record.miners_running,
+            record.miners_curtailed,
+            json.dumps(record.model_running_mw),
+            json.dumps(record.model_running_ph),
+            record.failsafe,
+            *record.components,
+        )
+        insert = (  # fixed column names, values bound: no injection
+            f"INSERT INTO intervals ({', '.join(_INTERVAL_COLUMNS)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' for _ in _INTERVAL_COLUMNS)})"
+        )
+        try:
+            with closing(self._conn.cursor()) as cur:
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    cur.execute(insert, values)
+                    cur.executemany(
+                        "INSERT INTO instrument_flows VALUES (?, ?, ?, ?, ?)",
+                        [
+                            (record.site_id, record.start, i, c, usd)
+                            for i, c, usd in record.instruments
+                        ],
+                    )
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+        except sqlite3.IntegrityError as exc:
+            raise LedgerError(
+                f"interval {iso(record.start)} of site {record.site_id}: {exc}"
+            ) from None
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: {exc}") from None
+        self._last_end[record.site_id] = record.end
+
+    def records(
+        self, site_id: str | None = None, start: EpochS | None = None, end: EpochS | None = None
+    ) -> Iterator[IntervalRecord]:
+        """Stored intervals in time order, optionally for one site and a window."""
+        where, args = _window(site_id, start, end)
+        flows: dict[tuple[str, float], list[tuple[str, str, float]]] = {}
+        for sid, s, inst, comp, usd in self._conn.execute(
+            f"SELECT site_id, start_s, instrument_id, component, usd FROM instrument_flows{where}"  # noqa: S608
+            " ORDER BY site_id, start_s, instrument_id, component",
+            args,
+        ):
+            flows.setdefault((sid, s), []).append((inst, comp, usd))
+        cols = ", ".join(_INTERVAL_COLUMNS)
+        query = f"SELECT {cols} FROM intervals{where} ORDER BY site_id, start_s"  # noqa: S608
+        for row in self._conn.execute(query, args):
+            r = dict(zip(_INTERVAL_COLUMNS, row, strict=True))
+            yield IntervalRecord(
+                site_id=r["site_id"],
+                start=r["start_s"],
+                end=r["end_s"],
+                price_usd_per_mwh=r["price_usd_per_mwh"],
+                price_source=r["price_source"],
+                hashprice_usd_per_ph_day=r["hashprice_usd_per_ph_day"],
+                hashprice_source=r["hashprice_source"],
+                running_mw=r["running_mw"],
+                running_ph=r["running_ph"],
+                nominal_mw=r["nominal_mw"],
+                model_running_mw=tuple(json.loads(r["model_running_mw"])),
+                model_running_ph=tuple(json.loads(r["model_running_ph"])),
+                failsafe=r["failsafe"],
+                components=tuple(r[c] for c in COMPONENTS),
+                instruments=tuple(flows.get((r["site_id"], r["start_s"]), ())),
+                opportunity_cost_usd_per_mwh=r["opportunity_cost_usd_per_mwh"],
+                miners_running=r["miners_running"],
+                miners_curtailed=r["miners_curtailed"],
+            )
+
+    def sites(self) -> list[str]:
+        """Site ids present in the ledger."""
+        return [
+            r[0] for r in self._conn.execute("SELECT DISTINCT site_id FROM intervals ORDER BY 1")
+        ]
+
+    def totals(
+        self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
+    ) -> dict[str, float]:
+        """Sums of every component (and interval count and hours) for one site."""
+        where, args = _window(site_id, start, end)
+        sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COMPONENTS)
+        row = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(end_s - start_s), 0) / 3600.0, "  # noqa: S608
+            f"{sums} FROM intervals{where}",
+            args,
+        ).fetchone()
+        return {"intervals": int(row[0]), "hours": float(row[1])} | {
+            c: float(v) for c, v in zip(COMPONENTS, row[2:], strict=True)
+        }
+
+    def instrument_totals(
+        self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
+    ) -> dict[tuple[str, str], float]:
+        """Sums per (instrument id, component) for one site."""
+        where, args = _window(site_id, start, end)
+        return {
+            (inst, comp): float(usd)
+            for inst, comp, usd in self._conn.execute(
+                f"SELECT instrument_id, component, SUM(usd) FROM instrument_flows{where}"  # noqa: S608
+                " GROUP BY instrument_id, component ORDER BY 1, 2",
+                args,
+            )
+        }
+
+
+def _window(
+    site_id: str | None, start: EpochS | None, end: EpochS | None
+) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    args: list[object] = []
+    if site_id is not None:
+        clauses.append("site_id = ?")
+        args.append(site_id)
+    if start is not None:
+        clauses.append("start_s >= ?")
+        args.append(start)
+    if end is not None:
+        clauses.append("start_s < ?")
+        args.append(end)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args

@@ -1,0 +1,415 @@
+"""Prometheus exposition: every metric declared in one table, read from snapshots.
+
+P&L counters are cumulative since the ledger began: they are seeded from the ledger at
+start-up, so a restart loses no totals. A P&L component can change sign (resale is negative
+when the site buys excess power at spot; a forward pays either way), and a Prometheus
+counter must never fall, so every component is a counter with a ``direction`` label: ``in``
+for money the site receives, ``out`` for money it pays. A component's net is
+``sum(x{direction="in"}) - sum(x{direction="out"})``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from adapters.feeds.health import FeedHealth, FeedState
+from adapters.feeds.store import FeedStats
+from controller.decision.reconcile import Applied, DispatchReport, Rejected, Unreachable, Unverified
+from controller.ports import Ledger
+from controller.records import COMPONENTS, IntervalRecord
+from controller.status import SiteStatus
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric: name (without ``_total``), kind, labels and help text."""
+
+    name: str
+    kind: Kind
+    labels: tuple[str, ...]
+    help: str
+
+
+#: Components whose positive values are money out of the site (the rest are money in).
+_COSTS = {"power_cost_usd", "call_payout_usd"}
+_MONEY = tuple(c for c in COMPONENTS if c.endswith("_usd"))
+_INSTRUMENT_COMPONENTS = ("call_premium_usd", "call_payout_usd", "forward_settlement_usd")
+
+METRICS: tuple[MetricSpec, ...] = (
+    # P&L and energy, cumulative since the ledger began (seeded from it on start).
+    *(
+        MetricSpec(
+            f"hashspark_{c}",
+            "counter",
+            ("site", "direction"),
+            f"Cumulative {c.removesuffix('_usd').replace('_', ' ')} (USD), by direction of money.",
+        )
+        for c in _MONEY
+    ),
+    *(
+        MetricSpec(
+            f"hashspark_instrument_{c}",
+            "counter",
+            ("site", "instrument", "direction"),
+            f"Cumulative {c.removesuffix('_usd').replace('_', ' ')} (USD) per hedge instrument.",
+        )
+        for c in _INSTRUMENT_COMPONENTS
+    ),
+    MetricSpec("hashspark_mined_mwh", "counter", ("site",), "Energy burnt mining (MWh)."),
+    MetricSpec("hashspark_curtailed_mwh", "counter", ("site",), "Nominal energy not burnt (MWh)."),
+    MetricSpec(
+        "hashspark_settled_intervals", "counter", ("site",), "Settled intervals in the ledger."
+    ),
+    # The latest cycle.
+    MetricSpec(
+        "hashspark_spot_price_usd_per_mwh", "gauge", ("site",), "Latest real-time power price."
+    ),
+    MetricSpec("hashspark_hashprice_usd_per_ph_day", "gauge", ("site",), "Latest hashprice index."),
+    MetricSpec(
+        "hashspark_opportunity_cost_usd_per_mwh",
+        "gauge",
+        ("site",),
+        "Value of a MWh not burnt under the site's supply contract.",
+    ),
+    MetricSpec(
+        "hashspark_energy_hashprice_usd_per_mwh",
+        "gauge",
+        ("site", "model"),
+        "Revenue per MWh mined at the model's nameplate efficiency.",
+    ),
+    MetricSpec(
+        "hashspark_breakeven_usd_per_mwh",
+        "gauge",
+        ("site", "model"),
+        "Energy hashprice less consumption adders.",
+    ),
+    MetricSpec(
+        "hashspark_spread_usd_per_mwh",
+        "gauge",
+        ("site",),
+        "Hashspark spread locked in by the PPA and hashrate forwards.",
+    ),
+    MetricSpec("hashspark_load_mw", "gauge", ("site",), "Power the fleet draws."),
+    MetricSpec("hashspark_curtailed_mw", "gauge", ("site",), "Nominal power not drawn."),
+    MetricSpec("hashspark_nominal_mw", "gauge", ("site",), "The fleet's full power."),
+    MetricSpec(
+        "hashspark_miners",
+        "gauge",
+        ("site", "model", "state"),
+        "Miners by state (running, throttled, curtailed, unreachable).",
+    ),
+    MetricSpec(
+        "hashspark_feed_age_seconds",
+        "gauge",
+        ("site", "feed"),
+        "Age of the latest reading at the last cycle.",
+    ),
+    MetricSpec(
+        "hashspark_failsafe_active",
+        "gauge",
+        ("site", "action"),
+        "1 while a fail-safe decides the site.",
+    ),
+    MetricSpec(
+        "hashspark_ramp_limited_miners", "gauge", ("site",), "Miners waiting for ramp budget."
+    ),
+    MetricSpec(
+        "hashspark_last_cycle_timestamp_seconds",
+        "gauge",
+        ("site",),
+        "When the last cycle ran (the site's clock).",
+    ),
+    # Events.
+    MetricSpec("hashspark_commands", "counter", ("site", "outcome"), "Miner commands by outcome."),
+    MetricSpec(
+        "hashspark_decisions", "counter", ("site", "reason"), "Cycles by what decided them."
+    ),
+    MetricSpec(
+        "hashspark_ledger_write_errors",
+        "counter",
+        ("site",),
+        "Settled intervals the ledger refused (kept and retried).",
+    ),
+    MetricSpec(
+        "hashspark_grid_target_mw",
+        "gauge",
+        ("site", "program"),
+        "Active grid program's MW target or cap.",
+    ),
+    MetricSpec(
+        "hashspark_grid_compliant",
+        "gauge",
+        ("site", "program"),
+        "1 when the fleet meets the active grid program, 0 when not.",
+    ),
+    MetricSpec("hashspark_feed_readings_accepted", "counter", ("feed",), "Live readings accepted."),
+    MetricSpec(
+        "hashspark_feed_readings_rejected",
+        "counter",
+        ("feed", "reason"),
+        "Live payloads or readings refused, by reason.",
+    ),
+    MetricSpec(
+        "hashspark_feed_up", "gauge", ("feed",), "1 while a live feed's link or poll works."
+    ),
+    MetricSpec(
+        "hashspark_feed_outages", "counter", ("feed",), "Outages of a live feed since start."
+    ),
+    MetricSpec(
+        "hashspark_cycle_duration_seconds",
+        "histogram",
+        ("site",),
+        "Wall time of one reconciliation cycle.",
+    ),
+    MetricSpec(
+        "hashspark_command_confirmation_seconds",
+        "histogram",
+        ("site",),
+        "Command to telemetry confirmation latency.",
+    ),
+)
+
+_SPEC = {m.name: m for m in METRICS}
+
+
+class PnlBook:
+    """Cumulative P&L per site and direction, seeded from the ledger, updated per interval."""
+
+    def __init__(self) -> None:
+        self.money: dict[tuple[str, str, str], float] = defaultdict(float)  # (metric, site, dir)
+        self.instrument: dict[tuple[str, str, str, str], float] = defaultdict(float)
+        self.energy: dict[tuple[str, str], float] = defaultdict(float)
+
+    def add(self, record: IntervalRecord) -> None:
+        """Account one settled interval."""
+        site = record.site_id
+        for name in COMPONENTS:
+            value = record.component(name)
+            if name in _MONEY:
+                direction = _direction(name, value)
+                self.money[(f"hashspark_{name}", site, direction)] += abs(value)
+            else:
+                self.energy[(f"hashspark_{name}", site)] += value
+        self.energy[("hashspark_settled_intervals", site)] += 1
+        for inst, comp, usd in record.instruments:
+            self.instrument[
+                (f"hashspark_instrument_{comp}", site, inst, _direction(comp, usd))
+            ] += abs(usd)
+
+    def seed(self, records: Iterable[IntervalRecord]) -> None:
+        """Add every stored interval (at start-up)."""
+        for record in records:
+            self.add(record)
+
+
+def _direction(component: str, value: float) -> str:
+    """``out`` for money the site pays: a positive cost or a negative revenue."""
+    if component in _COSTS:
+        return "in" if value < 0 else "out"
+    return "out" if value < 0 else "in"
+
+
+class BookedLedger:
+    """A ``Ledger`` that also books each stored interval into the metrics."""
+
+    def __init__(self, inner: Ledger, book: PnlBook) -> None:
+        self._inner = inner
+        self._book = book
+
+    def append(self, record: IntervalRecord) -> None:
+        """Store, then book (only what was stored counts)."""
+        self._inner.append(record)
+        self._book.add(record)
+
+
+class Metrics(Collector):
+    """The registry's view of the daemon: snapshots and P&L from here, events pushed in."""
+
+    def __init__(
+        self, registry: CollectorRegistry, book: PnlBook, feeds: FeedStats | None = None
+    ) -> None:
+        self.book = book
+        self.feeds = feeds or FeedStats()
+        self.feed_health: dict[str, FeedHealth] = {}
+        self._status: dict[str, SiteStatus] = {}
+        self._commands = Counter(
+            "hashspark_commands",
+            _SPEC["hashspark_commands"].help,
+            ("site", "outcome"),
+            registry=registry,
+        )
+        self._decisions = Counter(
+            "hashspark_decisions",
+            _SPEC["hashspark_decisions"].help,
+            ("site", "reason"),
+            registry=registry,
+        )
+        self._ledger_errors = Counter(
+            "hashspark_ledger_write_errors",
+            _SPEC["hashspark_ledger_write_errors"].help,
+            ("site",),
+            registry=registry,
+        )
+        self._cycle = Histogram(
+            "hashspark_cycle_duration_seconds",
+            _SPEC["hashspark_cycle_duration_seconds"].help,
+            ("site",),
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self._confirm = Histogram(
+            "hashspark_command_confirmation_seconds",
+            _SPEC["hashspark_command_confirmation_seconds"].help,
+            ("site",),
+            registry=registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+        )
+        registry.register(self)
+
+    # --- LoopObserver ------------------------------------------------------------------
+
+    def status(self, status: SiteStatus) -> None:
+        """Keep the site's latest status for the next scrape."""
+        self._status[status.site_id] = status
+
+    def cycle_finished(
+        self, site_id: str, duration_s: float, decision_reason: str, report: DispatchReport | None
+    ) -> None:
+        """Count the decision, time the cycle, count command outcomes."""
+        self._cycle.labels(site_id).observe(duration_s)
+        self._decisions.labels(site_id, decision_reason).inc()
+        if report is None:
+            return
+        if report.applied.size:
+            self._commands.labels(site_id, "applied").inc(int(report.applied.size))
+        for _, outcome in report.failed:
+            match outcome:
+                case Applied():
+                    label = "applied"
+                case Rejected():
+                    label = "rejected"
+                case Unreachable():
+                    label = "unreachable"
+                case Unverified():
+                    label = "unverified"
+            self._commands.labels(site_id, label).inc()
+        for latency in report.confirmation_s:
+            self._confirm.labels(site_id).observe(latency)
+
+    def ledger_write_failed(self, site_id: str) -> None:
+        """Count a refused ledger write."""
+        self._ledger_errors.labels(site_id).inc()
+
+    # --- Collector ---------------------------------------------------------------------
+
+    def describe(self) -> Iterator[Metric]:
+        """Nothing up front: the families depend on the sites and instruments present."""
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        """Families computed from the P&L book and the latest statuses."""
+        yield from self._pnl()
+        yield from self._gauges()
+        yield from self._feeds()
+
+    def _feeds(self) -> Iterator[Metric]:
+        def counter(name: str) -> CounterMetricFamily:
+            return CounterMetricFamily(name, _SPEC[name].help, labels=_SPEC[name].labels)
+
+        accepted = counter("hashspark_feed_readings_accepted")
+        for feed, n in sorted(self.feeds.accepted.items()):
+            accepted.add_metric([feed], n)
+        rejected = counter("hashspark_feed_readings_rejected")
+        for (feed, reason), n in sorted(self.feeds.rejected.items()):
+            rejected.add_metric([feed, str(reason)], n)
+        outages = counter("hashspark_feed_outages")
+        spec = _SPEC["hashspark_feed_up"]
+        up = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+        for feed, health in sorted(self.feed_health.items()):
+            up.add_metric([feed], 1.0 if health.state is FeedState.UP else 0.0)
+            outages.add_metric([feed], health.outages)
+        yield from (accepted, rejected, up, outages)
+
+    def _pnl(self) -> Iterator[Metric]:
+        families: dict[str, CounterMetricFamily] = {}
+
+        def family(name: str) -> CounterMetricFamily:
+            if name not in families:
+                spec = _SPEC[name]
+                families[name] = CounterMetricFamily(name, spec.help, labels=spec.labels)
+            return families[name]
+
+        for (name, site, direction), value in sorted(self.book.money.items()):
+            family(name).add_metric([site, direction], value)
+        for (name, site, inst, direction), value in sorted(self.book.instrument.items()):
+            family(name).add_metric([site, inst, direction], value)
+        for (name, site), value in sorted(self.book.energy.items()):
+            family(name).add_metric([site], value)
+        yield from families.values()
+
+    def _gauges(self) -> Iterator[Metric]:
+        g = {
+            spec.name: GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+            for spec in METRICS
+            if spec.kind == "gauge" and spec.name != "hashspark_feed_up"
+        }
+        for site, s in sorted(self._status.items()):
+            if s.price is not None:
+                g["hashspark_spot_price_usd_per_mwh"].add_metric([site], s.price.value)
+            if s.hashprice is not None:
+                g["hashspark_hashprice_usd_per_ph_day"].add_metric([site], s.hashprice.value)
+            if s.opportunity_cost_usd_per_mwh is not None:
+                g["hashspark_opportunity_cost_usd_per_mwh"].add_metric(
+                    [site], s.opportunity_cost_usd_per_mwh
+                )
+            if s.spread_usd_per_mwh is not None:
+                g["hashspark_spread_usd_per_mwh"].add_metric([site], s.spread_usd_per_mwh)
+            g["hashspark_load_mw"].add_metric([site], s.load_mw)
+            g["hashspark_curtailed_mw"].add_metric([site], s.curtailed_mw)
+            g["hashspark_nominal_mw"].add_metric([site], s.nominal_mw)
+            g["hashspark_ramp_limited_miners"].add_metric([site], s.ramp_limited)
+            g["hashspark_last_cycle_timestamp_seconds"].add_metric([site], s.at)
+            _model_gauges(g, site, s)
+            _grid_and_failsafe_gauges(g, site, s)
+        yield from g.values()
+
+
+def _model_gauges(g: dict[str, GaugeMetricFamily], site: str, s: SiteStatus) -> None:
+    """Per-model prices and states, and the feed ages."""
+    for m in s.models:
+        if m.energy_hashprice_usd_per_mwh is not None:
+            g["hashspark_energy_hashprice_usd_per_mwh"].add_metric(
+                [site, m.model], m.energy_hashprice_usd_per_mwh
+            )
+        if m.breakeven_usd_per_mwh is not None:
+            g["hashspark_breakeven_usd_per_mwh"].add_metric(
+                [site, m.model], m.breakeven_usd_per_mwh
+            )
+        for state in ("running", "throttled", "curtailed", "unreachable"):
+            g["hashspark_miners"].add_metric([site, m.model, state], getattr(m, state))
+    for feed in ("price", "hashprice"):
+        age = s.feed_age_s(feed)
+        if age is not None:
+            g["hashspark_feed_age_seconds"].add_metric([site, feed], age)
+
+
+def _grid_and_failsafe_gauges(g: dict[str, GaugeMetricFamily], site: str, s: SiteStatus) -> None:
+    """Active grid programs with their compliance, and the fail-safe state."""
+    for gp in s.grid:
+        if gp.target_mw is not None:
+            g["hashspark_grid_target_mw"].add_metric([site, gp.program], gp.target_mw)
+        if gp.compliant is not None:
+            value = 1.0 if gp.compliant else 0.0
+            g["hashspark_grid_compliant"].add_metric([site, gp.program], value)
+    active = s.decision_reason.removeprefix("failsafe_") if s.failsafe_reason else None
+    for action in ("hold", "curtail", "run"):
+        g["hashspark_failsafe_active"].add_metric([site, action], 1.0 if action == active else 0.0)

@@ -1,0 +1,45 @@
+"""Config of the pyasic driver (``driver.type = "pyasic"``): pacing, deadlines, credentials.
+
+Credentials are ``controller.config.Secret`` fields (``{ env = "HASHSPARK_..." }`` or
+``{ file = "/path" }``); pyasic's defaults (root/root on stock web, root with no password
+on Braiins OS+) apply when they are omitted.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from controller.config import Secret, Strict
+
+
+class PyasicDriverConfig(Strict):
+    """Real miners through pyasic; every command is confirmed from the miner's telemetry."""
+
+    type: Literal["pyasic"]
+    concurrency: int = Field(default=200, ge=1, le=4096)  # miners talked to at once
+    call_timeout_s: float = Field(default=5.0, gt=0, le=120)  # each pyasic call
+    discovery_timeout_s: float = Field(default=10.0, gt=0, le=120)  # pyasic.get_miner
+    confirm_timeout_s: float = Field(default=30.0, gt=0, le=600)  # command to telemetry
+    confirm_poll_s: float = Field(default=1.0, gt=0, le=60)  # between read-backs
+    retry_attempts: int = Field(default=3, ge=1, le=10)  # per call, transient failures only
+    retry_base_s: float = Field(default=0.2, gt=0, le=10)  # full-jitter backoff base ...
+    retry_cap_s: float = Field(default=2.0, gt=0, le=60)  # ... and cap
+    resume_batch_size: int = Field(default=100, ge=1)  # miners resumed per step
+    off_hashrate_fraction: float = Field(default=0.02, ge=0, lt=1)  # of nameplate: "off"
+    sleep_power_fraction: float = Field(default=0.05, ge=0, lt=1)  # of nameplate: "asleep"
+    resume_hashrate_fraction: float = Field(default=0.03, gt=0, lt=1)  # "climbing"
+    power_tolerance_fraction: float = Field(default=0.10, gt=0, lt=1)  # throttle "near"
+    antminer_web_password: Secret | None = None  # stock Antminer web UI (user root)
+    braiins_password: Secret | None = None  # Braiins OS+ gRPC (user root)
+    # A replay cannot reach miners: it runs this site on the in-process model, started so.
+    initial_state: Literal["running", "curtailed"] = "running"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PyasicDriverConfig:
+        if self.retry_cap_s < self.retry_base_s:
+            raise ValueError("retry_cap_s must be at least retry_base_s")
+        if self.confirm_poll_s > self.confirm_timeout_s:
+            raise ValueError("confirm_poll_s must not exceed confirm_timeout_s")
+        return self

@@ -1,0 +1,194 @@
+"""A miner's own telemetry, what operating point it shows, and whether it confirms a command.
+
+Pure functions over one reading; the driver feeds them what pyasic read back. LuxOS keeps
+``is_mining`` True while curtailed and every firmware may answer a command with True when
+nothing happened, so only hashrate and wattage decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from controller.domain import OFF, FleetSpec
+
+#: The pyasic data items a read asks for, per firmware: only what decides off, running and
+#: the power target, each costing as few protocol exchanges as pyasic allows.
+READ_ITEMS: dict[str, tuple[str, ...]] = {
+    # One 4028 multicommand (stats, power, config, profiles); 0.79.0's LuxOS hashrate is
+    # always None, so it comes from the hashboards.
+    "luxos": ("hashboards", "wattage", "wattage_limit"),
+    # 4028 summary only: stock firmware has no wattage, and is_mining/hashboards cost
+    # digest-authenticated web calls.
+    "stock": ("hashrate",),
+    # 4028 summary plus two gRPC calls (miner stats, performance mode).
+    "braiins": ("hashrate", "wattage", "wattage_limit"),
+    "other": ("hashrate", "hashboards", "wattage", "wattage_limit", "is_mining"),
+}
+
+#: Enough to confirm a curtail or a resume (hashrate, or power near sleep): on Braiins OS+
+#: this skips both gRPC calls, the costliest exchanges pyasic makes.
+QUICK_ITEMS: dict[str, tuple[str, ...]] = {
+    "luxos": ("hashboards", "wattage"),
+    "stock": ("hashrate",),
+    "braiins": ("hashrate",),
+    "other": ("hashrate", "hashboards", "wattage"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """One read of a miner: what it says it hashes and draws, and its power target."""
+
+    hashrate_th: float | None
+    power_w: float | None
+    power_limit_w: float | None
+    is_mining: bool | None
+    uptime_s: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing measurable came back (pyasic fills a refused connection with Nones)."""
+        return self.hashrate_th is None and self.power_w is None
+
+    def describe(self) -> str:
+        """Short text for outcome reasons."""
+        h = "?" if self.hashrate_th is None else f"{self.hashrate_th:.1f}"
+        w = "?" if self.power_w is None else f"{self.power_w:.0f}"
+        return f"hashrate {h} TH/s, power {w} W"
+
+
+def telemetry_of(data: Any) -> Telemetry:
+    """pyasic ``MinerData`` to a ``Telemetry``; unparsable fields become None."""
+
+    def num(value: Any) -> float | None:
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+    mining = data.is_mining
+    return Telemetry(
+        hashrate_th=num(data.hashrate),
+        power_w=num(data.wattage),
+        power_limit_w=num(data.wattage_limit),
+        is_mining=mining if isinstance(mining, bool) else None,
+        uptime_s=num(getattr(data, "uptime", None)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Fractions of a miner's nameplate that tell off, climbing and "near target"."""
+
+    off_hashrate_fraction: float = 0.02
+    sleep_power_fraction: float = 0.05
+    resume_hashrate_fraction: float = 0.03
+    power_tolerance_fraction: float = 0.10
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """One miner's row of the fleet: power and hashrate per point, and which are valid."""
+
+    power_w: tuple[float, ...]
+    hashrate_th: tuple[float, ...]
+    valid: tuple[bool, ...]
+    top: int
+
+    @classmethod
+    def of(cls, fleet: FleetSpec, miner: int) -> Curve:
+        """Miner ``miner``'s curve."""
+        return cls(
+            power_w=tuple(float(x) for x in fleet.power_w[miner]),
+            hashrate_th=tuple(float(x) for x in fleet.hashrate_th[miner]),
+            valid=tuple(bool(x) for x in fleet.valid[miner]),
+            top=int(fleet.top_point[miner]),
+        )
+
+    @property
+    def nominal_power_w(self) -> float:
+        """Power at the top point."""
+        return self.power_w[self.top]
+
+    @property
+    def nominal_hashrate_th(self) -> float:
+        """Hashrate at the top point."""
+        return self.hashrate_th[self.top]
+
+    def nearest_point(self, power_w: float) -> int:
+        """The valid running point whose power is nearest ``power_w``."""
+        on = [j for j in range(1, len(self.valid)) if self.valid[j]]
+        return min(on, key=lambda j: abs(self.power_w[j] - power_w))
+
+
+def rebooted_within(t: Telemetry, elapsed_s: float, margin_s: float = 2.0) -> bool:
+    """The miner's uptime says it (re)started during the last ``elapsed_s`` seconds.
+
+    A command that failed while the miner was rebooting reads back fine moments later;
+    that is an unreachable miner, not a refusal.
+    """
+    return t.uptime_s is not None and t.uptime_s <= elapsed_s + margin_s
+
+
+def is_off(t: Telemetry, curve: Curve, th: Thresholds) -> bool:
+    """Hashrate near zero or power near sleep."""
+    if t.hashrate_th is not None and t.hashrate_th <= th.off_hashrate_fraction * (
+        curve.nominal_hashrate_th
+    ):
+        return True
+    return t.power_w is not None and t.power_w <= th.sleep_power_fraction * curve.nominal_power_w
+
+
+def point_of(t: Telemetry, curve: Curve, th: Thresholds, *, can_throttle: bool) -> int:
+    """The operating point the telemetry shows.
+
+    Off when asleep; otherwise the point nearest the power target (where a throttling miner
+    is heading, even mid-ramp) or the wattage; the top point when it reports neither
+    (stock Antminer firmware reports no wattage and cannot throttle).
+    """
+    if is_off(t, curve, th):
+        return OFF
+    if can_throttle and t.power_limit_w is not None:
+        return curve.nearest_point(t.power_limit_w)
+    if t.power_w is not None and can_throttle:
+        return curve.nearest_point(t.power_w)
+    return curve.top
+
+
+def near(value_w: float | None, target_w: float, th: Thresholds) -> bool:
+    """``value_w`` within the tolerance of ``target_w``."""
+    return value_w is not None and abs(value_w - target_w) <= th.power_tolerance_fraction * target_w
+
+
+def confirms(
+    t: Telemetry,
+    curve: Curve,
+    th: Thresholds,
+    *,
+    target: int,
+    resumed: bool,
+    power_target_w: float | None,
+) -> bool:
+    """Whether a read shows the commanded state.
+
+    Off: hashrate near zero or power near sleep. Resume: hashrate climbing past a fraction
+    of the target point's (and the new power target in place when one was set). Throttle
+    of a running miner: wattage near the target.
+    """
+    if target == OFF:
+        return is_off(t, curve, th)
+    if t.empty or is_off(t, curve, th):
+        return False
+    if resumed:
+        climbing = (t.hashrate_th or 0.0) >= th.resume_hashrate_fraction * curve.hashrate_th[target]
+        if power_target_w is None:
+            return climbing
+        return climbing and (
+            near(t.power_limit_w, power_target_w, th) or near(t.power_w, power_target_w, th)
+        )
+    if power_target_w is None:
+        return True
+    return near(t.power_w, power_target_w, th)

@@ -1,0 +1,156 @@
+"""The performance suite: runs every benchmark and writes docs/performance.md from its output.
+
+    .venv/bin/python bench/suite.py [--quick] [--out docs/performance.md]
+
+Each benchmark runs as its own process (so that one's memory or event loop cannot colour
+another's figures); its output is copied verbatim under the command that reproduces it,
+with the machine it ran on. Nothing in docs/performance.md is written by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One benchmark: what it measures and the arguments for a full and a quick run."""
+
+    script: str
+    what: str
+    full: tuple[str, ...] = ()
+    quick: tuple[str, ...] = ()
+    needs_root: bool = False
+
+
+BENCHES = (
+    Bench(
+        "bench_decide.py",
+        "decide() for 100,000 miners with 3-point curves, against a per-miner Python loop",
+        quick=("--miners", "20000", "--ticks", "30"),
+    ),
+    Bench(
+        "bench_optimiser.py",
+        "the fleet optimiser (5-point curves, with and without a binding cap) against on/off",
+        quick=("--miners", "20000", "--ticks", "20"),
+    ),
+    Bench(
+        "bench_replay.py",
+        "fast replay of the whole recording (28,796 intervals, 1,000 miners), and the site loop",
+        quick=("--runs", "2", "--no-loop"),
+    ),
+    Bench(
+        "bench_mqtt_latency.py",
+        "a price published on MQTT to the feed's wake-up and to the first miner command",
+        quick=("--n", "200"),
+    ),
+    Bench(
+        "bench_simulated_fleet.py",
+        "simulated ASICs: start time, a full pyasic get_data sweep, the simulator's RSS",
+        quick=("--count", "100"),
+        needs_root=True,  # stock Antminer web UIs listen on port 80
+    ),
+    Bench(
+        "bench_pyasic_dispatch.py",
+        "curtail-and-confirm throughput through pyasic against a naive loop and a raw-socket floor",
+        full=("--miners", "1000"),
+        quick=("--miners", "100"),
+        needs_root=True,
+    ),
+)
+
+
+def machine() -> str:
+    """What the figures were measured on."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def run(bench: Bench, quick: bool) -> tuple[str, float, int]:
+    """Run one benchmark; its output, wall time and exit code."""
+    args = bench.quick if quick else bench.full
+    began = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / bench.script), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+        check=False,
+    )
+    out = proc.stdout.strip()
+    if proc.returncode != 0:
+        out += "\n" + proc.stderr.strip()[-2000:]
+    return out, time.perf_counter() - began, proc.returncode
+
+
+def main() -> int:
+    """Run the suite and write the page."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    args = ap.parse_args()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Performance",
+        "",
+        f"Written by `bench/suite.py{' --quick' if args.quick else ''}` on {stamp},",
+        f"on {machine()}.",
+        "Every figure below is the benchmark's own output, copied verbatim; rerun the command",
+        "beside it to reproduce it. Figures move with the load on the machine: compare runs made",
+        "on a quiet one.",
+        "",
+    ]
+    failed = 0
+    for bench in BENCHES:
+        if bench.needs_root and os.geteuid() != 0:
+            lines += [f"## {bench.script}", "", f"Skipped: needs root ({bench.what}).", ""]
+            continue
+        print(f"running {bench.script} ...", file=sys.stderr, flush=True)
+        out, wall, code = run(bench, args.quick)
+        failed += code != 0
+        cmd = " ".join(
+            [
+                ".venv/bin/python",
+                f"bench/{bench.script}",
+                *(bench.quick if args.quick else bench.full),
+            ]
+        )
+        lines += [
+            f"## {bench.what[0].upper()}{bench.what[1:]}",
+            "",
+            f"`{cmd}` ({wall:.0f} s{'' if code == 0 else f', FAILED with exit code {code}'})",
+            "",
+            "```",
+            out,
+            "```",
+            "",
+        ]
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Totals, per-day and per-model breakdowns of settled intervals (the replay's JSON report)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from controller.decision.economics import (
+    energy_hashprice_usd_per_mwh,
+    hashspark_spread_usd_per_mwh,
+    net_hashprice,
+)
+from controller.decision.overrides import Override
+from controller.domain import FleetSpec, FloatArray, iso
+from controller.records import COMPONENTS, IntervalTable
+
+#: The keys of ``totals``, in order; the report promises exactly these.
+TOTAL_KEYS = ("intervals", "hours", *COMPONENTS)
+
+#: Running below this share of nominal power counts as curtailed (float noise aside).
+_CURTAILED_TOLERANCE = 1e-9
+
+
+def totals(table: IntervalTable, mask: np.ndarray | None = None) -> dict[str, float]:
+    """Sum every component over the intervals selected by ``mask`` (all by default)."""
+    sel = slice(None) if mask is None else mask
+    dt_h = table.inputs.dt_h[sel]
+    out: dict[str, float] = {"intervals": int(dt_h.size), "hours": float(dt_h.sum())}
+    for name in COMPONENTS:
+        out[name] = float(getattr(table.settlement, name)[sel].sum())
+    return out
+
+
+def _curtailed(table: IntervalTable) -> np.ndarray:
+    nominal = table.inputs.nominal_mw
+    return np.asarray(table.inputs.running_mw < nominal * (1 - _CURTAILED_TOLERANCE))
+
+
+def build_report(
+    table: IntervalTable,
+    fleet: FleetSpec,
+    *,
+    pool_fee: float,
+    ppa_price_usd_per_mwh: float | None,
+    forward_usd_per_ph_day: float | None,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """The replay report: metadata, ``totals``, a summary, per-day and per-model tables."""
+    inputs = table.inputs
+    dt_h = inputs.dt_h
+    total = totals(table)
+    curtailed = _curtailed(table)
+    fully = inputs.running_mw <= 0.0
+    fleet_eff = float(fleet.nominal_power_w.sum() / fleet.nominal_hashrate_th.sum())
+    spread = None
+    if ppa_price_usd_per_mwh is not None and forward_usd_per_ph_day is not None:
+        spread = hashspark_spread_usd_per_mwh(
+            forward_usd_per_ph_day, pool_fee, fleet_eff, ppa_price_usd_per_mwh
+        )
+    mined = total["mined_mwh"]
+    summary = {
+        "nominal_mw": fleet.nominal_mw,
+        "miners": fleet.size,
+        "fleet_efficiency_j_per_th": fleet_eff,
+        "curtailed_hours": float(dt_h[curtailed].sum()),
+        "fully_curtailed_hours": float(dt_h[fully].sum()),
+        "curtailed_intervals": int(curtailed.sum()),
+        "failsafe_hours": float(dt_h[table.failsafe].sum()),
+        "net_margin_usd_per_mwh": total["net_usd"] / mined if mined > 0 else None,
+        "hashspark_spread_usd_per_mwh": spread,
+    }
+    return {
+        **meta,
+        "window": {"from": iso(float(inputs.start[0])), "to": iso(float(inputs.end[-1]))},
+        "totals": total,
+        "summary": summary,
+        "per_day": _per_day(table),
+        "per_model": _per_model(table, fleet, pool_fee),
+    }
+
+
+def grid_compliance(table: IntervalTable, events: tuple[Override, ...]) -> list[dict[str, Any]]:
+    """Per grid event: the fleet's load while it was in force, and whether it complied.
+
+    Caps (demand response from its deadline, peak windows, forced curtailment) comply when
+    every interval's average load is at or under the cap; a base point when every interval
+    is within its tolerance of the target.
+    """
+    t0 = table.inputs.start
+    mw = table.inputs.running_mw
+    rows = []
+    for e in events:
+        measured_from = e.deadline if e.deadline is not None else e.start
+        inside = (t0 >= measured_from) & (t0 < e.end)
+        loads = mw[inside]
+        target = e.cap_mw
+        compliant: bool | None = None
+        if loads.size and target is not None:
+            if e.kind == "base_point":
+                compliant = bool(np.all(np.abs(loads - target) <= e.tolerance_mw + 1e-9))
+            else:
+                compliant = bool(np.all(loads <= target + 1e-9))
+        rows.append(
+            {
+                "id": e.id,
+                "program": e.kind,
+                "from": iso(e.start),
+                "to": iso(e.end),
+                "measured_from": iso(measured_from),
+                "target_mw": target,
+                "tolerance_mw": e.tolerance_mw if e.kind == "base_point" else None,
+                "intervals": int(loads.size),
+                "max_mw": float(loads.max()) if loads.size else None,
+                "min_mw": float(loads.min()) if loads.size else None,
+                "compliant": compliant,
+            }
+        )
+    return rows
+
+
+def _per_day(table: IntervalTable) -> list[dict[str, Any]]:
+    """Totals per UTC day of each interval's start."""
+    day = np.floor(table.inputs.start / 86_400.0).astype(np.int64)
+    days, inverse = np.unique(day, return_inverse=True)
+    dt_h = table.inputs.dt_h
+    columns: dict[str, FloatArray] = {
+        "intervals": _by_day(inverse, np.ones_like(dt_h), days.size),
+        "hours": _by_day(inverse, dt_h, days.size),
+    }
+    for name in COMPONENTS:
+        columns[name] = _by_day(inverse, getattr(table.settlement, name), days.size)
+    curtailed_h = np.bincount(inverse, weights=dt_h * _curtailed(table), minlength=days.size)
+    rows = []
+    for i, d in enumerate(days):
+        row: dict[str, Any] = {"date": iso(float(d) * 86_400.0)[:10]}
+        row.update(
+            {k: (int(v[i]) if k == "intervals" else float(v[i])) for k, v in columns.items()}
+        )
+        row["curtailed_hours"] = float(curtailed_h[i])
+        rows.append(row)
+    return rows
+
+
+def _by_day(inverse: np.ndarray, weights: FloatArray, n_days: int) -> FloatArray:
+    return np.asarray(np.bincount(inverse, weights=weights, minlength=n_days), dtype=np.float64)
+
+
+def _per_model(table: IntervalTable, fleet: FleetSpec, pool_fee: float) -> list[dict[str, Any]]:
+    """Energy, revenue and curtailment per miner model."""
+    dt_h = table.inputs.dt_h
+    hpn = net_hashprice(table.inputs.hashprice_usd_per_ph_day, pool_fee)
+    rows = []
+    for m, name in enumerate(fleet.model_names):
+        members = fleet.model_index == m
+        nominal_mw = float(fleet.nominal_power_w[members].sum()) / 1e6
+        nominal_th = float(fleet.nominal_hashrate_th[members].sum())
+        eff = nominal_mw * 1e6 / nominal_th
+        mw = table.model_running_mw[:, m]
+        ph = table.model_running_ph[:, m]
+        curtailed = mw < nominal_mw * (1 - _CURTAILED_TOLERANCE)
+        ehp = energy_hashprice_usd_per_mwh(hpn, np.full_like(hpn, eff))
+        rows.append(
+            {
+                "model": name,
+                "miners": int(members.sum()),
+                "nominal_mw": nominal_mw,
+                "efficiency_j_per_th": eff,
+                "mined_mwh": float((mw * dt_h).sum()),
+                "curtailed_mwh": float(((nominal_mw - mw) * dt_h).sum()),
+                "mining_revenue_usd": float((hpn * ph * dt_h / 24.0).sum()),
+                "curtailed_hours": float(dt_h[curtailed].sum()),
+                "mean_energy_hashprice_usd_per_mwh": float((ehp * dt_h).sum() / dt_h.sum()),
+            }
+        )
+    return rows

@@ -1,0 +1,93 @@
+"""``hashspark ledger summary|export --csv``: the ledger for finance."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from contextlib import closing
+from typing import TextIO
+
+from adapters.ledger_sqlite import LEDGER_FILE, SqliteLedger
+from controller.domain import iso
+from controller.records import COMPONENTS
+
+
+def main(args: argparse.Namespace) -> int:
+    """Dispatch the ledger sub-command."""
+    ledger = SqliteLedger.open_readonly(args.state_dir / LEDGER_FILE)
+    start = args.start.timestamp() if args.start else None
+    end = args.end.timestamp() if args.end else None
+    with closing(ledger):
+        sites = [args.site] if args.site else ledger.sites()
+        if args.ledger_command == "summary":
+            print(summary(ledger, sites, start, end))
+            return 0
+        if args.out is None:
+            export_csv(ledger, sites, start, end, sys.stdout)
+        else:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with args.out.open("w", newline="", encoding="utf-8") as handle:
+                export_csv(ledger, sites, start, end, handle)
+    return 0
+
+
+def summary(ledger: SqliteLedger, sites: list[str], start: float | None, end: float | None) -> str:
+    """Totals per site and per instrument, as text."""
+    if not sites:
+        return "the ledger holds no intervals yet"
+    lines: list[str] = []
+    for site in sites:
+        t = ledger.totals(site, start, end)
+        lines.append(f"site {site}: {t['intervals']:,} intervals, {t['hours']:,.2f} h")
+        lines.extend(f"  {name:<24} {t[name]:>16,.2f}" for name in COMPONENTS)
+        for (inst, comp), usd in ledger.instrument_totals(site, start, end).items():
+            lines.append(f"  {inst + ' ' + comp:<40} {usd:>16,.2f}")
+    return "\n".join(lines)
+
+
+def export_csv(
+    ledger: SqliteLedger, sites: list[str], start: float | None, end: float | None, out: TextIO
+) -> None:
+    """Every interval as a CSV row, instruments as ``<id>.<component>`` columns."""
+    records = [r for site in sites for r in ledger.records(site, start, end)]
+    inst_cols = sorted({(i, c) for r in records for i, c, _ in r.instruments})
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "site_id",
+            "start_utc",
+            "end_utc",
+            "price_usd_per_mwh",
+            "hashprice_usd_per_ph_day",
+            "opportunity_cost_usd_per_mwh",
+            "running_mw",
+            "running_ph",
+            "nominal_mw",
+            "miners_running",
+            "miners_curtailed",
+            "failsafe",
+            *COMPONENTS,
+            *(f"{i}.{c}" for i, c in inst_cols),
+        ]
+    )
+    for r in records:
+        flows = {(i, c): usd for i, c, usd in r.instruments}
+        writer.writerow(
+            [
+                r.site_id,
+                iso(r.start),
+                iso(r.end),
+                r.price_usd_per_mwh,
+                r.hashprice_usd_per_ph_day,
+                "" if r.opportunity_cost_usd_per_mwh is None else r.opportunity_cost_usd_per_mwh,
+                r.running_mw,
+                r.running_ph,
+                r.nominal_mw,
+                r.miners_running,
+                r.miners_curtailed,
+                r.failsafe or "",
+                *r.components,
+                *(flows.get(k, 0.0) for k in inst_cols),
+            ]
+        )

@@ -1,0 +1,95 @@
+"""Ports: the small interfaces the site loop talks to. Adapters implement them."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from controller.decision.policy import Plan
+from controller.decision.reconcile import CommandBatch, DispatchReport
+from controller.domain import EpochS, FleetSpec, ObservedFleet, Reading
+from controller.records import IntervalRecord
+from controller.status import SiteStatus
+
+
+class Clock(Protocol):
+    """Wall time for the daemon, simulated time for replays and tests."""
+
+    def now(self) -> EpochS:
+        """Current UTC time in epoch seconds."""
+        ...
+
+    async def sleep_until(self, t: EpochS) -> None:
+        """Return once ``now() >= t``."""
+        ...
+
+
+class ReadingFeed(Protocol):
+    """A price or hashprice source: the latest valid reading at a given time."""
+
+    @property
+    def name(self) -> str:
+        """Human-readable name for logs (e.g. the file or topic)."""
+        ...
+
+    def latest(self, now: EpochS) -> Reading | None:
+        """The newest reading observed at or before ``now``, or None if there is none yet."""
+        ...
+
+    def next_change_after(self, now: EpochS) -> EpochS | None:
+        """When the next reading becomes available, if the feed knows (recordings do)."""
+        ...
+
+
+class MinerDriver(Protocol):
+    """Reads and commands a site's fleet; every result comes from the miners' own telemetry."""
+
+    async def observe(self) -> ObservedFleet:
+        """Read every miner's current operating point and reachability."""
+        ...
+
+    async def apply(self, batch: CommandBatch) -> DispatchReport:
+        """Command the miners in ``batch``; report one outcome per miner."""
+        ...
+
+
+class LoopObserver(Protocol):
+    """Receives what each cycle did, for metrics (histograms and counters)."""
+
+    def cycle_finished(
+        self, site_id: str, duration_s: float, decision_reason: str, report: DispatchReport | None
+    ) -> None:
+        """One cycle ended; ``report`` is None when no miner needed a command."""
+        ...
+
+    def ledger_write_failed(self, site_id: str) -> None:
+        """A settled interval could not be written (it is kept and retried)."""
+        ...
+
+    def status(self, status: SiteStatus) -> None:
+        """The site's latest status."""
+        ...
+
+
+class CommandAudit(Protocol):
+    """Keeps a durable record of every miner command and what came of it."""
+
+    def record(
+        self,
+        site_id: str,
+        fleet: FleetSpec,
+        plan: Plan,
+        batch: CommandBatch,
+        report: DispatchReport | None,
+        *,
+        dry_run: bool,
+    ) -> None:
+        """Record one cycle's commands (``report`` is None in a dry run)."""
+        ...
+
+
+class Ledger(Protocol):
+    """Where settled intervals go, durably in the daemon."""
+
+    def append(self, record: IntervalRecord) -> None:
+        """Store one settled interval."""
+        ...

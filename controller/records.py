@@ -1,0 +1,106 @@
+"""A settled interval as the ledger stores it, and arrays of them for reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.accounting.settlement import IntervalInputs, Settlement
+from controller.domain import EpochS, FloatArray
+
+COMPONENTS = (
+    "mined_mwh",
+    "curtailed_mwh",
+    "mining_revenue_usd",
+    "power_cost_usd",
+    "resale_revenue_usd",
+    "call_premium_usd",
+    "call_payout_usd",
+    "forward_settlement_usd",
+    "net_usd",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalRecord:
+    """One site's settled interval: its inputs, what the fleet did, and every component."""
+
+    site_id: str
+    start: EpochS
+    end: EpochS
+    price_usd_per_mwh: float
+    price_source: str
+    hashprice_usd_per_ph_day: float
+    hashprice_source: str
+    running_mw: float
+    running_ph: float
+    nominal_mw: float
+    model_running_mw: tuple[float, ...]
+    model_running_ph: tuple[float, ...]
+    failsafe: str | None
+    components: tuple[float, ...]  # in COMPONENTS order
+    instruments: tuple[tuple[str, str, float], ...] = ()  # (instrument id, component, USD)
+    opportunity_cost_usd_per_mwh: float | None = None
+    miners_running: int = 0
+    miners_curtailed: int = 0
+
+    def component(self, name: str) -> float:
+        """One settlement component by name."""
+        return self.components[COMPONENTS.index(name)]
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalTable:
+    """Columns over many intervals: what reports and the fast path work on."""
+
+    inputs: IntervalInputs
+    settlement: Settlement
+    model_running_mw: FloatArray  # (T, M)
+    model_running_ph: FloatArray  # (T, M)
+    failsafe: np.ndarray  # (T,) bool: a fail-safe decided the interval
+
+    @classmethod
+    def from_records(cls, records: Sequence[IntervalRecord], n_models: int) -> IntervalTable:
+        """Stack ledger records into columns."""
+
+        def col(values: list[float]) -> FloatArray:
+            return np.asarray(values, dtype=np.float64)
+
+        comps = np.asarray([r.components for r in records], dtype=np.float64).reshape(
+            len(records), len(COMPONENTS)
+        )
+        nominal = records[0].nominal_mw if records else 0.0
+        inputs = IntervalInputs(
+            start=col([r.start for r in records]),
+            end=col([r.end for r in records]),
+            price_usd_per_mwh=col([r.price_usd_per_mwh for r in records]),
+            hashprice_usd_per_ph_day=col([r.hashprice_usd_per_ph_day for r in records]),
+            running_mw=col([r.running_mw for r in records]),
+            running_ph=col([r.running_ph for r in records]),
+            nominal_mw=nominal,
+        )
+        c = {name: comps[:, i] for i, name in enumerate(COMPONENTS)}
+        settlement = Settlement(
+            mined_mwh=c["mined_mwh"],
+            curtailed_mwh=c["curtailed_mwh"],
+            mining_revenue_usd=c["mining_revenue_usd"],
+            power_cost_usd=c["power_cost_usd"],
+            resale_revenue_usd=c["resale_revenue_usd"],
+            call_premium_usd=c["call_premium_usd"],
+            call_payout_usd=c["call_payout_usd"],
+            forward_settlement_usd=c["forward_settlement_usd"],
+            net_usd=c["net_usd"],
+        )
+        return cls(
+            inputs=inputs,
+            settlement=settlement,
+            model_running_mw=np.asarray([r.model_running_mw for r in records]).reshape(
+                -1, n_models
+            ),
+            model_running_ph=np.asarray([r.model_running_ph for r in records]).reshape(
+                -1, n_models
+            ),
+            failsafe=np.asarray([r.failsafe is not None for r in records], dtype=bool),
+        )

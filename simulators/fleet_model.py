@@ -1,0 +1,42 @@
+"""An in-process fleet model that obeys every command at once (stands in for real miners)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.decision.reconcile import CommandBatch, DispatchReport, Rejected
+from controller.domain import OFF, FleetSpec, ObservedFleet
+from controller.ports import Clock
+
+
+class InProcessFleet:
+    """A ``MinerDriver`` over an array of operating points; every miner is always reachable."""
+
+    def __init__(self, fleet: FleetSpec, clock: Clock, *, running: bool = True) -> None:
+        self._fleet = fleet
+        self._clock = clock
+        self._point = (
+            fleet.top_point.copy() if running else np.full(fleet.size, OFF, dtype=np.int64)
+        )
+        self._reachable = np.ones(fleet.size, dtype=bool)
+        self.commands_applied = 0
+
+    async def observe(self) -> ObservedFleet:
+        """Every miner's operating point, as of now."""
+        return ObservedFleet(
+            point=self._point.copy(),
+            reachable=self._reachable.copy(),
+            observed_at=self._clock.now(),
+        )
+
+    async def apply(self, batch: CommandBatch) -> DispatchReport:
+        """Move the miners; refuse points a miner does not have."""
+        ok = self._fleet.valid[batch.miner, batch.point]
+        self._point[batch.miner[ok]] = batch.point[ok]
+        self.commands_applied += int(ok.sum())
+
+        failed = tuple(
+            (int(m), Rejected(f"miner has no operating point {int(p)}"))
+            for m, p in zip(batch.miner[~ok], batch.point[~ok], strict=True)
+        )
+        return DispatchReport(applied=batch.miner[ok], failed=failed)

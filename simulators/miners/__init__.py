@@ -1,0 +1,1 @@
+"""Simulated ASICs that speak real firmware protocols (LuxOS, stock Antminer, Braiins OS+)."""

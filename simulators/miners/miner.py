@@ -1,0 +1,95 @@
+"""A simulated miner: identity, physical state and faults, shared by every protocol server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from controller.ports import Clock
+from simulators.miners.faults import Fault, FaultKind
+from simulators.miners.models import MinerModel
+from simulators.miners.state import MinerReading, MinerState
+
+
+class Family(StrEnum):
+    """Firmware families the simulator speaks."""
+
+    LUXOS = "luxos"
+    ANTMINER = "antminer"
+    BRAIINS = "braiins"
+
+
+@dataclass(frozen=True, slots=True)
+class Acted:
+    """The command was carried out."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pretended:
+    """The command was acknowledged but not carried out (the "liar" fault)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The command was refused (the "reject" fault); the firmware replies with an error."""
+
+    reason: str
+
+
+CommandResult = Acted | Pretended | Refused
+
+
+class SimMiner:
+    """One miner: its address, firmware family, physics and current faults."""
+
+    def __init__(
+        self, ip: str, family: Family, model: MinerModel, clock: Clock, *, seed: int = 0
+    ) -> None:
+        self.ip = ip
+        self.family = family
+        self.model = model
+        self.clock = clock
+        self.state = MinerState(model, now=clock.now(), seed=seed)
+        self.faults: dict[FaultKind, Fault] = {}
+        octets = [int(x) for x in ip.split(".")]
+        self.mac = "02:48:53:{:02X}:{:02X}:{:02X}".format(*octets[1:])
+        self.serial = f"HS{octets[1]:03d}{octets[2]:03d}{octets[3]:03d}"
+        self.hostname = f"sim-{family.value}-{octets[2]}-{octets[3]}"
+
+    def read(self) -> MinerReading:
+        """The true operating point now."""
+        return self.state.read(self.clock.now())
+
+    def command(self, action: Callable[[float], object]) -> CommandResult:
+        """Run a state-changing ``action(now)`` unless a fault says otherwise."""
+        if FaultKind.REJECT in self.faults:
+            return Refused("command rejected")
+        if FaultKind.LIAR in self.faults:
+            return Pretended()
+        action(self.clock.now())
+        return Acted()
+
+    async def gate(self) -> None:
+        """Hold a reply as the faults say: forever when silent, ``latency_s`` when slow."""
+        if FaultKind.SILENT in self.faults:
+            await asyncio.Event().wait()
+        slow = self.faults.get(FaultKind.SLOW)
+        if slow is not None:
+            await asyncio.sleep(slow.latency_s)
+
+    def apply_fault(self, fault: Fault) -> None:
+        """Give this miner a fault (replacing one of the same kind)."""
+        now = self.clock.now()
+        if fault.kind is FaultKind.REBOOT:
+            self.state.reboot(now, fault.reboot_s)
+            return  # a reboot is an event, not a lasting condition
+        self.faults[fault.kind] = fault
+        if fault.kind is FaultKind.DRIFT:
+            self.state.drift_after_s = fault.drift_after_s
+
+    def clear_faults(self) -> None:
+        """Remove every lasting fault."""
+        self.faults.clear()
+        self.state.drift_after_s = None

@@ -1,0 +1,255 @@
+"""Strategy comparison: one scenario's site and fleet under several supply and hedge books.
+
+Every book runs on the fast path over the same window; each one's dispatch uses its own
+supply's opportunity cost (a capped PPA keeps mining above its strike), and its own
+contracts settle. Daily volatility is measured on whole UTC days, so the partial first and
+last days of a window that does not start at midnight do not look like quiet days.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from controller.accounting.instruments import (
+    FixedPpa,
+    HashrateForward,
+    Hedge,
+    ShortCall,
+    SpotSupply,
+    Supply,
+)
+from controller.accounting.report import build_report
+from controller.config import CompareConfig, hedge_book, supply_contract
+from controller.domain import FloatArray
+from controller.records import IntervalTable
+from controller.runtime.site_model import SiteModel
+from simulators.replay.fast import NotStatelessError, fast_replay
+from simulators.replay.runner import ReplayError, ReplayInputs
+
+#: A day counts as whole when its intervals cover 24 hours (float noise aside).
+_WHOLE_DAY_H = 24.0 - 1e-6
+
+#: Strike of the default short call when the scenario has neither a call nor a capped PPA.
+DEFAULT_CALL_STRIKE_USD_PER_MWH = 200.0
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    """A named supply contract and hedge book."""
+
+    name: str
+    description: str
+    supply: Supply
+    hedges: tuple[Hedge, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DailyNet:
+    """Net cash flow per UTC day, and its spread over the whole days."""
+
+    dates: tuple[str, ...]
+    net_usd: FloatArray
+    whole: np.ndarray  # bool per day: its intervals cover 24 h
+    mean_usd: float
+    std_usd: float | None  # population std over the counted days; None with fewer than 2
+    worst_date: str
+    worst_usd: float
+    days_counted: int
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyResult:
+    """One book replayed: its interval table, its replay report and its daily cash flow."""
+
+    strategy: Strategy
+    table: IntervalTable
+    report: dict[str, Any]
+    daily: DailyNet
+
+    def row(self) -> dict[str, Any]:
+        """The comparison table's row: every totals key and the volatility figures."""
+        s = self.report["summary"]
+        return {
+            "name": self.strategy.name,
+            "description": self.strategy.description,
+            "totals": self.report["totals"],
+            "net_margin_usd_per_mwh": s["net_margin_usd_per_mwh"],
+            "curtailed_hours": s["curtailed_hours"],
+            "hashspark_spread_usd_per_mwh": s["hashspark_spread_usd_per_mwh"],
+            "daily_net_mean_usd": self.daily.mean_usd,
+            "daily_net_std_usd": self.daily.std_usd,
+            "worst_day": {"date": self.daily.worst_date, "net_usd": self.daily.worst_usd},
+            "days_counted": self.daily.days_counted,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Every book's result, in the order given."""
+
+    results: tuple[StrategyResult, ...]
+    builtin: bool  # the scenario had no [[compare.strategies]]: the default set ran
+
+    def to_json(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """The comparison as plain data."""
+        return {
+            **meta,
+            "strategies_source": "built-in" if self.builtin else "compare.strategies",
+            "strategies": [r.row() for r in self.results],
+        }
+
+
+def daily_net(report: dict[str, Any]) -> DailyNet:
+    """Daily net cash flow from a replay report's ``per_day``; volatility over whole days."""
+    days = report["per_day"]
+    dates = tuple(str(d["date"]) for d in days)
+    net = np.asarray([d["net_usd"] for d in days], dtype=np.float64)
+    whole = np.asarray([d["hours"] >= _WHOLE_DAY_H for d in days], dtype=bool)
+    counted = whole if whole.any() else np.ones_like(whole)  # a window shorter than a day
+    values = net[counted]
+    worst = int(np.flatnonzero(counted)[np.argmin(values)])
+    return DailyNet(
+        dates=dates,
+        net_usd=net,
+        whole=whole,
+        mean_usd=float(values.mean()),
+        std_usd=float(values.std()) if values.size >= 2 else None,
+        worst_date=dates[worst],
+        worst_usd=float(net[worst]),
+        days_counted=int(counted.sum()),
+    )
+
+
+def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
+    """A one-line description of a book, with its numbers."""
+    match supply:
+        case SpotSupply():
+            parts = ["spot"]
+        case FixedPpa(resale_cap_usd_per_mwh=None):
+            parts = [
+                f"PPA {supply.quantity_mw:g} MW at {supply.price_usd_per_mwh:g}, resale at spot"
+            ]
+        case FixedPpa():
+            parts = [
+                f"PPA {supply.quantity_mw:g} MW at {supply.price_usd_per_mwh:g}, "
+                f"resale capped at {supply.resale_cap_usd_per_mwh:g}"
+            ]
+    for h in hedges:
+        match h:
+            case ShortCall():
+                parts.append(
+                    f"short call {h.quantity_mw:g} MW strike {h.strike_usd_per_mwh:g} "
+                    f"premium {h.premium_usd_per_mwh:g}"
+                )
+            case HashrateForward():
+                parts.append(f"forward {h.hashrate_ph:g} PH/s at {h.price_usd_per_ph_day:g}")
+    return "; ".join(parts)
+
+
+def strategies_from_config(compare: CompareConfig) -> tuple[Strategy, ...]:
+    """The books of a scenario's ``[[compare.strategies]]``."""
+    out = []
+    for s in compare.strategies:
+        supply, hedges = supply_contract(s.supply), hedge_book(s.hedges)
+        out.append(Strategy(s.name, s.description or describe(supply, hedges), supply, hedges))
+    return tuple(out)
+
+
+def default_strategies(model: SiteModel, window: IntervalTable) -> tuple[Strategy, ...]:
+    """The built-in books, from the site's own contracts where it has them.
+
+    The PPA is the site's (fixed or capped); without one, the fleet's nominal power rounded
+    up to 0.1 MW at the window's time-weighted mean spot price. The call is the site's first
+    short call; without one, 90% of the PPA quantity at the capped PPA's strike (or 200),
+    its premium the mean payout the window realised (a fair price in hindsight). The cap is
+    the site's, else the call's strike. The forwards are the site's; without any, half the
+    fleet's nominal hashrate at the window's time-weighted mean hashprice.
+    """
+    dt_h = window.inputs.dt_h
+    hours = float(dt_h.sum())
+    price = window.inputs.price_usd_per_mwh
+    own_ppa = model.supply if isinstance(model.supply, FixedPpa) else None
+    if own_ppa is not None:
+        q, k = own_ppa.quantity_mw, own_ppa.price_usd_per_mwh
+    else:
+        q = math.ceil(model.fleet.nominal_mw * 10 - 1e-9) / 10
+        k = round(float((price * dt_h).sum()) / hours, 2)
+    own_cap = own_ppa.resale_cap_usd_per_mwh if own_ppa is not None else None
+    calls = [h for h in model.hedges if isinstance(h, ShortCall)]
+    if calls:
+        call = calls[0]
+    else:
+        strike = own_cap if own_cap is not None else DEFAULT_CALL_STRIKE_USD_PER_MWH
+        fair = float((np.maximum(price - strike, 0.0) * dt_h).sum()) / hours
+        call = ShortCall("call", round(0.9 * q, 3), strike, round(fair, 2))
+    cap = own_cap if own_cap is not None else call.strike_usd_per_mwh
+    forwards: tuple[Hedge, ...] = tuple(h for h in model.hedges if isinstance(h, HashrateForward))
+    if not forwards:
+        hp = window.inputs.hashprice_usd_per_ph_day
+        nominal_ph = float(model.fleet.nominal_hashrate_th.sum()) / 1e3
+        forwards = (
+            HashrateForward(
+                "forward", round(nominal_ph / 2, 1), round(float((hp * dt_h).sum()) / hours, 2)
+            ),
+        )
+    ppa = FixedPpa(q, k)
+    books: list[tuple[str, Supply, tuple[Hedge, ...]]] = [
+        ("spot", SpotSupply(), ()),
+        ("ppa", ppa, ()),
+        ("ppa+call", ppa, (call,)),
+        ("capped-ppa", FixedPpa(q, k, resale_cap_usd_per_mwh=cap), ()),
+        ("ppa+forward", ppa, forwards),
+        ("ppa+forward+call", ppa, (*forwards, call)),
+    ]
+    return tuple(Strategy(name, describe(s, h), s, h) for name, s, h in books)
+
+
+def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) -> IntervalTable:
+    """Replay the window on the fast path with ``supply`` deciding and settling."""
+    m = inputs.model
+    try:
+        return fast_replay(
+            fleet=m.fleet,
+            params=replace(m.params, supply=supply),
+            supply=supply,
+            hedges=hedges,
+            price=inputs.price,
+            hashprice=inputs.hashprice,
+            start=inputs.start,
+            end=inputs.end,
+        )
+    except NotStatelessError as exc:
+        raise ReplayError(f"compare runs on the fast path only: {exc}") from None
+
+
+def run_strategy(inputs: ReplayInputs, strategy: Strategy) -> StrategyResult:
+    """Replay one book and build its report."""
+    table = run_book(inputs, strategy.supply, strategy.hedges)
+    model = replace(inputs.model, supply=strategy.supply, hedges=strategy.hedges)
+    report = build_report(
+        table,
+        model.fleet,
+        pool_fee=model.params.pool_fee,
+        ppa_price_usd_per_mwh=model.ppa_price_usd_per_mwh,
+        forward_usd_per_ph_day=model.forward_price_usd_per_ph_day,
+        meta={"strategy": strategy.name},
+    )
+    return StrategyResult(strategy, table, report, daily_net(report))
+
+
+def compare(inputs: ReplayInputs, strategies: tuple[Strategy, ...] | None = None) -> Comparison:
+    """Replay every book over the inputs' window; the scenario's or the built-in set."""
+    builtin = False
+    if strategies is None:
+        configured = inputs.loaded.config.compare
+        if configured is not None:
+            strategies = strategies_from_config(configured)
+        else:
+            builtin = True
+            spot = run_book(inputs, SpotSupply(), ())
+            strategies = default_strategies(inputs.model, spot)
+    return Comparison(tuple(run_strategy(inputs, s) for s in strategies), builtin)

@@ -1,0 +1,130 @@
+"""The fast path: the decision and settlement core over every interval at once.
+
+Valid when decisions carry no memory (no hysteresis, delays, dwell or ramp, and no
+``hold`` fail-safe that trips): each interval's decision then depends on its inputs only,
+so the whole replay is a handful of array operations. Miners with identical specs are
+grouped into classes first, so the cost grows with intervals x classes, not x miners.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adapters.feeds.recorded import Recording
+from controller.accounting.instruments import Hedge, Supply, opportunity_cost_usd_per_mwh
+from controller.accounting.settlement import IntervalInputs, settle
+from controller.decision.economics import best_point, net_hashprice, point_value_usd_per_h
+from controller.decision.policy import PolicyParams
+from controller.domain import OFF, EpochS, FailSafeAction, FleetSpec, FloatArray
+from controller.records import IntervalTable
+
+
+class NotStatelessError(Exception):
+    """The scenario's policy has memory: it must run on the site loop."""
+
+
+def _deadlines(rec: Recording, max_age_s: float) -> FloatArray:
+    """Instants at which a reading turns stale before the next one arrives."""
+    due = rec.times + max_age_s
+    nxt = np.append(rec.times[1:], np.inf)
+    return due[due < nxt]
+
+
+def interval_grid(
+    price: Recording, hashprice: Recording, params: PolicyParams, start: EpochS, end: EpochS
+) -> tuple[FloatArray, FloatArray]:
+    """Interval bounds: every observation and every staleness deadline inside the window."""
+    points = np.concatenate(
+        [
+            [start],
+            price.times,
+            hashprice.times,
+            _deadlines(price, params.price_max_age_s),
+            _deadlines(hashprice, params.hashprice_max_age_s),
+        ]
+    )
+    cuts = np.unique(points[(points >= start) & (points < end)])
+    return cuts, np.append(cuts[1:], end)
+
+
+def _holding(rec: Recording, t: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Value and observation time of the reading that holds at each ``t``."""
+    idx = np.searchsorted(rec.times, t, side="right") - 1
+    if (idx < 0).any():
+        first = t[idx < 0][0]
+        raise ValueError(f"{rec.source}: no observation at or before {first}")
+    return rec.values[idx], rec.times[idx]
+
+
+def fast_replay(
+    *,
+    fleet: FleetSpec,
+    params: PolicyParams,
+    supply: Supply,
+    hedges: tuple[Hedge, ...],
+    price: Recording,
+    hashprice: Recording,
+    start: EpochS,
+    end: EpochS,
+) -> IntervalTable:
+    """Decide and settle every interval of ``[start, end)`` at once."""
+    if not params.stateless:
+        raise NotStatelessError(
+            "hysteresis, delays, dwell times or a ramp limit need the site loop"
+        )
+    if params.site_cap_mw is not None:
+        raise NotStatelessError("a site power cap is optimised per cycle on the site loop")
+    t0, t1 = interval_grid(price, hashprice, params, start, end)
+    p, p_at = _holding(price, t0)
+    hp, hp_at = _holding(hashprice, t0)
+    stale = ((t0 - p_at) >= params.price_max_age_s) | ((t0 - hp_at) >= params.hashprice_max_age_s)
+    if stale.any() and params.failsafe_action is FailSafeAction.HOLD:
+        raise NotStatelessError("a 'hold' fail-safe trips in this window: it needs the site loop")
+
+    # Classes of identical miners: (model, curve) -> count.
+    n_models = len(fleet.model_names)
+    spec = np.column_stack([fleet.model_index, fleet.hashrate_th, fleet.power_w, fleet.valid])
+    _, first, counts = np.unique(spec, axis=0, return_index=True, return_counts=True)
+    h_cls = fleet.hashrate_th[first]  # (C, K)
+    w_cls = fleet.power_w[first]
+    valid_cls = fleet.valid[first]
+    model_of = np.eye(n_models)[fleet.model_index[first]] * counts[:, None]  # (C, M)
+
+    hpn = net_hashprice(hp, params.pool_fee)
+    # The decision sees params.supply, as decide() does; settlement applies the actual contract.
+    c = opportunity_cost_usd_per_mwh(params.supply, p, params.adders_usd_per_mwh)
+    values = point_value_usd_per_h(h_cls[None], w_cls[None], hpn[:, None, None], c[:, None, None])
+    point = best_point(values, valid_cls[None])  # (T, C)
+    if stale.any():
+        forced = OFF if params.failsafe_action is FailSafeAction.CURTAIL else None
+        top = (valid_cls.shape[1] - 1) - np.argmax(valid_cls[:, ::-1], axis=1)
+        point[stale] = forced if forced is not None else top
+
+    cls = np.arange(h_cls.shape[0])
+    w_run = w_cls[cls, point]  # (T, C)
+    h_run = h_cls[cls, point]
+    model_mw = w_run @ model_of / 1e6
+    model_ph = h_run @ model_of / 1e3
+    inputs = IntervalInputs(
+        start=t0,
+        end=t1,
+        price_usd_per_mwh=p,
+        hashprice_usd_per_ph_day=hp,
+        running_mw=model_mw.sum(axis=1),
+        running_ph=model_ph.sum(axis=1),
+        nominal_mw=fleet.nominal_mw,
+    )
+    settlement = settle(
+        inputs,
+        supply=supply,
+        hedges=hedges,
+        pool_fee=params.pool_fee,
+        adders_usd_per_mwh=params.adders_usd_per_mwh,
+    )
+    return IntervalTable(
+        inputs=inputs,
+        settlement=settlement,
+        model_running_mw=model_mw,
+        model_running_ph=model_ph,
+        failsafe=stale,
+    )

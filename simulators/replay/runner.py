@@ -1,0 +1,256 @@
+"""Replay a scenario: recorded feeds against the fleet, on the fast path or the site loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from adapters.feeds.recorded import (
+    HASHPRICE_COLUMN,
+    PRICE_COLUMN,
+    RecordedFeed,
+    Recording,
+    load_recording,
+)
+from adapters.ledger_memory import MemoryLedger
+from controller.accounting.report import build_report, grid_compliance
+from controller.config import LoadedConfig, RecordedFeedConfig, SiteConfig
+from controller.decision.optimiser import onoff_fleet
+from controller.decision.policy import Plan
+from controller.domain import EpochS, FleetSpec, iso
+from controller.records import IntervalTable
+from controller.runtime.override_book import OverrideBook
+from controller.runtime.site_loop import SiteLoop
+from controller.runtime.site_model import SiteModel
+from simulators.clock import SimulatedClock
+from simulators.fleet_model import InProcessFleet
+from simulators.replay.fast import NotStatelessError, fast_replay
+
+Engine = Literal["auto", "fast", "loop"]
+
+#: How long the last price holds when the scenario gives no end (ECONOMICS.md convention).
+LAST_PRICE_HOLDS_S = 900.0
+
+
+class ReplayError(Exception):
+    """A scenario that cannot be replayed as asked, with the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayInputs:
+    """Everything a replay runs on, loaded and validated."""
+
+    loaded: LoadedConfig
+    site: SiteConfig
+    model: SiteModel
+    price: Recording
+    hashprice: Recording
+    start: EpochS
+    end: EpochS
+    cycle_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """A finished replay: the interval table, the report, and how it ran."""
+
+    table: IntervalTable
+    report: dict[str, Any]
+    engine: Literal["fast", "loop"]
+    wall_s: float
+
+
+def prepare(
+    loaded: LoadedConfig,
+    *,
+    site_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    window: str | None = None,
+) -> ReplayInputs:
+    """Pick the site, load its recordings and settle the time window.
+
+    ``window`` names one of the scenario's ``[[scenario.windows]]``; it excludes ``start``
+    and ``end``.
+    """
+    cfg = loaded.config
+    if window is not None:
+        start, end = _named_window(loaded, window, start, end)
+    if site_id is None:
+        if len(cfg.sites) != 1:
+            ids = ", ".join(s.id for s in cfg.sites)
+            raise ReplayError(
+                f"{loaded.path}: {len(cfg.sites)} sites ({ids}); choose one with --site"
+            )
+        site = cfg.sites[0]
+    else:
+        matches = [s for s in cfg.sites if s.id == site_id]
+        if not matches:
+            raise ReplayError(f"{loaded.path}: no site {site_id!r}")
+        site = matches[0]
+    feeds = []
+    for key, feed in (("price_feed", site.price_feed), ("hashprice_feed", site.hashprice_feed)):
+        if not isinstance(feed, RecordedFeedConfig):
+            raise ReplayError(
+                f"{loaded.path}: sites[{site.id}].{key} is {feed.type!r}: "
+                "a replay needs recorded feeds"
+            )
+        feeds.append(feed.path)
+    price = load_recording(feeds[0], PRICE_COLUMN)
+    hashprice = load_recording(feeds[1], HASHPRICE_COLUMN)
+
+    scenario = cfg.scenario
+    t_start = _pick(start, scenario.start if scenario else None, float(price.times[0]))
+    t_end = _pick(
+        end, scenario.end if scenario else None, float(price.times[-1]) + LAST_PRICE_HOLDS_S
+    )
+    if t_end <= t_start:
+        raise ReplayError(f"empty window: from {iso(t_start)} is not before to {iso(t_end)}")
+    for rec in (price, hashprice):
+        if t_start < rec.times[0]:
+            raise ReplayError(
+                f"{rec.path}: window starts {iso(t_start)}, before its first observation "
+                f"{iso(float(rec.times[0]))}"
+            )
+    model = SiteModel(
+        site_id=site.id,
+        fleet=site.fleet(),
+        params=site.policy_params(),
+        supply=site.supply_contract(),
+        hedges=site.hedge_book(),
+    )
+    return ReplayInputs(loaded, site, model, price, hashprice, t_start, t_end, cfg.daemon.cycle_s)
+
+
+def _named_window(
+    loaded: LoadedConfig, name: str, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    if start is not None or end is not None:
+        raise ReplayError("--window and --from/--to exclude each other: give one or the other")
+    scenario = loaded.config.scenario
+    found = scenario.window(name) if scenario else None
+    if found is None:
+        known = ", ".join(w.name for w in scenario.windows) if scenario else ""
+        raise ReplayError(
+            f"{loaded.path}: no window {name!r} in scenario.windows"
+            + (f" (known: {known})" if known else " (it defines none)")
+        )
+    return found.start, found.end
+
+
+def _pick(override: datetime | None, configured: datetime | None, default: float) -> EpochS:
+    if override is not None:
+        return override.timestamp()
+    if configured is not None:
+        return configured.timestamp()
+    return default
+
+
+def run_fast(inputs: ReplayInputs, fleet: FleetSpec | None = None) -> IntervalTable:
+    """The whole window at once (stateless policies only); ``fleet`` replaces the site's."""
+    scenario = inputs.loaded.config.scenario
+    if scenario is not None and scenario.events:
+        raise NotStatelessError("grid events are replayed on the site loop")
+    m = inputs.model
+    return fast_replay(
+        fleet=m.fleet if fleet is None else fleet,
+        params=m.params,
+        supply=m.supply,
+        hedges=m.hedges,
+        price=inputs.price,
+        hashprice=inputs.hashprice,
+        start=inputs.start,
+        end=inputs.end,
+    )
+
+
+async def run_loop(
+    inputs: ReplayInputs, progress: Callable[[EpochS], None] | None = None
+) -> IntervalTable:
+    """The daemon's own site loop on a simulated clock, with the in-process fleet."""
+    clock = SimulatedClock(inputs.start)
+    ledger = MemoryLedger()
+    driver = InProcessFleet(
+        inputs.model.fleet, clock, running=inputs.site.driver.initial_state == "running"
+    )
+    book = OverrideBook()
+    scenario = inputs.loaded.config.scenario
+    for event in scenario.events if scenario else ():
+        book.add(event.override())
+    loop = SiteLoop(
+        inputs.model,
+        overrides=book,
+        clock=clock,
+        price_feed=RecordedFeed(inputs.price),
+        hashprice_feed=RecordedFeed(inputs.hashprice),
+        driver=driver,
+        ledger=ledger,
+        cycle_s=inputs.cycle_s,
+    )
+
+    def on_cycle(plan: Plan) -> None:
+        if progress is not None:
+            progress(plan.now)
+
+    await loop.run(until=inputs.end, on_cycle=on_cycle)
+    if not ledger.records:
+        raise ReplayError("the window settled no interval")
+    return IntervalTable.from_records(ledger.records, len(inputs.model.fleet.model_names))
+
+
+def replay(
+    inputs: ReplayInputs, engine: Engine = "auto", progress: Callable[[EpochS], None] | None = None
+) -> ReplayResult:
+    """Run the replay and build its report."""
+    began = time.perf_counter()
+    used: Literal["fast", "loop"]
+    if engine == "loop":
+        table, used = asyncio.run(run_loop(inputs, progress)), "loop"
+    else:
+        try:
+            table, used = run_fast(inputs), "fast"
+        except NotStatelessError as exc:
+            if engine == "fast":
+                raise ReplayError(f"the fast path cannot run this scenario: {exc}") from None
+            table, used = asyncio.run(run_loop(inputs, progress)), "loop"
+    wall_s = time.perf_counter() - began
+    report = build_report(
+        table,
+        inputs.model.fleet,
+        pool_fee=inputs.model.params.pool_fee,
+        ppa_price_usd_per_mwh=inputs.model.ppa_price_usd_per_mwh,
+        forward_usd_per_ph_day=inputs.model.forward_price_usd_per_ph_day,
+        meta=_meta(inputs, used),
+    )
+    scenario = inputs.loaded.config.scenario
+    if scenario is not None and scenario.events:
+        report["grid_events"] = grid_compliance(table, tuple(e.override() for e in scenario.events))
+    if used == "fast" and int(inputs.model.fleet.valid.sum(axis=1).max()) > 2:
+        report["summary"].update(_onoff_baseline(inputs, report["totals"]["net_usd"]))
+    return ReplayResult(table=table, report=report, engine=used, wall_s=wall_s)
+
+
+def _onoff_baseline(inputs: ReplayInputs, net_usd: float) -> dict[str, float]:
+    """The same replay with every miner only on or off: what the power targets gained."""
+    baseline = run_fast(inputs, fleet=onoff_fleet(inputs.model.fleet))
+    onoff_net = float(baseline.settlement.net_usd.sum())
+    return {"onoff_net_usd": onoff_net, "optimiser_gain_usd": net_usd - onoff_net}
+
+
+def _meta(inputs: ReplayInputs, engine: str) -> dict[str, Any]:
+    scenario = inputs.loaded.config.scenario
+    return {
+        "scenario": scenario.name if scenario else inputs.loaded.path.stem,
+        "config_file": str(inputs.loaded.path),
+        "config_version": inputs.loaded.version,
+        "site": inputs.site.id,
+        "engine": engine,
+        "feeds": {
+            "price": {"source": inputs.price.source, "observations": len(inputs.price)},
+            "hashprice": {"source": inputs.hashprice.source, "observations": len(inputs.hashprice)},
+        },
+    }

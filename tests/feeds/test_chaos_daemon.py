@@ -1,0 +1,242 @@
+"""Chaos at the daemon, on live MQTT feeds over a real Mosquitto, with the in-process fleet.
+
+Each case runs ``hashspark run`` as a process on the system clock and asserts on what an
+operator sees: the metrics (load, ``hashspark_failsafe_active``, feed up/outages), the log
+lines, and the ledger the run leaves behind. (The same cases against real miner protocols
+wait for the pyasic driver.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.daemon_kit import EXE, free_port, get, healthz, wait_for
+from tests.feeds.conftest import Broker
+
+MAX_AGE_S = 3.0  # price_max_age_s: short, so an outage outlives it within a test
+FULL_MW = 0.7  # 200 Antminer S21 at 3,500 W
+FAILSAFE = 'hashspark_failsafe_active{action="curtail",site="chaos"}'
+LOAD = 'hashspark_load_mw{site="chaos"}'
+
+
+def _config(tmp: Path, broker_port: int) -> Path:
+    broker = (
+        f'{{ host = "127.0.0.1", port = {broker_port}, client_id = "hashspark-chaos", '
+        "keepalive_s = 5, connect_timeout_s = 2, backoff = { base_s = 0.2, cap_s = 1 } }"
+    )
+    path = tmp / "chaos.toml"
+    path.write_text(f"""
+[daemon]
+cycle_s = 0.25
+
+[[sites]]
+id = "chaos"
+pool_fee = 0.02
+price_feed = {{ type = "mqtt", broker = {broker} }}
+hashprice_feed = {{ type = "mqtt", broker = {broker} }}
+
+[[sites.miners]]
+model = "Antminer S21"
+count = 200
+
+[sites.supply]
+type = "spot"
+
+[sites.failsafe]
+price_max_age_s = {MAX_AGE_S}
+action = "curtail"
+""")
+    return path
+
+
+def _ts(offset_s: float = 0.0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset_s)).isoformat(timespec="milliseconds")
+
+
+def metric(port: int, name: str) -> float | None:
+    """One sample by its exact name and labels, as the exposition prints them."""
+    for line in get(f"http://127.0.0.1:{port}/metrics").decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def summed(port: int, prefix: str) -> float:
+    """The sum of every sample whose line starts with ``prefix``."""
+    text = get(f"http://127.0.0.1:{port}/metrics").decode()
+    lines = text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefix))
+
+
+@contextmanager
+def daemon(config: Path, state: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``hashspark run`` on the system clock; SIGTERM at the end must exit 0."""
+    proc = subprocess.Popen(
+        [EXE, "run", str(config), "--state-dir", str(state), "--metrics-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )
+    try:
+        wait_for(lambda: healthz(port), what="the daemon's /healthz")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=15)
+            assert code == 0, log.read_text()
+
+
+def _publish_prices(broker: Broker, price: float = 20.0) -> None:
+    broker.publish("hashspark/chaos/hashprice", json.dumps({"usd_per_ph_day": 50.0, "ts": _ts()}))
+    broker.publish("hashspark/chaos/price", json.dumps({"usd_per_mwh": price, "ts": _ts()}))
+
+
+def _intervals(state: Path) -> list[tuple[float, float, str | None, str]]:
+    conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT start_s, end_s, failsafe, run_id FROM intervals ORDER BY start_s"
+        ).fetchall()
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+    return [(float(a), float(b), f, r) for a, b, f, r in rows]
+
+
+def _no_overlap(rows: list[tuple[float, float, str | None, str]]) -> None:
+    for a, b in itertools.pairwise(rows):
+        assert a[0] < a[1] <= b[0], f"intervals overlap or repeat: {a} then {b}"
+
+
+def _events(log: Path) -> list[str]:
+    """Every structured log line the daemon wrote, as ``event`` or ``event: reason``."""
+    out = []
+    for line in log.read_text().splitlines():
+        try:
+            doc = json.loads(line)
+            out.append(f"{doc['event']}: {doc['reason']}" if "reason" in doc else doc["event"])
+        except (ValueError, KeyError, TypeError):
+            out.append(line)
+    return out
+
+
+def test_broker_killed_and_restarted_failsafe_engages_then_lifts(
+    tmp_path: Path, broker: Broker
+) -> None:
+    port, state, log = free_port(), tmp_path / "state", tmp_path / "daemon.log"
+    with daemon(_config(tmp_path, broker.port), state, port, log) as proc:
+        wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up")
+        _publish_prices(broker)
+        wait_for(lambda: metric(port, LOAD) == FULL_MW, timeout=10, what="the fleet mining")
+        assert metric(port, FAILSAFE) == 0.0
+
+        assert broker.proc is not None
+        broker.proc.kill()  # SIGKILL: no goodbye to the clients
+        broker.proc.wait(timeout=5)
+        broker.proc = None
+        killed = time.monotonic()
+        wait_for(lambda: summed(port, "hashspark_feed_up{") == 0, timeout=15, what="feeds down")
+        # The outage outlives price_max_age_s: the fail-safe curtails the site, visibly.
+        wait_for(lambda: metric(port, FAILSAFE) == 1.0, timeout=10, what="the fail-safe")
+        assert time.monotonic() - killed >= MAX_AGE_S - 1.0  # not before the price aged out
+        wait_for(lambda: metric(port, LOAD) == 0.0, timeout=5, what="the site curtailed")
+        assert proc.poll() is None, "the daemon must ride out a broker outage"
+        assert summed(port, "hashspark_feed_outages_total{") >= 1
+
+        accepted_before = summed(port, "hashspark_feed_readings_accepted_total{")
+        broker.start()  # same port, fresh broker (no persistence: subscriptions are gone)
+        wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, timeout=20, what="reconnect")
+        _publish_prices(broker)  # readings resume on the resubscribed topics
+        wait_for(
+            lambda: summed(port, "hashspark_feed_readings_accepted_total{") >= accepted_before + 2,
+            timeout=10,
+            what="readings accepted after the restart",
+        )
+        wait_for(lambda: metric(port, FAILSAFE) == 0.0, timeout=5, what="the fail-safe lifted")
+        wait_for(lambda: metric(port, LOAD) == FULL_MW, timeout=5, what="the fleet mining again")
+        assert healthz(port)["stuck"] == []
+
+    events = _events(log)
+    assert "feed_outage" in events
+    assert "feed_recovered" in events
+    stale = [i for i, e in enumerate(events) if e.startswith("failsafe_engaged: price stale")]
+    assert stale, events
+    assert "failsafe_cleared" in events[stale[0] :]
+    rows = _intervals(state)
+    _no_overlap(rows)
+    assert [r[2] is not None for r in rows].count(True) >= 1, "the stale span is in the ledger"
+    assert rows[0][2] is None
+    assert rows[-1][2] is None  # back on economics after the recovery
+
+
+def test_a_price_feed_that_stops_trips_the_failsafe_and_recovers(
+    tmp_path: Path, broker: Broker
+) -> None:
+    port, state, log = free_port(), tmp_path / "state", tmp_path / "daemon.log"
+    with daemon(_config(tmp_path, broker.port), state, port, log):
+        wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up")
+        _publish_prices(broker)
+        wait_for(lambda: metric(port, LOAD) == FULL_MW, timeout=10, what="the fleet mining")
+        last = time.monotonic()
+        # The publisher goes quiet; the broker and the link stay up.
+        wait_for(lambda: metric(port, FAILSAFE) == 1.0, timeout=10, what="the fail-safe")
+        assert time.monotonic() - last >= MAX_AGE_S - 1.0
+        assert metric(port, LOAD) == 0.0
+        assert summed(port, "hashspark_feed_up{") == 1  # the link is fine: the data is stale
+        broker.publish("hashspark/chaos/price", json.dumps({"usd_per_mwh": 20.0, "ts": _ts()}))
+        wait_for(lambda: metric(port, FAILSAFE) == 0.0, timeout=5, what="the fail-safe lifted")
+        wait_for(lambda: metric(port, LOAD) == FULL_MW, timeout=5, what="the fleet mining again")
+    rows = _intervals(state)
+    _no_overlap(rows)
+    assert [r[2] for r in rows].count(None) >= 2
+    assert any(r[2] is not None for r in rows)
+
+
+def test_sigkill_on_the_live_clock_then_restart_counts_nothing_twice(
+    tmp_path: Path, broker: Broker
+) -> None:
+    config, state, log = _config(tmp_path, broker.port), tmp_path / "state", tmp_path / "d.log"
+    port = free_port()
+    proc = subprocess.Popen(
+        [EXE, "run", str(config), "--state-dir", str(state), "--metrics-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )
+    try:
+        wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up")
+        # Every new price closes an interval: settle a handful, then kill mid-stream.
+        for i in range(8):
+            _publish_prices(broker, 20.0 + i)
+        wait_for(lambda: len(_intervals(state)) >= 5, timeout=10, what="five settled intervals")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    before = _intervals(state)
+    _no_overlap(before)
+
+    port = free_port()
+    with daemon(config, state, port, log):
+        wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up again")
+        for i in range(4):
+            _publish_prices(broker, 30.0 + i)
+        wait_for(lambda: len(_intervals(state)) >= len(before) + 2, timeout=10, what="new rows")
+    after = _intervals(state)
+    _no_overlap(after)  # the restart resumed after the last committed interval
+    assert after[: len(before)] == before  # what was committed before the kill is intact
+    assert len({r[3] for r in after}) == 2  # two runs wrote it
+    conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)
+    assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
+    conn.close()

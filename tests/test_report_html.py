@@ -1,0 +1,164 @@
+"""The HTML report: self-contained, valid PNGs, every chart drawn from the replay's numbers."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.patches import Rectangle
+
+from controller.config import load_config
+from simulators.replay import charts
+from simulators.replay.compare import Comparison, compare
+from simulators.replay.html_report import ReportFiles, write_report
+from simulators.replay.runner import ReplayInputs, ReplayResult, prepare, replay
+
+HEDGED = Path(__file__).resolve().parents[1] / "deploy/scenarios/ercot-hb-south-hedged.toml"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class Built:
+    """A compare report over the scarcity window, and what it was made from."""
+
+    inputs: ReplayInputs
+    result: ReplayResult
+    comparison: Comparison
+    files: ReportFiles
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    inputs = prepare(load_config(HEDGED), window="scarcity-2024-08-20")
+    result = replay(inputs)
+    comparison = compare(inputs)
+    out = tmp_path_factory.mktemp("report")
+    files = write_report(out, inputs, result, comparison, comparison.to_json({"scenario": "x"}))
+    return Built(inputs, result, comparison, files)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert (length, kind) == (13, b"IHDR")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_writes_html_pngs_and_json(built: Built) -> None:
+    names = sorted(p.name for p in built.files.html.parent.iterdir())
+    assert names == [
+        "comparison.json",
+        "cumulative-pnl.png",
+        "daily-net-per-strategy.png",
+        "daily-net-spread.png",
+        "price-vs-energy-hashprice.png",
+        "report.html",
+        "report.json",
+    ]
+
+
+def test_each_png_is_a_real_image(built: Built) -> None:
+    assert len(built.files.pngs) == 4
+    for path in built.files.pngs:
+        data = path.read_bytes()
+        assert len(data) > 15_000, path  # a drawn chart, not an empty canvas
+        width, height = _png_size(data)
+        assert width >= 800, path
+        assert height >= 300, path
+        assert data.endswith(b"IEND\xaeB`\x82"), path
+
+
+def test_html_is_self_contained_and_embeds_the_pngs(built: Built) -> None:
+    html = built.files.html.read_text(encoding="utf-8")
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", html, re.I)
+    assert refs, "the charts are images"
+    assert all(r.startswith("data:image/png;base64,") for r in refs), refs
+    assert not re.search(r"https?://", html)
+    assert "<script" not in html.lower()
+    embedded = [base64.b64decode(r.removeprefix("data:image/png;base64,")) for r in refs]
+    assert embedded == [p.read_bytes() for p in built.files.pngs]
+
+
+def test_html_carries_the_strategy_table(built: Built) -> None:
+    html = built.files.html.read_text(encoding="utf-8")
+    for r in built.comparison.results:
+        row = r.row()
+        assert f"<th>{row['name']}</th>" in html
+        assert f"{row['totals']['net_usd']:,.2f}" in html
+    assert f"{built.result.report['totals']['net_usd']:,.2f}" in html
+
+
+def test_price_chart_draws_the_prices_and_energy_hashprices(built: Built) -> None:
+    table, model = built.result.table, built.inputs.model
+    fig = charts.price_vs_energy_hashprice(table, model.fleet, model.params.pool_fee)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    spot = np.asarray(lines["spot price"].get_ydata(), dtype=float)
+    assert np.array_equal(spot[:-1], table.inputs.price_usd_per_mwh)
+    assert spot.max() == pytest.approx(4857.82)  # 2024-08-21T00:30Z
+    hp = table.inputs.hashprice_usd_per_ph_day
+    for name, eff in (("Antminer S19j Pro", 3068 / 104), ("Antminer S21", 3500 / 200)):
+        (label,) = [k for k in lines if k.startswith(f"energy hashprice, {name} ")]
+        ehp = np.asarray(lines[label].get_ydata(), dtype=float)[:-1]
+        np.testing.assert_allclose(ehp, hp * 0.98 * 1000 / (24 * eff))
+    shaded = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
+    assert {c.get_label() for c in shaded} == {"some miners curtailed", "whole site curtailed"}
+    charts.png(fig)
+
+
+def test_cumulative_chart_ends_at_the_totals(built: Built) -> None:
+    fig = charts.cumulative_pnl(built.result.table)
+    ends = {ln.get_label(): float(np.asarray(ln.get_ydata())[-1]) for ln in fig.axes[0].lines}
+    t = built.result.report["totals"]
+    assert ends["net"] == pytest.approx(t["net_usd"])
+    assert ends["power cost"] == pytest.approx(-t["power_cost_usd"])
+    assert ends["call payout (capped upside)"] == pytest.approx(-t["call_payout_usd"])
+    assert ends["resale revenue"] == pytest.approx(t["resale_revenue_usd"])
+    charts.png(fig)
+
+
+def test_daily_chart_bars_are_each_strategys_daily_net(built: Built) -> None:
+    fig = charts.daily_net_per_strategy(built.comparison.results)
+    assert len(fig.axes) == len(built.comparison.results)
+    for ax, r in zip(fig.axes, built.comparison.results, strict=True):
+        heights = [p.get_height() for p in ax.patches if isinstance(p, Rectangle)]
+        assert heights == pytest.approx([d["net_usd"] for d in r.report["per_day"]])
+        assert ax.get_title(loc="left").startswith(f"{r.strategy.name}: ")
+    charts.png(fig)
+
+
+def test_short_window_has_no_daily_std(built: Built) -> None:
+    # 36 hours hold one whole UTC day: a standard deviation of one value says nothing.
+    for r in built.comparison.results:
+        assert r.daily.days_counted == 1
+        assert r.daily.std_usd is None
+        assert r.daily.worst_date == "2024-08-21"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_headless_chromium_renders_every_chart(built: Built) -> None:
+    proc = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            built.files.html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count('<img src="data:image/png;base64,') == 4
+    assert "Strategies compared" in proc.stdout
