@@ -113,6 +113,16 @@ def _intervals(state: Path) -> list[tuple[float, float, str | None, str]]:
     return [(float(a), float(b), f, r) for a, b, f, r in rows]
 
 
+def _settle(broker: Broker, state: Path, prices: list[float]) -> None:
+    """Publish prices one at a time, each only once the loop has closed an interval on the
+    one before: a burst inside one 0.25 s cycle would be seen as its last price only."""
+    for i, price in enumerate(prices):
+        have = len(_intervals(state)) if (state / "ledger.sqlite3").exists() else 0
+        _publish_prices(broker, price)
+        if i:  # the first price of a run opens an interval; each later one closes one
+            wait_for(lambda have=have: len(_intervals(state)) > have, timeout=10, what="a row")
+
+
 def _no_overlap(rows: list[tuple[float, float, str | None, str]]) -> None:
     for a, b in itertools.pairwise(rows):
         assert a[0] < a[1] <= b[0], f"intervals overlap or repeat: {a} then {b}"
@@ -215,9 +225,8 @@ def test_sigkill_on_the_live_clock_then_restart_counts_nothing_twice(
     try:
         wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up")
         # Every new price closes an interval: settle a handful, then kill mid-stream.
-        for i in range(8):
-            _publish_prices(broker, 20.0 + i)
-        wait_for(lambda: len(_intervals(state)) >= 5, timeout=10, what="five settled intervals")
+        _settle(broker, state, [20.0 + i for i in range(6)])
+        assert len(_intervals(state)) >= 5
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -230,9 +239,8 @@ def test_sigkill_on_the_live_clock_then_restart_counts_nothing_twice(
     port = free_port()
     with daemon(config, state, port, log):
         wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up again")
-        for i in range(4):
-            _publish_prices(broker, 30.0 + i)
-        wait_for(lambda: len(_intervals(state)) >= len(before) + 2, timeout=10, what="new rows")
+        _settle(broker, state, [30.0 + i for i in range(3)])
+        assert len(_intervals(state)) >= len(before) + 2
     after = _intervals(state)
     _no_overlap(after)  # the restart resumed after the last committed interval
     assert after[: len(before)] == before  # what was committed before the kill is intact
