@@ -62,8 +62,9 @@ RECORDINGS = ROOT / "simulators" / "recordings"
 PRICES = RECORDINGS / "ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv"
 HASHPRICES = RECORDINGS / "btc_hashprice_daily_2024-05_2025-04.csv"
 #: The recording's busiest day for this fleet: the price crosses the S19j Pro's and the
-#: S21's breakevens 21 times (3.37 to 171.75 USD/MWh).
-DAY = "2025-02-05T06:00:00Z"
+#: S21's breakevens 21 times (3.37 to 171.75 USD/MWh), most of them 06:00-14:00 UTC. The
+#: clock starts here before discovery, so the simulated day begins an hour or a few later.
+DAY = "2025-02-05T00:00:00Z"
 FIRST_IP = "127.53.0.1"
 GROUPS = [  # (family, simulator model, pyasic model, curve: 60 % and nameplate)
     ("luxos", "S19jPro", "Antminer S19j Pro", [(80.6, 1841.0), (104.0, 3068.0)]),
@@ -97,11 +98,11 @@ class Sample:
 class SamplingObserver:
     """The daemon's metrics observer, plus a sample of the process at every cycle's end."""
 
-    def __init__(self, metrics: Metrics, clock: ScaledClock, start: float, sim_pid: int) -> None:
+    def __init__(self, metrics: Metrics, clock: ScaledClock, sim_pid: int) -> None:
         self.metrics = metrics
         self.samples: list[Sample] = []
         self._clock = clock
-        self._start = start
+        self.start = clock.now()  # reset when the loop starts
         self._sim_pid = sim_pid
         self._t0 = time.monotonic()
         self._peak_fds = 0
@@ -124,7 +125,7 @@ class SamplingObserver:
         self.samples.append(
             Sample(
                 wall_s=time.monotonic() - self._t0,
-                sim_h=(self._clock.now() - self._start) / 3600,
+                sim_h=(self._clock.now() - self.start) / 3600,
                 cycle_s=duration_s,
                 rss_mib=_rss_mib("self"),
                 fds=_fds("self"),
@@ -263,7 +264,7 @@ async def _soak(
     if found != model.fleet.size:
         raise SystemExit(f"soak: discovered {found} of {model.fleet.size} miners")
     registry, book = CollectorRegistry(), PnlBook()
-    observer = SamplingObserver(Metrics(registry, book), clock, start, sim_pid)
+    observer = SamplingObserver(Metrics(registry, book), clock, sim_pid)
     ledger = SqliteLedger.open(
         state / LEDGER_FILE, run_id="soak", config_version=loaded.version, synchronous="full"
     )
@@ -283,7 +284,8 @@ async def _soak(
         watcher = asyncio.create_task(observer.watch_peaks(), name="soak-peaks")
         try:
             # The window starts now: discovery ran on the clock, so begin where it is.
-            await loop.run(until=clock.now() + hours * 3600)
+            observer.start = clock.now()
+            await loop.run(until=observer.start + hours * 3600)
         finally:
             watcher.cancel()
     finally:
@@ -406,7 +408,7 @@ def run(miners: int, hours: float, speed: float, day: str) -> dict[str, Any]:
             "miners": miners,
             "simulated_hours": hours,
             "speed": speed,
-            "window_start": day,
+            "window_start": datetime.fromtimestamp(observer.start, UTC).isoformat(),
             "wall_s": wall_s,
             "discovery_s": discovery_s,
             "ledger": _ledger_check(work / "state"),
@@ -471,7 +473,11 @@ def main() -> None:
     parser.add_argument("--miners", type=int, default=1000)
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours")
     parser.add_argument("--speed", type=float, default=120.0, help="simulated s per wall s")
-    parser.add_argument("--day", default=DAY, help="window start (ISO 8601, UTC)")
+    parser.add_argument(
+        "--day",
+        default=DAY,
+        help="the clock's start (ISO 8601, UTC); the window begins after discovery",
+    )
     parser.add_argument("--json", type=Path, help="write every figure and sample here")
     parser.add_argument("--log-level", default="warning", help="the loop's logs, on stderr")
     args = parser.parse_args()

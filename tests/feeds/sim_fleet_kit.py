@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_kit import EXE, free_port, get
+from tests.daemon_kit import EXE, free_port, get, healthz, wait_for
 
 SPEED = 30.0  #: simulated seconds per wall second: a 3 s stop takes 0.1 s, a 90 s ramp 3 s
 
@@ -115,6 +115,34 @@ def sim_fleet(tmp: Path, groups: Sequence[Group]) -> Iterator[SimFleet]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextmanager
+def daemon(config: Path, state: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``hashspark run`` on the system clock; SIGTERM at the end must exit 0.
+
+    A daemon that does not stop within 30 s is killed (no orphan outlives the test) and
+    the test fails with its log's tail.
+    """
+    proc = subprocess.Popen(
+        [EXE, "run", str(config), "--state-dir", str(state), "--metrics-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )
+    try:
+        wait_for(lambda: healthz(port), timeout=60, what="the daemon's /healthz")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                tail = log.read_text()[-3000:]
+                raise AssertionError(f"SIGTERM did not stop the daemon: {tail}") from None
+            assert code == 0, log.read_text()[-3000:]
 
 
 def daemon_config(

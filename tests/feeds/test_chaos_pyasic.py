@@ -19,8 +19,15 @@ from pathlib import Path
 
 from tests.daemon_kit import EXE, free_port, healthz, wait_for
 from tests.feeds.conftest import Broker
-from tests.feeds.sim_fleet_kit import NAMEPLATE_W, Group, daemon_config, sim_fleet, total
-from tests.feeds.test_chaos_daemon import _intervals, _no_overlap, daemon
+from tests.feeds.sim_fleet_kit import (
+    NAMEPLATE_W,
+    Group,
+    daemon,
+    daemon_config,
+    sim_fleet,
+    total,
+)
+from tests.feeds.test_chaos_daemon import _intervals, _no_overlap
 
 LOW, HIGH = 20.0, 500.0  # USD/MWh: far below and far above every model's breakeven
 HASHPRICE = 50.0  # USD/PH/day: S19j Pro breaks even near 69 USD/MWh, S21 near 117
@@ -41,13 +48,8 @@ def _publish(broker: Broker, site: str, price: float) -> None:
 
 
 def _events(log: Path) -> list[str]:
-    out = []
-    for line in log.read_text().splitlines():
-        try:
-            out.append(json.loads(line)["event"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
+    """Every log line's event: each line must be one JSON object (no library chatter)."""
+    return [json.loads(line)["event"] for line in log.read_text().splitlines()]
 
 
 # --- 10 % of the fleet in each fault mode --------------------------------------------------
@@ -61,7 +63,7 @@ FAULTS: dict[str, dict[str, float]] = {
     "reboot": {"reboot_s": 90.0},  # simulated: 3 s of wall time at 30x
     "drift": {"drift_after_s": 45.0},  # a curtailed miner resumes by itself 1.5 s later
 }
-PER_FAMILY = 20  # 2 miners per family in each of the 7 modes: 6 of 60 (10 %) per mode
+PER_FAMILY = 10  # one miner per family in each of the 7 modes: 3 of 30 (10 %) per mode
 FAULT_DRIVER: dict[str, float | int] = {
     "concurrency": 64,
     "call_timeout_s": 2.0,  # a silent miner costs this much per read
@@ -71,7 +73,7 @@ FAULT_DRIVER: dict[str, float | int] = {
     "retry_attempts": 2,
     "retry_base_s": 0.05,
     "retry_cap_s": 0.2,
-    "resume_batch_size": 60,
+    "resume_batch_size": 30,
 }
 
 
@@ -80,14 +82,11 @@ def test_ten_percent_of_the_fleet_in_each_fault_mode_at_once(
 ) -> None:
     groups = (
         Group("luxos", "S19jPro", _ips(1, 1, PER_FAMILY)),
-        Group("antminer", "S21", _ips(1, 21, PER_FAMILY)),
-        Group("braiins", "S19jPro", _ips(1, 41, PER_FAMILY)),
+        Group("antminer", "S21", _ips(1, 11, PER_FAMILY)),
+        Group("braiins", "S19jPro", _ips(1, 21, PER_FAMILY)),
     )
-    by_fault = {
-        kind: [ip for g in groups for ip in g.ips[2 * k : 2 * k + 2]]
-        for k, kind in enumerate(FAULTS)
-    }
-    healthy = [ip for g in groups for ip in g.ips[2 * len(FAULTS) :]]
+    by_fault = {kind: [g.ips[k] for g in groups] for k, kind in enumerate(FAULTS)}
+    healthy = [ip for g in groups for ip in g.ips[len(FAULTS) :]]
     model = {ip: g.model for g in groups for ip in g.ips}
     family = {ip: g.family for g in groups for ip in g.ips}
     # Miners that answer and obey, if later than the others: they must end as economics say.
@@ -103,11 +102,11 @@ def test_ten_percent_of_the_fleet_in_each_fault_mode_at_once(
         _publish(broker, site, LOW)
         wait_for(
             lambda: (
-                total(port, "hashspark_miners", state="running") == 60
+                total(port, "hashspark_miners", state="running") == 30
                 and total(port, "hashspark_spot_price_usd_per_mwh") == LOW
             ),
             timeout=30,
-            what="all 60 miners seen mining at the low price",
+            what="all 30 miners seen mining at the low price",
         )
         assert sum(m["commands"] for m in sim.miners().values()) == 0  # nothing to change
 
@@ -130,8 +129,8 @@ def test_ten_percent_of_the_fleet_in_each_fault_mode_at_once(
             timeout=20,
             what="unreachable and silent miners reported unreachable",
         )
-        assert total(port, "hashspark_commands_total", outcome="unverified") >= 6  # liars
-        assert total(port, "hashspark_commands_total", outcome="rejected") >= 6
+        assert total(port, "hashspark_commands_total", outcome="unverified") >= 3  # liars
+        assert total(port, "hashspark_commands_total", outcome="rejected") >= 3
         truth = sim.miners()
         for ip in by_fault["liar"] + by_fault["reject"]:
             assert truth[ip]["mode"] == "normal", (ip, family[ip])  # nothing a driver can do
@@ -155,7 +154,7 @@ def test_ten_percent_of_the_fleet_in_each_fault_mode_at_once(
         wait_for(
             lambda: (
                 total(port, "hashspark_miners", state="unreachable") == 0
-                and total(port, "hashspark_miners", state="running") == 60
+                and total(port, "hashspark_miners", state="running") == 30
             ),
             timeout=60,
             what="every miner reachable and mining",
