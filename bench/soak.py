@@ -481,6 +481,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every figure and sample here")
     parser.add_argument("--log-level", default="warning", help="the loop's logs, on stderr")
     args = parser.parse_args()
+    # SIGTERM unwinds like an error, so the simulator process is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     pyasic()  # before configuring logs: importing it resets the root logger's level
     configure(args.log_level)
     result = run(args.miners, args.hours, args.speed, args.day)

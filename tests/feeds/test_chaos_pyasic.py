@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_kit import EXE, free_port, healthz, wait_for
 from tests.feeds.conftest import Broker
 from tests.feeds.sim_fleet_kit import (
@@ -28,6 +30,10 @@ from tests.feeds.sim_fleet_kit import (
     total,
 )
 from tests.feeds.test_chaos_daemon import _intervals, _no_overlap
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="stock Antminers listen on port 80: needs root"
+)
 
 LOW, HIGH = 20.0, 500.0  # USD/MWh: far below and far above every model's breakeven
 HASHPRICE = 50.0  # USD/PH/day: S19j Pro breaks even near 69 USD/MWh, S21 near 117
