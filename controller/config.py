@@ -48,6 +48,8 @@ from controller.config_base import (  # re-exported: the config's public names
     Strict,
     resolve_path,
 )
+from controller.curve_fit import FitParams
+from controller.curves import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.decision.overrides import Override, OverrideKind
 from controller.decision.policy import PolicyParams
 from controller.domain import FailSafeAction, FleetSpec, build_fleet
@@ -113,6 +115,9 @@ class MinerGroup(Strict):
     # ``count`` defaults to how many they expand to. ``firmware`` is what discovery must find.
     addresses: tuple[str, ...] | None = None
     firmware: Literal["luxos", "stock", "braiins"] | None = None
+    # Where the curve the optimiser plans with comes from (controller/curves.py):
+    # config (this curve, or the nameplate), firmware, learned, or auto.
+    curve_source: CurvePreference = CurvePreference.CONFIG
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +151,28 @@ class MinerGroup(Strict):
         if self.curve is None:
             return [NAMEPLATES[self.model]]
         return [(p.hashrate_th, p.power_w) for p in self.curve]
+
+
+class CurvesConfig(Strict):
+    """How learned curves are fitted and when a new curve replaces the one in use."""
+
+    min_samples: int = Field(default=60, ge=1)  # samples over all levels after rejection
+    min_samples_per_point: int = Field(default=5, ge=1)  # a power level with fewer is no point
+    min_points: int = Field(default=2, ge=1)  # power levels a learned curve needs
+    level_tolerance: float = Field(default=0.03, gt=0, le=0.2)  # one level spans 3 % of power
+    outlier_mads: float = Field(default=3.5, gt=0)  # rejection beyond this many scaled MADs
+    refit_interval_s: float = Field(default=600.0, ge=0)  # between fits of the learned curves
+    change_threshold: float = Field(default=0.02, ge=0, lt=1)  # smaller moves keep the curve
+
+    def fit_params(self) -> FitParams:
+        """The fit's parameters as a core value."""
+        return FitParams(
+            min_samples=self.min_samples,
+            min_samples_per_point=self.min_samples_per_point,
+            min_points=self.min_points,
+            level_tolerance=self.level_tolerance,
+            outlier_mads=self.outlier_mads,
+        )
 
 
 class SimulatedDriverConfig(Strict):
@@ -305,6 +332,7 @@ class SiteConfig(Strict):
     failsafe: FailSafeConfig = FailSafeConfig()
     mqtt: MqttBrokerConfig | None = None  # status and commands; default: an MQTT feed's broker
     commands: CommandsConfig = CommandsConfig()
+    curves: CurvesConfig = CurvesConfig()
 
     @property
     def broker(self) -> MqttBrokerConfig | None:
@@ -328,6 +356,27 @@ class SiteConfig(Strict):
     def supply_contract(self) -> Supply:
         """The supply contract as a core value."""
         return supply_contract(self.supply)
+
+    def curve_book(self) -> CurveBook:
+        """Each group's curve sources, with the config's curves in use until others arrive."""
+        groups = [
+            GroupSpec(
+                model=g.model,
+                count=g.count,
+                firmware=g.firmware,
+                config_points=sorted_points(g.points()),
+                config_is_nameplate=g.curve is None,
+                preference=g.curve_source,
+            )
+            for g in self.miners
+        ]
+        c = self.curves
+        return CurveBook(
+            groups,
+            fit=c.fit_params(),
+            refit_interval_s=c.refit_interval_s,
+            change_threshold=c.change_threshold,
+        )
 
     def hedge_book(self) -> tuple[Hedge, ...]:
         """The hedges as core values."""

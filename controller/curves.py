@@ -94,13 +94,28 @@ def sorted_points(points: Sequence[tuple[float, float]]) -> Points:
     return tuple(seen[w] for w in sorted(seen))
 
 
-def most_common(curves: Sequence[FirmwareCurve | None]) -> tuple[FirmwareCurve | None, int]:
-    """The curve most of a group's miners reported, and how many reported it."""
-    counts = Counter(c for c in curves if c is not None and c.points)
-    if not counts:
+def combine(curves: Sequence[FirmwareCurve | None]) -> tuple[FirmwareCurve | None, int]:
+    """One curve from what a group's miners reported, and how many reported one.
+
+    Units of a model differ a little (BOS+ measures each miner's own hashrate at each
+    target), so a point is a power level that at least half the reporting miners state,
+    at the median of their hashrates there.
+    """
+    reported = [c for c in curves if c is not None and c.points]
+    if not reported:
         return None, 0
-    curve, n = counts.most_common(1)[0]
-    return curve, n
+    by_power: dict[float, list[float]] = {}
+    for c in reported:
+        for h, w in c.points:
+            by_power.setdefault(round(w), []).append(h)
+    points = [
+        (round(float(np.median(hs)), 3), w)
+        for w, hs in by_power.items()
+        if 2 * len(hs) >= len(reported)
+    ]
+    if not points:
+        return None, len(reported)
+    return FirmwareCurve(sorted_points(points), reported[0].detail), len(reported)
 
 
 def _moved(a: Points, b: Points, threshold: float) -> bool:
@@ -168,7 +183,7 @@ class CurveBook:
             names = Counter(per_miner[i] for i in members if per_miner[i] is not None)
             if self._firmware_seen[k] is None and names:
                 self._firmware_seen[k] = names.most_common(1)[0][0]
-            curve, n = most_common([curves[i] for i in members])
+            curve, n = combine([curves[i] for i in members])
             self._firmware_curve[k] = curve
             self._firmware_detail[k] = (
                 "" if curve is None else f"{curve.detail}, {n} of {len(members)} miners"

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from controller.curve_fit import FitParams, LearnedCurve, NotEnough, SampleStore, fit_curve
-from controller.curves import CurveBook, CurvePreference, CurveSource, FirmwareCurve, GroupSpec
+from controller.curves import (
+    CurveBook,
+    CurvePreference,
+    CurveSource,
+    FirmwareCurve,
+    GroupSpec,
+    combine,
+)
 
 NAMEPLATE_TH, NAMEPLATE_W, OVERHEAD_W = 200.0, 3500.0, 525.0
 
@@ -64,7 +73,7 @@ def test_a_level_that_hashes_less_than_a_lower_one_is_pooled_into_a_monotone_cur
     fit = fit_curve(p, h, FitParams())
     assert isinstance(fit, LearnedCurve)
     hashrates = [th for th, _ in fit.points]
-    assert all(b > a for a, b in zip(hashrates, hashrates[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(hashrates))
     assert len(fit.points) == 3
     assert 2800.0 not in [w for _, w in fit.points] or 2450.0 not in [w for _, w in fit.points]
 
@@ -186,3 +195,15 @@ def test_refits_wait_for_the_interval() -> None:
     assert b.curves[0].source is CurveSource.CONFIG
     assert len(b.refresh(600.0)) == 1
     assert b.curves[0].source is CurveSource.LEARNED
+
+
+def test_firmware_curves_of_a_group_combine_by_power_level() -> None:
+    a = FirmwareCurve(((118.0, 1750.0), (200.0, 3500.0)), "bos+ tuner profiles")
+    b = FirmwareCurve(((122.0, 1750.0), (204.0, 3500.0), (180.0, 3000.0)), "bos+ tuner profiles")
+    c = FirmwareCurve(((120.0, 1750.0), (202.0, 3500.0)), "bos+ tuner profiles")
+    curve, n = combine([a, None, b, c])
+    assert n == 3
+    assert curve is not None
+    # 3,000 W is stated by one miner of three: not a point of the group
+    assert curve.points == ((120.0, 1750.0), (202.0, 3500.0))
+    assert combine([None, None]) == (None, 0)

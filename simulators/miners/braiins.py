@@ -2,13 +2,16 @@
 
 gRPC: Login puts a token in the ``authorization`` initial metadata; every other call must
 carry it. Pause/resume mining, set power target, miner details and stats, hashboards,
-cooling, active performance mode, pool groups, locate-device status. The 4028 side is in
-``braiins_api``.
+cooling, active performance mode, pool groups, locate-device status, and the tuner: its
+saved power-target profiles (``ListTargetProfiles``), its state (``GetTunerState``) and the
+power-target range (``GetConstraints``). The 4028 side is in ``braiins_api``.
 """
 
 from __future__ import annotations
 
 import secrets
+import zlib
+from datetime import UTC, datetime
 from typing import Any
 
 import grpclib.const
@@ -18,18 +21,22 @@ from grpclib.server import Server, Stream
 from pyasic.web.braiins_os.proto.braiins.bos.v1 import (
     ActionsServiceBase,
     AuthenticationServiceBase,
+    BooleanConstraint,
     BosVersion,
     ConfigurationServiceBase,
     CoolingServiceBase,
     FanState,
+    GetConstraintsResponse,
     GetCoolingStateResponse,
     GetHashboardsResponse,
     GetMinerConfigurationResponse,
     GetMinerDetailsResponse,
     GetMinerStatsResponse,
     GetPoolGroupsResponse,
+    GetTunerStateResponse,
     GigaHashrate,
     Hashboard,
+    ListTargetProfilesResponse,
     LocateDeviceStatusResponse,
     LoginRequest,
     LoginResponse,
@@ -46,7 +53,10 @@ from pyasic.web.braiins_os.proto.braiins.bos.v1 import (
     PoolServiceBase,
     PoolStats,
     Power,
+    PowerConstraints,
     PowerTargetMode,
+    PowerTargetModeState,
+    PowerTargetProfile,
     RealHashrate,
     ResumeMiningResponse,
     SetPowerTargetRequest,
@@ -54,8 +64,10 @@ from pyasic.web.braiins_os.proto.braiins.bos.v1 import (
     Temperature,
     TemperatureSensor,
     TunerConfiguration,
+    TunerConstraints,
     TunerMode,
     TunerPerformanceMode,
+    TunerState,
     WorkSolverStats,
 )
 
@@ -67,6 +79,12 @@ GRPC_PORT = 50051
 BOS_VERSION = "2024-09-06-0-11012d53-24.08-plus"
 DEFAULT_PASSWORD = "root"  # noqa: S105  (the factory default pyasic also assumes)
 _LOGIN = "/braiins.bos.v1.AuthenticationService/Login"
+#: Simulated seconds of steady mining at a new power target before the tuner saves it.
+TUNING_S = 120.0
+#: Targets (fractions of nameplate) a miner in service has tuned before the simulation.
+TUNED_FRACTIONS = (0.6, 0.8, 1.0)
+#: Chips differ: a miner's measured hashrate is within this fraction of the model's.
+_SPREAD = 0.015
 
 
 def _gh(th: float) -> GigaHashrate:
@@ -103,6 +121,67 @@ class _Auth(AuthenticationServiceBase):  # type: ignore[misc]
         return mapping
 
 
+class Tuner:
+    """The BOS+ tuner's saved profiles: one per power target it has tuned, with what it measured.
+
+    A miner starts with profiles at ``TUNED_FRACTIONS`` of nameplate (tuned before the
+    simulation); a new target becomes a profile after ``TUNING_S`` of mining at it.
+    Measured hashrates carry a fixed per-miner offset, as chips differ between units.
+    """
+
+    def __init__(self, miner: SimMiner, fractions: tuple[float, ...] = TUNED_FRACTIONS) -> None:
+        self.miner = miner
+        self.offset = _SPREAD * ((zlib.crc32(miner.serial.encode()) % 2001) / 1000.0 - 1.0)
+        now = miner.clock.now()
+        model = miner.model
+        self.profiles: dict[int, float] = {
+            round(model.clamp_power_w(model.nameplate_power_w * f)): now - 86_400.0
+            for f in fractions
+        }
+        self.target: tuple[int, float] = (round(miner.read().power_target_w), now)
+
+    def set_target(self, watt: int, now: float) -> None:
+        """A new target: tuning starts over."""
+        if watt != self.target[0]:
+            self.target = (watt, now)
+
+    def _settle(self) -> None:
+        watt, since = self.target
+        now = self.miner.clock.now()
+        reading = self.miner.read()
+        mining = reading.mode is Mode.NORMAL and not reading.booting
+        if watt not in self.profiles and mining and now - since >= TUNING_S:
+            self.profiles[watt] = since + TUNING_S
+
+    def profile(self, watt: int) -> PowerTargetProfile:
+        """The saved profile of one target."""
+        measured = self.miner.model.hashrate_at_th(watt) * (1 + self.offset)
+        return PowerTargetProfile(
+            created=datetime.fromtimestamp(self.profiles[watt], tz=UTC),
+            target=Power(watt=watt),
+            measured_hashrate=_gh(measured),
+            estimated_power_consumption=Power(watt=watt),
+        )
+
+    def saved(self) -> list[PowerTargetProfile]:
+        """Every saved profile, by target."""
+        self._settle()
+        return [self.profile(w) for w in sorted(self.profiles)]
+
+    def state(self) -> GetTunerStateResponse:
+        """Stable at a tuned target, tuning otherwise."""
+        self._settle()
+        watt = self.target[0]
+        tuned = watt in self.profiles
+        mode = PowerTargetModeState(current_target=Power(watt=watt))
+        if tuned:
+            mode.profile = self.profile(watt)
+        return GetTunerStateResponse(
+            overall_tuner_state=TunerState.STABLE if tuned else TunerState.TUNING,
+            power_target_mode_state=mode,
+        )
+
+
 class _Actions(ActionsServiceBase):  # type: ignore[misc]
     def __init__(self, miner: SimMiner) -> None:
         self.miner = miner
@@ -127,8 +206,15 @@ class _Actions(ActionsServiceBase):  # type: ignore[misc]
 
 
 class _Performance(PerformanceServiceBase):  # type: ignore[misc]
-    def __init__(self, miner: SimMiner) -> None:
+    def __init__(self, miner: SimMiner, tuner: Tuner) -> None:
         self.miner = miner
+        self.tuner = tuner
+
+    async def get_tuner_state(self, _request: object) -> GetTunerStateResponse:
+        return self.tuner.state()
+
+    async def list_target_profiles(self, _request: object) -> ListTargetProfilesResponse:
+        return ListTargetProfilesResponse(power_target_profiles=self.tuner.saved())
 
     async def set_power_target(self, request: SetPowerTargetRequest) -> SetPowerTargetResponse:
         watt = int(request.power_target.watt)
@@ -139,8 +225,12 @@ class _Performance(PerformanceServiceBase):  # type: ignore[misc]
                 f"Power target {watt} W is out of range "
                 f"{model.min_power_target_w:.0f}..{model.max_power_target_w:.0f} W",
             )
-        result = self.miner.command(lambda now: self.miner.state.set_power_target(now, watt))
-        _refuse(result)
+
+        def apply(now: float) -> None:
+            self.miner.state.set_power_target(now, watt)
+            self.tuner.set_target(watt, now)
+
+        _refuse(self.miner.command(apply))
         return SetPowerTargetResponse(power_target=Power(watt=watt))
 
     async def get_active_performance_mode(self, _request: object) -> PerformanceMode:
@@ -236,6 +326,19 @@ class _Configuration(ConfigurationServiceBase):  # type: ignore[misc]
     def __init__(self, miner: SimMiner) -> None:
         self.miner = miner
 
+    async def get_constraints(self, _request: object) -> GetConstraintsResponse:
+        model = self.miner.model
+        power = PowerConstraints(
+            default=Power(watt=round(model.nameplate_power_w)),
+            min=Power(watt=round(model.min_power_target_w)),
+            max=Power(watt=round(model.max_power_target_w)),
+        )
+        return GetConstraintsResponse(
+            tuner_constraints=TunerConstraints(
+                power_target=power, enabled=BooleanConstraint(default=True)
+            )
+        )
+
     async def get_miner_configuration(self, _request: object) -> GetMinerConfigurationResponse:
         watt = round(self.miner.read().power_target_w)
         pool = PoolConfiguration(
@@ -262,10 +365,11 @@ class GrpcEndpoint:
         self._miner = miner
         self._port = port
         self._tokens: set[str] = set()
+        self.tuner = Tuner(miner)
         self._services: list[Any] = [
             _Auth(self._tokens, password),
             _Actions(miner),
-            _Performance(miner),
+            _Performance(miner, self.tuner),
             _Cooling(miner),
             _Miner(miner),
             _Pools(miner),
