@@ -138,13 +138,23 @@ class CurveBook:
         fit: FitParams | None = None,
         refit_interval_s: float = 600.0,
         change_threshold: float = 0.02,
+        group_of: Sequence[int] | None = None,
     ) -> None:
         self.groups = tuple(groups)
         self.fit = fit or FitParams()
         self.refit_interval_s = refit_interval_s
         self.change_threshold = change_threshold
-        self.group_of: IntArray = np.concatenate(
+        contiguous = np.concatenate(
             [np.full(g.count, k, dtype=np.int64) for k, g in enumerate(self.groups)]
+        )
+        if group_of is not None and (
+            len(group_of) != contiguous.size
+            or not np.array_equal(np.sort(np.asarray(group_of)), contiguous)
+        ):
+            raise ValueError("group_of must name each group as many times as its count")
+        #: Each miner's group: group by group unless the caller's miners are interleaved.
+        self.group_of: IntArray = (
+            contiguous if group_of is None else np.asarray(group_of, dtype=np.int64)
         )
         self._firmware_seen: list[str | None] = [g.firmware for g in self.groups]
         self._firmware_curve: list[FirmwareCurve | None] = [None] * len(self.groups)
@@ -282,12 +292,23 @@ class CurveBook:
     # --- the fleet ------------------------------------------------------------------------
 
     def fleet(self) -> FleetSpec:
-        """The fleet as the curves in use describe it (group by group, as in the config)."""
-        return build_fleet(
+        """The fleet as the curves in use describe it, one row per miner in miner order."""
+        grouped = build_fleet(
             [
                 (g.model, g.count, list(c.points))
                 for g, c in zip(self.groups, self.curves, strict=True)
             ]
+        )
+        # build_fleet lays groups out one after another; miner i is the next row of its group
+        rows = np.argsort(np.argsort(self.group_of, kind="stable"), kind="stable")
+        if np.array_equal(rows, np.arange(rows.size)):
+            return grouped
+        return FleetSpec(
+            hashrate_th=grouped.hashrate_th[rows],
+            power_w=grouped.power_w[rows],
+            valid=grouped.valid[rows],
+            model_index=grouped.model_index[rows],
+            model_names=grouped.model_names,
         )
 
 

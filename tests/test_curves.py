@@ -207,3 +207,20 @@ def test_firmware_curves_of_a_group_combine_by_power_level() -> None:
     # 3,000 W is stated by one miner of three: not a point of the group
     assert curve.points == ((120.0, 1750.0), (202.0, 3500.0))
     assert combine([None, None]) == (None, 0)
+
+
+def test_interleaved_miners_get_their_own_group_rows() -> None:
+    groups = [
+        GroupSpec("Antminer S21", 2, "luxos", ((200.0, 3500.0),), True, CurvePreference.AUTO),
+        GroupSpec("Antminer S19j Pro", 1, "stock", ((104.0, 3068.0),), True, CurvePreference.AUTO),
+    ]
+    b = CurveBook(groups, group_of=[0, 1, 0])
+    fleet = b.fleet()
+    assert fleet.power_w[:, 1].tolist() == [3500.0, 3068.0, 3500.0]
+    assert [fleet.model_names[m] for m in fleet.model_index] == [
+        "Antminer S21",
+        "Antminer S19j Pro",
+        "Antminer S21",
+    ]
+    with pytest.raises(ValueError, match="group_of"):
+        CurveBook(groups, group_of=[0, 0, 0])
