@@ -103,10 +103,14 @@ async def make_site() -> AsyncIterator[SiteFactory]:
     started: list[tuple[Fleet, Meter]] = []
 
     async def make(
-        groups: Sequence[tuple[Family, str, int]], *, discover: bool = True, **config: Any
+        groups: Sequence[tuple[Family, str, int]],
+        *,
+        discover: bool = True,
+        ip_start: str | None = None,
+        **config: Any,
     ) -> Site:
         clock = ScaledClock(T0, speed=SPEED)
-        ips = consecutive_ips(next_block(), sum(n for _, _, n in groups))
+        ips = consecutive_ips(ip_start or next_block(), sum(n for _, _, n in groups))
         specs: list[MinerSpec] = []
         fleet_groups = []
         at = 0
