@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,15 +21,19 @@ from adapters.miners import curves_cmd
 from adapters.miners.firmware_curves import BRAIINS_DETAIL, LUXOS_DETAIL
 from adapters.miners.pyasic_lib import pyasic
 from controller.accounting.instruments import SpotSupply
+from controller.config import load_config
 from controller.curve_fit import FitParams
 from controller.curves import CurveBook, CurvePreference, CurveSource, GroupSpec
 from controller.decision.policy import PolicyParams
+from controller.domain import iso
+from controller.runtime.daemon import Daemon, DaemonOptions
 from controller.runtime.site_curves import SiteCurves
 from controller.runtime.site_loop import SiteLoop
 from controller.runtime.site_model import SiteModel
 from simulators.miners.braiins import TUNED_FRACTIONS, TUNING_S
 from simulators.miners.miner import Family
 from simulators.miners.models import S21
+from tests import scenario_kit
 from tests.miners.conftest import SPEED, SiteFactory
 from tests.miners.test_site_loop_pyasic import ListLedger, SettableFeed
 
@@ -198,3 +203,79 @@ async def test_a_learned_curve_replaces_the_config_one_after_runs_at_several_tar
     assert loop.site.fleet.power_at(plan.point).tolist() == [2100.0] * 4
     truth = await site.truth()
     assert all(truth[ip]["power_target_w"] == pytest.approx(2100.0) for ip in site.ips)
+
+
+def _daemon_config(tmp: Path, ips: list[str]) -> Path:
+    """A pyasic site on recorded feeds whose power price alternates 30 / 60 USD/MWh."""
+    start = scenario_kit.T0
+    rows = [(start + 60.0 * k, 30.0 if k % 2 == 0 else 60.0) for k in range(4)]
+    scenario_kit.write_csv(tmp / "prices.csv", "usd_per_mwh", rows)
+    scenario_kit.write_csv(tmp / "hashprice.csv", "usd_per_ph_day", [(start, 50.0)])
+    path = tmp / "site.toml"
+    path.write_text(
+        f"""
+[daemon]
+cycle_s = 15
+ledger_sync = "normal"
+
+[scenario]
+name = "curves"
+start = "{iso(start)}"
+end = "{iso(start + 180.0)}"
+
+[[sites]]
+id = "s1"
+price_feed = {{ type = "recorded", path = "prices.csv" }}
+hashprice_feed = {{ type = "recorded", path = "hashprice.csv" }}
+supply = {{ type = "spot" }}
+
+[sites.driver]
+type = "pyasic"
+concurrency = 16
+call_timeout_s = 2.0
+discovery_timeout_s = 4.0
+confirm_timeout_s = 4.0
+confirm_poll_s = 0.1
+retry_attempts = 2
+retry_base_s = 0.05
+retry_cap_s = 0.2
+
+[[sites.miners]]
+model = "Antminer S21"
+firmware = "braiins"
+addresses = ["{ips[0]}-{ips[-1]}"]
+curve_source = "learned"
+curve = [{{ hashrate_th = 200, power_w = 2800 }}, {{ hashrate_th = 215, power_w = 3500 }}]
+
+[sites.curves]
+min_samples = 16
+min_samples_per_point = 4
+refit_interval_s = 0
+"""
+    )
+    return path
+
+
+async def test_the_daemon_learns_a_curve_logs_and_exports_its_source(
+    make_site: SiteFactory, tmp_path: Path
+) -> None:
+    site = await make_site([(Family.BRAIINS, "S21", 4)], discover=False, ip_start=block())
+    loaded = load_config(_daemon_config(tmp_path, site.ips))
+    options = DaemonOptions(
+        simulated=True, speed=SPEED, state_dir=tmp_path / "state", metrics_port=0
+    )
+    daemon = Daemon(loaded, options)
+    labels = {"site": "s1", "group": "0", "model": "Antminer S21", "firmware": "braiins"}
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.wait_for(daemon.run(), timeout=90)
+    events = [(e["event"], e.get("source")) for e in logs if str(e["event"]).startswith("curve_")]
+    assert events[0] == ("curve_in_use", "config")
+    assert ("curve_changed", "learned") in events
+    reg = daemon.registry
+    assert reg.get_sample_value("hashspark_curve_info", labels | {"source": "learned"}) == 1.0
+    for point, watts in ((1, 2800.0), (2, 3500.0)):
+        at = {"site": "s1", "group": "0", "point": str(point)}
+        assert reg.get_sample_value("hashspark_curve_point_power_watts", at) == watts
+        hashrate = reg.get_sample_value("hashspark_curve_point_hashrate_terahashes", at)
+        assert hashrate == pytest.approx(S21.hashrate_at_th(watts), rel=0.02)
+    assert (daemon.sites[0].loop.site.fleet.hashrate_th[:, 1] < 190).all()  # not the config's 200
