@@ -211,6 +211,20 @@ class CurveBook:
             store = self._stores.setdefault(key, SampleStore())
             store.add(np.asarray(power_w)[sel], np.asarray(hashrate_th)[sel])
 
+    def sample_arrays(self) -> dict[tuple[str, str], tuple[FloatArray, FloatArray]]:
+        """Every kept learning sample by (model, firmware), to persist across restarts."""
+        return {key: store.arrays() for key, store in self._stores.items()}
+
+    def load_samples(self, samples: dict[tuple[str, str], tuple[FloatArray, FloatArray]]) -> None:
+        """Samples kept by an earlier run (before the first refresh)."""
+        for key, (power_w, hashrate_th) in samples.items():
+            self._stores.setdefault(key, SampleStore()).add(power_w, hashrate_th)
+
+    @property
+    def fitted_at(self) -> EpochS | None:
+        """When the last refit ran."""
+        return self._last_fit
+
     def key(self, group: int) -> tuple[str, str]:
         """What learned curves are shared by: (model, firmware)."""
         return self.groups[group].model, self._firmware_seen[group] or "unknown"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from controller.curves import (
     GroupSpec,
     combine,
 )
+from controller.runtime.site_curves import load_samples, save_samples
 
 NAMEPLATE_TH, NAMEPLATE_W, OVERHEAD_W = 200.0, 3500.0, 525.0
 
@@ -224,3 +226,23 @@ def test_interleaved_miners_get_their_own_group_rows() -> None:
     ]
     with pytest.raises(ValueError, match="group_of"):
         CurveBook(groups, group_of=[0, 0, 0])
+
+
+def test_samples_survive_a_restart_and_a_damaged_file_is_none(tmp_path: Path) -> None:
+    b = book(CurvePreference.LEARNED)
+    b.set_firmware(["luxos"] * 4, [None] * 4)
+    learn(b)
+    path = tmp_path / "curves" / "s1.json"
+    save_samples(path, b.sample_arrays())
+    fresh = book(CurvePreference.LEARNED)
+    fresh.set_firmware(["luxos"] * 4, [None] * 4)
+    fresh.load_samples(load_samples(path, "s1"))
+    fresh.refresh(0.0)
+    b.refresh(0.0)
+    assert fresh.curves[0].source is CurveSource.LEARNED
+    assert fresh.curves[0].points == b.curves[0].points
+    path.write_text('{"version": 1, "samples": [{"model": "x"}]}')
+    assert load_samples(path, "s1") == {}
+    path.write_text("not json")
+    assert load_samples(path, "s1") == {}
+    assert load_samples(tmp_path / "missing.json", "s1") == {}

@@ -1,10 +1,10 @@
 """``hashspark fleet curves``: each group's efficiency curve and where it comes from.
 
 With ``--config FILE``, every pyasic site's groups are resolved as the daemon resolves them
-at start (their ``curve_source``; a learned curve needs the daemon's telemetry, so here it
-shows the fallback and why). With bare targets, the miners found are grouped by model and
-firmware and shown as ``curve_source = "auto"`` would use them: the firmware's curve when
-it states one, else the catalog nameplate.
+at start (their ``curve_source``; learned curves from the samples the daemon keeps in
+``STATE_DIR/curves/``, or the fallback and why when there are too few). With bare targets,
+the miners found are grouped by model and firmware and shown as ``curve_source = "auto"``
+would use them: the firmware's curve when it states one, else the catalog nameplate.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("curves", help="each group's efficiency curve and its source")
     p.add_argument("targets", nargs="*", metavar="TARGET", help="address, FIRST-LAST, CIDR")
     p.add_argument("--config", type=Path, help="the groups of every pyasic site in this config")
+    p.add_argument("--state-dir", type=Path, help="the daemon's state (default: the config's)")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
     p.add_argument("--concurrency", type=int, default=200, help="pyasic calls in flight")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per discovery")
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         print("hashspark fleet curves: name at least one TARGET or --config FILE", file=sys.stderr)
         return EXIT_USAGE
     try:
-        rows = asyncio.run(_rows(args))
+        rows = asyncio.run(rows_for(args))
     except (AddressError, ConfigError, ValueError) as exc:
         print(f"hashspark fleet curves: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -85,29 +86,34 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if rows else EXIT_NONE_FOUND
 
 
-async def _rows(args: argparse.Namespace) -> list[CurveRow]:
+async def rows_for(args: argparse.Namespace) -> list[CurveRow]:
     base = PyasicDriverConfig.model_validate(
         {"type": "pyasic", "concurrency": args.concurrency, "discovery_timeout_s": args.timeout}
     )
     rows: list[CurveRow] = []
     if args.config is not None:
-        for site in load_config(args.config).config.sites:
+        config = load_config(args.config).config
+        state_dir = args.state_dir or config.daemon.state_dir
+        for site in config.sites:
             if not isinstance(site.driver, PyasicDriverConfig):
                 continue
             addresses, firmware = site_addresses(site)
             driver = PyasicDriver(
                 site.fleet(), addresses, site.driver, SystemClock(), firmware=firmware
             )
-            rows += await resolved(site.id, site.curve_book(), driver)
+            samples = state_dir / "curves" / f"{site.id}.json"
+            rows += await resolved(site.id, site.curve_book(), driver, samples)
     if args.targets:
         rows += await discovered(expand_all(dict.fromkeys(args.targets)), base)
     return rows
 
 
-async def resolved(site_id: str, book: CurveBook, driver: PyasicDriver) -> list[CurveRow]:
+async def resolved(
+    site_id: str, book: CurveBook, driver: PyasicDriver, samples: Path | None = None
+) -> list[CurveRow]:
     """Discover the miners, read their firmware curves, resolve each group's curve."""
     await driver.discover()
-    curves = SiteCurves(site_id, book, driver)
+    curves = SiteCurves(site_id, book, driver, samples_path=samples)
     await curves.start(SystemClock().now())
     counts = [g.count for g in book.groups]
     return [CurveRow(site_id, c, counts[c.group]) for c in curves.curves]

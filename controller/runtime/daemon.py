@@ -241,6 +241,7 @@ class Daemon:
             site.curve_book(),
             driver if isinstance(driver, PyasicDriver) else None,
             on_change=lambda c: self.metrics.curves(site.id, c),
+            samples_path=self.state_dir / "curves" / f"{site.id}.json",
         )
         return _Site(site, loop, clock, until, curves)
 

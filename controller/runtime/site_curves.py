@@ -5,14 +5,19 @@ site's driver and loop. At start, after discovery, firmware curves are read if a
 may use them and the fleet is rebuilt from the curves in use. After each cycle the
 driver's steady telemetry is filed as samples; when a refit changes a group's curve, the
 driver and the loop adopt the new fleet. Each curve in use is logged once at start and
-once per change, with its source.
+once per change, with its source. The learning samples are kept in
+``STATE_DIR/curves/<site>.json`` after every refit, so a restart does not learn from scratch.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
+import numpy as np
 import structlog
 
 from controller.curves import CurveBook, FirmwareCurve, GroupCurve
@@ -56,11 +61,15 @@ class SiteCurves:
         driver: CurveDriver | None,
         *,
         on_change: Callable[[tuple[GroupCurve, ...]], None] | None = None,
+        samples_path: Path | None = None,
     ) -> None:
         self.site_id = site_id
         self.book = book
         self.driver = driver
         self._on_change = on_change
+        self.samples_path = samples_path
+        self._saved_fit: EpochS | None = None
+        self._save_failed = False
 
     @property
     def curves(self) -> tuple[GroupCurve, ...]:
@@ -75,6 +84,8 @@ class SiteCurves:
             if self.book.wants_firmware:
                 curves = await self.driver.read_firmware_curves()
             self.book.set_firmware(found, curves)
+        if self.samples_path is not None and self.book.wants_learning:
+            self.book.load_samples(load_samples(self.samples_path, self.site_id))
         self.book.refresh(now, force=True)
         for curve in self.book.curves:
             self._log_curve("curve_in_use", curve)
@@ -96,12 +107,30 @@ class SiteCurves:
         miner, power_w, hashrate_th = self.driver.steady_samples()
         self.book.add_samples(miner, power_w, hashrate_th)
         changed = self.book.refresh(now)
+        self._save()
         if not changed:
             return None
         for old, new in changed:
             self._log_curve("curve_changed", new, was=old.source.value)
         self._notify()
         return self.fleet()
+
+    def _save(self) -> None:
+        """Keep the samples after each refit; a failed write is logged once, learning goes on."""
+        fitted = self.book.fitted_at
+        if self.samples_path is None or fitted is None or fitted == self._saved_fit:
+            return
+        self._saved_fit = fitted
+        try:
+            save_samples(self.samples_path, self.book.sample_arrays())
+        except OSError as exc:
+            if not self._save_failed:
+                _log.warning("curve_samples_not_saved", site=self.site_id, reason=str(exc))
+            self._save_failed = True
+            return
+        if self._save_failed:
+            _log.info("curve_samples_saved_again", site=self.site_id)
+        self._save_failed = False
 
     def _notify(self) -> None:
         if self._on_change is not None:
@@ -119,3 +148,46 @@ class SiteCurves:
             detail=curve.detail,
             **extra,
         )
+
+
+def save_samples(path: Path, samples: dict[tuple[str, str], tuple[FloatArray, FloatArray]]) -> None:
+    """Write learning samples as JSON, atomically (a crash leaves the old file or the new)."""
+    doc = {
+        "version": 1,
+        "samples": [
+            {
+                "model": model,
+                "firmware": firmware,
+                "power_w": p.tolist(),
+                "hashrate_th": h.tolist(),
+            }
+            for (model, firmware), (p, h) in sorted(samples.items())
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        json.dump(doc, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def load_samples(path: Path, site_id: str) -> dict[tuple[str, str], tuple[FloatArray, FloatArray]]:
+    """Samples an earlier run kept; a missing file is none, a damaged one is logged and none."""
+    try:
+        doc: Any = json.loads(path.read_text())
+        out: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = {}
+        for entry in doc["samples"]:
+            p = np.asarray(entry["power_w"], dtype=np.float64)
+            h = np.asarray(entry["hashrate_th"], dtype=np.float64)
+            if p.shape != h.shape or p.ndim != 1:
+                raise ValueError("power_w and hashrate_th differ in length")
+            out[(str(entry["model"]), str(entry["firmware"]))] = (p, h)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _log.warning("curve_samples_unreadable", site=site_id, path=str(path), reason=str(exc))
+        return {}
+    _log.info("curve_samples_loaded", site=site_id, samples=sum(p.size for p, _ in out.values()))
+    return out

@@ -6,6 +6,7 @@ rest of tests/miners uses by default).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import time
@@ -208,7 +209,7 @@ async def test_a_learned_curve_replaces_the_config_one_after_runs_at_several_tar
 def _daemon_config(tmp: Path, ips: list[str]) -> Path:
     """A pyasic site on recorded feeds whose power price alternates 30 / 60 USD/MWh."""
     start = scenario_kit.T0
-    rows = [(start + 60.0 * k, 30.0 if k % 2 == 0 else 60.0) for k in range(4)]
+    rows = [(start + 60.0 * k, 30.0 if k % 2 == 0 else 60.0) for k in range(2)]
     scenario_kit.write_csv(tmp / "prices.csv", "usd_per_mwh", rows)
     scenario_kit.write_csv(tmp / "hashprice.csv", "usd_per_ph_day", [(start, 50.0)])
     path = tmp / "site.toml"
@@ -221,7 +222,7 @@ ledger_sync = "normal"
 [scenario]
 name = "curves"
 start = "{iso(start)}"
-end = "{iso(start + 180.0)}"
+end = "{iso(start + 120.0)}"
 
 [[sites]]
 id = "s1"
@@ -279,3 +280,24 @@ async def test_the_daemon_learns_a_curve_logs_and_exports_its_source(
         hashrate = reg.get_sample_value("hashspark_curve_point_hashrate_terahashes", at)
         assert hashrate == pytest.approx(S21.hashrate_at_th(watts), rel=0.02)
     assert (daemon.sites[0].loop.site.fleet.hashrate_th[:, 1] < 190).all()  # not the config's 200
+
+    # The samples are kept: a restart plans with the learned curve from its first cycle.
+    assert (tmp_path / "state" / "curves" / "s1.json").exists()
+    again = Daemon(load_config(tmp_path / "site.toml"), options)
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.wait_for(again.run(), timeout=60)
+    at_start = [e for e in logs if e["event"] == "curve_in_use"]
+    assert [(e["source"], e["firmware"]) for e in at_start] == [("learned", "braiins")]
+    assert again.sites[0].loop.site.fleet.power_w[0, 1:3].tolist() == [2800.0, 3500.0]
+
+    # ... and `hashspark fleet curves --config` shows it, from the same samples.
+    args = argparse.Namespace(
+        config=tmp_path / "site.toml",
+        state_dir=tmp_path / "state",
+        targets=[],
+        concurrency=16,
+        timeout=4.0,
+    )
+    rows = await curves_cmd.rows_for(args)
+    assert [(r.site, r.curve.source.value, r.miners) for r in rows] == [("s1", "learned", 4)]
+    assert "learned" in curves_cmd.table(rows)
