@@ -118,6 +118,8 @@ class MinerGroup(Strict):
     # Where the curve the optimiser plans with comes from (controller/curves.py):
     # config (this curve, or the nameplate), firmware, learned, or auto.
     curve_source: CurvePreference = CurvePreference.CONFIG
+    # No point above this power, whatever the source (e.g. a LuxOS overclock profile).
+    max_power_w: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -144,6 +146,13 @@ class MinerGroup(Strict):
             powers = [p.power_w for p in self.curve]
             if len(set(powers)) != len(powers):
                 raise ValueError("curve points need distinct power_w")
+        if self.max_power_w is not None:
+            above = [w for _, w in self.points() if w > self.max_power_w]
+            if above:
+                raise ValueError(
+                    f"max_power_w {self.max_power_w:g} is below the curve's {max(above):g} W "
+                    "(the nameplate's, if no curve is given)"
+                )
         return self
 
     def points(self) -> list[tuple[float, float]]:
@@ -367,6 +376,7 @@ class SiteConfig(Strict):
                 config_points=sorted_points(g.points()),
                 config_is_nameplate=g.curve is None,
                 preference=g.curve_source,
+                max_power_w=g.max_power_w,
             )
             for g in self.miners
         ]

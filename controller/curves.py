@@ -67,6 +67,7 @@ class GroupSpec:
     config_points: Points
     config_is_nameplate: bool
     preference: CurvePreference
+    max_power_w: float | None = None  # no point above this, whatever the source says
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,22 +287,35 @@ class CurveBook:
             return GroupCurve(k, g.model, firmware, source, points, detail, samples)
 
         pref = g.preference
-        if pref in (CurvePreference.FIRMWARE, CurvePreference.AUTO) and fw is not None:
-            return use(CurveSource.FIRMWARE, fw.points, self._firmware_detail[k])
-        if pref in (CurvePreference.LEARNED, CurvePreference.AUTO) and isinstance(
-            learned, LearnedCurve
-        ):
-            return use(CurveSource.LEARNED, learned.points, _learned_detail(learned))
-        not_learned = "not learned yet: " + (
-            learned.reason if isinstance(learned, NotEnough) else f"{samples} samples, no fit yet"
-        )
-        why = {
-            CurvePreference.CONFIG: "as configured",
-            CurvePreference.FIRMWARE: "firmware curve not readable",
-            CurvePreference.LEARNED: not_learned,
-            CurvePreference.AUTO: f"no firmware curve; {not_learned}",
-        }[pref]
-        return use(config_source, g.config_points, why)
+        cap = g.max_power_w
+        fw_points = self._capped(k, fw)
+        learned_points = self._capped(k, learned) if isinstance(learned, LearnedCurve) else ()
+        wants_fw = pref in (CurvePreference.FIRMWARE, CurvePreference.AUTO)
+        wants_learned = pref in (CurvePreference.LEARNED, CurvePreference.AUTO)
+        if wants_fw and fw_points:
+            return use(CurveSource.FIRMWARE, fw_points, self._firmware_detail[k])
+        if wants_learned and isinstance(learned, LearnedCurve) and learned_points:
+            return use(CurveSource.LEARNED, learned_points, _learned_detail(learned))
+        reasons: list[str] = []
+        if wants_fw:
+            reasons.append(
+                "no firmware curve" if fw is None else f"firmware states no point <= {cap:.0f} W"
+            )
+        if wants_learned:
+            if isinstance(learned, LearnedCurve):
+                reasons.append(f"learned curve has no point <= {cap:.0f} W")
+            elif isinstance(learned, NotEnough):
+                reasons.append(f"not learned yet: {learned.reason}")
+            else:
+                reasons.append(f"not learned yet: {samples} samples, no fit yet")
+        return use(config_source, g.config_points, "; ".join(reasons) or "as configured")
+
+    def _capped(self, k: int, curve: FirmwareCurve | LearnedCurve | None) -> Points:
+        """The curve's points at or below the group's ``max_power_w`` (empty if none)."""
+        if curve is None:
+            return ()
+        cap = self.groups[k].max_power_w
+        return tuple(p for p in curve.points if cap is None or p[1] <= cap)
 
     # --- the fleet ------------------------------------------------------------------------
 

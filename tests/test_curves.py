@@ -246,3 +246,23 @@ def test_samples_survive_a_restart_and_a_damaged_file_is_none(tmp_path: Path) ->
     path.write_text("not json")
     assert load_samples(path, "s1") == {}
     assert load_samples(tmp_path / "missing.json", "s1") == {}
+
+
+def test_max_power_w_keeps_overclock_points_out_whatever_the_source() -> None:
+    ladder = FirmwareCurve(((120.0, 1750.0), (200.0, 3500.0), (211.0, 3850.0)), "luxos profiles")
+    group = GroupSpec(
+        "Antminer S21", 2, "luxos", CONFIG_POINTS, False, CurvePreference.AUTO, max_power_w=3500.0
+    )
+    b = CurveBook([group])
+    b.set_firmware(["luxos"] * 2, [ladder] * 2)
+    b.refresh(0.0)
+    assert b.curves[0].source is CurveSource.FIRMWARE
+    assert b.curves[0].points == ((120.0, 1750.0), (200.0, 3500.0))
+    low = GroupSpec(
+        "Antminer S21", 2, "luxos", ((100.0, 1500.0),), False, CurvePreference.FIRMWARE, 1600.0
+    )
+    b = CurveBook([low])
+    b.set_firmware(["luxos"] * 2, [ladder] * 2)
+    b.refresh(0.0)
+    assert b.curves[0].source is CurveSource.CONFIG
+    assert b.curves[0].detail == "firmware states no point <= 1600 W"
