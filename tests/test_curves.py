@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from controller.config import CurvesConfig
 from controller.curve_fit import FitParams, LearnedCurve, NotEnough, SampleStore, fit_curve
 from controller.curves import (
     CurveBook,
@@ -17,7 +18,7 @@ from controller.curves import (
     GroupSpec,
     combine,
 )
-from controller.runtime.site_curves import load_samples, save_samples
+from controller.runtime.site_curves import SiteCurves, load_samples, save_samples
 
 NAMEPLATE_TH, NAMEPLATE_W, OVERHEAD_W = 200.0, 3500.0, 525.0
 
@@ -266,3 +267,14 @@ def test_max_power_w_keeps_overclock_points_out_whatever_the_source() -> None:
     b.refresh(0.0)
     assert b.curves[0].source is CurveSource.CONFIG
     assert b.curves[0].detail == "firmware states no point <= 1600 W"
+
+
+async def test_in_process_sites_use_their_config_curves_and_a_reload_retunes_the_fit() -> None:
+    sc = SiteCurves("lab", book(CurvePreference.AUTO), None)
+    fleet = await sc.start(0.0)
+    assert sc.curves[0].source is CurveSource.CONFIG
+    assert fleet.power_w[0, 1:3].tolist() == [2100.0, 3500.0]
+    assert sc.after_cycle(1.0) is None  # no driver: nothing to learn from
+    sc.reconfigure(CurvesConfig(min_samples=5, refit_interval_s=30.0, change_threshold=0.1))
+    assert (sc.book.fit.min_samples, sc.book.refit_interval_s) == (5, 30.0)
+    assert sc.book.change_threshold == 0.1

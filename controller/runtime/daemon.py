@@ -365,6 +365,7 @@ class Daemon:
             # config's: the driver numbers points by it.
             model = replace(_site_model(s.config), fleet=s.loop.site.fleet)
             s.loop.reconfigure(model, new.config.daemon.cycle_s)
+            s.curves.reconfigure(s.config.curves)
         self.loaded = new
         self._log.info("reloaded", config_version=new.version)
         self.notifier.ready(self._status_line())

@@ -20,10 +20,29 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
+from controller.curve_fit import FitParams
 from controller.curves import CurveBook, FirmwareCurve, GroupCurve
 from controller.domain import EpochS, FleetSpec, FloatArray, IntArray
 
 _log = structlog.get_logger("hashspark.curves")
+
+
+class CurveSettings(Protocol):
+    """The fit settings a reload may change (``[sites.curves]``)."""
+
+    @property
+    def refit_interval_s(self) -> float:
+        """Seconds between refits."""
+        ...
+
+    @property
+    def change_threshold(self) -> float:
+        """Smaller moves keep the curve in use."""
+        ...
+
+    def fit_params(self) -> FitParams:
+        """The fit's parameters."""
+        ...
 
 
 class CurveDriver(Protocol):
@@ -70,6 +89,12 @@ class SiteCurves:
         self.samples_path = samples_path
         self._saved_fit: EpochS | None = None
         self._save_failed = False
+
+    def reconfigure(self, settings: CurveSettings) -> None:
+        """New fit settings (a reload): used from the next refit on."""
+        self.book.fit = settings.fit_params()
+        self.book.refit_interval_s = settings.refit_interval_s
+        self.book.change_threshold = settings.change_threshold
 
     @property
     def curves(self) -> tuple[GroupCurve, ...]:
