@@ -36,7 +36,7 @@ from adapters.miners.telemetry import (
     Telemetry,
     Thresholds,
     confirms,
-    is_off,
+    curve_sample,
     point_of,
     rebooted_within,
     telemetry_of,
@@ -57,8 +57,6 @@ from controller.ports import Clock
 T = TypeVar("T")
 
 LOGGED_IPS = 10  #: addresses named in one log line; the count says how many more
-#: A running miner within 3 % of its power target has settled: its read is a curve sample.
-STEADY_FRACTION = 0.03
 
 _log = structlog.get_logger("hashspark.miners")
 
@@ -217,24 +215,19 @@ class PyasicDriver:
     def steady_samples(self) -> tuple[IntArray, FloatArray, FloatArray]:
         """(miner, power_w, hashrate_th) of reachable miners running steadily at their target.
 
-        From the last reads: a miner still ramping (power away from its power target) or
-        asleep is no sample of its curve; firmware without wattage (stock) gives none.
+        From the last reads, by ``telemetry.curve_sample``.
         """
         index: list[int] = []
         power: list[float] = []
         hashrate: list[float] = []
         for m in self._miners:
-            t = m.telemetry
-            if not m.reachable or m.point == OFF or t is None:
+            if not m.reachable or m.point == OFF or m.telemetry is None:
                 continue
-            if t.power_w is None or t.hashrate_th is None or is_off(t, m.curve, self._th):
-                continue
-            limit = t.power_limit_w
-            if limit is not None and abs(t.power_w - limit) > STEADY_FRACTION * limit:
-                continue
-            index.append(m.index)
-            power.append(t.power_w)
-            hashrate.append(t.hashrate_th)
+            sample = curve_sample(m.telemetry, m.curve, self._th)
+            if sample is not None:
+                index.append(m.index)
+                power.append(sample[0])
+                hashrate.append(sample[1])
         return (
             np.array(index, dtype=np.int64),
             np.array(power, dtype=np.float64),
