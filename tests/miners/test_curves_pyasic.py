@@ -31,7 +31,7 @@ from controller.runtime.daemon import Daemon, DaemonOptions
 from controller.runtime.site_curves import SiteCurves
 from controller.runtime.site_loop import SiteLoop
 from controller.runtime.site_model import SiteModel
-from simulators.miners.braiins import TUNED_FRACTIONS, TUNING_S
+from simulators.miners.braiins_tuner import TUNED_FRACTIONS, TUNING_S
 from simulators.miners.miner import Family
 from simulators.miners.models import S21
 from tests import scenario_kit
