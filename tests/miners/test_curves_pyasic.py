@@ -77,7 +77,13 @@ async def test_firmware_curves_of_luxos_profiles_and_the_braiins_tuner(
 
     # A BOS+ miner run at a new target saves a tuned profile for it after a while.
     handle = await pyasic().get_miner(site.ips[2])
+    state = await handle.web.get_tuner_state()
+    assert state["overallTunerState"].name == "STABLE"  # at nameplate, a tuned target
     assert await handle.set_power_limit(2450)
+    state = await handle.web.get_tuner_state()
+    assert state["overallTunerState"].name == "TUNING"
+    assert state["powerTargetModeState"]["currentTarget"] == {"watt": 2450}
+    assert "profile" not in state["powerTargetModeState"]
     deadline = time.monotonic() + 3 * TUNING_S / SPEED + 10
     while True:
         again = await site.driver.read_firmware_curves()
@@ -86,6 +92,9 @@ async def test_firmware_curves_of_luxos_profiles_and_the_braiins_tuner(
             break
         await asyncio.sleep(0.5)
     assert [w for _, w in again[2].points] == [2100.0, 2450.0, 2800.0, 3500.0]
+    state = await handle.web.get_tuner_state()
+    assert state["overallTunerState"].name == "STABLE"
+    assert state["powerTargetModeState"]["profile"]["target"] == {"watt": 2450}
     assert again[3] == braiins[1]  # the other miner was never run there
 
     # Both groups on "auto": the firmware's curve, combined over the group's miners.
