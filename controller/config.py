@@ -172,6 +172,7 @@ class CurvesConfig(Strict):
     outlier_mads: float = Field(default=3.5, gt=0)  # rejection beyond this many scaled MADs
     refit_interval_s: float = Field(default=600.0, ge=0)  # between fits of the learned curves
     change_threshold: float = Field(default=0.02, ge=0, lt=1)  # smaller moves keep the curve
+    firmware_refresh_s: float | None = Field(default=None, gt=0)  # re-read; None: at start
 
     def fit_params(self) -> FitParams:
         """The fit's parameters as a core value."""

@@ -184,9 +184,17 @@ class CurveBook:
         )
 
     def set_firmware(
-        self, per_miner: Sequence[str | None], curves: Sequence[FirmwareCurve | None]
+        self,
+        per_miner: Sequence[str | None],
+        curves: Sequence[FirmwareCurve | None],
+        *,
+        keep_unread: bool = False,
     ) -> None:
-        """What discovery found (firmware name per miner) and the curves firmware reported."""
+        """What discovery found (firmware name per miner) and the curves firmware reported.
+
+        ``keep_unread`` (a re-read while running): a group none of whose miners answered
+        keeps the curve it had, so a network blip does not send it back to the config.
+        """
         if len(per_miner) != self.group_of.size or len(curves) != self.group_of.size:
             raise ValueError("one firmware and one curve (or None) per miner")
         for k in range(len(self.groups)):
@@ -195,6 +203,8 @@ class CurveBook:
             if self._firmware_seen[k] is None and names:
                 self._firmware_seen[k] = names.most_common(1)[0][0]
             curve, n = combine([curves[i] for i in members])
+            if curve is None and keep_unread:
+                continue
             self._firmware_curve[k] = curve
             self._firmware_detail[k] = (
                 "" if curve is None else f"{curve.detail}, {n} of {len(members)} miners"

@@ -278,3 +278,25 @@ async def test_in_process_sites_use_their_config_curves_and_a_reload_retunes_the
     sc.reconfigure(CurvesConfig(min_samples=5, refit_interval_s=30.0, change_threshold=0.1))
     assert (sc.book.fit.min_samples, sc.book.refit_interval_s) == (5, 30.0)
     assert sc.book.change_threshold == 0.1
+
+
+def test_a_reread_that_nobody_answers_keeps_the_firmware_curve() -> None:
+    b = book(CurvePreference.FIRMWARE)
+    b.set_firmware(["luxos"] * 4, [FIRMWARE] * 4)
+    b.refresh(0.0)
+    assert b.curves[0].source is CurveSource.FIRMWARE
+    b.set_firmware(["luxos"] * 4, [None] * 4, keep_unread=True)  # a network blip
+    assert b.refresh(1.0, force=True) == []
+    assert b.curves[0].points == FIRMWARE.points
+    b.set_firmware(["luxos"] * 4, [None] * 4)  # at start: nothing stated, so the config
+    b.refresh(2.0, force=True)
+    assert b.curves[0].source is CurveSource.CONFIG
+
+
+def test_firmware_is_read_again_only_when_asked_and_due() -> None:
+    sc = SiteCurves("s1", book(CurvePreference.FIRMWARE), None)
+    assert not sc.firmware_due(1e9, 3600.0)  # never read (no driver)
+    sc.firmware_read_at = 100.0
+    assert not sc.firmware_due(3699.0, 3600.0)
+    assert sc.firmware_due(3700.0, 3600.0)
+    assert not sc.firmware_due(1e9, None)

@@ -403,10 +403,13 @@ class Daemon:
         return web.json_response(body, status=503 if stuck else 200)
 
 
-def _learn_curves(site: _Site) -> Callable[[Plan], None]:
-    """After each cycle: file the telemetry as curve samples; re-plan if a curve changed."""
+def _learn_curves(site: _Site) -> Callable[[Plan], Awaitable[None]]:
+    """After each cycle: re-read firmware curves when due, file the telemetry as samples,
+    and re-plan if a curve changed."""
 
-    def after(plan: Plan) -> None:
+    async def after(plan: Plan) -> None:
+        if site.curves.firmware_due(plan.now, site.config.curves.firmware_refresh_s):
+            await site.curves.reread_firmware(plan.now)
         fleet = site.curves.after_cycle(plan.now)
         if fleet is not None:
             site.loop.adopt_fleet(fleet)

@@ -89,6 +89,16 @@ class SiteCurves:
         self.samples_path = samples_path
         self._saved_fit: EpochS | None = None
         self._save_failed = False
+        self._reread = False  # firmware curves were read again: resolve at the next cycle
+        self.firmware_read_at: EpochS | None = None
+
+    def firmware_due(self, now: EpochS, every_s: float | None) -> bool:
+        """Time to read the firmware curves again (``every_s`` None: only at start)."""
+        return (
+            every_s is not None
+            and self.firmware_read_at is not None
+            and now - self.firmware_read_at >= every_s
+        )
 
     def reconfigure(self, settings: CurveSettings) -> None:
         """New fit settings (a reload): used from the next refit on."""
@@ -108,6 +118,7 @@ class SiteCurves:
             curves: Sequence[FirmwareCurve | None] = [None] * len(found)
             if self.book.wants_firmware:
                 curves = await self.driver.read_firmware_curves()
+                self.firmware_read_at = now
             self.book.set_firmware(found, curves)
         if self.samples_path is not None and self.book.wants_learning:
             self.book.load_samples(load_samples(self.samples_path, self.site_id))
@@ -125,13 +136,30 @@ class SiteCurves:
         self.driver.adopt_fleet(fleet)
         return self.driver.restrict_to_capabilities()
 
+    async def reread_firmware(self, now: EpochS) -> None:
+        """Read the firmware curves again (new LuxOS profiles, newly tuned BOS+ targets).
+
+        The next ``after_cycle`` resolves with them; a group none of whose miners answered
+        keeps the curve it had.
+        """
+        if self.driver is None or not self.book.wants_firmware:
+            return
+        curves = await self.driver.read_firmware_curves()
+        self.book.set_firmware(self.driver.firmware_found, curves, keep_unread=True)
+        self.firmware_read_at = now
+        self._reread = True
+
     def after_cycle(self, now: EpochS) -> FleetSpec | None:
         """File this cycle's samples; a new fleet when some group's curve changed."""
-        if self.driver is None or not self.book.wants_learning:
+        if self.driver is None:
             return None
-        miner, power_w, hashrate_th = self.driver.steady_samples()
-        self.book.add_samples(miner, power_w, hashrate_th)
-        changed = self.book.refresh(now)
+        if self.book.wants_learning:
+            miner, power_w, hashrate_th = self.driver.steady_samples()
+            self.book.add_samples(miner, power_w, hashrate_th)
+        elif not self._reread:
+            return None
+        changed = self.book.refresh(now, force=self._reread)
+        self._reread = False
         self._save()
         if not changed:
             return None

@@ -191,17 +191,22 @@ class SiteLoop:
     async def run(
         self,
         until: EpochS | None = None,
-        on_cycle: Callable[[Plan], None] | None = None,
+        on_cycle: Callable[[Plan], Awaitable[None] | None] | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
         """Cycle until ``until`` (forever if None) or ``stop``; at ``until``, settle.
+
+        ``on_cycle`` runs after each cycle (awaited if it returns an awaitable), before the
+        sleep: the place to change what the next cycle plans with.
 
         ``stop`` is only looked at between cycles, so a command in flight always finishes.
         """
         while (until is None or self._clock.now() < until) and not (stop and stop.is_set()):
             plan = await self.cycle()
             if on_cycle is not None:
-                on_cycle(plan)
+                done = on_cycle(plan)
+                if done is not None:
+                    await done
             now = self._clock.now()
             price = self._price_feed.latest(now)
             hashprice = self._hashprice_feed.latest(now)

@@ -75,6 +75,21 @@ async def test_firmware_curves_of_luxos_profiles_and_the_braiins_tuner(
             assert h == pytest.approx(S21.hashrate_at_th(w), rel=0.016)
     assert luxos[0] == luxos[1]
 
+    # Both groups on "auto": the firmware's curve, combined over the group's miners.
+    groups = [
+        GroupSpec("Antminer S21", 2, None, ((200.0, 3500.0),), True, CurvePreference.AUTO),
+        GroupSpec("Antminer S21", 2, "braiins", ((200.0, 3500.0),), True, CurvePreference.AUTO),
+    ]
+    sc = SiteCurves("s1", CurveBook(groups), site.driver)
+    fleet = await sc.start(site.clock.now())
+    lux, bos = sc.curves
+    assert (lux.source, lux.firmware, len(lux.points)) == (CurveSource.FIRMWARE, "luxos", 8)
+    assert (bos.source, bos.firmware) == (CurveSource.FIRMWARE, "braiins")
+    assert [w for _, w in bos.points] == [2100.0, 2800.0, 3500.0]
+    assert "2 of 2 miners" in bos.detail
+    assert fleet.power_w[0, 1:9].tolist() == [w for _, w in lux.points]
+    assert site.driver.fleet is fleet  # the driver plans and confirms on the same points
+
     # A BOS+ miner run at a new target saves a tuned profile for it after a while.
     handle = await pyasic().get_miner(site.ips[2])
     state = await handle.web.get_tuner_state()
@@ -97,21 +112,18 @@ async def test_firmware_curves_of_luxos_profiles_and_the_braiins_tuner(
     assert state["powerTargetModeState"]["profile"]["target"] == {"watt": 2450}
     assert again[3] == braiins[1]  # the other miner was never run there
 
-    # Both groups on "auto": the firmware's curve, combined over the group's miners.
-    groups = [
-        GroupSpec("Antminer S21", 2, None, ((200.0, 3500.0),), True, CurvePreference.AUTO),
-        GroupSpec("Antminer S21", 2, "braiins", ((200.0, 3500.0),), True, CurvePreference.AUTO),
+    # Read again while running: the new profile is a point of the group's curve (one of
+    # its two units states it: half of them), and the site re-plans with it.
+    assert sc.after_cycle(site.clock.now()) is None  # nothing new yet
+    with structlog.testing.capture_logs() as logs:
+        await sc.reread_firmware(site.clock.now())
+        fleet = sc.after_cycle(site.clock.now())
+    assert fleet is not None
+    assert [w for _, w in sc.curves[1].points] == [2100.0, 2450.0, 2800.0, 3500.0]
+    assert fleet.power_w[2, 1:5].tolist() == [2100.0, 2450.0, 2800.0, 3500.0]
+    assert [(e["event"], e["group"]) for e in logs if e["event"] == "curve_changed"] == [
+        ("curve_changed", 1)
     ]
-    sc = SiteCurves("s1", CurveBook(groups), site.driver)
-    fleet = await sc.start(site.clock.now())
-    lux, bos = sc.curves
-    assert (lux.source, lux.firmware, len(lux.points)) == (CurveSource.FIRMWARE, "luxos", 8)
-    assert (bos.source, bos.firmware) == (CurveSource.FIRMWARE, "braiins")
-    # 2,450 W is saved on one of the two units: half of them, so it is a point
-    assert [w for _, w in bos.points] == [2100.0, 2450.0, 2800.0, 3500.0]
-    assert "2 of 2 miners" in bos.detail
-    assert fleet.power_w[0, 1:9].tolist() == [w for _, w in lux.points]
-    assert site.driver.fleet is fleet  # the driver plans and confirms on the same points
 
     # The CLI shows the same, with each curve's source.
     rows = await curves_cmd.discovered(site.ips, site.driver._cfg)
