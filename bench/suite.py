@@ -50,6 +50,13 @@ BENCHES = (
         quick=("--runs", "2", "--no-loop"),
     ),
     Bench(
+        "bench_live_replay.py",
+        "the live-path replay (simulated LuxOS miners through pyasic) of the 36-hour "
+        "scarcity window: simulated seconds per wall second",
+        full=("--miners", "1000"),
+        quick=("--miners", "100"),
+    ),
+    Bench(
         "bench_mqtt_latency.py",
         "a price published on MQTT to the feed's wake-up and to the first miner command",
         quick=("--n", "200"),

@@ -23,6 +23,7 @@ from adapters.feeds.store import FeedStats
 from adapters.ledger_memory import MemoryLedger
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
+from controller.decision.policy import Plan
 from controller.decision.reconcile import DispatchReport
 from controller.domain import EpochS
 from controller.records import IntervalRecord, IntervalTable
@@ -30,7 +31,7 @@ from controller.runtime.override_book import OverrideBook
 from controller.runtime.site_loop import SiteLoop
 from controller.status import SiteStatus
 from simulators.miners.fleet import Fleet, MinerSpec, consecutive_ips
-from simulators.miners.meter import Meter
+from simulators.miners.meter import Meter, snapshot
 from simulators.miners.miner import Family
 from simulators.miners.models import MODELS
 from simulators.miners.state import DEFAULT_RAMP_S
@@ -49,6 +50,8 @@ BOOT_SETTLE_S = 5.0
 
 #: Progress callback: simulated time and the net P&L settled so far.
 Progress = Callable[[EpochS, float], None]
+#: Called after every cycle with its plan and the meter's reading (what ``GET /meter`` serves).
+MeterProbe = Callable[[Plan, dict[str, Any]], None]
 
 
 def live_driver_config() -> PyasicDriverConfig:
@@ -212,8 +215,32 @@ def ramp_losses(
     }
 
 
+async def _start_fleet(
+    stack: AsyncExitStack,
+    specs: list[MinerSpec],
+    clock: ReplayClock,
+    inputs: ReplayInputs,
+    options: LiveOptions,
+) -> tuple[Fleet, Meter]:
+    """Listen on every simulated miner and the meter; stopped when ``stack`` closes."""
+    fleet = Fleet(specs, clock)
+    now = clock.now()
+    for miner in fleet.miners:
+        miner.state.ramp_s = options.resume_ramp_s
+        if getattr(inputs.site.driver, "initial_state", "running") == "curtailed":
+            miner.state.sleep(now)
+        miner.state.booted_at = now - BOOT_SETTLE_S  # up and settled at the start
+    await fleet.start()
+    stack.push_async_callback(fleet.stop)
+    meter = await stack.enter_async_context(Meter(fleet, port=options.meter_port))
+    return fleet, meter
+
+
 async def run_live(
-    inputs: ReplayInputs, options: LiveOptions, progress: Progress | None = None
+    inputs: ReplayInputs,
+    options: LiveOptions,
+    progress: Progress | None = None,
+    meter_probe: MeterProbe | None = None,
 ) -> tuple[IntervalTable, dict[str, Any]]:
     """Run the live path over the replay window; the interval table and the run's figures."""
     began = time.perf_counter()
@@ -226,16 +253,7 @@ async def run_live(
         inputs.site.driver if isinstance(inputs.site.driver, PyasicDriverConfig) else None
     )
     async with AsyncExitStack() as stack:
-        fleet = Fleet(specs, clock)
-        now = clock.now()
-        for miner in fleet.miners:
-            miner.state.ramp_s = options.resume_ramp_s
-            if getattr(inputs.site.driver, "initial_state", "running") == "curtailed":
-                miner.state.sleep(now - BOOT_SETTLE_S)
-            miner.state.booted_at = now - BOOT_SETTLE_S  # up and settled at the start
-        await fleet.start()
-        stack.push_async_callback(fleet.stop)
-        meter = await stack.enter_async_context(Meter(fleet, port=options.meter_port))
+        fleet, meter = await _start_fleet(stack, specs, clock, inputs, options)
         driver = PyasicDriver(
             inputs.model.fleet,
             [s.ip for s in specs],
@@ -268,8 +286,10 @@ async def run_live(
         ramps = _RampMeter(fleet)
         net = [0.0, 0]  # net so far, records summed
 
-        def on_cycle(plan: Any) -> None:
+        def on_cycle(plan: Plan) -> None:
             ramps.sample(plan.now, clock.now())
+            if meter_probe is not None:
+                meter_probe(plan, snapshot(fleet))
             if progress is not None:
                 records = ledger.records
                 net[0] += sum(r.component("net_usd") for r in records[int(net[1]) :])
@@ -311,11 +331,14 @@ async def run_live(
 
 
 async def replay_live(
-    inputs: ReplayInputs, options: LiveOptions, progress: Progress | None = None
+    inputs: ReplayInputs,
+    options: LiveOptions,
+    progress: Progress | None = None,
+    meter_probe: MeterProbe | None = None,
 ) -> ReplayResult:
     """Run the live path and build the report (the fast path's shape plus ``live_path``)."""
     began = time.perf_counter()
-    table, stats = await run_live(inputs, options, progress)
+    table, stats = await run_live(inputs, options, progress, meter_probe)
     report = replay_report(inputs, table, "live")
     stats["net_usd_after_ramp_losses"] = (
         report["totals"]["net_usd"] + stats["ramp_losses"]["net_usd"]
