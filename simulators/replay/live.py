@@ -315,6 +315,8 @@ async def run_live(
         "family": options.family,
         "addresses": f"{specs[0].ip}..{specs[-1].ip}",
         "feeds": feeds.transport,
+        "readings_published": feeds.published,
+        "readings_not_delivered": feeds.lost,
         "speed": options.speed,
         "resume_ramp_s": options.resume_ramp_s,
         "wall_s": wall_s,
