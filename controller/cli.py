@@ -173,8 +173,8 @@ def _live_args(p: argparse.ArgumentParser) -> None:
         "--speed",
         type=_positive,
         metavar="X",
-        help="simulated seconds per wall second while the clock runs (default 30: a 90 s "
-        "resume ramp takes 3 s); idle time between cycles is skipped",
+        help="simulated seconds per wall second while the clock runs (default 10: a 90 s "
+        "resume ramp takes 9 s); idle time between cycles is skipped",
     )
     live.add_argument(
         "--family",

@@ -39,7 +39,7 @@ from simulators.replay.live_clock import LoopClock, ReplayClock
 from simulators.replay.live_feeds import LiveFeeds
 from simulators.replay.runner import ReplayError, ReplayInputs, ReplayResult, replay_report
 
-DEFAULT_SPEED = 30.0  #: a 90 s resume ramp takes 3 wall seconds; a 3 s stop 0.1 s
+DEFAULT_SPEED = 10.0  #: a 90 s resume ramp takes 9 wall seconds; a 3 s stop 0.3 s
 DEFAULT_IP_START = "127.50.0.1"
 FAMILY_CHOICES = ("luxos", "antminer", "braiins", "mixed")
 #: The fleet starts and is discovered this long (simulated) before the window opens.
