@@ -11,6 +11,7 @@ held back is read from the simulator and reported beside it (``live_path.ramp_lo
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import resource
 import time
@@ -44,6 +45,8 @@ DEFAULT_IP_START = "127.50.0.1"
 FAMILY_CHOICES = ("luxos", "antminer", "braiins", "mixed")
 #: The fleet starts and is discovered this long (simulated) before the window opens.
 PREPARE_S = 3600.0
+#: Discovery passes before a miner that never answered stops the replay.
+DISCOVERY_ROUNDS = 3
 #: Boot settle before the first command: a miner that booted within two simulated seconds
 #: and refuses a command reads as rebooted.
 BOOT_SETTLE_S = 5.0
@@ -262,6 +265,11 @@ async def run_live(
             seed=0,
         )
         found = await driver.discover()
+        for _ in range(DISCOVERY_ROUNDS - 1):  # a busy machine can time some probes out
+            if found == len(specs):
+                break
+            await asyncio.sleep(2.0)
+            found = await driver.discover()  # only the miners not found yet are probed
         if found < len(specs):
             raise ReplayError(f"only {found} of {len(specs)} simulated miners were discovered")
         model = replace(inputs.model, fleet=driver.restrict_to_capabilities())
