@@ -58,14 +58,19 @@ MeterProbe = Callable[[Plan, dict[str, Any]], None]
 
 
 def live_driver_config() -> PyasicDriverConfig:
-    """The driver settings a live-path replay uses when the site has no pyasic section."""
+    """The driver settings a live-path replay uses when the site has no pyasic section.
+
+    The simulated fleet shares the CPU with the driver, so deadlines are generous and
+    fewer calls are in flight than on a real site: each call's deadline starts once it
+    holds the semaphore, and 200 calls sharing a busy core all time out together.
+    """
     return PyasicDriverConfig.model_validate(
         {
             "type": "pyasic",
-            "concurrency": 200,
-            "call_timeout_s": 5.0,
-            "discovery_timeout_s": 10.0,
-            "confirm_timeout_s": 10.0,
+            "concurrency": 50,
+            "call_timeout_s": 20.0,
+            "discovery_timeout_s": 30.0,
+            "confirm_timeout_s": 30.0,
             "confirm_poll_s": 0.1,
             "retry_attempts": 2,
             "retry_base_s": 0.05,
