@@ -172,7 +172,9 @@ def main() -> int:
     flag = " --quick" if args.quick else ""
     if args.only:
         header, kept = existing_sections(args.out.read_text() if args.out.exists() else "")
-        lines = header or ["# Performance", ""]
+        # One note of the latest partial run: the page says when each figure was measured.
+        lines = [line for line in header if not line.startswith("Sections updated by")]
+        lines = lines or ["# Performance", ""]
         while lines and not lines[-1]:
             lines.pop()
         lines += [
