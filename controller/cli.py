@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.control import cli as command_cli
 from adapters.feeds.recorded import RecordingError
@@ -33,6 +33,9 @@ from simulators.replay.runner import (
     replay,
     with_fleet_size,
 )
+
+if TYPE_CHECKING:
+    from simulators.miners.fleet_file import FaultConfig
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad input or bad config: the user can fix it
@@ -195,6 +198,13 @@ def _live_args(p: argparse.ArgumentParser) -> None:
     live.add_argument(
         "--meter-port", type=int, metavar="P", help="the simulator's meter port (default: any)"
     )
+    live.add_argument(
+        "--fault",
+        action="append",
+        metavar="JSON",
+        help='a fault for some simulated miners, e.g. \'{"kind": "liar", "fraction": 0.05}\' '
+        "(keys as a fleet file's [[fault]]; repeatable); more through the meter's /faults",
+    )
 
 
 def _window_args(p: argparse.ArgumentParser) -> None:
@@ -268,7 +278,7 @@ def _check_config(path: Path) -> int:
     return EXIT_OK
 
 
-_LIVE_ONLY = ("speed", "family", "ip_start", "resume_ramp_s", "meter_port")
+_LIVE_ONLY = ("speed", "family", "ip_start", "resume_ramp_s", "meter_port", "fault")
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -318,6 +328,7 @@ def _replay_live(args: argparse.Namespace, inputs: ReplayInputs) -> ReplayResult
     if args.meter_port is not None and not 0 <= args.meter_port <= 65_535:
         raise ReplayError(f"--meter-port must be within 0..65535, not {args.meter_port}")
     options = LiveOptions(
+        faults=tuple(_fault_arg(text) for text in args.fault or ()),
         speed=args.speed or DEFAULT_SPEED,
         family=args.family or "luxos",
         ip_start=args.ip_start or DEFAULT_IP_START,
@@ -330,6 +341,19 @@ def _replay_live(args: argparse.Namespace, inputs: ReplayInputs) -> ReplayResult
     finally:
         if progress is not None:
             progress.close()
+
+
+def _fault_arg(text: str) -> FaultConfig:
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from simulators.miners.fleet_file import FaultConfig  # noqa: PLC0415
+
+    try:
+        return FaultConfig.model_validate_json(text)
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ReplayError(f"--fault {text}: {where}: {err['msg']}") from None
 
 
 class LiveProgress:

@@ -17,8 +17,10 @@ import pytest
 
 from controller.cli import main
 from controller.records import COMPONENTS, IntervalTable
+from simulators.miners.faults import FaultKind
+from simulators.miners.fleet_file import FaultConfig
 from simulators.replay.html_report import live_path_section
-from simulators.replay.live import LiveOptions, replay_live
+from simulators.replay.live import LiveOptions, live_driver_config, replay_live
 from simulators.replay.live_clock import LoopClock, ReplayClock
 from simulators.replay.runner import ReplayInputs, replay
 from tests.live_kit import (
@@ -287,3 +289,33 @@ def test_cli_refuses_live_options_without_live_path(capsys: pytest.CaptureFixtur
     assert "--speed" in capsys.readouterr().err
     assert main(["replay", str(HEDGED), "--live-path", "--engine", "loop"]) == 2
     assert "exclude" in capsys.readouterr().err
+    assert main(["replay", str(HEDGED), "--live-path", "--fault", '{"kind": "gremlin"}']) == 2
+    assert "--fault" in capsys.readouterr().err
+    assert main(["replay", str(HEDGED), "--fault", '{"kind": "liar"}', "--quiet"]) == 2
+    assert "only go with --live-path" in capsys.readouterr().err
+
+
+# --- faults are real ---------------------------------------------------------------------------
+
+
+async def test_a_lying_miner_is_unverified_and_keeps_mining_through_the_scarcity() -> None:
+    inputs = inputs_for(
+        HEDGED, 10, start="2024-08-20T23:30:00+00:00", end="2024-08-21T01:30:00+00:00"
+    )
+    liars = ("127.50.70.1", "127.50.70.7")  # an S19j Pro and an S21 (6 then 4 of them)
+    live = await replay_live(
+        inputs,
+        LiveOptions(
+            ip_start="127.50.70.1",
+            speed=FAST,
+            faults=(FaultConfig(kind=FaultKind.LIAR, miners=liars),),
+            driver=live_driver_config().model_copy(update={"confirm_timeout_s": 0.5}),
+        ),
+    )
+    fast = replay(inputs, engine="fast").report["totals"]
+    lp = live.report["live_path"]
+    assert lp["faults"] == [{"kind": "liar", "miners": list(liars)}]
+    assert lp["commands"].get("unverified", 0) > 0  # re-commanded, never confirmed
+    # The two liars mined through intervals the fast path curtails: the ledger shows it.
+    assert live.report["totals"]["mined_mwh"] > fast["mined_mwh"] * 1.05
+    assert live.report["totals"]["curtailed_mwh"] < fast["curtailed_mwh"]

@@ -32,6 +32,7 @@ from controller.runtime.override_book import OverrideBook
 from controller.runtime.site_loop import SiteLoop
 from controller.status import SiteStatus
 from simulators.miners.fleet import Fleet, MinerSpec, consecutive_ips
+from simulators.miners.fleet_file import FaultConfig
 from simulators.miners.meter import Meter, snapshot
 from simulators.miners.miner import Family
 from simulators.miners.models import MODELS
@@ -90,6 +91,7 @@ class LiveOptions:
     resume_ramp_s: float = DEFAULT_RAMP_S  # the simulated miners' resume ramp
     meter_port: int = 0  # 0: any free port
     driver: PyasicDriverConfig | None = None  # None: the site's pyasic section, else defaults
+    faults: tuple[FaultConfig, ...] = ()  # applied once the fleet listens, before discovery
 
 
 @dataclass(slots=True)
@@ -240,6 +242,12 @@ async def _start_fleet(
         miner.state.booted_at = now - BOOT_SETTLE_S  # up and settled at the start
     await fleet.start()
     stack.push_async_callback(fleet.stop)
+    for fc in options.faults:
+        try:
+            chosen = fleet.select(fc.miners, fc.fraction, fc.seed)
+        except ValueError as exc:
+            raise ReplayError(f"fault {fc.kind.value}: {exc}") from None
+        await fleet.apply_fault(chosen, fc.fault())
     meter = await stack.enter_async_context(Meter(fleet, port=options.meter_port))
     return fleet, meter
 
@@ -332,6 +340,7 @@ async def run_live(
         "readings_not_delivered": feeds.lost,
         "speed": options.speed,
         "resume_ramp_s": options.resume_ramp_s,
+        "faults": [fc.model_dump(mode="json", exclude_defaults=True) for fc in options.faults],
         "wall_s": wall_s,
         "sim_s_per_wall_s": (inputs.end - inputs.start) / wall_s if wall_s > 0 else None,
         "cycles": counts.cycles,
