@@ -567,7 +567,7 @@ def _live_lines(live: dict[str, Any]) -> list[str]:
     failed = ", ".join(f"{n} {k}" for k, n in c.items() if k not in ("sent", "applied"))
     lines = [
         f"  live path   {live['miners']:,} simulated {live['family']} miners on "
-        f"{live['addresses']} through pyasic; feeds {live['feeds']}; meter {live['meter']}",
+        f"{live['addresses']} through pyasic; feeds {live['feeds']}",
         f"              {live['sim_s_per_wall_s'] or 0:,.0f} simulated s per wall s "
         f"({live['wall_s']:,.1f} s wall, clock {live['speed']:g}x while running); "
         f"{live['cycles']:,} cycles; {c['sent']:,} commands, {c['applied']:,} applied"
