@@ -1,6 +1,6 @@
 """The performance suite: runs every benchmark and writes docs/performance.md from its output.
 
-    .venv/bin/python bench/suite.py [--quick] [--out docs/performance.md]
+    .venv/bin/python bench/suite.py [--quick] [--out docs/performance.md] [--only SCRIPT...]
 
 Each benchmark runs as its own process (so that one's memory or event loop cannot colour
 another's figures); its output is copied verbatim under the command that reproduces it,
@@ -50,6 +50,13 @@ BENCHES = (
         quick=("--runs", "2", "--no-loop"),
     ),
     Bench(
+        "bench_live_replay.py",
+        "the live-path replay (simulated LuxOS miners through pyasic) of the 36-hour "
+        "scarcity window: simulated seconds per wall second",
+        full=("--miners", "1000"),
+        quick=("--miners", "100"),
+    ),
+    Bench(
         "bench_mqtt_latency.py",
         "a price published on MQTT to the feed's wake-up and to the first miner command",
         quick=("--n", "200"),
@@ -96,7 +103,7 @@ def run(bench: Bench, quick: bool) -> tuple[str, float, int]:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=1800,
+        timeout=3600,
         check=False,
     )
     out = proc.stdout.strip()
@@ -105,48 +112,97 @@ def run(bench: Bench, quick: bool) -> tuple[str, float, int]:
     return out, time.perf_counter() - began, proc.returncode
 
 
+def heading(bench: Bench) -> str:
+    """A benchmark's section heading on the page."""
+    return f"## {bench.what[0].upper()}{bench.what[1:]}"
+
+
+def section(bench: Bench, quick: bool) -> tuple[list[str], bool]:
+    """Run one benchmark; its section of the page, and whether it failed."""
+    if bench.needs_root and os.geteuid() != 0:
+        return [f"## {bench.script}", "", f"Skipped: needs root ({bench.what}).", ""], False
+    print(f"running {bench.script} ...", file=sys.stderr, flush=True)
+    out, wall, code = run(bench, quick)
+    cmd = " ".join(
+        [".venv/bin/python", f"bench/{bench.script}", *(bench.quick if quick else bench.full)]
+    )
+    lines = [
+        heading(bench),
+        "",
+        f"`{cmd}` ({wall:.0f} s{'' if code == 0 else f', FAILED with exit code {code}'})",
+        "",
+        "```",
+        out,
+        "```",
+        "",
+    ]
+    return lines, code != 0
+
+
+def existing_sections(page: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The page's header lines, and each section's lines by its heading."""
+    header: list[str] = []
+    sections: dict[str, list[str]] = {}
+    current: list[str] = header
+    for line in page.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line, [])
+        current.append(line)
+    return header, sections
+
+
 def main() -> int:
     """Run the suite and write the page."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        metavar="SCRIPT",
+        help="run only these benchmarks (e.g. bench_live_replay.py) and replace their "
+        "sections of the existing page, keeping the others",
+    )
     args = ap.parse_args()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        "# Performance",
-        "",
-        f"Written by `bench/suite.py{' --quick' if args.quick else ''}` on {stamp},",
-        f"on {machine()}.",
-        "Every figure below is the benchmark's own output, copied verbatim; rerun the command",
-        "beside it to reproduce it. Figures move with the load on the machine: compare runs made",
-        "on a quiet one.",
-        "",
-    ]
-    failed = 0
-    for bench in BENCHES:
-        if bench.needs_root and os.geteuid() != 0:
-            lines += [f"## {bench.script}", "", f"Skipped: needs root ({bench.what}).", ""]
-            continue
-        print(f"running {bench.script} ...", file=sys.stderr, flush=True)
-        out, wall, code = run(bench, args.quick)
-        failed += code != 0
-        cmd = " ".join(
-            [
-                ".venv/bin/python",
-                f"bench/{bench.script}",
-                *(bench.quick if args.quick else bench.full),
-            ]
-        )
+    known = {b.script for b in BENCHES}
+    unknown = sorted(set(args.only or ()) - known)
+    if unknown:
+        ap.error(f"unknown benchmarks {unknown}; known: {sorted(known)}")
+    flag = " --quick" if args.quick else ""
+    if args.only:
+        header, kept = existing_sections(args.out.read_text() if args.out.exists() else "")
+        # One note of the latest partial run: the page says when each figure was measured.
+        lines = [line for line in header if not line.startswith("Sections updated by")]
+        lines = lines or ["# Performance", ""]
+        while lines and not lines[-1]:
+            lines.pop()
         lines += [
-            f"## {bench.what[0].upper()}{bench.what[1:]}",
-            "",
-            f"`{cmd}` ({wall:.0f} s{'' if code == 0 else f', FAILED with exit code {code}'})",
-            "",
-            "```",
-            out,
-            "```",
+            f"Sections updated by `bench/suite.py{flag} --only {' '.join(args.only)}` on {stamp}, "
+            f"on {machine()}: {', '.join(args.only)}.",
             "",
         ]
+    else:
+        kept = {}
+        lines = [
+            "# Performance",
+            "",
+            f"Written by `bench/suite.py{flag}` on {stamp},",
+            f"on {machine()}.",
+            "Every figure below is the benchmark's own output, copied verbatim; rerun the command",
+            "beside it to reproduce it. Figures move with the load on the machine: compare runs "
+            "made",
+            "on a quiet one.",
+            "",
+        ]
+    failed = 0
+    for bench in BENCHES:
+        if args.only and bench.script not in args.only:
+            lines += kept.get(heading(bench), [heading(bench), "", "Not run yet.", ""])
+            continue
+        part, bad = section(bench, args.quick)
+        lines += part
+        failed += bad
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}", file=sys.stderr)
     return 1 if failed else 0

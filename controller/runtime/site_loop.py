@@ -155,7 +155,10 @@ class SiteLoop:
             self._audit.record(
                 self.site.site_id, self.site.fleet, plan, batch, report, dry_run=self.dry_run
             )
-        after = await self._driver.observe()  # read back: account what they do, not what we sent
+        # Read back after commands: account what miners do, not what we sent. A cycle that
+        # sent nothing has just read the fleet; a second sweep would only double the traffic
+        # (the next cycle's read catches whatever changes in between).
+        after = observed if report is None else await self._driver.observe()
         fleet = self.site.fleet
         model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
         self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, now)
