@@ -192,6 +192,10 @@ class PyasicDriver:
         """Read every miner; unreachable ones keep their last known point."""
         await asyncio.gather(*(self._sense(m) for m in self._miners))
         self._log_changes()
+        return self.current()
+
+    def current(self) -> ObservedFleet:
+        """What the last reads and confirmations showed, without reading again."""
         return ObservedFleet(
             point=np.array([m.point for m in self._miners], dtype=np.int64),
             reachable=np.array([m.reachable for m in self._miners], dtype=bool),

@@ -1,0 +1,139 @@
+"""A sharded site end to end: the planner and two worker processes over a real Mosquitto.
+
+Simulated LuxOS miners (real protocol, real pyasic in the workers) are curtailed by a price
+event and confirmed through the broker, checked against the simulator's meter; then a
+worker is killed with SIGKILL in the middle of the resume event, and the planner must
+report its shard unmanaged within the worker's keepalive and never count its miners as
+confirmed. The 2,000-miner run is in the slow suite (``make test-slow``).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.feeds.conftest import Broker
+from tests.sharding.kit import SITE, ShardedSite, topic_payload, wait_until
+
+KEEPALIVE_S = 5
+
+
+@pytest.mark.parametrize(
+    ("miners", "first_ip", "timeout_s"),
+    [
+        (200, "127.54.0.1", 60.0),
+        pytest.param(2000, "127.55.0.1", 300.0, marks=pytest.mark.slow),
+    ],
+)
+def test_planner_and_two_workers_curtail_confirmed_and_a_killed_worker_is_reported(
+    tmp_path: Path, broker: Broker, miners: int, first_ip: str, timeout_s: float
+) -> None:
+    site = ShardedSite(tmp_path, broker.port, first_ip, miners, keepalive_s=KEEPALIVE_S)
+    try:
+        site.start()
+        bus = site.bus
+        assert bus is not None
+
+        def summary_managed(line: str) -> list[int] | None:
+            topic, doc = topic_payload(line)
+            if topic != f"hashspark/{SITE}/shards" or doc is None:
+                return None
+            managed: list[int] = doc["managed"]
+            return managed
+
+        bus.wait(
+            lambda line: summary_managed(line) == [0, 1],
+            timeout_s,
+            "both shards managed (workers online)",
+        )
+
+        # --- a price spike: every miner curtailed, through plans and reports -------------
+        site.publish_price(broker, 5_000.0)
+        wait_until(
+            lambda: sum(m["mode"] == "sleep" for m in site.meter().values()) == miners,
+            timeout_s,
+            "every miner asleep on the meter",
+        )
+        wait_until(
+            lambda: site.miners_in("curtailed") == miners,
+            timeout_s,
+            "the planner counting every miner curtailed from the workers' reports",
+        )
+        curtails = [a for a in site.audit() if a["command"] == "curtail"]
+        applied = {a["miner"] for a in curtails if a["outcome"] == "applied"}
+        assert applied == set(site.ips)  # each one confirmed from its own telemetry
+        assert all(a["confirmation_s"] is not None for a in curtails if a["outcome"] == "applied")
+        reports = [
+            doc
+            for _, line in bus.snapshot()
+            for topic, doc in [topic_payload(line)]
+            if topic.endswith("/report") and doc is not None and doc["applied"]
+        ]
+        assert {r["shard"] for r in reports} == {0, 1}  # both workers did their half
+        assert sum(len(r["applied"]) for r in reports) == miners
+
+        # --- resume, and kill worker 1 while its miners are being resumed ----------------
+        doomed = site.shard_ips(1)
+        site.fault(doomed, {"kind": "slow", "latency_s": 2.0})  # keeps the event in flight
+        resume_from = bus.mark()
+        site.publish_price(broker, 20.0)
+
+        def apply_plan(line: str) -> bool:
+            topic, doc = topic_payload(line)
+            return (
+                topic == f"hashspark/{SITE}/shard/1/plan"
+                and doc is not None
+                and doc["kind"] == "apply"
+                and bool(doc["miners"])
+            )
+
+        _, plan_line = bus.wait(
+            apply_plan, timeout_s, "an apply plan for shard 1", after=resume_from
+        )
+        killed_seq = topic_payload(plan_line)[1]["seq"]  # type: ignore[index]
+        site.procs["worker1"].send_signal(signal.SIGKILL)
+        killed_at = time.time()
+
+        reported_at, _ = bus.wait(
+            lambda line: (m := summary_managed(line)) is not None and 1 not in m,
+            KEEPALIVE_S * 3,
+            "the planner's summary saying shard 1 is unmanaged",
+            after=resume_from,
+        )
+        assert reported_at - killed_at < KEEPALIVE_S, reported_at - killed_at
+        unmanaged = [e for e in site.log("planner") if e.get("event") == "shard_unmanaged"]
+        assert [e["shard"] for e in unmanaged] == [1]
+        assert "last will" in unmanaged[0]["reason"]
+        assert site.metric("hashspark_shard_managed", site=SITE, shard="1") == 0.0
+        assert site.metric("hashspark_shard_managed", site=SITE, shard="0") == 1.0
+        assert site.metric("hashspark_shard_unmanaged_miners", site=SITE) == len(doomed)
+
+        # The fail-safe: shard 1's miners read as unreachable, the rest resume.
+        wait_until(
+            lambda: site.miners_in("unreachable") == len(doomed),
+            timeout_s,
+            "shard 1's miners counted unreachable",
+        )
+        healthy = set(site.shard_ips(0))
+        wait_until(
+            lambda: all(m["mode"] == "normal" for ip, m in site.meter().items() if ip in healthy),
+            timeout_s,
+            "shard 0 mining again on the meter",
+        )
+        # Nothing shard 1 was doing when it died counts as confirmed.
+        assert not any(
+            topic_payload(line)[0].endswith("/shard/1/report")
+            and topic_payload(line)[1]["seq"] == killed_seq  # type: ignore[index]
+            for _, line in bus.snapshot()
+        )
+        resumes = [a for a in site.audit() if a["command"] == "run" and a["miner"] in doomed]
+        assert resumes  # the planner did command them
+        assert {a["outcome"] for a in resumes} == {"unreachable"}
+        assert all("shard 1" in a["reason"] for a in resumes)
+        assert site.procs["planner"].poll() is None  # the planner carries on
+    finally:
+        site.stop()
+    assert site.procs["planner"].returncode == 0
