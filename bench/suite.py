@@ -10,6 +10,7 @@ with the machine it ran on. Nothing in docs/performance.md is written by hand.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -20,6 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import capacity  # noqa: E402 (a sibling script, importable once bench/ is on the path)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Bench:
     full: tuple[str, ...] = ()
     quick: tuple[str, ...] = ()
     needs_root: bool = False
+    figures: bool = False  # writes --json figures for the capacity plan
 
 
 BENCHES = (
@@ -67,7 +72,16 @@ BENCHES = (
         quick=("--miners", "100"),
         needs_root=True,
     ),
+    Bench(
+        "bench_sharded_dispatch.py",
+        "a sharded site: curtail-and-confirm with 1 and 2 worker processes over MQTT, worker RSS",
+        full=("--miners", "2000", "--workers", "1", "2"),
+        quick=("--miners", "200", "--workers", "1", "2"),
+        figures=True,
+    ),
 )
+
+FIGURES = ROOT / "out" / "sharded-figures.json"
 
 
 def machine() -> str:
@@ -87,9 +101,14 @@ def machine() -> str:
     )
 
 
+def _args(bench: Bench, quick: bool) -> tuple[str, ...]:
+    args = bench.quick if quick else bench.full
+    return (*args, "--json", str(FIGURES.relative_to(ROOT))) if bench.figures else args
+
+
 def run(bench: Bench, quick: bool) -> tuple[str, float, int]:
     """Run one benchmark; its output, wall time and exit code."""
-    args = bench.quick if quick else bench.full
+    args = _args(bench, quick)
     began = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / bench.script), *args],
@@ -123,6 +142,8 @@ def main() -> int:
         "",
     ]
     failed = 0
+    FIGURES.parent.mkdir(exist_ok=True)
+    FIGURES.unlink(missing_ok=True)  # the capacity plan only from this run's figures
     for bench in BENCHES:
         if bench.needs_root and os.geteuid() != 0:
             lines += [f"## {bench.script}", "", f"Skipped: needs root ({bench.what}).", ""]
@@ -130,13 +151,7 @@ def main() -> int:
         print(f"running {bench.script} ...", file=sys.stderr, flush=True)
         out, wall, code = run(bench, args.quick)
         failed += code != 0
-        cmd = " ".join(
-            [
-                ".venv/bin/python",
-                f"bench/{bench.script}",
-                *(bench.quick if args.quick else bench.full),
-            ]
-        )
+        cmd = " ".join([".venv/bin/python", f"bench/{bench.script}", *_args(bench, args.quick)])
         lines += [
             f"## {bench.what[0].upper()}{bench.what[1:]}",
             "",
@@ -147,6 +162,17 @@ def main() -> int:
             "```",
             "",
         ]
+    lines += ["## Capacity plan", ""]
+    if FIGURES.exists():
+        lines += [
+            "Computed by `bench/capacity.py` from the figures the sharded benchmark above wrote"
+            f" (`{FIGURES.relative_to(ROOT)}`), in this run.",
+            "",
+            *capacity.plan(json.loads(FIGURES.read_text())),
+            "",
+        ]
+    else:
+        lines += ["Not computed: the sharded benchmark did not run or did not finish.", ""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}", file=sys.stderr)
     return 1 if failed else 0

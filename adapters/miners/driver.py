@@ -136,9 +136,19 @@ class PyasicDriver:
 
     # --- capabilities ---------------------------------------------------------------------
 
-    async def discover(self) -> int:
-        """Identify every miner (pyasic ``get_miner``); returns how many answered."""
-        outcomes = await asyncio.gather(*(self._ensure(m) for m in self._miners))
+    async def discover(self, concurrency: int | None = None) -> int:
+        """Identify every miner (pyasic ``get_miner``); returns how many answered.
+
+        ``concurrency`` lowers the number of discoveries in flight below the driver's:
+        pyasic's own probe timeouts give up all at once on a starved host.
+        """
+        gate = asyncio.Semaphore(concurrency or len(self._miners) or 1)
+
+        async def one(m: _Miner) -> Unreachable | Rejected | None:
+            async with gate:
+                return await self._ensure(m)
+
+        outcomes = await asyncio.gather(*(one(m) for m in self._miners))
         found = sum(o is None for o in outcomes)
         _log.info("fleet_discovered", miners=len(self._miners), found=found)
         return found

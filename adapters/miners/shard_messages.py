@@ -131,7 +131,8 @@ class ShardStatus(_Message):
     state: Literal["starting", "online", "offline", "stopped"]
     worker: WorkerId | None = None
     at: EpochS | None = Field(default=None, ge=0)
-    # Online: per miner, the points its firmware allows (bit j for the config's point j).
+    # Online: per miner, the points its firmware allows (bit j for the config's point j);
+    # 0 for a miner not discovered yet.
     allowed: Annotated[tuple[Bits, ...], Field(max_length=MAX_SHARD_MINERS)] = ()
     reason: Reason | None = None
 

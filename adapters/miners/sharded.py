@@ -160,7 +160,7 @@ class ShardedDriver:
         await self.bus.__aexit__(exc_type, exc, tb)
 
     async def discover(self) -> int:
-        """Wait (up to ``startup_timeout_s``) for every worker online; miners whose shard is."""
+        """Wait (up to ``startup_timeout_s``) for every worker online; miners they found."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._cfg.startup_timeout_s):
                 await asyncio.gather(*(s.online.wait() for s in self.shards))
@@ -172,7 +172,7 @@ class ShardedDriver:
                 shards=missing,
                 waited_s=self._cfg.startup_timeout_s,
             )
-        return sum(int(s.rows.size) for s in self.shards if s.managed)
+        return sum(sum(1 for b in s.allowed if b) for s in self.shards if s.managed)
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -182,14 +182,17 @@ class ShardedDriver:
     def restrict_to_capabilities(self) -> FleetSpec:
         """Plan each miner with the points its worker found its firmware allows.
 
-        A shard not online yet keeps every configured point: its worker refuses what its
-        firmware cannot do (``Rejected``), and a restart of the planner picks them up.
+        A miner not discovered yet, or in a shard not online yet, keeps every configured
+        point: its worker discovers it when first commanded and refuses what its firmware
+        cannot do (``Rejected``); a restart of the planner plans it with what it can do.
         """
         width = self._config_fleet.valid.shape[1]
         mask = self._config_fleet.valid.copy()
         for s in self.shards:
             if len(s.allowed) == s.rows.size:
-                mask[s.rows] = bits_mask(s.allowed, width) & self._config_fleet.valid[s.rows]
+                bits = np.asarray(s.allowed, dtype=np.int64)
+                known = s.rows[bits != 0]
+                mask[known] = bits_mask(bits[bits != 0], width) & self._config_fleet.valid[known]
         self.fleet = restrict_fleet(self._config_fleet, mask)
         return self.fleet
 

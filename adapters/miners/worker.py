@@ -47,6 +47,8 @@ from controller.ports import Clock
 
 _log = structlog.get_logger("hashspark.worker")
 
+DISCOVERY_ROUNDS = 5  #: tries at start-up for miners that did not answer (later: every read)
+
 
 def sub_fleet(fleet: FleetSpec, rows: IntArray) -> FleetSpec:
     """The rows of ``fleet`` as a fleet of their own (same models and point columns)."""
@@ -88,6 +90,7 @@ class ShardWorker:
             clock,
             firmware=[firmware[int(i)] for i in rows],
         )
+        self._concurrency = driver_cfg.concurrency
         self.worker = worker_id(clock)
         self.topics = ShardTopics(broker.topic_prefix, site.id)
         self.gate = PlanGate(sharding.plan_max_age_s)
@@ -110,8 +113,14 @@ class ShardWorker:
         """Discover, go online, run plans until ``stop``; then say ``stopped``."""
         async with self.bus:
             found = await self.driver.discover()
-            allowed = tuple(mask_bits(self.driver.allowed_points()))
-            self.state = self._status("online", allowed=allowed)
+            for k in range(1, DISCOVERY_ROUNDS):
+                if found == len(self.addresses) or stop.is_set():
+                    break
+                # On a loaded host pyasic's own probe timeouts give up all at once: ask
+                # again, fewer at a time.
+                await asyncio.sleep(1.0)
+                found = await self.driver.discover(max(10, self._concurrency >> (2 * k)))
+            self.state = self._status("online", allowed=self._allowed())
             await self._publish_status()
             _log.info(
                 "worker_online",
@@ -134,6 +143,10 @@ class ShardWorker:
                 report = await self.execute(plan)
                 self.plans_run += 1
                 await self.bus.publish(self.topics.report(self.shard), report.to_bytes())
+                allowed = self._allowed()
+                if allowed != self.state.allowed:  # a miner found since: a restarted planner
+                    self.state = self._status("online", allowed=allowed)  # plans it with it
+                    await self._publish_status()
             self.state = self._status("stopped")
             await self._publish_status()
 
@@ -217,6 +230,14 @@ class ShardWorker:
             self._ignored(self._next, f"superseded by plan {plan.seq}")
         self._next = plan
         self._wake.set()
+
+    def _allowed(self) -> tuple[int, ...]:
+        """Each miner's allowed points as bits; 0 for one not discovered yet (unknown)."""
+        bits = mask_bits(self.driver.allowed_points())
+        return tuple(
+            b if caps is not None else 0
+            for b, caps in zip(bits, self.driver.capabilities, strict=True)
+        )
 
     def _ignored(self, plan: ShardPlan, why: str) -> None:
         self.plans_ignored += 1
