@@ -131,6 +131,7 @@ class ShardStatus(_Message):
     state: Literal["starting", "online", "offline", "stopped"]
     worker: WorkerId | None = None
     at: EpochS | None = Field(default=None, ge=0)
+    fleet: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")  # shards.fingerprint
     # Online: per miner, the points its firmware allows (bit j for the config's point j);
     # 0 for a miner not discovered yet.
     allowed: Annotated[tuple[Bits, ...], Field(max_length=MAX_SHARD_MINERS)] = ()

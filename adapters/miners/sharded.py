@@ -39,6 +39,7 @@ from adapters.miners.sharding_config import ShardingConfig
 from adapters.miners.shards import (
     ShardTopics,
     bits_mask,
+    fingerprint,
     partition,
     points_of,
     shard_range,
@@ -58,7 +59,9 @@ from controller.ports import Clock
 
 _log = structlog.get_logger("hashspark.shards")
 
-ShardState = Literal["unknown", "starting", "online", "unresponsive", "offline", "stopped"]
+ShardState = Literal[
+    "unknown", "starting", "online", "unresponsive", "offline", "stopped", "mismatch"
+]
 
 
 class _ShardLostError(Exception):
@@ -72,6 +75,7 @@ class Shard:
     number: int
     rows: IntArray  # fleet indices, in the worker's local order
     addresses: str  # FIRST-LAST
+    fingerprint: str  # of its miners as this planner's config has them
     state: ShardState = "unknown"
     reason: str = "no word from its worker yet"
     since: float = 0.0
@@ -122,7 +126,7 @@ class ShardedDriver:
         self.epoch = int(clock.now() * 1000)
         self._seq = 0
         self.shards = [
-            Shard(n, rows, shard_range(addresses, rows))
+            Shard(n, rows, shard_range(addresses, rows), fingerprint(addresses, fleet, rows))
             for n, rows in enumerate(partition(addresses, sharding.shards))
         ]
         self._shard_of = np.empty(fleet.size, dtype=np.int64)
@@ -374,6 +378,14 @@ class ShardedDriver:
             _log.warning("shard_message_refused", shard=s.number, reason="wrong site or shard")
             return
         match status.state:
+            case "online" if status.fleet != s.fingerprint:
+                self._fail_waiting(s)
+                self._unmanaged(
+                    s,
+                    "mismatch",
+                    f"worker {status.worker} has another fleet for this shard (fingerprint"
+                    f" {status.fleet}, ours {s.fingerprint}): check both configs",
+                )
             case "online":
                 if s.worker is not None and status.worker != s.worker:
                     self._fail_waiting(s)  # a new worker: what the old one owed will not come
@@ -414,6 +426,7 @@ class ShardedDriver:
         s.state, s.reason, s.since = state, why, self._clock.now()
         if was_managed:
             s.unmanaged_events += 1
+        if was_managed or state == "mismatch":
             _log.error(
                 "shard_unmanaged",
                 site=self.site_id,

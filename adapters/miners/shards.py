@@ -8,6 +8,7 @@ indices differ from the worker's, and watts mean the same on both sides.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +78,20 @@ def points_of(fleet: FleetSpec, rows: IntArray, watts: Sequence[int]) -> IntArra
     target = np.asarray(watts, dtype=np.float64).reshape(-1, 1)
     nearest: IntArray = np.argmin(np.abs(power - target), axis=1).astype(np.int64)
     return nearest
+
+
+def fingerprint(addresses: Sequence[str], fleet: FleetSpec, rows: IntArray) -> str:
+    """A short hash of a shard's miners (addresses, curves, models), in local order.
+
+    Planner and worker each read their own copy of the config: a worker whose shard differs
+    from the planner's would map plan indices to the wrong miners, so the planner refuses it.
+    """
+    h = hashlib.sha256()
+    h.update("\n".join(addresses[int(i)] for i in rows).encode())
+    for array in (fleet.power_w[rows], fleet.hashrate_th[rows], fleet.valid[rows]):
+        h.update(np.ascontiguousarray(array).tobytes())
+    h.update("\n".join(fleet.model_names[int(m)] for m in fleet.model_index[rows]).encode())
+    return h.hexdigest()[:16]
 
 
 def mask_bits(mask: BoolArray) -> list[int]:

@@ -33,7 +33,14 @@ from adapters.miners.shard_messages import (
     ShardReport,
     ShardStatus,
 )
-from adapters.miners.shards import ShardTopics, mask_bits, partition, points_of, watts_of
+from adapters.miners.shards import (
+    ShardTopics,
+    fingerprint,
+    mask_bits,
+    partition,
+    points_of,
+    watts_of,
+)
 from controller.config import ConfigError, SiteConfig
 from controller.decision.reconcile import (
     CommandBatch,
@@ -82,6 +89,7 @@ class ShardWorker:
         self.shard = shard
         self.fleet = sub_fleet(site.fleet(), rows)
         self.addresses = [addresses[int(i)] for i in rows]
+        self.fingerprint = fingerprint(addresses, site.fleet(), rows)
         self._clock = clock
         self.driver = PyasicDriver(
             self.fleet,
@@ -252,6 +260,7 @@ class ShardWorker:
                 "worker": self.worker,
                 "at": self._clock.now(),
                 "allowed": allowed,
+                "fleet": self.fingerprint,
             },
             strict=False,
         )
