@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,9 @@ def _ips(n: int) -> list[str]:
     return [".".join(str((base + i) >> s & 255) for s in (24, 16, 8, 0)) for i in range(n)]
 
 
-def _rss_mib(pid: int) -> float:
+def _rss_mib(pid: int, field: str = "VmRSS") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -91,7 +92,7 @@ type = "pyasic"
 concurrency = {args.concurrency}
 call_timeout_s = 10.0
 discovery_timeout_s = 10.0
-confirm_timeout_s = 15.0
+confirm_timeout_s = 30.0
 confirm_poll_s = 0.5
 resume_batch_size = 250
 [sites.sharding]
@@ -158,6 +159,7 @@ async def _run_workers(
             apply_messages = driver.messages_out + driver.messages_in - in0
             asleep = _asleep(meter_port)
             rss = [_rss_mib(p.pid) for p in procs]
+            peak = [_rss_mib(p.pid, "VmHWM") for p in procs]
 
             out0 = driver.bytes_out + driver.bytes_in
             began = time.perf_counter()
@@ -185,11 +187,13 @@ async def _run_workers(
                 "curtail_s": curtail_s,
                 "confirmed": int(report.applied.size),
                 "failed": len(report.failed),
+                "failed_by": dict(Counter(type(o).__name__ for _, o in report.failed)),
                 "asleep": asleep,
                 "latency_p50_s": float(np.median(latency)) if latency else None,
                 "latency_max_s": max(latency, default=None),
                 "worker_cpu_s": cpu,
                 "worker_rss_mib": rss,
+                "worker_peak_rss_mib": peak,
                 "planner_rss_mib": _rss_mib(os.getpid()),
                 "apply_bytes": apply_bytes,
                 "apply_messages": apply_messages,
@@ -228,7 +232,7 @@ def _print(r: dict[str, Any], base: dict[str, Any] | None) -> None:
     print(
         f"             curtail+confirm {r['confirmed']}/{n} in {r['curtail_s']:6.2f} s ="
         f" {rate:7.1f} miners/s{speedup}; meter: {r['asleep']}/{n} asleep; failed"
-        f" {r['failed']}; latency p50 {r['latency_p50_s'] or 0:.2f} s,"
+        f" {r['failed']} {r['failed_by'] or ''}; latency p50 {r['latency_p50_s'] or 0:.2f} s,"
         f" max {r['latency_max_s'] or 0:.2f} s"
     )
     print(
@@ -242,8 +246,10 @@ def _print(r: dict[str, Any], base: dict[str, Any] | None) -> None:
         f" {r['observe_bytes'] / 1024:.1f} KiB ({r['observe_bytes'] / n:.1f} B/miner)"
     )
     rss = ", ".join(f"{x:.1f}" for x in r["worker_rss_mib"])
+    peak = ", ".join(f"{x:.1f}" for x in r["worker_peak_rss_mib"])
     print(
-        f"             RSS: worker(s) {rss} MiB ({n // w} miners each); planner process"
+        f"             RSS: worker(s) {rss} MiB, peak {peak} MiB ({n // w} miners each);"
+        " planner process"
         f" {r['planner_rss_mib']:.1f} MiB; resume+confirm {r['resumed']}/{n} in"
         f" {r['resume_s']:.1f} s"
     )
@@ -328,13 +334,15 @@ def main() -> int:
         )
         if len(results) >= 2:
             a, b = results[0], results[-1]
-            slope = (max(a["worker_rss_mib"]) - max(b["worker_rss_mib"])) / (
-                a["miners"] / a["workers"] - b["miners"] / b["workers"]
-            )
+            span = a["miners"] / a["workers"] - b["miners"] / b["workers"]
+            now = (max(a["worker_rss_mib"]) - max(b["worker_rss_mib"])) / span
+            peak = (max(a["worker_peak_rss_mib"]) - max(b["worker_peak_rss_mib"])) / span
             print(
-                f"  worker RSS per 1,000 miners: {slope * 1000:.1f} MiB (slope between"
-                f" {a['miners'] // a['workers']} and {b['miners'] // b['workers']} miners per"
-                " worker)"
+                f"  worker RSS per 1,000 miners: {now * 1000:.1f} MiB after the curtail,"
+                f" {peak * 1000:.1f} MiB at peak (slope between {a['miners'] // a['workers']}"
+                f" and {b['miners'] // b['workers']} miners per worker; the rest is the"
+                f" process: {min(b['worker_rss_mib']) - now * b['miners'] / b['workers']:.0f}"
+                " MiB)"
             )
         if args.json is not None:
             args.json.write_text(

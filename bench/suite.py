@@ -1,6 +1,6 @@
 """The performance suite: runs every benchmark and writes docs/performance.md from its output.
 
-    .venv/bin/python bench/suite.py [--quick] [--out docs/performance.md]
+    .venv/bin/python bench/suite.py [--quick] [--out docs/performance.md] [--only SCRIPT...]
 
 Each benchmark runs as its own process (so that one's memory or event loop cannot colour
 another's figures); its output is copied verbatim under the command that reproduces it,
@@ -129,12 +129,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        metavar="SCRIPT",
+        choices=[b.script for b in BENCHES],
+        help="run only these benchmarks (a partial page: give --out elsewhere)",
+    )
     args = ap.parse_args()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Performance",
         "",
-        f"Written by `bench/suite.py{' --quick' if args.quick else ''}` on {stamp},",
+        f"Written by `bench/suite.py{' --quick' if args.quick else ''}"
+        f"{' --only ' + ' '.join(args.only) if args.only else ''}` on {stamp},",
         f"on {machine()}.",
         "Every figure below is the benchmark's own output, copied verbatim; rerun the command",
         "beside it to reproduce it. Figures move with the load on the machine: compare runs made",
@@ -145,6 +153,8 @@ def main() -> int:
     FIGURES.parent.mkdir(exist_ok=True)
     FIGURES.unlink(missing_ok=True)  # the capacity plan only from this run's figures
     for bench in BENCHES:
+        if args.only and bench.script not in args.only:
+            continue
         if bench.needs_root and os.geteuid() != 0:
             lines += [f"## {bench.script}", "", f"Skipped: needs root ({bench.what}).", ""]
             continue

@@ -211,7 +211,9 @@ class ShardWorker:
             worker=self.worker,
             finished_at=self._clock.now(),
             applied=() if report is None else tuple(int(i) for i in report.applied.tolist()),
-            confirmation_s=() if report is None else tuple(report.confirmation_s),
+            confirmation_s=()
+            if report is None
+            else tuple(round(s, 3) for s in report.confirmation_s),
             failures=tuple(failures),
             point_w=tuple(watts_of(self.fleet, every, observed.point)),
             reachable=tuple(bool(r) for r in observed.reachable.tolist()),
