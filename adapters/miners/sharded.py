@@ -304,7 +304,8 @@ class ShardedDriver:
         try:
             payload = plan.to_bytes()
             if not await self.bus.publish(self.topics.plan(s.number), payload):
-                return None  # no broker: the shard's state says nothing new
+                self._unmanaged(s, "unresponsive", "the planner has no broker connection")
+                return None
             self.bytes_out += len(payload)
             self.messages_out += 1
             try:

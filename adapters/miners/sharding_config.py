@@ -22,5 +22,6 @@ class ShardingConfig(Strict):
     # Planner and workers meet here; default: the site's broker ([sites.mqtt] or a feed's).
     broker: MqttBrokerConfig | None = None
     report_timeout_s: float = Field(default=120.0, gt=0, le=3600)  # plan sent -> shard's report
-    startup_timeout_s: float = Field(default=120.0, ge=0, le=3600)  # planner waits for workers
+    # The planner waits this long for workers at start: below the unit's TimeoutStartSec (120 s).
+    startup_timeout_s: float = Field(default=60.0, ge=0, le=3600)
     plan_max_age_s: float = Field(default=60.0, gt=0, le=3600)  # workers ignore older plans
