@@ -197,7 +197,7 @@ class ShardedDriver:
                 bits = np.asarray(s.allowed, dtype=np.int64)
                 known = s.rows[bits != 0]
                 mask[known] = bits_mask(bits[bits != 0], width) & self._config_fleet.valid[known]
-        self.fleet = restrict_fleet(self._config_fleet, mask)
+        self.adopt_fleet(restrict_fleet(self._config_fleet, mask))
         return self.fleet
 
     def adopt_fleet(self, fleet: FleetSpec) -> None:
