@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pyasic_dispatch import _floor
 
 from adapters.miners.sharded import ShardedDriver
+from controller import logs
 from controller.config import load_config
 from controller.decision.reconcile import CommandBatch
 from controller.domain import OFF
@@ -250,7 +251,7 @@ def _print(r: dict[str, Any], base: dict[str, Any] | None) -> None:
     print(
         f"             RSS: worker(s) {rss} MiB, peak {peak} MiB ({n // w} miners each);"
         " planner process"
-        f" {r['planner_rss_mib']:.1f} MiB; resume+confirm {r['resumed']}/{n} in"
+        f" {r['planner_rss_mib']:.1f} MiB (ShardedDriver and the core); resume+confirm {r['resumed']}/{n} in"
         f" {r['resume_s']:.1f} s"
     )
 
@@ -287,6 +288,7 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=100.0, help="simulated s per wall s")
     parser.add_argument("--json", type=Path, help="write the figures here (capacity plan)")
     args = parser.parse_args()
+    logs.configure("warning")  # the planner's state changes are not figures
     if args.miners > 130_000:
         parser.error("at most 130,000 miners (127.56.0.0/16 and 127.57.0.0/16)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
