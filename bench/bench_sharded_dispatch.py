@@ -251,8 +251,8 @@ def _print(r: dict[str, Any], base: dict[str, Any] | None) -> None:
     print(
         f"             RSS: worker(s) {rss} MiB, peak {peak} MiB ({n // w} miners each);"
         " planner process"
-        f" {r['planner_rss_mib']:.1f} MiB (ShardedDriver and the core); resume+confirm {r['resumed']}/{n} in"
-        f" {r['resume_s']:.1f} s"
+        f" {r['planner_rss_mib']:.1f} MiB (ShardedDriver and the core); resume+confirm"
+        f" {r['resumed']}/{n} in {r['resume_s']:.1f} s"
     )
 
 
