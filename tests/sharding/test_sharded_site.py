@@ -10,13 +10,15 @@ confirmed. The 2,000-miner run is in the slow suite (``make test-slow``).
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.daemon_kit import EXE
 from tests.feeds.conftest import Broker
-from tests.sharding.kit import SITE, ShardedSite, topic_payload, wait_until
+from tests.sharding.kit import SITE, ShardedSite, config_text, topic_payload, wait_until
 
 
 @pytest.mark.parametrize(
@@ -142,3 +144,22 @@ def test_planner_and_two_workers_curtail_confirmed_and_a_killed_worker_is_report
     finally:
         site.stop()
     assert site.procs["planner"].returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard", "2"], "shard 2 not in 0..1"),
+        (["--shard", "0", "--site", "nope"], "no sharded site 'nope'"),
+    ],
+)
+def test_a_worker_with_a_bad_shard_or_site_exits_2_naming_it(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text(config_text(1883, "127.54.200.1", 4, 2, 5))
+    proc = subprocess.run(
+        [EXE, "worker", str(config), *args], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
