@@ -163,3 +163,44 @@ def test_a_worker_with_a_bad_shard_or_site_exits_2_naming_it(
     )
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_hung_worker_is_reported_after_the_brokers_keepalive_and_comes_back(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """SIGSTOP: the socket stays open, so only the keepalive (1.5x at the broker) tells."""
+    keepalive_s = 5
+    site = ShardedSite(tmp_path, broker.port, "127.54.100.1", 100, keepalive_s=keepalive_s)
+    try:
+        site.start()
+        bus = site.bus
+        assert bus is not None
+
+        def managed(line: str) -> list[int] | None:
+            topic, doc = topic_payload(line)
+            return doc["managed"] if topic == f"hashspark/{SITE}/shards" and doc else None
+
+        bus.wait(lambda line: managed(line) == [0, 1], 120, "both shards managed")
+        mark = bus.mark()
+        site.procs["worker1"].send_signal(signal.SIGSTOP)
+        stopped_at = time.time()
+        reported_at, _ = bus.wait(
+            lambda line: (m := managed(line)) is not None and 1 not in m,
+            keepalive_s * 4,
+            "shard 1 unmanaged",
+            after=mark,
+        )
+        # MQTT: the broker waits 1.5 keepalives without a packet; paho pings at the keepalive.
+        assert keepalive_s <= reported_at - stopped_at < 1.5 * keepalive_s + 2.0
+        wait_until(lambda: site.miners_in("unreachable") == 50, 60, "shard 1 unreachable")
+
+        mark = bus.mark()
+        site.procs["worker1"].send_signal(signal.SIGCONT)  # it reconnects and says online
+        bus.wait(lambda line: managed(line) == [0, 1], 60, "shard 1 managed again", after=mark)
+        wait_until(lambda: site.miners_in("unreachable") == 0, 60, "shard 1 reachable again")
+        events = [e["event"] for e in site.log("planner") if e.get("shard") == 1]
+        assert events.count("shard_unmanaged") == 1
+        assert events.count("shard_managed") == 2  # at start, and back
+    finally:
+        site.stop()
