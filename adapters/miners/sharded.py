@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
 
@@ -28,6 +27,7 @@ import structlog
 
 from adapters.feeds.config import MqttBrokerConfig
 from adapters.miners.capabilities import restrict_fleet
+from adapters.miners.shard_book import Shard, ShardBook, ShardLostError
 from adapters.miners.shard_bus import ShardBus, client_id
 from adapters.miners.shard_messages import (
     MessageError,
@@ -39,10 +39,7 @@ from adapters.miners.sharding_config import ShardingConfig
 from adapters.miners.shards import (
     ShardTopics,
     bits_mask,
-    fingerprint,
-    partition,
     points_of,
-    shard_range,
     watts_of,
 )
 from controller.decision.reconcile import (
@@ -54,51 +51,10 @@ from controller.decision.reconcile import (
     Unreachable,
     Unverified,
 )
-from controller.domain import FleetSpec, IntArray, ObservedFleet
+from controller.domain import FleetSpec, ObservedFleet
 from controller.ports import Clock
 
 _log = structlog.get_logger("hashspark.shards")
-
-ShardState = Literal[
-    "unknown", "starting", "online", "unresponsive", "offline", "stopped", "mismatch"
-]
-
-
-class _ShardLostError(Exception):
-    """The shard's worker went away while a plan was out."""
-
-
-@dataclass(slots=True)
-class Shard:
-    """The planner's view of one shard."""
-
-    number: int
-    rows: IntArray  # fleet indices, in the worker's local order
-    addresses: str  # FIRST-LAST
-    fingerprint: str  # of its miners as this planner's config has them
-    state: ShardState = "unknown"
-    reason: str = "no word from its worker yet"
-    since: float = 0.0
-    worker: str | None = None
-    allowed: tuple[int, ...] = ()
-    waiting: dict[int, asyncio.Future[ShardReport]] = field(default_factory=dict)
-    online: asyncio.Event = field(default_factory=asyncio.Event)
-    unmanaged_events: int = 0
-
-    @property
-    def miners(self) -> int:
-        """How many miners it holds."""
-        return int(self.rows.size)
-
-    @property
-    def managed(self) -> bool:
-        """Its worker is online and answering."""
-        return self.state == "online"
-
-    @property
-    def askable(self) -> bool:
-        """Worth sending a plan: online, or online but slow to answer the last one."""
-        return self.state in ("online", "unresponsive")
 
 
 class ShardedDriver:
@@ -125,10 +81,9 @@ class ShardedDriver:
         self.topics = ShardTopics(broker.topic_prefix, site_id)
         self.epoch = int(clock.now() * 1000)
         self._seq = 0
-        self.shards = [
-            Shard(n, rows, shard_range(addresses, rows), fingerprint(addresses, fleet, rows))
-            for n, rows in enumerate(partition(addresses, sharding.shards))
-        ]
+        self.book = ShardBook(
+            site_id, fleet, addresses, sharding.shards, clock=clock, on_change=self._summary_soon
+        )
         self._shard_of = np.empty(fleet.size, dtype=np.int64)
         self._local_of = np.empty(fleet.size, dtype=np.int64)
         for s in self.shards:
@@ -304,7 +259,7 @@ class ShardedDriver:
         try:
             payload = plan.to_bytes()
             if not await self.bus.publish(self.topics.plan(s.number), payload):
-                self._unmanaged(s, "unresponsive", "the planner has no broker connection")
+                self.book.unmanaged(s, "unresponsive", "the planner has no broker connection")
                 return None
             self.bytes_out += len(payload)
             self.messages_out += 1
@@ -312,13 +267,13 @@ class ShardedDriver:
                 async with asyncio.timeout(self._cfg.report_timeout_s):
                     return await future
             except TimeoutError:
-                self._unmanaged(
+                self.book.unmanaged(
                     s,
                     "unresponsive",
                     f"no report within {self._cfg.report_timeout_s:g} s (plan {plan.seq})",
                 )
                 return None
-            except _ShardLostError:
+            except ShardLostError:
                 return None
         finally:
             s.waiting.pop(plan.seq, None)
@@ -368,37 +323,11 @@ class ShardedDriver:
         s = self.shards[n]
         try:
             if parts[-1] == "status":
-                self._on_status(s, ShardStatus.parse(raw))
+                self.book.on_status(s, ShardStatus.parse(raw))
             elif parts[-1] == "report":
                 self._on_report(s, ShardReport.parse(raw))
         except MessageError as exc:
             _log.warning("shard_message_refused", topic=topic, reason=str(exc))
-
-    def _on_status(self, s: Shard, status: ShardStatus) -> None:
-        if status.site != self.site_id or status.shard != s.number:
-            _log.warning("shard_message_refused", shard=s.number, reason="wrong site or shard")
-            return
-        match status.state:
-            case "online" if status.fleet != s.fingerprint:
-                self._fail_waiting(s)
-                self._unmanaged(
-                    s,
-                    "mismatch",
-                    f"worker {status.worker} has another fleet for this shard (fingerprint"
-                    f" {status.fleet}, ours {s.fingerprint}): check both configs",
-                )
-            case "online":
-                if s.worker is not None and status.worker != s.worker:
-                    self._fail_waiting(s)  # a new worker: what the old one owed will not come
-                s.worker, s.allowed = status.worker, status.allowed
-                self._managed(s, f"worker {status.worker} online")
-            case "starting":
-                s.worker = status.worker
-                self._unmanaged(s, "starting", "its worker is discovering its miners")
-            case "offline":
-                self._unmanaged(s, "offline", f"worker offline (last will: {status.reason})")
-            case "stopped":
-                self._unmanaged(s, "stopped", "its worker stopped")
 
     def _on_report(self, s: Shard, report: ShardReport) -> None:
         if report.site != self.site_id or report.epoch != self.epoch:
@@ -407,66 +336,19 @@ class ShardedDriver:
         if future is None or future.done():
             return  # late (timed out) or a duplicate
         if s.state == "unresponsive":
-            self._managed(s, f"worker {report.worker} answering again")
+            self.book.managed(s, f"worker {report.worker} answering again")
         future.set_result(report)
-
-    def _managed(self, s: Shard, why: str) -> None:
-        s.online.set()
-        if s.state != "online":
-            _log.info("shard_managed", site=self.site_id, shard=s.number, reason=why)
-        s.state, s.reason, s.since = "online", why, self._clock.now()
-        self._summary_soon()
-
-    def _unmanaged(self, s: Shard, state: ShardState, why: str) -> None:
-        if state in ("offline", "stopped", "starting"):
-            self._fail_waiting(s)
-        if s.state == state:
-            return
-        was_managed = s.managed
-        s.online.clear()
-        s.state, s.reason, s.since = state, why, self._clock.now()
-        if was_managed:
-            s.unmanaged_events += 1
-        if was_managed or state == "mismatch":
-            _log.error(
-                "shard_unmanaged",
-                site=self.site_id,
-                shard=s.number,
-                state=state,
-                reason=why,
-                miners=int(s.rows.size),
-                addresses=s.addresses,
-                failsafe="miners unreachable, none commanded or confirmed",
-            )
-        self._summary_soon()
-
-    def _fail_waiting(self, s: Shard) -> None:
-        for future in s.waiting.values():
-            if not future.done():
-                future.set_exception(_ShardLostError())
-                future.exception()  # retrieved: a plan given up on needs no traceback
 
     # --- the retained summary --------------------------------------------------------------
 
+    @property
+    def shards(self) -> list[Shard]:
+        """The shards, in number order."""
+        return self.book.shards
+
     def summary(self) -> dict[str, object]:
         """Every shard's state, for the retained summary topic and ``/healthz``."""
-        return {
-            "site": self.site_id,
-            "at": self._clock.now(),
-            "managed": [s.number for s in self.shards if s.managed],
-            "shards": {
-                str(s.number): {
-                    "state": s.state,
-                    "managed": s.managed,
-                    "reason": s.reason,
-                    "since": s.since,
-                    "worker": s.worker,
-                    "miners": int(s.rows.size),
-                    "addresses": s.addresses,
-                }
-                for s in self.shards
-            },
-        }
+        return self.book.summary()
 
     def _summary_soon(self) -> None:
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to publish to
