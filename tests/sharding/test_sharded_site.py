@@ -191,8 +191,10 @@ def test_a_hung_worker_is_reported_after_the_brokers_keepalive_and_comes_back(
             "shard 1 unmanaged",
             after=mark,
         )
-        # MQTT: the broker waits 1.5 keepalives without a packet; paho pings at the keepalive.
-        assert keepalive_s <= reported_at - stopped_at < 1.5 * keepalive_s + 2.0
+        # MQTT: the broker gives up after 1.5 keepalives without a packet. Mosquitto 2.0
+        # checks coarsely: 7.5 to 13 s were seen for a 5 s keepalive, so the bound allows
+        # for that; the planner itself reacts to the will within milliseconds.
+        assert keepalive_s <= reported_at - stopped_at < 1.5 * keepalive_s + 7.0
         wait_until(lambda: site.miners_in("unreachable") == 50, 60, "shard 1 unreachable")
 
         mark = bus.mark()
