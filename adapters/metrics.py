@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from adapters.feeds.health import FeedHealth, FeedState
 from adapters.feeds.store import FeedStats
+from controller.curves import GroupCurve
 from controller.decision.reconcile import Applied, DispatchReport, Rejected, Unreachable, Unverified
 from controller.ports import Ledger
 from controller.records import COMPONENTS, IntervalRecord
@@ -175,6 +176,30 @@ METRICS: tuple[MetricSpec, ...] = (
         ("site", "program"),
         "1 when the fleet meets the active grid program, 0 when not.",
     ),
+    MetricSpec(
+        "hashspark_curve_info",
+        "gauge",
+        ("site", "group", "model", "firmware", "source"),
+        "The curve source of each miner group (config, nameplate, firmware, learned): 1.",
+    ),
+    MetricSpec(
+        "hashspark_curve_point_power_watts",
+        "gauge",
+        ("site", "group", "point"),
+        "Power of each point of the group's curve in use (point 1 is the lowest).",
+    ),
+    MetricSpec(
+        "hashspark_curve_point_hashrate_terahashes",
+        "gauge",
+        ("site", "group", "point"),
+        "Hashrate (TH/s) of each point of the group's curve in use.",
+    ),
+    MetricSpec(
+        "hashspark_curve_learning_samples",
+        "gauge",
+        ("site", "group"),
+        "Telemetry samples kept for learning the group's model and firmware curve.",
+    ),
     MetricSpec("hashspark_feed_readings_accepted", "counter", ("feed",), "Live readings accepted."),
     MetricSpec(
         "hashspark_feed_readings_rejected",
@@ -284,6 +309,7 @@ class Metrics(Collector):
         self.feed_health: dict[str, FeedHealth] = {}
         self.shards: dict[str, Sequence[ShardView]] = {}  # sharded sites' shards, by site
         self._status: dict[str, SiteStatus] = {}
+        self._curves: dict[str, tuple[GroupCurve, ...]] = {}
         self._commands = Counter(
             "hashspark_commands",
             _SPEC["hashspark_commands"].help,
@@ -348,6 +374,10 @@ class Metrics(Collector):
         for latency in report.confirmation_s:
             self._confirm.labels(site_id).observe(latency)
 
+    def curves(self, site_id: str, curves: tuple[GroupCurve, ...]) -> None:
+        """The curves a site's groups plan with now (at start and whenever one changes)."""
+        self._curves[site_id] = curves
+
     def ledger_write_failed(self, site_id: str) -> None:
         """Count a refused ledger write."""
         self._ledger_errors.labels(site_id).inc()
@@ -362,6 +392,7 @@ class Metrics(Collector):
         """Families computed from the P&L book and the latest statuses."""
         yield from self._pnl()
         yield from self._gauges()
+        yield from self._curve_gauges()
         yield from self._feeds()
         yield from self._shard_events()
 
@@ -391,6 +422,28 @@ class Metrics(Collector):
             outages.add_metric([feed], health.outages)
         yield from (accepted, rejected, up, outages)
 
+    def _curve_gauges(self) -> Iterator[Metric]:
+        g = {
+            spec.name: GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+            for spec in METRICS
+            if spec.name.startswith("hashspark_curve_")
+        }
+        for site, curves in sorted(self._curves.items()):
+            for c in curves:
+                group = str(c.group)
+                g["hashspark_curve_info"].add_metric(
+                    [site, group, c.model, c.firmware, c.source.value], 1.0
+                )
+                g["hashspark_curve_learning_samples"].add_metric([site, group], c.learned_samples)
+                for j, (hashrate_th, power_w) in enumerate(c.points, start=1):
+                    g["hashspark_curve_point_power_watts"].add_metric(
+                        [site, group, str(j)], power_w
+                    )
+                    g["hashspark_curve_point_hashrate_terahashes"].add_metric(
+                        [site, group, str(j)], hashrate_th
+                    )
+        yield from g.values()
+
     def _pnl(self) -> Iterator[Metric]:
         families: dict[str, CounterMetricFamily] = {}
 
@@ -412,7 +465,9 @@ class Metrics(Collector):
         g = {
             spec.name: GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
             for spec in METRICS
-            if spec.kind == "gauge" and spec.name != "hashspark_feed_up"
+            if spec.kind == "gauge"
+            and spec.name != "hashspark_feed_up"
+            and not spec.name.startswith("hashspark_curve_")
         }
         for site, s in sorted(self._status.items()):
             if s.price is not None:

@@ -191,17 +191,22 @@ class SiteLoop:
     async def run(
         self,
         until: EpochS | None = None,
-        on_cycle: Callable[[Plan], None] | None = None,
+        on_cycle: Callable[[Plan], Awaitable[None] | None] | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
         """Cycle until ``until`` (forever if None) or ``stop``; at ``until``, settle.
+
+        ``on_cycle`` runs after each cycle (awaited if it returns an awaitable), before the
+        sleep: the place to change what the next cycle plans with.
 
         ``stop`` is only looked at between cycles, so a command in flight always finishes.
         """
         while (until is None or self._clock.now() < until) and not (stop and stop.is_set()):
             plan = await self.cycle()
             if on_cycle is not None:
-                on_cycle(plan)
+                done = on_cycle(plan)
+                if done is not None:
+                    await done
             now = self._clock.now()
             price = self._price_feed.latest(now)
             hashprice = self._hashprice_feed.latest(now)
@@ -311,8 +316,24 @@ class SiteLoop:
         return self._driver
 
     def adopt_fleet(self, fleet: FleetSpec) -> None:
-        """Plan with a fleet restricted to what each miner can do (same miners, fewer points)."""
+        """Plan with other curves for the same miners (their capabilities, or a new source).
+
+        Point indices change with the curves: the last planned points move to the nearest
+        point by power (off stays off, so dwell clocks keep running), pending changes start
+        their delays over, and raises in doubt are forgotten (the next read tells).
+        """
+        old = self.site.fleet
         self.reconfigure(replace(self.site, fleet=fleet), self._cycle_s)
+        last = self.state.last_point
+        remapped = last.copy()
+        for i in np.flatnonzero(last > OFF).tolist():
+            remapped[i] = _nearest_point(fleet, i, float(old.power_w[i, last[i]]))
+        self.state = replace(
+            self.state,
+            pending_point=np.full(fleet.size, -1, dtype=np.int64),
+            last_point=remapped,
+        )
+        self._in_doubt.clear()
 
     def reconfigure(self, site: SiteModel, cycle_s: float) -> None:
         """Adopt a reloaded site model (same fleet): settle the open interval first."""
@@ -437,6 +458,12 @@ def _reason(plan: Plan) -> str:
     if plan.override is not None:
         return plan.override.split(":", 1)[0]
     return "economics"
+
+
+def _nearest_point(fleet: FleetSpec, miner: int, power_w: float) -> int:
+    """The miner's running point whose power is nearest ``power_w``."""
+    valid = np.flatnonzero(fleet.valid[miner, 1:]) + 1
+    return int(valid[np.argmin(np.abs(fleet.power_w[miner, valid] - power_w))])
 
 
 def _count(mask: IntArray | np.ndarray) -> int:
