@@ -11,9 +11,9 @@ for money the site receives, ``out`` for money it pays. A component's net is
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -28,6 +28,30 @@ from controller.records import COMPONENTS, IntervalRecord
 from controller.status import SiteStatus
 
 Kind = Literal["counter", "gauge", "histogram"]
+
+
+class ShardView(Protocol):
+    """What the metrics read of one shard of a sharded site."""
+
+    @property
+    def number(self) -> int:
+        """The shard's number."""
+        ...
+
+    @property
+    def managed(self) -> bool:
+        """Its worker is online and answering."""
+        ...
+
+    @property
+    def miners(self) -> int:
+        """How many miners it holds."""
+        ...
+
+    @property
+    def unmanaged_events(self) -> int:
+        """Times it went from managed to unmanaged."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +214,24 @@ METRICS: tuple[MetricSpec, ...] = (
         "hashspark_feed_outages", "counter", ("feed",), "Outages of a live feed since start."
     ),
     MetricSpec(
+        "hashspark_shard_managed",
+        "gauge",
+        ("site", "shard"),
+        "1 while a shard's worker is online and answering plans (sharded sites).",
+    ),
+    MetricSpec(
+        "hashspark_shard_unmanaged_miners",
+        "gauge",
+        ("site",),
+        "Miners in shards without a working worker: read as unreachable, never commanded.",
+    ),
+    MetricSpec(
+        "hashspark_shard_unmanaged_events",
+        "counter",
+        ("site", "shard"),
+        "Times a managed shard became unmanaged (last will, stop, or no report in time).",
+    ),
+    MetricSpec(
         "hashspark_cycle_duration_seconds",
         "histogram",
         ("site",),
@@ -265,6 +307,7 @@ class Metrics(Collector):
         self.book = book
         self.feeds = feeds or FeedStats()
         self.feed_health: dict[str, FeedHealth] = {}
+        self.shards: dict[str, Sequence[ShardView]] = {}  # sharded sites' shards, by site
         self._status: dict[str, SiteStatus] = {}
         self._curves: dict[str, tuple[GroupCurve, ...]] = {}
         self._commands = Counter(
@@ -351,6 +394,15 @@ class Metrics(Collector):
         yield from self._gauges()
         yield from self._curve_gauges()
         yield from self._feeds()
+        yield from self._shard_events()
+
+    def _shard_events(self) -> Iterator[Metric]:
+        spec = _SPEC["hashspark_shard_unmanaged_events"]
+        events = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+        for site, shards in sorted(self.shards.items()):
+            for shard in shards:
+                events.add_metric([site, str(shard.number)], shard.unmanaged_events)
+        yield events
 
     def _feeds(self) -> Iterator[Metric]:
         def counter(name: str) -> CounterMetricFamily:
@@ -435,6 +487,13 @@ class Metrics(Collector):
             g["hashspark_last_cycle_timestamp_seconds"].add_metric([site], s.at)
             _model_gauges(g, site, s)
             _grid_and_failsafe_gauges(g, site, s)
+        for site, shards in sorted(self.shards.items()):
+            for shard in shards:
+                g["hashspark_shard_managed"].add_metric(
+                    [site, str(shard.number)], 1.0 if shard.managed else 0.0
+                )
+            unmanaged = sum(shard.miners for shard in shards if not shard.managed)
+            g["hashspark_shard_unmanaged_miners"].add_metric([site], unmanaged)
         yield from g.values()
 
 

@@ -10,6 +10,7 @@ with the machine it ran on. Nothing in docs/performance.md is written by hand.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -20,6 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import capacity  # noqa: E402 (a sibling script, importable once bench/ is on the path)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Bench:
     full: tuple[str, ...] = ()
     quick: tuple[str, ...] = ()
     needs_root: bool = False
+    figures: bool = False  # writes --json figures for the capacity plan
 
 
 BENCHES = (
@@ -74,7 +79,16 @@ BENCHES = (
         quick=("--miners", "100"),
         needs_root=True,
     ),
+    Bench(
+        "bench_sharded_dispatch.py",
+        "a sharded site: curtail-and-confirm with 1 and 2 worker processes over MQTT, worker RSS",
+        full=("--miners", "2000", "--workers", "1", "2"),
+        quick=("--miners", "200", "--workers", "1", "2"),
+        figures=True,
+    ),
 )
+
+FIGURES = ROOT / "out" / "sharded-figures.json"
 
 
 def machine() -> str:
@@ -94,9 +108,14 @@ def machine() -> str:
     )
 
 
+def _args(bench: Bench, quick: bool) -> tuple[str, ...]:
+    args = bench.quick if quick else bench.full
+    return (*args, "--json", str(FIGURES.relative_to(ROOT))) if bench.figures else args
+
+
 def run(bench: Bench, quick: bool) -> tuple[str, float, int]:
     """Run one benchmark; its output, wall time and exit code."""
-    args = bench.quick if quick else bench.full
+    args = _args(bench, quick)
     began = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / bench.script), *args],
@@ -123,9 +142,7 @@ def section(bench: Bench, quick: bool) -> tuple[list[str], bool]:
         return [f"## {bench.script}", "", f"Skipped: needs root ({bench.what}).", ""], False
     print(f"running {bench.script} ...", file=sys.stderr, flush=True)
     out, wall, code = run(bench, quick)
-    cmd = " ".join(
-        [".venv/bin/python", f"bench/{bench.script}", *(bench.quick if quick else bench.full)]
-    )
+    cmd = " ".join([".venv/bin/python", f"bench/{bench.script}", *_args(bench, quick)])
     lines = [
         heading(bench),
         "",
@@ -149,6 +166,26 @@ def existing_sections(page: str) -> tuple[list[str], dict[str, list[str]]]:
             current = sections.setdefault(line, [])
         current.append(line)
     return header, sections
+
+
+CAPACITY = "## Capacity plan"
+
+
+def capacity_section(planned: bool, kept: dict[str, list[str]]) -> list[str]:
+    """The capacity plan from this run's sharded figures (or the page's, if not rerun)."""
+    if not planned:
+        return kept.get(CAPACITY, [CAPACITY, "", "Not computed yet.", ""])
+    lines = [CAPACITY, ""]
+    if FIGURES.exists():
+        return [
+            *lines,
+            "Computed by `bench/capacity.py` from the figures the sharded benchmark above wrote"
+            f" (`{FIGURES.relative_to(ROOT)}`), in this run.",
+            "",
+            *capacity.plan(json.loads(FIGURES.read_text())),
+            "",
+        ]
+    return [*lines, "Not computed: the sharded benchmark did not run or did not finish.", ""]
 
 
 def main() -> int:
@@ -196,13 +233,19 @@ def main() -> int:
             "",
         ]
     failed = 0
+    ran = [b for b in BENCHES if not args.only or b.script in args.only]
+    planned = any(b.figures for b in ran)
+    if planned:
+        FIGURES.parent.mkdir(exist_ok=True)
+        FIGURES.unlink(missing_ok=True)  # the capacity plan only from this run's figures
     for bench in BENCHES:
-        if args.only and bench.script not in args.only:
+        if bench not in ran:
             lines += kept.get(heading(bench), [heading(bench), "", "Not run yet.", ""])
             continue
         part, bad = section(bench, args.quick)
         lines += part
         failed += bad
+    lines += capacity_section(planned, kept)
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}", file=sys.stderr)
     return 1 if failed else 0

@@ -18,6 +18,7 @@ from adapters.control import cli as command_cli
 from adapters.feeds.recorded import RecordingError
 from adapters.ledger_sqlite import LedgerError
 from adapters.miners import cli as fleet_cli
+from adapters.miners import worker_cli
 from controller import ledger_cli, logs
 from controller.config import ConfigError, load_config, render
 from controller.config_base import one_line
@@ -152,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate_cli.add_parser(sub)
     command_cli.add_parser(sub)
     fleet_cli.add_parser(sub)
+    worker_cli.add_parser(sub)
     return parser
 
 
@@ -241,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulate": simulate_cli.run,
         "command": command_cli.run,
         "fleet": fleet_cli.run,
+        "worker": worker_cli.run,
     }
     try:
         return commands[args.command](args)

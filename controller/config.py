@@ -196,6 +196,7 @@ class SimulatedDriverConfig(Strict):
 # so it is imported once they exist.
 from adapters.miners.addresses import AddressError, expand_all  # noqa: E402
 from adapters.miners.config import PyasicDriverConfig  # noqa: E402
+from adapters.miners.sharding_config import ShardingConfig  # noqa: E402
 
 DriverConfig = Annotated[SimulatedDriverConfig | PyasicDriverConfig, Field(discriminator="type")]
 
@@ -343,6 +344,7 @@ class SiteConfig(Strict):
     mqtt: MqttBrokerConfig | None = None  # status and commands; default: an MQTT feed's broker
     commands: CommandsConfig = CommandsConfig()
     curves: CurvesConfig = CurvesConfig()
+    sharding: ShardingConfig | None = None  # fleet workers over MQTT; off: one process
 
     @property
     def broker(self) -> MqttBrokerConfig | None:
@@ -358,6 +360,28 @@ class SiteConfig(Strict):
     def _unique_hedge_ids(self) -> SiteConfig:
         _unique("hedge ids", [h.id for h in self.hedges])
         return self
+
+    @model_validator(mode="after")
+    def _sharding_needs_pyasic_and_a_broker(self) -> SiteConfig:
+        if self.sharding is None:
+            return self
+        if not isinstance(self.driver, PyasicDriverConfig):
+            raise ValueError('sharding needs driver.type = "pyasic" (workers drive miners)')
+        if self.shard_broker is None:
+            raise ValueError(
+                "sharding needs a broker: sharding.broker, [sites.mqtt] or an MQTT feed"
+            )
+        miners = sum(g.count for g in self.miners)
+        if self.sharding.shards > miners:
+            raise ValueError(f"sharding.shards is {self.sharding.shards} for {miners} miners")
+        return self
+
+    @property
+    def shard_broker(self) -> MqttBrokerConfig | None:
+        """Where a sharded site's planner and workers meet."""
+        if self.sharding is not None and self.sharding.broker is not None:
+            return self.sharding.broker
+        return self.broker
 
     def fleet(self) -> FleetSpec:
         """The fleet as arrays for the core."""

@@ -139,9 +139,19 @@ class PyasicDriver:
 
     # --- capabilities ---------------------------------------------------------------------
 
-    async def discover(self) -> int:
-        """Identify every miner (pyasic ``get_miner``); returns how many answered."""
-        outcomes = await asyncio.gather(*(self._ensure(m) for m in self._miners))
+    async def discover(self, concurrency: int | None = None) -> int:
+        """Identify every miner (pyasic ``get_miner``); returns how many answered.
+
+        ``concurrency`` lowers the number of discoveries in flight below the driver's:
+        pyasic's own probe timeouts give up all at once on a starved host.
+        """
+        gate = asyncio.Semaphore(concurrency or len(self._miners) or 1)
+
+        async def one(m: _Miner) -> Unreachable | Rejected | None:
+            async with gate:
+                return await self._ensure(m)
+
+        outcomes = await asyncio.gather(*(one(m) for m in self._miners))
         found = sum(o is None for o in outcomes)
         _log.info("fleet_discovered", miners=len(self._miners), found=found)
         return found
@@ -255,6 +265,10 @@ class PyasicDriver:
         """Read every miner; unreachable ones keep their last known point."""
         await asyncio.gather(*(self._sense(m) for m in self._miners))
         self._log_changes()
+        return self.current()
+
+    def current(self) -> ObservedFleet:
+        """What the last reads and confirmations showed, without reading again."""
         return ObservedFleet(
             point=np.array([m.point for m in self._miners], dtype=np.int64),
             reachable=np.array([m.reachable for m in self._miners], dtype=bool),

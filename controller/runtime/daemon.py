@@ -37,6 +37,7 @@ from adapters.ledger_sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.factory import build_driver
+from adapters.miners.sharded import ShardedDriver
 from controller.config import (
     ConfigError,
     FeedConfig,
@@ -132,6 +133,10 @@ class Daemon:
                 self.sites = [self.build_site(site, ledger) for site in self.loaded.config.sites]
                 for feeds in self.site_feeds:
                     await stack.enter_async_context(feeds.run())
+                for s in self.sites:
+                    if isinstance(s.loop.driver, ShardedDriver):  # the planner's broker link
+                        await stack.enter_async_context(s.loop.driver)
+                        self.metrics.shards[s.config.id] = s.loop.driver.shards
                 for s in self.sites:
                     await self._adopt_capabilities(s)
                 await self._serve_and_run()
@@ -229,7 +234,7 @@ class Daemon:
             overrides=book,
             audit=CommandAuditLog(
                 self.state_dir / "audit" / f"{site.id}-commands.jsonl",
-                driver.addresses if isinstance(driver, PyasicDriver) else None,
+                driver.addresses if isinstance(driver, PyasicDriver | ShardedDriver) else None,
             ),
             dry_run=self.options.dry_run,
             status_sink=None if link is None else _publisher(link),
@@ -252,6 +257,15 @@ class Daemon:
         curves are read here, learned ones replace the config's between cycles.
         """
         driver = site.loop.driver
+        if isinstance(driver, ShardedDriver):
+            # The workers discover and report what each miner can do; firmware and learned
+            # curves need the miners in this process, so a sharded site plans on the config's.
+            found = await driver.discover()
+            await site.curves.start(site.clock.now())  # the config's curves, logged and exported
+            fleet = driver.restrict_to_capabilities()
+            site.loop.adopt_fleet(fleet)
+            self._log.info("miners_discovered", site=site.config.id, found=found, miners=fleet.size)
+            return
         if not isinstance(driver, PyasicDriver):
             await site.curves.start(site.clock.now())  # the config's curves, logged and exported
             return
@@ -395,6 +409,11 @@ class Daemon:
                 "cycles": s.loop.cycles,
                 "at": iso(s.loop.last_status.at) if s.loop.last_status else None,
                 "decision": s.loop.last_status.decision_reason if s.loop.last_status else None,
+                **(
+                    {"shards": s.loop.driver.summary()["shards"]}
+                    if isinstance(s.loop.driver, ShardedDriver)
+                    else {}
+                ),
             }
             for s in self.sites
         }
