@@ -11,9 +11,9 @@ for money the site receives, ``out`` for money it pays. A component's net is
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,12 +21,37 @@ from prometheus_client.registry import Collector
 
 from adapters.feeds.health import FeedHealth, FeedState
 from adapters.feeds.store import FeedStats
+from controller.curves import GroupCurve
 from controller.decision.reconcile import Applied, DispatchReport, Rejected, Unreachable, Unverified
 from controller.ports import Ledger
 from controller.records import COMPONENTS, IntervalRecord
 from controller.status import SiteStatus
 
 Kind = Literal["counter", "gauge", "histogram"]
+
+
+class ShardView(Protocol):
+    """What the metrics read of one shard of a sharded site."""
+
+    @property
+    def number(self) -> int:
+        """The shard's number."""
+        ...
+
+    @property
+    def managed(self) -> bool:
+        """Its worker is online and answering."""
+        ...
+
+    @property
+    def miners(self) -> int:
+        """How many miners it holds."""
+        ...
+
+    @property
+    def unmanaged_events(self) -> int:
+        """Times it went from managed to unmanaged."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +176,30 @@ METRICS: tuple[MetricSpec, ...] = (
         ("site", "program"),
         "1 when the fleet meets the active grid program, 0 when not.",
     ),
+    MetricSpec(
+        "hashspark_curve_info",
+        "gauge",
+        ("site", "group", "model", "firmware", "source"),
+        "The curve source of each miner group (config, nameplate, firmware, learned): 1.",
+    ),
+    MetricSpec(
+        "hashspark_curve_point_power_watts",
+        "gauge",
+        ("site", "group", "point"),
+        "Power of each point of the group's curve in use (point 1 is the lowest).",
+    ),
+    MetricSpec(
+        "hashspark_curve_point_hashrate_terahashes",
+        "gauge",
+        ("site", "group", "point"),
+        "Hashrate (TH/s) of each point of the group's curve in use.",
+    ),
+    MetricSpec(
+        "hashspark_curve_learning_samples",
+        "gauge",
+        ("site", "group"),
+        "Telemetry samples kept for learning the group's model and firmware curve.",
+    ),
     MetricSpec("hashspark_feed_readings_accepted", "counter", ("feed",), "Live readings accepted."),
     MetricSpec(
         "hashspark_feed_readings_rejected",
@@ -163,6 +212,24 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "hashspark_feed_outages", "counter", ("feed",), "Outages of a live feed since start."
+    ),
+    MetricSpec(
+        "hashspark_shard_managed",
+        "gauge",
+        ("site", "shard"),
+        "1 while a shard's worker is online and answering plans (sharded sites).",
+    ),
+    MetricSpec(
+        "hashspark_shard_unmanaged_miners",
+        "gauge",
+        ("site",),
+        "Miners in shards without a working worker: read as unreachable, never commanded.",
+    ),
+    MetricSpec(
+        "hashspark_shard_unmanaged_events",
+        "counter",
+        ("site", "shard"),
+        "Times a managed shard became unmanaged (last will, stop, or no report in time).",
     ),
     MetricSpec(
         "hashspark_cycle_duration_seconds",
@@ -240,7 +307,9 @@ class Metrics(Collector):
         self.book = book
         self.feeds = feeds or FeedStats()
         self.feed_health: dict[str, FeedHealth] = {}
+        self.shards: dict[str, Sequence[ShardView]] = {}  # sharded sites' shards, by site
         self._status: dict[str, SiteStatus] = {}
+        self._curves: dict[str, tuple[GroupCurve, ...]] = {}
         self._commands = Counter(
             "hashspark_commands",
             _SPEC["hashspark_commands"].help,
@@ -305,6 +374,10 @@ class Metrics(Collector):
         for latency in report.confirmation_s:
             self._confirm.labels(site_id).observe(latency)
 
+    def curves(self, site_id: str, curves: tuple[GroupCurve, ...]) -> None:
+        """The curves a site's groups plan with now (at start and whenever one changes)."""
+        self._curves[site_id] = curves
+
     def ledger_write_failed(self, site_id: str) -> None:
         """Count a refused ledger write."""
         self._ledger_errors.labels(site_id).inc()
@@ -319,7 +392,17 @@ class Metrics(Collector):
         """Families computed from the P&L book and the latest statuses."""
         yield from self._pnl()
         yield from self._gauges()
+        yield from self._curve_gauges()
         yield from self._feeds()
+        yield from self._shard_events()
+
+    def _shard_events(self) -> Iterator[Metric]:
+        spec = _SPEC["hashspark_shard_unmanaged_events"]
+        events = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+        for site, shards in sorted(self.shards.items()):
+            for shard in shards:
+                events.add_metric([site, str(shard.number)], shard.unmanaged_events)
+        yield events
 
     def _feeds(self) -> Iterator[Metric]:
         def counter(name: str) -> CounterMetricFamily:
@@ -338,6 +421,28 @@ class Metrics(Collector):
             up.add_metric([feed], 1.0 if health.state is FeedState.UP else 0.0)
             outages.add_metric([feed], health.outages)
         yield from (accepted, rejected, up, outages)
+
+    def _curve_gauges(self) -> Iterator[Metric]:
+        g = {
+            spec.name: GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+            for spec in METRICS
+            if spec.name.startswith("hashspark_curve_")
+        }
+        for site, curves in sorted(self._curves.items()):
+            for c in curves:
+                group = str(c.group)
+                g["hashspark_curve_info"].add_metric(
+                    [site, group, c.model, c.firmware, c.source.value], 1.0
+                )
+                g["hashspark_curve_learning_samples"].add_metric([site, group], c.learned_samples)
+                for j, (hashrate_th, power_w) in enumerate(c.points, start=1):
+                    g["hashspark_curve_point_power_watts"].add_metric(
+                        [site, group, str(j)], power_w
+                    )
+                    g["hashspark_curve_point_hashrate_terahashes"].add_metric(
+                        [site, group, str(j)], hashrate_th
+                    )
+        yield from g.values()
 
     def _pnl(self) -> Iterator[Metric]:
         families: dict[str, CounterMetricFamily] = {}
@@ -360,7 +465,9 @@ class Metrics(Collector):
         g = {
             spec.name: GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
             for spec in METRICS
-            if spec.kind == "gauge" and spec.name != "hashspark_feed_up"
+            if spec.kind == "gauge"
+            and spec.name != "hashspark_feed_up"
+            and not spec.name.startswith("hashspark_curve_")
         }
         for site, s in sorted(self._status.items()):
             if s.price is not None:
@@ -380,6 +487,13 @@ class Metrics(Collector):
             g["hashspark_last_cycle_timestamp_seconds"].add_metric([site], s.at)
             _model_gauges(g, site, s)
             _grid_and_failsafe_gauges(g, site, s)
+        for site, shards in sorted(self.shards.items()):
+            for shard in shards:
+                g["hashspark_shard_managed"].add_metric(
+                    [site, str(shard.number)], 1.0 if shard.managed else 0.0
+                )
+            unmanaged = sum(shard.miners for shard in shards if not shard.managed)
+            g["hashspark_shard_unmanaged_miners"].add_metric([site], unmanaged)
         yield from g.values()
 
 

@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.control import cli as command_cli
 from adapters.feeds.recorded import RecordingError
 from adapters.ledger_sqlite import LedgerError
 from adapters.miners import cli as fleet_cli
+from adapters.miners import worker_cli
 from controller import ledger_cli, logs
 from controller.config import ConfigError, load_config, render
 from controller.config_base import one_line
@@ -25,7 +26,17 @@ from controller.domain import EpochS, iso
 from controller.runtime.daemon import DaemonOptions, run_daemon
 from simulators.miners import cli as simulate_cli
 from simulators.replay.compare import Comparison, compare
-from simulators.replay.runner import ReplayError, ReplayInputs, ReplayResult, prepare, replay
+from simulators.replay.runner import (
+    ReplayError,
+    ReplayInputs,
+    ReplayResult,
+    prepare,
+    replay,
+    with_fleet_size,
+)
+
+if TYPE_CHECKING:
+    from simulators.miners.fleet_file import FaultConfig
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad input or bad config: the user can fix it
@@ -74,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         "auto: fast when the policy allows (default)",
     )
     rep.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _live_args(rep)
 
     cmp_ = sub.add_parser(
         "compare", help="replay a scenario under several supply and hedge books side by side"
@@ -141,7 +153,60 @@ def _parser() -> argparse.ArgumentParser:
     simulate_cli.add_parser(sub)
     command_cli.add_parser(sub)
     fleet_cli.add_parser(sub)
+    worker_cli.add_parser(sub)
     return parser
+
+
+def _live_args(p: argparse.ArgumentParser) -> None:
+    live = p.add_argument_group(
+        "live path", "the daemon's site loop against simulated ASICs through pyasic"
+    )
+    live.add_argument(
+        "--live-path",
+        action="store_true",
+        help="start a simulated fleet (real miner protocols), command it through the pyasic "
+        "driver and feed the recordings through a live feed adapter (MQTT if the site has a "
+        "broker, else in-process)",
+    )
+    live.add_argument(
+        "--miners",
+        type=int,
+        metavar="N",
+        help="scale the scenario's fleet to N miners (groups keep their shares; any engine)",
+    )
+    live.add_argument(
+        "--speed",
+        type=_positive,
+        metavar="X",
+        help="simulated seconds per wall second while the clock runs (default 10: a 90 s "
+        "resume ramp takes 9 s); idle time between cycles is skipped",
+    )
+    live.add_argument(
+        "--family",
+        choices=("luxos", "antminer", "braiins", "mixed"),
+        help="firmware the simulated miners speak (default luxos; antminer needs port 80)",
+    )
+    live.add_argument(
+        "--ip-start",
+        metavar="ADDR",
+        help="first loopback address of the simulated fleet (default 127.50.0.1)",
+    )
+    live.add_argument(
+        "--resume-ramp-s",
+        type=float,
+        metavar="S",
+        help="the simulated miners' resume ramp (default 90; 0: full hashrate at once)",
+    )
+    live.add_argument(
+        "--meter-port", type=int, metavar="P", help="the simulator's meter port (default: any)"
+    )
+    live.add_argument(
+        "--fault",
+        action="append",
+        metavar="JSON",
+        help='a fault for some simulated miners, e.g. \'{"kind": "liar", "fraction": 0.05}\' '
+        "(keys as a fleet file's [[fault]]; repeatable); more through the meter's /faults",
+    )
 
 
 def _window_args(p: argparse.ArgumentParser) -> None:
@@ -178,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulate": simulate_cli.run,
         "command": command_cli.run,
         "fleet": fleet_cli.run,
+        "worker": worker_cli.run,
     }
     try:
         return commands[args.command](args)
@@ -215,15 +281,28 @@ def _check_config(path: Path) -> int:
     return EXIT_OK
 
 
+_LIVE_ONLY = ("speed", "family", "ip_start", "resume_ramp_s", "meter_port", "fault")
+
+
 def _replay(args: argparse.Namespace) -> int:
     loaded = load_config(args.scenario)
     inputs = prepare(loaded, site_id=args.site, start=args.start, end=args.end, window=args.window)
-    progress = (
-        None if args.quiet or not sys.stderr.isatty() else _progress_bar(inputs.start, inputs.end)
-    )
-    result = replay(inputs, engine=args.engine, progress=progress)
-    if progress is not None:
-        print(file=sys.stderr)
+    if args.miners is not None:
+        inputs = with_fleet_size(inputs, args.miners)
+    if args.live_path:
+        result = _replay_live(args, inputs)
+    else:
+        given = [f"--{k.replace('_', '-')}" for k in _LIVE_ONLY if getattr(args, k) is not None]
+        if given:
+            raise ReplayError(f"{', '.join(given)} only go with --live-path")
+        progress = (
+            None
+            if args.quiet or not sys.stderr.isatty()
+            else _progress_bar(inputs.start, inputs.end)
+        )
+        result = replay(inputs, engine=args.engine, progress=progress)
+        if progress is not None:
+            print(file=sys.stderr)
     if args.report_json is not None:
         write_json_atomic(args.report_json, result.report)
     html = None
@@ -234,6 +313,93 @@ def _replay(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_summary(result, args.report_json, html))
     return EXIT_OK
+
+
+def _replay_live(args: argparse.Namespace, inputs: ReplayInputs) -> ReplayResult:
+    from simulators.miners.state import DEFAULT_RAMP_S  # noqa: PLC0415
+    from simulators.replay.live import (  # noqa: PLC0415 (pyasic and the simulators: slow)
+        DEFAULT_IP_START,
+        DEFAULT_SPEED,
+        LiveOptions,
+        replay_live,
+    )
+
+    if args.engine != "auto":
+        raise ReplayError("--live-path and --engine exclude each other")
+    if args.resume_ramp_s is not None and not 0 <= args.resume_ramp_s <= 3600:
+        raise ReplayError(f"--resume-ramp-s must be within 0..3600, not {args.resume_ramp_s}")
+    if args.meter_port is not None and not 0 <= args.meter_port <= 65_535:
+        raise ReplayError(f"--meter-port must be within 0..65535, not {args.meter_port}")
+    options = LiveOptions(
+        faults=tuple(_fault_arg(text) for text in args.fault or ()),
+        speed=args.speed or DEFAULT_SPEED,
+        family=args.family or "luxos",
+        ip_start=args.ip_start or DEFAULT_IP_START,
+        resume_ramp_s=DEFAULT_RAMP_S if args.resume_ramp_s is None else args.resume_ramp_s,
+        meter_port=args.meter_port or 0,
+    )
+    progress = None if args.quiet else LiveProgress(inputs.start, inputs.end, sys.stderr)
+    try:
+        return asyncio.run(replay_live(inputs, options, progress))
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def _fault_arg(text: str) -> FaultConfig:
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from simulators.miners.fleet_file import FaultConfig  # noqa: PLC0415
+
+    try:
+        return FaultConfig.model_validate_json(text)
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ReplayError(f"--fault {text}: {where}: {err['msg']}") from None
+
+
+class LiveProgress:
+    """Simulated time, speed and net P&L so far: a bar on a terminal, else periodic lines."""
+
+    LINE_EVERY_S = 10.0  #: wall seconds between plain lines
+
+    def __init__(
+        self, start: EpochS, end: EpochS, stream: Any, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._start, self._span = start, max(end - start, 1.0)
+        self._stream = stream
+        self._tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._clock = clock
+        self._began = clock()
+        self._last_line = -1.0
+        self._drawn = False
+
+    def line(self, now: EpochS, net_usd: float) -> tuple[str, float]:
+        """The progress text at simulated ``now``, and the fraction of the window done."""
+        done = min(max((now - self._start) / self._span, 0.0), 1.0)
+        wall = max(self._clock() - self._began, 1e-9)
+        speed = (now - self._start) / wall
+        return (
+            f"{iso(now)}  {100 * done:5.1f}%  {speed:,.0f} sim s/s  net {net_usd + 0.0:,.2f} USD"
+        ), done
+
+    def __call__(self, now: EpochS, net_usd: float) -> None:
+        text, done = self.line(now, net_usd)
+        if self._tty:
+            bar = "#" * int(25 * done)
+            print(f"\r  [{bar:<25}] {text}", end="", file=self._stream, flush=True)
+            self._drawn = True
+            return
+        wall = self._clock() - self._began
+        if self._last_line < 0 or wall - self._last_line >= self.LINE_EVERY_S:
+            self._last_line = wall
+            print(f"  live path {text}", file=self._stream, flush=True)
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self._drawn:
+            print(file=self._stream, flush=True)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -376,6 +542,9 @@ def format_summary(
         )
     if s["failsafe_hours"]:
         lines.append(f"  fail-safe   engaged for {s['failsafe_hours']:,.2f} h")
+    live = r.get("live_path")
+    if live is not None:
+        lines.extend(_live_lines(live))
     lines.append("")
     lines.append("  per model")
     lines.extend(
@@ -394,6 +563,31 @@ def format_summary(
             "  html report not written: add --report DIR (charts and tables, e.g. out/report)"
         )
     return "\n".join(lines)
+
+
+def _live_lines(live: dict[str, Any]) -> list[str]:
+    c, loss = live["commands"], live["ramp_losses"]
+    failed = ", ".join(f"{n} {k}" for k, n in c.items() if k not in ("sent", "applied"))
+    lines = [
+        f"  live path   {live['miners']:,} simulated {live['family']} miners on "
+        f"{live['addresses']} through pyasic; feeds {live['feeds']}",
+        f"              {live['sim_s_per_wall_s'] or 0:,.0f} simulated s per wall s "
+        f"({live['wall_s']:,.1f} s wall, clock {live['speed']:g}x while running); "
+        f"{live['cycles']:,} cycles; {c['sent']:,} commands, {c['applied']:,} applied"
+        + (f", {failed}" if failed else ""),
+        f"  ramp losses {loss['ramp_ups']:,} ramp-ups over {live['resume_ramp_s']:g} s: "
+        f"{loss['ph_hours_not_hashed']:,.4f} PH/s-h not hashed, "
+        f"{loss['mwh_not_drawn']:,.4f} MWh not drawn; "
+        f"{loss['mining_revenue_usd']:,.2f} USD revenue not earned, "
+        f"{loss['power_value_usd']:,.2f} USD of power kept: net {loss['net_usd'] + 0.0:,.2f} USD "
+        f"({live['net_usd_after_ramp_losses']:,.2f} USD net after them)",
+    ]
+    if live["late_readings"] or live["late_start_s"]:
+        lines.append(
+            f"  warning     the controller fell behind the clock: {live['late_readings']} readings "
+            f"published up to {live['max_reading_lateness_s']:,.0f} s late; lower --speed"
+        )
+    return lines
 
 
 if __name__ == "__main__":

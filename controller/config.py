@@ -48,6 +48,8 @@ from controller.config_base import (  # re-exported: the config's public names
     Strict,
     resolve_path,
 )
+from controller.curve_fit import FitParams
+from controller.curves import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.decision.overrides import Override, OverrideKind
 from controller.decision.policy import PolicyParams
 from controller.domain import FailSafeAction, FleetSpec, build_fleet
@@ -113,6 +115,11 @@ class MinerGroup(Strict):
     # ``count`` defaults to how many they expand to. ``firmware`` is what discovery must find.
     addresses: tuple[str, ...] | None = None
     firmware: Literal["luxos", "stock", "braiins"] | None = None
+    # Where the curve the optimiser plans with comes from (controller/curves.py):
+    # config (this curve, or the nameplate), firmware, learned, or auto.
+    curve_source: CurvePreference = CurvePreference.CONFIG
+    # No point above this power, whatever the source (e.g. a LuxOS overclock profile).
+    max_power_w: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +146,13 @@ class MinerGroup(Strict):
             powers = [p.power_w for p in self.curve]
             if len(set(powers)) != len(powers):
                 raise ValueError("curve points need distinct power_w")
+        if self.max_power_w is not None:
+            above = [w for _, w in self.points() if w > self.max_power_w]
+            if above:
+                raise ValueError(
+                    f"max_power_w {self.max_power_w:g} is below the curve's {max(above):g} W "
+                    "(the nameplate's, if no curve is given)"
+                )
         return self
 
     def points(self) -> list[tuple[float, float]]:
@@ -146,6 +160,29 @@ class MinerGroup(Strict):
         if self.curve is None:
             return [NAMEPLATES[self.model]]
         return [(p.hashrate_th, p.power_w) for p in self.curve]
+
+
+class CurvesConfig(Strict):
+    """How learned curves are fitted and when a new curve replaces the one in use."""
+
+    min_samples: int = Field(default=60, ge=1)  # samples over all levels after rejection
+    min_samples_per_point: int = Field(default=5, ge=1)  # a power level with fewer is no point
+    min_points: int = Field(default=2, ge=1)  # power levels a learned curve needs
+    level_tolerance: float = Field(default=0.03, gt=0, le=0.2)  # one level spans 3 % of power
+    outlier_mads: float = Field(default=3.5, gt=0)  # rejection beyond this many scaled MADs
+    refit_interval_s: float = Field(default=600.0, ge=0)  # between fits of the learned curves
+    change_threshold: float = Field(default=0.02, ge=0, lt=1)  # smaller moves keep the curve
+    firmware_refresh_s: float | None = Field(default=None, gt=0)  # re-read; None: at start
+
+    def fit_params(self) -> FitParams:
+        """The fit's parameters as a core value."""
+        return FitParams(
+            min_samples=self.min_samples,
+            min_samples_per_point=self.min_samples_per_point,
+            min_points=self.min_points,
+            level_tolerance=self.level_tolerance,
+            outlier_mads=self.outlier_mads,
+        )
 
 
 class SimulatedDriverConfig(Strict):
@@ -159,6 +196,7 @@ class SimulatedDriverConfig(Strict):
 # so it is imported once they exist.
 from adapters.miners.addresses import AddressError, expand_all  # noqa: E402
 from adapters.miners.config import PyasicDriverConfig  # noqa: E402
+from adapters.miners.sharding_config import ShardingConfig  # noqa: E402
 
 DriverConfig = Annotated[SimulatedDriverConfig | PyasicDriverConfig, Field(discriminator="type")]
 
@@ -305,6 +343,8 @@ class SiteConfig(Strict):
     failsafe: FailSafeConfig = FailSafeConfig()
     mqtt: MqttBrokerConfig | None = None  # status and commands; default: an MQTT feed's broker
     commands: CommandsConfig = CommandsConfig()
+    curves: CurvesConfig = CurvesConfig()
+    sharding: ShardingConfig | None = None  # fleet workers over MQTT; off: one process
 
     @property
     def broker(self) -> MqttBrokerConfig | None:
@@ -321,6 +361,28 @@ class SiteConfig(Strict):
         _unique("hedge ids", [h.id for h in self.hedges])
         return self
 
+    @model_validator(mode="after")
+    def _sharding_needs_pyasic_and_a_broker(self) -> SiteConfig:
+        if self.sharding is None:
+            return self
+        if not isinstance(self.driver, PyasicDriverConfig):
+            raise ValueError('sharding needs driver.type = "pyasic" (workers drive miners)')
+        if self.shard_broker is None:
+            raise ValueError(
+                "sharding needs a broker: sharding.broker, [sites.mqtt] or an MQTT feed"
+            )
+        miners = sum(g.count for g in self.miners)
+        if self.sharding.shards > miners:
+            raise ValueError(f"sharding.shards is {self.sharding.shards} for {miners} miners")
+        return self
+
+    @property
+    def shard_broker(self) -> MqttBrokerConfig | None:
+        """Where a sharded site's planner and workers meet."""
+        if self.sharding is not None and self.sharding.broker is not None:
+            return self.sharding.broker
+        return self.broker
+
     def fleet(self) -> FleetSpec:
         """The fleet as arrays for the core."""
         return build_fleet([(g.model, g.count, g.points()) for g in self.miners])
@@ -328,6 +390,28 @@ class SiteConfig(Strict):
     def supply_contract(self) -> Supply:
         """The supply contract as a core value."""
         return supply_contract(self.supply)
+
+    def curve_book(self) -> CurveBook:
+        """Each group's curve sources, with the config's curves in use until others arrive."""
+        groups = [
+            GroupSpec(
+                model=g.model,
+                count=g.count,
+                firmware=g.firmware,
+                config_points=sorted_points(g.points()),
+                config_is_nameplate=g.curve is None,
+                preference=g.curve_source,
+                max_power_w=g.max_power_w,
+            )
+            for g in self.miners
+        ]
+        c = self.curves
+        return CurveBook(
+            groups,
+            fit=c.fit_params(),
+            refit_interval_s=c.refit_interval_s,
+            change_threshold=c.change_threshold,
+        )
 
     def hedge_book(self) -> tuple[Hedge, ...]:
         """The hedges as core values."""

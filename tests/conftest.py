@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 _BASELINE = _REPO_ROOT / "deploy" / "scenarios" / "ercot-hb-south-hedged.toml"
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """Every test starts from structlog's defaults: a CLI run in-process configures a level
+    filter (``logs.configure("warning")``) that would hide later tests' captured logs."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

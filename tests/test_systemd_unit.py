@@ -235,3 +235,61 @@ def test_daemon_makes_no_system_call_the_unit_filters(tmp_path: Path) -> None:
         # the unit's dynamic user is not root.
         used -= {"fchown"}
     assert used - _allowed_syscalls() == set()
+
+
+WORKER = ROOT / "systemd" / "hashspark-worker@.service"
+
+
+def _worker_instance(tmp_path: Path, shard: int) -> Path:
+    """An instance of the worker template with ExecStart at this checkout's entry point."""
+    text = WORKER.read_text()
+    assert text.count(f"ExecStart={INSTALLED_EXE} worker ") == 1
+    copy = tmp_path / f"hashspark-worker@{shard}.service"
+    copy.write_text(text.replace(f"ExecStart={INSTALLED_EXE} ", f"ExecStart={EXE} "))
+    return copy
+
+
+def test_worker_template_verifies_and_rates_two_or_lower(tmp_path: Path) -> None:
+    unit = _worker_instance(tmp_path, 1)
+    verify = subprocess.run(
+        [_systemd_analyze(), "verify", str(unit)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout + verify.stderr == ""
+    security = subprocess.run(
+        [_systemd_analyze(), "security", "--offline=true", "--no-pager", str(unit)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    found = re.search(
+        r"Overall exposure level for hashspark-worker@1\.service: (\d+\.\d+)", security.stdout
+    )
+    assert found is not None, security.stdout + security.stderr
+    assert float(found.group(1)) <= MAX_EXPOSURE, security.stdout
+
+
+def test_worker_template_runs_its_shard_in_the_daemons_sandbox() -> None:
+    w, d = _directives(WORKER.read_text()), _directives(UNIT.read_text())
+    assert w["ExecStart"] == [f"{INSTALLED_EXE} worker /etc/hashspark/hashspark.toml --shard %i"]
+    assert w["Type"] == ["exec"]  # a worker does not speak sd_notify
+    assert w["Restart"] == ["on-failure"]
+    assert "StateDirectory" not in w  # a worker keeps no state
+    sandbox = WORKER.read_text().split("# Sandbox.", 1)[1]
+    assert sandbox == UNIT.read_text().split("# Sandbox.", 1)[1]
+    for key in ("SystemCallFilter", "IPAddressAllow", "RestrictAddressFamilies", "DynamicUser"):
+        assert w[key] == d[key], key
+
+
+def test_worker_subcommand_takes_a_shard_number() -> None:
+    # What ExecStart runs exists: `hashspark worker --help` names --shard.
+    result = subprocess.run(
+        [EXE, "worker", "--help"], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--shard" in result.stdout

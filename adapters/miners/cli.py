@@ -9,7 +9,7 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
-from adapters.miners import ops
+from adapters.miners import curves_cmd, ops
 from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.capabilities import capabilities_of
 from adapters.miners.pyasic_lib import miner_protocol, pyasic
@@ -41,11 +41,14 @@ def add_parser(
     scan.add_argument("--concurrency", type=int, default=200, help="addresses probed at once")
     scan.add_argument("--timeout", type=float, default=10.0, help="seconds per address")
     ops.add_parsers(sub)
+    curves_cmd.add_parser(sub)
     return fleet
 
 
 def run(args: argparse.Namespace) -> int:
     """Run a ``fleet`` command; ``scan`` exits 1 when nothing answered, 2 on bad arguments."""
+    if args.fleet_command == "curves":
+        return curves_cmd.run(args)
     if args.fleet_command != "scan":
         return ops.run(args)
     try:

@@ -26,6 +26,7 @@ from adapters.miners.capabilities import (
     restrict_fleet,
 )
 from adapters.miners.config import PyasicDriverConfig
+from adapters.miners.firmware_curves import read_curve
 from adapters.miners.pyasic_lib import miner_protocol, pyasic
 from adapters.miners.retry import RetryPolicy, retry_transient
 from adapters.miners.telemetry import (
@@ -35,10 +36,12 @@ from adapters.miners.telemetry import (
     Telemetry,
     Thresholds,
     confirms,
+    curve_sample,
     point_of,
     rebooted_within,
     telemetry_of,
 )
+from controller.curves import FirmwareCurve
 from controller.decision.reconcile import (
     Applied,
     CommandBatch,
@@ -48,7 +51,7 @@ from controller.decision.reconcile import (
     Unreachable,
     Unverified,
 )
-from controller.domain import OFF, BoolArray, FleetSpec, ObservedFleet
+from controller.domain import OFF, BoolArray, FleetSpec, FloatArray, IntArray, ObservedFleet
 from controller.ports import Clock
 
 T = TypeVar("T")
@@ -136,9 +139,19 @@ class PyasicDriver:
 
     # --- capabilities ---------------------------------------------------------------------
 
-    async def discover(self) -> int:
-        """Identify every miner (pyasic ``get_miner``); returns how many answered."""
-        outcomes = await asyncio.gather(*(self._ensure(m) for m in self._miners))
+    async def discover(self, concurrency: int | None = None) -> int:
+        """Identify every miner (pyasic ``get_miner``); returns how many answered.
+
+        ``concurrency`` lowers the number of discoveries in flight below the driver's:
+        pyasic's own probe timeouts give up all at once on a starved host.
+        """
+        gate = asyncio.Semaphore(concurrency or len(self._miners) or 1)
+
+        async def one(m: _Miner) -> Unreachable | Rejected | None:
+            async with gate:
+                return await self._ensure(m)
+
+        outcomes = await asyncio.gather(*(one(m) for m in self._miners))
         found = sum(o is None for o in outcomes)
         _log.info("fleet_discovered", miners=len(self._miners), found=found)
         return found
@@ -176,6 +189,66 @@ class PyasicDriver:
             m.curve = curve
         self.fleet = fleet
 
+    # --- curves ---------------------------------------------------------------------------
+
+    async def read_firmware_curves(self) -> tuple[FirmwareCurve | None, ...]:
+        """Each miner's curve as its firmware states it (LuxOS profiles, BOS+ tuner profiles).
+
+        None for a miner not discovered, on firmware that states no curve, or whose reply
+        did not come; failures are logged once per sweep, by reason.
+        """
+        failures: Counter[str] = Counter()
+
+        async def one(m: _Miner) -> FirmwareCurve | None:
+            if m.handle is None or m.caps is None:
+                return None
+
+            async def call(what: str, make: Callable[[], Awaitable[Any]]) -> Any:
+                return await self._call(what, make, self._cfg.call_timeout_s)
+
+            try:
+                return await read_curve(m.handle, m.caps.firmware, call)
+            except _FailedError as failed:
+                failures[failed.outcome.reason] += 1
+                return None
+
+        curves = await asyncio.gather(*(one(m) for m in self._miners))
+        _log.info(
+            "firmware_curves_read",
+            miners=len(self._miners),
+            stated=sum(c is not None for c in curves),
+            failed=sum(failures.values()),
+            reasons=dict(failures.most_common(3)),
+        )
+        return tuple(curves)
+
+    def steady_samples(self) -> tuple[IntArray, FloatArray, FloatArray]:
+        """(miner, power_w, hashrate_th) of reachable miners running steadily at their target.
+
+        From the last reads, by ``telemetry.curve_sample``.
+        """
+        index: list[int] = []
+        power: list[float] = []
+        hashrate: list[float] = []
+        for m in self._miners:
+            if not m.reachable or m.point == OFF or m.telemetry is None:
+                continue
+            sample = curve_sample(m.telemetry, m.curve, self._th)
+            if sample is not None:
+                index.append(m.index)
+                power.append(sample[0])
+                hashrate.append(sample[1])
+        return (
+            np.array(index, dtype=np.int64),
+            np.array(power, dtype=np.float64),
+            np.array(hashrate, dtype=np.float64),
+        )
+
+    @property
+    def firmware_found(self) -> tuple[str | None, ...]:
+        """Each miner's firmware as discovery found it (None until discovered)."""
+        return tuple(m.caps.firmware if m.caps else None for m in self._miners)
+
     @property
     def addresses(self) -> tuple[str, ...]:
         """Each miner's address, in fleet order."""
@@ -192,6 +265,10 @@ class PyasicDriver:
         """Read every miner; unreachable ones keep their last known point."""
         await asyncio.gather(*(self._sense(m) for m in self._miners))
         self._log_changes()
+        return self.current()
+
+    def current(self) -> ObservedFleet:
+        """What the last reads and confirmations showed, without reading again."""
         return ObservedFleet(
             point=np.array([m.point for m in self._miners], dtype=np.int64),
             reachable=np.array([m.reachable for m in self._miners], dtype=bool),

@@ -1,4 +1,4 @@
-"""Builds a site's miner driver from its config: the in-process model or pyasic."""
+"""Builds a site's miner driver from its config: the in-process model, pyasic, or shards."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections import Counter
 from adapters.miners.addresses import expand_all
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
+from adapters.miners.sharded import ShardedDriver
 from controller.config import ConfigError, SimulatedDriverConfig, SiteConfig
 from controller.domain import FleetSpec
 from controller.ports import Clock, MinerDriver
@@ -23,6 +24,12 @@ def build_driver(site: SiteConfig, fleet: FleetSpec, clock: Clock) -> MinerDrive
             if len(addresses) != fleet.size:
                 raise ConfigError(
                     [f"site {site.id}: {len(addresses)} addresses for {fleet.size} miners"]
+                )
+            if site.sharding is not None:
+                broker = site.shard_broker
+                assert broker is not None  # the config validator makes sure
+                return ShardedDriver(
+                    site.id, fleet, addresses, sharding=site.sharding, broker=broker, clock=clock
                 )
             return PyasicDriver(fleet, addresses, config, clock, firmware=firmware)
 

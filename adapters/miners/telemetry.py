@@ -158,6 +158,29 @@ def point_of(t: Telemetry, curve: Curve, th: Thresholds, *, can_throttle: bool) 
     return curve.top
 
 
+#: A running miner within 3 % of its power target has settled: its read is a curve sample.
+STEADY_FRACTION = 0.03
+
+
+def curve_sample(t: Telemetry, curve: Curve, th: Thresholds) -> tuple[float, float] | None:
+    """(power_w, hashrate_th) for learning the curve, if the read shows a settled miner.
+
+    A miner asleep or still ramping (power away from its power target) is no sample; nor is
+    firmware without wattage (stock). The power is the target the miner holds when it
+    reports one (its draw is within 3 % of it): a learned point must be a target the driver
+    can command again, and LuxOS picks the highest profile at or below a target, so a draw a
+    little under a profile's watts would select the profile below.
+    """
+    if t.power_w is None or t.hashrate_th is None or is_off(t, curve, th):
+        return None
+    limit = t.power_limit_w
+    if limit is None:
+        return t.power_w, t.hashrate_th
+    if abs(t.power_w - limit) > STEADY_FRACTION * limit:
+        return None
+    return limit, t.hashrate_th
+
+
 def near(value_w: float | None, target_w: float, th: Thresholds) -> bool:
     """``value_w`` within the tolerance of ``target_w``."""
     return value_w is not None and abs(value_w - target_w) <= th.power_tolerance_fraction * target_w

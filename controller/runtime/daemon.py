@@ -18,7 +18,7 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -38,6 +38,7 @@ from adapters.ledger_sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.factory import build_driver
+from adapters.miners.sharded import ShardedDriver
 from controller.config import (
     ConfigError,
     FeedConfig,
@@ -46,11 +47,13 @@ from controller.config import (
     SiteConfig,
     load_config,
 )
+from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, iso
 from controller.ports import Clock, MinerDriver, ReadingFeed
 from controller.runtime.clock import SystemClock
 from controller.runtime.notify import Notifier
 from controller.runtime.override_book import OverrideBook
+from controller.runtime.site_curves import SiteCurves
 from controller.runtime.site_loop import SiteLoop
 from controller.runtime.site_model import SiteModel
 from controller.runtime.taskdump import dump_tasks
@@ -80,6 +83,7 @@ class _Site:
     loop: SiteLoop
     clock: Clock
     until: EpochS | None
+    curves: SiteCurves
 
 
 class Daemon:
@@ -132,6 +136,10 @@ class Daemon:
                 for feeds in self.site_feeds:
                     await stack.enter_async_context(feeds.run())
                 for s in self.sites:
+                    if isinstance(s.loop.driver, ShardedDriver):  # the planner's broker link
+                        await stack.enter_async_context(s.loop.driver)
+                        self.metrics.shards[s.config.id] = s.loop.driver.shards
+                for s in self.sites:
                     await self._adopt_capabilities(s)
                 await self._serve_and_run()
         finally:
@@ -157,7 +165,8 @@ class Daemon:
     async def _run_loops(self) -> None:
         tasks = [
             asyncio.create_task(
-                s.loop.run(until=s.until, stop=self._stop), name=s.loop.site.site_id
+                s.loop.run(until=s.until, on_cycle=_learn_curves(s), stop=self._stop),
+                name=s.loop.site.site_id,
             )
             for s in self.sites
         ]
@@ -227,22 +236,43 @@ class Daemon:
             overrides=book,
             audit=CommandAuditLog(
                 self.state_dir / "audit" / f"{site.id}-commands.jsonl",
-                driver.addresses if isinstance(driver, PyasicDriver) else None,
+                driver.addresses if isinstance(driver, PyasicDriver | ShardedDriver) else None,
             ),
             dry_run=self.options.dry_run,
             status_sink=None if link is None else _publisher(link),
         )
         self.site_feeds.append(feeds)
         self.metrics.feed_health.update(feeds.health)
-        return _Site(site, loop, clock, until)
+        curves = SiteCurves(
+            site.id,
+            site.curve_book(),
+            driver if isinstance(driver, PyasicDriver) else None,
+            on_change=lambda c: self.metrics.curves(site.id, c),
+            samples_path=self.state_dir / "curves" / f"{site.id}.json",
+        )
+        return _Site(site, loop, clock, until, curves)
 
     async def _adopt_capabilities(self, site: _Site) -> None:
-        """Discover real miners and plan each only with the points its firmware can reach."""
+        """Discover real miners, read their curves, and plan each with the points it can reach.
+
+        Each group's curve comes from its ``curve_source`` (controller/curves.py): firmware
+        curves are read here, learned ones replace the config's between cycles.
+        """
         driver = site.loop.driver
+        if isinstance(driver, ShardedDriver):
+            # The workers discover and report what each miner can do; firmware and learned
+            # curves need the miners in this process, so a sharded site plans on the config's.
+            found = await driver.discover()
+            await site.curves.start(site.clock.now())  # the config's curves, logged and exported
+            fleet = driver.restrict_to_capabilities()
+            site.loop.adopt_fleet(fleet)
+            self._log.info("miners_discovered", site=site.config.id, found=found, miners=fleet.size)
+            return
         if not isinstance(driver, PyasicDriver):
+            await site.curves.start(site.clock.now())  # the config's curves, logged and exported
             return
         found = await driver.discover()
-        fleet = driver.restrict_to_capabilities()
+        fleet = await site.curves.start(site.clock.now())
         site.loop.adopt_fleet(fleet)
         self._log.info("miners_discovered", site=site.config.id, found=found, miners=fleet.size)
 
@@ -347,7 +377,11 @@ class Daemon:
         self.ledger.config_version = new.version
         for s in self.sites:
             s.config = by_id[s.config.id]
-            s.loop.reconfigure(_site_model(s.config), new.config.daemon.cycle_s)
+            # The fleet (its curves, restricted to capabilities) is the one in use, not the
+            # config's: the driver numbers points by it.
+            model = replace(_site_model(s.config), fleet=s.loop.site.fleet)
+            s.loop.reconfigure(model, new.config.daemon.cycle_s)
+            s.curves.reconfigure(s.config.curves)
         self.loaded = new
         self._log.info("reloaded", config_version=new.version)
         self.notifier.ready(self._status_line())
@@ -377,12 +411,31 @@ class Daemon:
                 "cycles": s.loop.cycles,
                 "at": iso(s.loop.last_status.at) if s.loop.last_status else None,
                 "decision": s.loop.last_status.decision_reason if s.loop.last_status else None,
+                **(
+                    {"shards": s.loop.driver.summary()["shards"]}
+                    if isinstance(s.loop.driver, ShardedDriver)
+                    else {}
+                ),
             }
             for s in self.sites
         }
         stuck = self.stuck_sites()
         body = {"run_id": self.run_id, "finished": self.finished, "stuck": stuck, "sites": sites}
         return web.json_response(body, status=503 if stuck else 200)
+
+
+def _learn_curves(site: _Site) -> Callable[[Plan], Awaitable[None]]:
+    """After each cycle: re-read firmware curves when due, file the telemetry as samples,
+    and re-plan if a curve changed."""
+
+    async def after(plan: Plan) -> None:
+        if site.curves.firmware_due(plan.now, site.config.curves.firmware_refresh_s):
+            await site.curves.reread_firmware(plan.now)
+        fleet = site.curves.after_cycle(plan.now)
+        if fleet is not None:
+            site.loop.adopt_fleet(fleet)
+
+    return after
 
 
 def _publisher(link: MqttLink) -> Callable[[SiteStatus], Awaitable[None]]:

@@ -155,7 +155,10 @@ class SiteLoop:
             self._audit.record(
                 self.site.site_id, self.site.fleet, plan, batch, report, dry_run=self.dry_run
             )
-        after = await self._driver.observe()  # read back: account what they do, not what we sent
+        # Read back after commands: account what miners do, not what we sent. A cycle that
+        # sent nothing has just read the fleet; a second sweep would only double the traffic
+        # (the next cycle's read catches whatever changes in between).
+        after = observed if report is None else await self._driver.observe()
         fleet = self.site.fleet
         model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
         self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, now)
@@ -191,17 +194,22 @@ class SiteLoop:
     async def run(
         self,
         until: EpochS | None = None,
-        on_cycle: Callable[[Plan], None] | None = None,
+        on_cycle: Callable[[Plan], Awaitable[None] | None] | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
         """Cycle until ``until`` (forever if None) or ``stop``; at ``until``, settle.
+
+        ``on_cycle`` runs after each cycle (awaited if it returns an awaitable), before the
+        sleep: the place to change what the next cycle plans with.
 
         ``stop`` is only looked at between cycles, so a command in flight always finishes.
         """
         while (until is None or self._clock.now() < until) and not (stop and stop.is_set()):
             plan = await self.cycle()
             if on_cycle is not None:
-                on_cycle(plan)
+                done = on_cycle(plan)
+                if done is not None:
+                    await done
             now = self._clock.now()
             price = self._price_feed.latest(now)
             hashprice = self._hashprice_feed.latest(now)
@@ -311,8 +319,24 @@ class SiteLoop:
         return self._driver
 
     def adopt_fleet(self, fleet: FleetSpec) -> None:
-        """Plan with a fleet restricted to what each miner can do (same miners, fewer points)."""
+        """Plan with other curves for the same miners (their capabilities, or a new source).
+
+        Point indices change with the curves: the last planned points move to the nearest
+        point by power (off stays off, so dwell clocks keep running), pending changes start
+        their delays over, and raises in doubt are forgotten (the next read tells).
+        """
+        old = self.site.fleet
         self.reconfigure(replace(self.site, fleet=fleet), self._cycle_s)
+        last = self.state.last_point
+        remapped = last.copy()
+        for i in np.flatnonzero(last > OFF).tolist():
+            remapped[i] = _nearest_point(fleet, i, float(old.power_w[i, last[i]]))
+        self.state = replace(
+            self.state,
+            pending_point=np.full(fleet.size, -1, dtype=np.int64),
+            last_point=remapped,
+        )
+        self._in_doubt.clear()
 
     def reconfigure(self, site: SiteModel, cycle_s: float) -> None:
         """Adopt a reloaded site model (same fleet): settle the open interval first."""
@@ -437,6 +461,12 @@ def _reason(plan: Plan) -> str:
     if plan.override is not None:
         return plan.override.split(":", 1)[0]
     return "economics"
+
+
+def _nearest_point(fleet: FleetSpec, miner: int, power_w: float) -> int:
+    """The miner's running point whose power is nearest ``power_w``."""
+    valid = np.flatnonzero(fleet.valid[miner, 1:]) + 1
+    return int(valid[np.argmin(np.abs(fleet.power_w[miner, valid] - power_w))])
 
 
 def _count(mask: IntArray | np.ndarray) -> int:

@@ -2,8 +2,9 @@
 
 gRPC: Login puts a token in the ``authorization`` initial metadata; every other call must
 carry it. Pause/resume mining, set power target, miner details and stats, hashboards,
-cooling, active performance mode, pool groups, locate-device status. The 4028 side is in
-``braiins_api``.
+cooling, active performance mode, pool groups, locate-device status, and the tuner: its
+saved power-target profiles (``ListTargetProfiles``), its state (``GetTunerState``) and the
+power-target range (``GetConstraints``). The 4028 side is in ``braiins_api``.
 """
 
 from __future__ import annotations
@@ -18,18 +19,22 @@ from grpclib.server import Server, Stream
 from pyasic.web.braiins_os.proto.braiins.bos.v1 import (
     ActionsServiceBase,
     AuthenticationServiceBase,
+    BooleanConstraint,
     BosVersion,
     ConfigurationServiceBase,
     CoolingServiceBase,
     FanState,
+    GetConstraintsResponse,
     GetCoolingStateResponse,
     GetHashboardsResponse,
     GetMinerConfigurationResponse,
     GetMinerDetailsResponse,
     GetMinerStatsResponse,
     GetPoolGroupsResponse,
+    GetTunerStateResponse,
     GigaHashrate,
     Hashboard,
+    ListTargetProfilesResponse,
     LocateDeviceStatusResponse,
     LoginRequest,
     LoginResponse,
@@ -46,6 +51,7 @@ from pyasic.web.braiins_os.proto.braiins.bos.v1 import (
     PoolServiceBase,
     PoolStats,
     Power,
+    PowerConstraints,
     PowerTargetMode,
     RealHashrate,
     ResumeMiningResponse,
@@ -54,12 +60,14 @@ from pyasic.web.braiins_os.proto.braiins.bos.v1 import (
     Temperature,
     TemperatureSensor,
     TunerConfiguration,
+    TunerConstraints,
     TunerMode,
     TunerPerformanceMode,
     WorkSolverStats,
 )
 
 from simulators.miners import replies
+from simulators.miners.braiins_tuner import Tuner
 from simulators.miners.miner import Refused, SimMiner
 from simulators.miners.state import Mode
 
@@ -127,8 +135,15 @@ class _Actions(ActionsServiceBase):  # type: ignore[misc]
 
 
 class _Performance(PerformanceServiceBase):  # type: ignore[misc]
-    def __init__(self, miner: SimMiner) -> None:
+    def __init__(self, miner: SimMiner, tuner: Tuner) -> None:
         self.miner = miner
+        self.tuner = tuner
+
+    async def get_tuner_state(self, _request: object) -> GetTunerStateResponse:
+        return self.tuner.state()
+
+    async def list_target_profiles(self, _request: object) -> ListTargetProfilesResponse:
+        return ListTargetProfilesResponse(power_target_profiles=self.tuner.saved())
 
     async def set_power_target(self, request: SetPowerTargetRequest) -> SetPowerTargetResponse:
         watt = int(request.power_target.watt)
@@ -139,8 +154,12 @@ class _Performance(PerformanceServiceBase):  # type: ignore[misc]
                 f"Power target {watt} W is out of range "
                 f"{model.min_power_target_w:.0f}..{model.max_power_target_w:.0f} W",
             )
-        result = self.miner.command(lambda now: self.miner.state.set_power_target(now, watt))
-        _refuse(result)
+
+        def apply(now: float) -> None:
+            self.miner.state.set_power_target(now, watt)
+            self.tuner.set_target(watt, now)
+
+        _refuse(self.miner.command(apply))
         return SetPowerTargetResponse(power_target=Power(watt=watt))
 
     async def get_active_performance_mode(self, _request: object) -> PerformanceMode:
@@ -236,6 +255,19 @@ class _Configuration(ConfigurationServiceBase):  # type: ignore[misc]
     def __init__(self, miner: SimMiner) -> None:
         self.miner = miner
 
+    async def get_constraints(self, _request: object) -> GetConstraintsResponse:
+        model = self.miner.model
+        power = PowerConstraints(
+            default=Power(watt=round(model.nameplate_power_w)),
+            min=Power(watt=round(model.min_power_target_w)),
+            max=Power(watt=round(model.max_power_target_w)),
+        )
+        return GetConstraintsResponse(
+            tuner_constraints=TunerConstraints(
+                power_target=power, enabled=BooleanConstraint(default=True)
+            )
+        )
+
     async def get_miner_configuration(self, _request: object) -> GetMinerConfigurationResponse:
         watt = round(self.miner.read().power_target_w)
         pool = PoolConfiguration(
@@ -262,10 +294,11 @@ class GrpcEndpoint:
         self._miner = miner
         self._port = port
         self._tokens: set[str] = set()
+        self.tuner = Tuner(miner)
         self._services: list[Any] = [
             _Auth(self._tokens, password),
             _Actions(miner),
-            _Performance(miner),
+            _Performance(miner, self.tuner),
             _Cooling(miner),
             _Miner(miner),
             _Pools(miner),

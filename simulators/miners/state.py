@@ -79,6 +79,11 @@ class MinerState:
         self._load_at = now
         self.drift_after_s: float | None = None  # set by the "drift" fault
         self._slept_at: float | None = now if mode is Mode.SLEEP else None
+        # Hashing and power a ramp-up held back, against a miner that resumed at once
+        # (integrated per settled segment; see ``ramp_deficit``).
+        self._deficit_th_s = 0.0
+        self._deficit_w_s = 0.0
+        self.ramp_ups = 0  #: resumes (and drift wake-ups) that started a ramp from below full
 
     # -- commands ---------------------------------------------------------------------
 
@@ -93,6 +98,8 @@ class MinerState:
     def wake(self, now: float) -> None:
         """Resume hashing; hashrate climbs over ``ramp_s``."""
         self._settle(now)
+        if self.mode is Mode.SLEEP or self._load < 1.0:
+            self.ramp_ups += 1
         self.mode = Mode.NORMAL
         self._slept_at = None
 
@@ -108,6 +115,7 @@ class MinerState:
         self.mode = Mode.NORMAL
         self._slept_at = None
         self._load = 0.0
+        self.ramp_ups += 1
         self._load_at = now + duration_s
         self._boot_until = now + duration_s
         self.booted_at = now + duration_s
@@ -126,17 +134,47 @@ class MinerState:
                 self._load_at = max(self._load_at, woke_at)
                 self.mode = Mode.NORMAL
                 self._slept_at = None
+                self.ramp_ups += 1
 
     def _load_now(self, now: float) -> float:
         elapsed = max(now - self._load_at, 0.0)
         if self.mode is Mode.NORMAL:
+            if self.ramp_s <= 0:
+                return 1.0
             return min(1.0, self._load + elapsed / self.ramp_s)
+        if self.stop_s <= 0:
+            return 0.0
         return max(0.0, self._load - elapsed / self.stop_s)
+
+    def _segment_deficit(self, now: float) -> tuple[float, float]:
+        """(TH*s, W*s) the current ramp has held back between ``_load_at`` and ``now``."""
+        if self.mode is not Mode.NORMAL or self.ramp_s <= 0 or now <= self._load_at:
+            return 0.0, 0.0
+        short = 1.0 - self._load  # how far below full the segment starts
+        if short <= 0:
+            return 0.0, 0.0
+        span = min(now - self._load_at, short * self.ramp_s)  # until full, or now
+        load_s = short * span - span * span / (2 * self.ramp_s)  # integral of (1 - load)
+        target_th = self.model.hashrate_at_th(self.power_target_w)
+        return target_th * load_s, (self.power_target_w - self.model.sleep_power_w) * load_s
+
+    def ramp_deficit(self, now: float) -> tuple[float, float]:
+        """Hashing (TH*s) and power (W*s) not delivered during ramp-ups, up to ``now``.
+
+        Against a miner that reached its target the moment it resumed: the integral of
+        ``(1 - load)`` times the target's hashrate (and its power above sleep) while ramping.
+        """
+        self._apply_drift(now)
+        th_s, w_s = self._segment_deficit(now)
+        return self._deficit_th_s + th_s, self._deficit_w_s + w_s
 
     def _settle(self, now: float) -> None:
         """Fold the elapsed transition into ``_load`` so a new command starts from here."""
         self._apply_drift(now)
         if now > self._load_at:
+            th_s, w_s = self._segment_deficit(now)
+            self._deficit_th_s += th_s
+            self._deficit_w_s += w_s
             self._load = self._load_now(now)
             self._load_at = now
 

@@ -117,6 +117,45 @@ def _totals_table(report: dict[str, Any]) -> str:
     return f"<table>{body}</table>"
 
 
+def live_path_section(report: dict[str, Any]) -> str:
+    """The live path's run and what the miners' resume ramps held back (empty otherwise)."""
+    live = report.get("live_path")
+    if live is None:
+        return ""
+    r = live["ramp_losses"]
+    rows = [
+        ("simulated miners", f"{_num(live['miners'])} ({escape(live['family'])}, through pyasic)"),
+        ("feeds", escape(live["feeds"])),
+        ("resume ramp s", _num(live["resume_ramp_s"], 0)),
+        ("simulated s per wall s", _num(live["sim_s_per_wall_s"], 0)),
+        ("cycles", _num(live["cycles"])),
+        (
+            "commands sent / applied",
+            f"{_num(live['commands']['sent'])} / {_num(live['commands']['applied'])}",
+        ),
+        ("ramp-ups", _num(r["ramp_ups"])),
+        ("PH/s-hours not hashed during ramps", _num(r["ph_hours_not_hashed"], 4)),
+        ("MWh not drawn during ramps", _num(r["mwh_not_drawn"], 4)),
+        ("mining revenue not earned USD", _num(r["mining_revenue_usd"])),
+        ("power not drawn, at its opportunity cost USD", _num(r["power_value_usd"])),
+        ("ramp losses net USD", _num(r["net_usd"])),
+        ("net USD after ramp losses", _num(live["net_usd_after_ramp_losses"])),
+    ]
+    body = "".join(
+        f"<tr><th>{escape(label)}</th><td class=n>{value}</td></tr>" for label, value in rows
+    )
+    return (
+        "<h2>Live path: ramp losses</h2>"
+        '<p class="note">The ledger books each miner at the operating point its telemetry '
+        "shows, as the daemon does, so a miner resuming counts at its target at once. The "
+        "simulated miners ramp their hashrate up over the resume ramp; what they did not hash "
+        "(and the power they did not draw) in those seconds is measured on the simulator and "
+        "valued at the prices of the interval in which each ramp began. It is the difference "
+        "between this replay and the fast path that the ramps explain.</p>"
+        f"<table>{body}</table>"
+    )
+
+
 def _per_model_table(report: dict[str, Any]) -> str:
     head = (
         "<tr><th>model</th><th>miners</th><th>J/TH</th><th>mined MWh</th>"
@@ -239,6 +278,7 @@ def _html(
         "intervals in which some miners, or the whole site, were curtailed.</p>",
         "<h2>Cumulative P&amp;L by component</h2>",
         images["cumulative-pnl.png"],
+        live_path_section(report),
     ]
     if comparison_json is not None:
         parts += [

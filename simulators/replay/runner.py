@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -60,7 +60,7 @@ class ReplayResult:
 
     table: IntervalTable
     report: dict[str, Any]
-    engine: Literal["fast", "loop"]
+    engine: Literal["fast", "loop", "live"]
     wall_s: float
 
 
@@ -218,20 +218,57 @@ def replay(
                 raise ReplayError(f"the fast path cannot run this scenario: {exc}") from None
             table, used = asyncio.run(run_loop(inputs, progress)), "loop"
     wall_s = time.perf_counter() - began
+    report = replay_report(inputs, table, used)
+    if used == "fast" and int(inputs.model.fleet.valid.sum(axis=1).max()) > 2:
+        report["summary"].update(_onoff_baseline(inputs, report["totals"]["net_usd"]))
+    return ReplayResult(table=table, report=report, engine=used, wall_s=wall_s)
+
+
+def replay_report(inputs: ReplayInputs, table: IntervalTable, engine: str) -> dict[str, Any]:
+    """The JSON report of a finished replay (every engine's has this shape)."""
     report = build_report(
         table,
         inputs.model.fleet,
         pool_fee=inputs.model.params.pool_fee,
         ppa_price_usd_per_mwh=inputs.model.ppa_price_usd_per_mwh,
         forward_usd_per_ph_day=inputs.model.forward_price_usd_per_ph_day,
-        meta=_meta(inputs, used),
+        meta=_meta(inputs, engine),
     )
     scenario = inputs.loaded.config.scenario
     if scenario is not None and scenario.events:
         report["grid_events"] = grid_compliance(table, tuple(e.override() for e in scenario.events))
-    if used == "fast" and int(inputs.model.fleet.valid.sum(axis=1).max()) > 2:
-        report["summary"].update(_onoff_baseline(inputs, report["totals"]["net_usd"]))
-    return ReplayResult(table=table, report=report, engine=used, wall_s=wall_s)
+    return report
+
+
+def with_fleet_size(inputs: ReplayInputs, miners: int) -> ReplayInputs:
+    """The same replay with the site's fleet scaled to ``miners`` (groups keep their shares).
+
+    Supply and hedges stay as the scenario has them. Counts are split by largest remainder,
+    so every group keeps at least one miner only if ``miners`` allows.
+    """
+    site = inputs.site
+    if miners < 1:
+        raise ReplayError(f"--miners must be at least 1, not {miners}")
+    if any(g.addresses is not None for g in site.miners):
+        raise ReplayError(f"{inputs.loaded.path}: --miners cannot rescale groups with addresses")
+    total = sum(g.count for g in site.miners)
+    exact = [g.count * miners / total for g in site.miners]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])
+    for i in by_remainder[: miners - sum(counts)]:
+        counts[i] += 1
+    groups = tuple(
+        g.model_copy(update={"count": n}) for g, n in zip(site.miners, counts, strict=True) if n
+    )
+    scaled = site.model_copy(update={"miners": groups})
+    model = SiteModel(
+        site_id=scaled.id,
+        fleet=scaled.fleet(),
+        params=inputs.model.params,
+        supply=inputs.model.supply,
+        hedges=inputs.model.hedges,
+    )
+    return replace(inputs, site=scaled, model=model)
 
 
 def _onoff_baseline(inputs: ReplayInputs, net_usd: float) -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,15 +34,17 @@ CURVES = {
 }
 
 # Each fleet gets its own /24 under 127.45.0.0/16 .. 127.46.0.0/16 (tests/simulators uses
-# 127.42-44), so fleets never share a listening address.
+# 127.42-44), so fleets never share a listening address. HASHSPARK_TEST_NET=58 moves them to
+# 127.58-59, so two checkouts can run these tests on one machine at once.
 _blocks = itertools.count()
+_FIRST_NET = int(os.environ.get("HASHSPARK_TEST_NET", "45"))
 
 
 def next_block() -> str:
     """First address of a fresh /24 block."""
     n = next(_blocks)
-    second, third = 45 + n // 250, 1 + n % 250
-    assert second <= 46, "ran out of test address blocks"
+    second, third = _FIRST_NET + n // 250, 1 + n % 250
+    assert second <= _FIRST_NET + 1, "ran out of test address blocks"
     return f"127.{second}.{third}.1"
 
 
@@ -100,10 +103,14 @@ async def make_site() -> AsyncIterator[SiteFactory]:
     started: list[tuple[Fleet, Meter]] = []
 
     async def make(
-        groups: Sequence[tuple[Family, str, int]], *, discover: bool = True, **config: Any
+        groups: Sequence[tuple[Family, str, int]],
+        *,
+        discover: bool = True,
+        ip_start: str | None = None,
+        **config: Any,
     ) -> Site:
         clock = ScaledClock(T0, speed=SPEED)
-        ips = consecutive_ips(next_block(), sum(n for _, _, n in groups))
+        ips = consecutive_ips(ip_start or next_block(), sum(n for _, _, n in groups))
         specs: list[MinerSpec] = []
         fleet_groups = []
         at = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -25,15 +26,17 @@ with warnings.catch_warnings():
 T0 = 1_750_000_000.0
 
 # Each test gets its own /24 under 127.42.0.0/16 .. 127.44.0.0/16, so tests never share a
-# listening address whatever order they run in.
+# listening address whatever order they run in. HASHSPARK_TEST_SIM_NET=59 starts them at
+# 127.59.0.0 instead, so two checkouts can run these tests on one machine at once.
 _blocks = itertools.count()
+_FIRST_NET = int(os.environ.get("HASHSPARK_TEST_SIM_NET", "42"))
 
 
 def next_block() -> str:
     """First address of a fresh /24 block."""
     n = next(_blocks)
-    second, third = 42 + n // 250, 1 + n % 250
-    assert second <= 44, "ran out of test address blocks"
+    second, third = _FIRST_NET + n // 250, 1 + n % 250
+    assert second <= _FIRST_NET + 2, "ran out of test address blocks"
     return f"127.{second}.{third}.1"
 
 

@@ -1,0 +1,179 @@
+"""One MQTT connection of a sharded site's planner or worker (aiomqtt).
+
+An async context manager whose connection loop lives in a TaskGroup: it subscribes, runs
+``on_connect`` (publish the retained presence), and hands every message to a synchronous
+handler; on any failure it reconnects with capped full-jitter backoff. An outage is logged
+once and its end once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+import structlog
+
+from adapters.feeds.config import MqttBrokerConfig
+from adapters.feeds.health import Backoff
+
+_log = structlog.get_logger("hashspark.shards")
+
+Handler = Callable[[str, bytes, bool], None]  # topic, payload, retained
+
+_SUBACK_FAILURE = 0x80
+_CLIENT_ID_CHARS = 64
+
+
+def client_id(broker: MqttBrokerConfig, site_id: str, role: str) -> str:
+    """A distinct client id per role (the broker drops an older session with the same id)."""
+    base = broker.client_id or f"hashspark-{site_id}"
+    return f"{base[: _CLIENT_ID_CHARS - len(role) - 1]}-{role}"
+
+
+class ShardBus:
+    """A planner's or worker's broker connection; keeps reconnecting until the context ends."""
+
+    def __init__(
+        self,
+        broker: MqttBrokerConfig,
+        identifier: str,
+        subscriptions: list[str],
+        handler: Handler,
+        *,
+        will: tuple[str, bytes] | None = None,
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._broker = broker
+        self.identifier = identifier
+        self._subscriptions = subscriptions
+        self._handler = handler
+        self._will = will
+        self._on_connect = on_connect
+        self._backoff = Backoff(broker.backoff.base_s, broker.backoff.cap_s)
+        self._client: aiomqtt.Client | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self.up = asyncio.Event()
+        self.connections = 0
+        self._down_logged = False
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is up right now."""
+        return self._client is not None
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """Publish at QoS 1; False (and logged) if there is no connection or it failed."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, payload, qos=1, retain=retain, timeout=10.0)
+        except aiomqtt.MqttError as exc:
+            _log.warning(
+                "shard_publish_failed", client=self.identifier, topic=topic, error=str(exc)
+            )
+            return False
+        return True
+
+    async def __aenter__(self) -> Self:
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        self._task = self._tasks.create_task(self._run(), name=f"mqtt:{self.identifier}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tasks is not None
+        self._stop.set()
+        if self._task is not None and self._client is None:
+            self._task.cancel()  # connecting or backing off: do not wait for it
+        await self._tasks.__aexit__(exc_type, exc, tb)
+
+    def _make_client(self) -> aiomqtt.Client:
+        b = self._broker
+        tls: ssl.SSLContext | None = None
+        if b.tls is not None:
+            tls = ssl.create_default_context(cafile=str(b.tls.ca_file) if b.tls.ca_file else None)
+            if b.tls.cert_file is not None and b.tls.key_file is not None:
+                tls.load_cert_chain(str(b.tls.cert_file), str(b.tls.key_file))
+        will = None
+        if self._will is not None:
+            will = aiomqtt.Will(self._will[0], self._will[1], qos=1, retain=True)
+        return aiomqtt.Client(
+            b.host,
+            b.port,
+            username=b.username,
+            password=b.password.get_secret_value() if b.password else None,
+            identifier=self.identifier,
+            will=will,
+            keepalive=b.keepalive_s,
+            timeout=b.connect_timeout_s,
+            tls_context=tls,
+            clean_session=True,
+        )
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self._session()
+            except aiomqtt.MqttError as exc:
+                if not self._down_logged:
+                    _log.warning("shard_bus_down", client=self.identifier, error=str(exc))
+                    self._down_logged = True
+            finally:
+                self._client = None
+                self.up.clear()
+            if self._stop.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._backoff.next_delay_s()):
+                    await self._stop.wait()
+
+    async def _session(self) -> None:
+        async with self._make_client() as client:
+            for topic in self._subscriptions:
+                granted = await client.subscribe(topic, qos=1)
+                codes = [g if isinstance(g, int) else int(g.value) for g in granted]
+                if any(c >= _SUBACK_FAILURE for c in codes):
+                    raise aiomqtt.MqttError(f"broker refused the subscription to {topic} (ACL)")
+            self._client = client
+            if self._on_connect is not None:
+                await self._on_connect()
+            self.connections += 1
+            self._backoff.reset()
+            self.up.set()
+            if self._down_logged:
+                _log.info("shard_bus_up", client=self.identifier)
+                self._down_logged = False
+            stop = asyncio.ensure_future(self._stop.wait())
+            nxt: asyncio.Future[aiomqtt.Message] | None = None
+            try:
+                messages = aiter(client.messages)
+                while True:
+                    nxt = asyncio.ensure_future(anext(messages))
+                    done, _ = await asyncio.wait({nxt, stop}, return_when=asyncio.FIRST_COMPLETED)
+                    if nxt not in done:
+                        return
+                    message = nxt.result()
+                    payload = message.payload
+                    raw = payload if isinstance(payload, bytes) else str(payload).encode()
+                    try:
+                        self._handler(message.topic.value, raw, message.retain)
+                    except Exception:  # a handler bug must not drop the connection
+                        _log.exception("shard_handler_failed", topic=message.topic.value)
+            finally:
+                stop.cancel()
+                if nxt is not None and not nxt.done():
+                    nxt.cancel()
+                    nxt.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -1,0 +1,321 @@
+"""The live-path replay: simulated ASICs through pyasic, recorded feeds through a live adapter.
+
+Small fleets and short windows (the default suite); the 200- and 1,000-miner acceptance
+runs are in ``test_replay_live_slow.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.cli import main
+from controller.records import COMPONENTS, IntervalTable
+from simulators.miners.faults import FaultKind
+from simulators.miners.fleet_file import FaultConfig
+from simulators.replay.html_report import live_path_section
+from simulators.replay.live import LiveOptions, live_driver_config, replay_live
+from simulators.replay.live_clock import LoopClock, ReplayClock
+from simulators.replay.runner import ReplayInputs, replay
+from tests.live_kit import (
+    DEFAULT_SUITE_IPS,
+    HEDGED,
+    MeterLog,
+    energy_hashprice_at,
+    inputs_for,
+    price_intervals,
+    scenario,
+)
+
+T0 = 1_724_000_000.0
+#: Small fleets read in a fraction of a second: a faster clock keeps these tests short.
+FAST = 30.0
+
+# --- the clock ----------------------------------------------------------------------------
+
+
+async def test_clock_jumps_over_idle_time_to_the_next_event() -> None:
+    clock = ReplayClock(T0, speed=10.0)
+    published: list[float] = []
+
+    async def publish() -> bool:
+        published.append(clock.now())
+        return False  # nobody woke: the sleep goes on to its own end
+
+    clock.schedule(T0 + 600, publish)
+    loop_clock = LoopClock(clock)
+    await asyncio.wait_for(loop_clock.sleep_until(T0 + 900), timeout=5)
+    assert len(published) == 1
+    assert published[0] == pytest.approx(T0 + 600, abs=1.0)
+    assert clock.now() == pytest.approx(T0 + 900, abs=1.0)
+    assert clock.skipped_s == pytest.approx(900, abs=1.0)
+
+
+async def test_a_delivered_reading_stops_the_skipping_until_the_loop_wakes() -> None:
+    clock = ReplayClock(T0, speed=10.0)
+    woke = asyncio.Event()
+
+    async def publish() -> bool:
+        woke.set()  # what a feed's event does for the site loop
+        return True
+
+    clock.schedule(T0 + 300, publish)
+    sleeper = asyncio.ensure_future(LoopClock(clock).sleep_until(T0 + 900))
+    await asyncio.wait_for(woke.wait(), timeout=5)
+    await asyncio.sleep(0.05)
+    assert not sleeper.done()  # parked, running time: it does not jump on to T0 + 900
+    assert clock.now() == pytest.approx(T0 + 300, abs=5.0)
+    sleeper.cancel()
+
+
+async def test_time_runs_at_the_speed_while_nothing_sleeps_and_passive_sleepers_wake() -> None:
+    clock = ReplayClock(T0, speed=100.0)
+    await asyncio.sleep(0.1)
+    assert 5.0 <= clock.now() - T0 <= 60.0  # about 10 s: wall time scaled
+    woken: list[float] = []
+
+    async def reboot_comes_back() -> None:  # a miner's reboot, sleeping on the clock
+        await clock.sleep_until(T0 + 3600)
+        woken.append(clock.now())
+
+    task = asyncio.ensure_future(reboot_comes_back())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(LoopClock(clock).sleep_until(T0 + 7200), timeout=5)
+    await asyncio.wait_for(task, timeout=5)
+    assert woken[0] == pytest.approx(T0 + 3600, abs=5.0)  # the jump stopped there first
+
+
+# --- agreement with the fast path ----------------------------------------------------------
+
+
+def _assert_totals_agree(live: dict[str, Any], fast: dict[str, Any], rel: float) -> None:
+    assert set(live) == set(fast)
+    assert live["intervals"] == fast["intervals"]
+    for key in COMPONENTS:
+        assert math.isclose(live[key], fast[key], rel_tol=rel, abs_tol=1e-6), (
+            key,
+            live[key],
+            fast[key],
+        )
+
+
+def _shape(value: Any) -> Any:
+    """The keys of a JSON value, all the way down (lists by their first element)."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return None
+
+
+def expected_ramp_ph_hours(table: IntervalTable, ramp_s: float) -> float:
+    """Hashing a linear ramp holds back: half of every resumed PH/s for ``ramp_s``.
+
+    Read from the ledger, independently of the simulator's own integral: each increase of
+    a model's running PH/s from one interval to the next is miners resuming.
+    """
+    running = table.model_running_ph  # (intervals, models)
+    rises = (running[1:] - running[:-1]).clip(min=0).sum()
+    return float(rises) * ramp_s / 2 / 3600
+
+
+#: 8 h of the first scarcity evening: both models curtail and resume.
+WINDOW = ("2024-08-20T20:00:00+00:00", "2024-08-21T04:00:00+00:00")
+
+
+@pytest.mark.parametrize("ramp_s", [0.0, 90.0])
+async def test_live_path_agrees_with_the_fast_path_and_measures_ramp_losses(
+    ramp_s: float,
+) -> None:
+    inputs = inputs_for(HEDGED, 16, start=WINDOW[0], end=WINDOW[1])
+    ip = DEFAULT_SUITE_IPS[0] if ramp_s else DEFAULT_SUITE_IPS[1]
+    live = await replay_live(inputs, LiveOptions(ip_start=ip, resume_ramp_s=ramp_s, speed=FAST))
+    fast = replay(inputs, engine="fast")
+    assert live.engine == "live"
+    assert fast.engine == "fast"
+    _assert_totals_agree(live.report["totals"], fast.report["totals"], rel=0.01)
+    assert set(live.report) - set(fast.report) <= {"live_path"}
+    for key in ("summary", "per_day", "per_model", "window", "feeds"):
+        assert _shape(live.report[key]) == _shape(fast.report[key]), key
+
+    lp = live.report["live_path"]
+    assert lp["miners"] == 16
+    assert lp["commands"]["sent"] == lp["commands"]["applied"] > 0
+    assert lp["late_readings"] == 0
+    losses = lp["ramp_losses"]
+    expected = expected_ramp_ph_hours(live.table, ramp_s)
+    if ramp_s == 0:
+        assert losses["ph_hours_not_hashed"] == 0
+        assert losses["mwh_not_drawn"] == 0
+        assert losses["net_usd"] == 0
+    else:
+        assert expected > 0
+        assert losses["ph_hours_not_hashed"] == pytest.approx(expected, rel=0.02)
+        assert losses["mining_revenue_usd"] > 0
+        assert losses["mwh_not_drawn"] > 0
+        assert lp["net_usd_after_ramp_losses"] == pytest.approx(
+            live.report["totals"]["net_usd"] + losses["net_usd"]
+        )
+        html = live_path_section(live.report)
+        assert "ramp losses" in html
+        assert f"{losses['ph_hours_not_hashed']:,.4f}" in html
+
+
+# --- the scarcity evening: curtail in time, resume under the ramp --------------------------
+
+
+def assert_curtails_in_time_and_resumes_under_the_ramp(
+    inputs: ReplayInputs, log: MeterLog, ramp_mw_per_min: float
+) -> None:
+    """From the meter: off before the first interval above the energy hashprice ends; back
+    under the ramp limit afterwards."""
+    fleet = inputs.model.fleet
+    nominal_w = {
+        name: float(fleet.nominal_power_w[fleet.model_index == m][0])
+        for m, name in enumerate(fleet.model_names)
+    }
+    intervals = price_intervals(inputs)
+    assert log.rows, "no cycle ran"
+
+    def asleep(reading: dict[str, Any], model: str | None = None) -> bool:
+        return all(
+            m["mode"] == "sleep" and m["hashrate_th"] <= 0.02 * 200
+            for m in reading["miners"]
+            if model is None or m["model"] == model
+        )
+
+    # Each model: asleep on the meter within the first interval its EHP is below the price.
+    firsts = []
+    for name in fleet.model_names:
+        s, e, _ = next(iv for iv in intervals if iv[2] > energy_hashprice_at(inputs, iv[0])[name])
+        rows = [r for r in log.rows if s <= r[0] < e]
+        assert rows, f"no cycle in the first interval above {name}'s energy hashprice"
+        assert rows[0][1] < e, "the curtailment read finished after the interval ended"
+        assert asleep(rows[0][2], name), f"{name} still hashing at {rows[0][1]}"
+        firsts.append(s)
+    # The whole fleet: off before the first interval above every model's EHP ends.
+    s_all = max(firsts)
+    e_all = next(e for s, e, _ in intervals if s == s_all)
+    assert any(s_all <= d < e_all and asleep(r) for d, _, r in log.rows)
+
+    # Resume: newly admitted nameplate power per cycle within the core's ramp budget.
+    def admitted_w(reading: dict[str, Any]) -> float:
+        return sum(nominal_w[m["model"]] for m in reading["miners"] if m["mode"] == "normal")
+
+    steps = []
+    for (d0, _, r0), (d1, _, r1) in itertools.pairwise(log.rows):
+        rise = admitted_w(r1) - admitted_w(r0)
+        budget = ramp_mw_per_min * 1e6 * (d1 - d0) / 60
+        assert rise <= budget + 1e-6, (rise, budget, d1)
+        steps.append(rise)
+    # It did resume after the fleet was off, in more than one step, and all of it came back.
+    after = [r for d, _, r in log.rows if d >= e_all]
+    counts = [sum(m["mode"] == "normal" for m in r["miners"]) for r in after]
+    assert counts[-1] == fleet.size, counts
+    partial = [c for c in counts if 0 < c < fleet.size]
+    assert partial, "the resume was not staggered by the ramp limit"
+
+
+SCARCITY_PART = ("2024-08-20T20:00:00+00:00", "2024-08-21T03:00:00+00:00")
+
+
+async def test_scarcity_evening_curtails_in_time_and_resumes_under_the_ramp_40_miners(
+    tmp_path: Path,
+) -> None:
+    probe = await _probe_inputs(tmp_path, 40, start=SCARCITY_PART[0], end=SCARCITY_PART[1])
+    inputs, ramp = probe
+    log = MeterLog()
+    result = await replay_live(
+        inputs, LiveOptions(ip_start=DEFAULT_SUITE_IPS[2], speed=FAST), meter_probe=log
+    )
+    assert result.report["summary"]["fully_curtailed_hours"] > 0
+    assert_curtails_in_time_and_resumes_under_the_ramp(inputs, log, ramp)
+
+
+async def _probe_inputs(tmp_path: Path, miners: int, **window: str) -> tuple[ReplayInputs, float]:
+    """A ramp limit that resumes the whole fleet in 45 minutes (three price intervals)."""
+    sized = inputs_for(HEDGED, miners, **window)
+    ramp = round(sized.model.fleet.nominal_mw / 45, 6)
+    return inputs_for(scenario(tmp_path, ramp_up_mw_per_min=ramp), miners, **window), ramp
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_live_path_writes_the_fast_paths_report_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "live.json"
+    fast_out = tmp_path / "fast.json"
+    common = [str(HEDGED), "--from", "2024-08-20T22:00:00Z", "--to", "2024-08-21T02:00:00Z"]
+    code = main(
+        [
+            "replay",
+            *common,
+            "--live-path",
+            "--miners",
+            "6",
+            "--ip-start",
+            DEFAULT_SUITE_IPS[3],
+            "--speed",
+            "20",
+            "--report-json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "live engine" in captured.out
+    assert "ramp losses" in captured.out
+    assert "live path" in captured.err  # progress lines (stderr is not a terminal here)
+    assert "sim s/s" in captured.err
+    assert main(["replay", *common, "--miners", "6", "--report-json", str(fast_out)]) == 0
+    live, fast = json.loads(out.read_text()), json.loads(fast_out.read_text())
+    assert live["engine"] == "live"
+    assert fast["engine"] == "fast"
+    assert live["live_path"]["miners"] == 6
+    assert live["live_path"]["speed"] == 20
+    _assert_totals_agree(live["totals"], fast["totals"], rel=0.01)
+
+
+def test_cli_refuses_live_options_without_live_path(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(HEDGED), "--speed", "10", "--quiet"]) == 2
+    assert "--speed" in capsys.readouterr().err
+    assert main(["replay", str(HEDGED), "--live-path", "--engine", "loop"]) == 2
+    assert "exclude" in capsys.readouterr().err
+    assert main(["replay", str(HEDGED), "--live-path", "--fault", '{"kind": "gremlin"}']) == 2
+    assert "--fault" in capsys.readouterr().err
+    assert main(["replay", str(HEDGED), "--fault", '{"kind": "liar"}', "--quiet"]) == 2
+    assert "only go with --live-path" in capsys.readouterr().err
+
+
+# --- faults are real ---------------------------------------------------------------------------
+
+
+async def test_a_lying_miner_is_unverified_and_keeps_mining_through_the_scarcity() -> None:
+    inputs = inputs_for(
+        HEDGED, 10, start="2024-08-20T23:30:00+00:00", end="2024-08-21T01:30:00+00:00"
+    )
+    liars = ("127.50.70.1", "127.50.70.7")  # an S19j Pro and an S21 (6 then 4 of them)
+    live = await replay_live(
+        inputs,
+        LiveOptions(
+            ip_start="127.50.70.1",
+            speed=FAST,
+            faults=(FaultConfig(kind=FaultKind.LIAR, miners=liars),),
+            driver=live_driver_config().model_copy(update={"confirm_timeout_s": 0.5}),
+        ),
+    )
+    fast = replay(inputs, engine="fast").report["totals"]
+    lp = live.report["live_path"]
+    assert lp["faults"] == [{"kind": "liar", "miners": list(liars)}]
+    assert lp["commands"].get("unverified", 0) > 0  # re-commanded, never confirmed
+    # The two liars mined through intervals the fast path curtails: the ledger shows it.
+    assert live.report["totals"]["mined_mwh"] > fast["mined_mwh"] * 1.05
+    assert live.report["totals"]["curtailed_mwh"] < fast["curtailed_mwh"]
