@@ -62,7 +62,8 @@ unit: $(STAMP) system-packages
 
 test: lint typecheck unit
 
-# The slow tests (10,000-case fuzzing of every feed and command parser); `make test` skips them.
+# The slow tests (10,000-case fuzzing of every input surface, 1,000 miners through pyasic, the
+# 24-hour soak); `make test` skips them.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 

@@ -237,3 +237,24 @@ def test_every_command_is_audited_and_a_dry_run_commands_nothing(
         assert curtailed_mwh == pytest.approx(0.0, abs=1e-9)  # the fleet was never touched
     else:
         assert curtailed_mwh > 1.0
+
+
+def test_sigusr1_logs_every_task_stack_and_the_daemon_goes_on(tmp_path: Path) -> None:
+    config = scenario(tmp_path, "2024-08-19T00:00:00Z", "2024-08-25T00:00:00Z")
+    port, log = free_port(), tmp_path / "daemon.log"
+    proc = _start(config, tmp_path / "s", port, log, "--speed", "43200")
+    try:
+        wait_for(lambda: healthz(port)["sites"]["hb-south"]["cycles"] >= 2, what="two cycles")
+        proc.send_signal(signal.SIGUSR1)
+        stacks = wait_for(
+            lambda: [e for e in _events(log) if e.get("event") == "task_stack"],
+            what="the task stacks",
+        )
+        loop = [e for e in stacks if e["task"] == "hb-south"]
+        assert loop, [e["task"] for e in stacks]  # the site loop's task, by its site's name
+        assert any("site_loop.py" in frame for frame in loop[0]["frames"])
+        before = healthz(port)["sites"]["hb-south"]["cycles"]
+        wait_for(lambda: healthz(port)["sites"]["hb-south"]["cycles"] > before, what="cycles")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0

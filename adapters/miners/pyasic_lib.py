@@ -25,6 +25,11 @@ def pyasic() -> ModuleType:
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
+    # pyasic talks to stock Antminers through httpx, which logs every request at INFO as a
+    # plain-text line: thousands per cycle on a large site, and not JSON. Our own log lines
+    # say what changed; the library's per-request lines stay out unless they are warnings.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     module: ModuleType = lib
     return module
 

@@ -7,6 +7,7 @@ scenario's end: the same code path, faster than real time, and resumable after a
 Signals: SIGTERM and SIGINT let in-flight cycles finish, leave the miners as
 ``daemon.on_shutdown`` says, settle and flush the ledger, and exit 0. SIGHUP reloads the
 config; a config that does not validate is refused and the daemon keeps the old one.
+SIGUSR1 logs every asyncio task's stack (``task_stack``), to see into a stuck cycle.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from controller.runtime.override_book import OverrideBook
 from controller.runtime.site_curves import SiteCurves
 from controller.runtime.site_loop import SiteLoop
 from controller.runtime.site_model import SiteModel
+from controller.runtime.taskdump import dump_tasks
 from controller.status import SiteStatus
 from simulators.clock import SimulatedClock
 from simulators.replay.runner import LAST_PRICE_HOLDS_S
@@ -486,8 +488,9 @@ async def run_daemon(loaded: LoadedConfig, options: DaemonOptions) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.request_stop)
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
     try:
         await daemon.run()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             loop.remove_signal_handler(sig)

@@ -26,7 +26,7 @@ class Metric:
     """One exposed metric: declared once, read from the latest snapshot."""
 
     name: str
-    kind: str  # "gauge"
+    kind: str  # "gauge" or "counter"
     help: str
     field: str  # key in each miner's snapshot, or in the site totals
     per_miner: bool
@@ -57,6 +57,20 @@ METRICS: tuple[Metric, ...] = (
         True,
     ),
     Metric(
+        "hashspark_sim_site_commands_total",
+        "counter",
+        "State-changing commands the fleet received (any outcome).",
+        "total_commands",
+        False,
+    ),
+    Metric(
+        "hashspark_sim_miner_commands_total",
+        "counter",
+        "State-changing commands the miner received (any outcome).",
+        "commands",
+        True,
+    ),
+    Metric(
         "hashspark_sim_miner_sleeping",
         "gauge",
         "1 when the miner is in sleep mode.",
@@ -83,6 +97,7 @@ def snapshot(fleet: Fleet) -> dict[str, Any]:
                 "hashrate_th": round(reading.hashrate_th, 3),
                 "power_target_w": round(float(reading.power_target_w), 1),
                 "booting": reading.booting,
+                "commands": miner.commands,
                 "listening": fleet.hosts[miner.ip].listening,
                 "faults": [f.to_json() for f in miner.faults.values()],
             }
@@ -91,6 +106,7 @@ def snapshot(fleet: Fleet) -> dict[str, Any]:
         "observed_at": now,
         "total_power_w": round(sum(m["power_w"] for m in miners), 1),
         "total_hashrate_th": round(sum(m["hashrate_th"] for m in miners), 3),
+        "total_commands": sum(m["commands"] for m in miners),
         "miners": miners,
     }
 

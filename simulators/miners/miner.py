@@ -53,6 +53,10 @@ class SimMiner:
         self.clock = clock
         self.state = MinerState(model, now=clock.now(), seed=seed)
         self.faults: dict[FaultKind, Fault] = {}
+        # State-changing requests received, whatever came of them: the meter's command
+        # count, from which tests tell a controller that re-commands everything (a storm)
+        # from one that commands only what differs.
+        self.commands = 0
         octets = [int(x) for x in ip.split(".")]
         self.mac = "02:48:53:{:02X}:{:02X}:{:02X}".format(*octets[1:])
         self.serial = f"HS{octets[1]:03d}{octets[2]:03d}{octets[3]:03d}"
@@ -63,7 +67,8 @@ class SimMiner:
         return self.state.read(self.clock.now())
 
     def command(self, action: Callable[[float], object]) -> CommandResult:
-        """Run a state-changing ``action(now)`` unless a fault says otherwise."""
+        """Run a state-changing ``action(now)`` unless a fault says otherwise; count it."""
+        self.commands += 1
         if FaultKind.REJECT in self.faults:
             return Refused("command rejected")
         if FaultKind.LIAR in self.faults:

@@ -2,8 +2,8 @@
 
 Each case runs ``hashspark run`` as a process on the system clock and asserts on what an
 operator sees: the metrics (load, ``hashspark_failsafe_active``, feed up/outages), the log
-lines, and the ledger the run leaves behind. (The same cases against real miner protocols
-wait for the pyasic driver.)
+lines, and the ledger the run leaves behind. Chaos with real miner protocols (pyasic
+against simulated miners) is in ``test_chaos_pyasic.py``.
 """
 
 from __future__ import annotations
