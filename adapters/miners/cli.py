@@ -13,6 +13,7 @@ from adapters.miners import curves_cmd, ops
 from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.capabilities import capabilities_of
 from adapters.miners.pyasic_lib import miner_protocol, pyasic
+from adapters.miners.retry import hard_deadline
 from controller.catalog import NAMEPLATES
 
 EXIT_OK = 0
@@ -74,7 +75,7 @@ async def scan(ips: list[str], *, concurrency: int, timeout_s: float) -> list[Fo
     async def probe(ip: str) -> Found | None:
         async with gate:
             try:
-                miner = await asyncio.wait_for(lib.get_miner(ip), timeout_s)
+                miner = await hard_deadline(lib.get_miner(ip), timeout_s)
             except (TimeoutError, OSError):
                 return None
         if miner is None:

@@ -1,9 +1,10 @@
 """The pyasic fleet driver: bounded, deadline-guarded, telemetry-confirmed miner control.
 
-Every pyasic call runs under the driver's semaphore and ``asyncio.wait_for`` (4028 reads
-have no connect timeout); transient failures (refused or reset connections, unavailable
-gRPC) are retried with capped full-jitter backoff; a command counts as applied only when
-the miner's own telemetry shows the new state before the confirmation deadline.
+Every pyasic call runs under the driver's semaphore and a hard deadline (4028 reads have
+no connect timeout, and a call that ignores its cancellation is left behind, not
+awaited); transient failures (refused or reset connections, unavailable gRPC) are retried
+with capped full-jitter backoff; a command counts as applied only when the miner's own
+telemetry shows the new state before the confirmation deadline.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from adapters.miners.capabilities import (
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.firmware_curves import read_curve
 from adapters.miners.pyasic_lib import miner_protocol, pyasic
-from adapters.miners.retry import RetryPolicy, retry_transient
+from adapters.miners.retry import RetryPolicy, hard_deadline, retry_transient
 from adapters.miners.telemetry import (
     QUICK_ITEMS,
     READ_ITEMS,
@@ -319,7 +320,7 @@ class PyasicDriver:
 
         async def once() -> T:
             async with self._sem:
-                return await asyncio.wait_for(make(), timeout_s)
+                return await hard_deadline(make(), timeout_s)
 
         try:
             return await retry_transient(

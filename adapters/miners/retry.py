@@ -1,4 +1,5 @@
-"""Retries of transient failures: capped, full-jitter exponential backoff under a deadline."""
+"""Deadlines and retries of miner calls: a hard deadline per call, and capped, full-jitter
+exponential backoff for transient failures under an overall deadline."""
 
 from __future__ import annotations
 
@@ -9,6 +10,41 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
+
+_abandoned: set[asyncio.Task[object]] = set()
+
+
+def abandoned_calls() -> int:
+    """Calls given up at their deadline that have not yet ended (they still hold a socket)."""
+    return len(_abandoned)
+
+
+def _forget(task: asyncio.Task[object]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned call's error is not news
+
+
+async def hard_deadline(aw: Awaitable[T], timeout_s: float) -> T:
+    """``aw``'s result, or ``TimeoutError`` after ``timeout_s``, whatever ``aw`` does.
+
+    ``asyncio.wait_for`` cancels at the deadline and then *waits for the cancellation to
+    finish*: a library call that swallows its cancellation (or blocks in a cleanup that
+    never ends) holds the caller, and so the whole cycle, for ever. Here the call is
+    cancelled and left to end by itself: the caller gets its ``TimeoutError`` on time.
+    """
+    task: asyncio.Task[T] = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    task.cancel()
+    _abandoned.add(task)
+    task.add_done_callback(_forget)
+    raise TimeoutError(f"no answer within {timeout_s:g} s")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,18 @@
-"""The capability mask, the restricted fleet, and retries of transient failures only."""
+"""The capability mask, the restricted fleet, retries of transient failures only, and the
+hard deadline on every miner call."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import numpy as np
 import pytest
 
 from adapters.miners.capabilities import Capabilities, allowed_mask, restrict_fleet
 from adapters.miners.driver import is_transient
-from adapters.miners.retry import RetryPolicy, retry_transient
+from adapters.miners.retry import RetryPolicy, abandoned_calls, hard_deadline, retry_transient
 from controller.domain import build_fleet
 
 LUX = Capabilities("luxos", "S21 (LuxOS)", can_stop=True, can_throttle=True, power_modes=False)
@@ -99,3 +101,68 @@ def test_full_jitter_stays_under_the_cap() -> None:
     assert max(delays) <= 2.0
     assert min(delays) >= 0.0
     assert max(delays) > 1.0  # it does grow
+
+
+class _Stubborn:
+    """A call that swallows its first cancellation and goes on waiting (as a library with a
+    cleanup that never ends would), and honours the second."""
+
+    def __init__(self) -> None:
+        self.ended = asyncio.Event()
+
+    async def __call__(self) -> str:
+        try:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                await asyncio.sleep(60)  # the first cancellation is swallowed
+            return "late"
+        finally:
+            self.ended.set()
+
+
+def _cancel_stubborn() -> None:
+    for task in asyncio.all_tasks():
+        if task.get_coro().__qualname__ == "_Stubborn.__call__":  # type: ignore[union-attr]
+            task.cancel()
+
+
+async def test_a_call_that_swallows_its_cancellation_does_not_hold_the_caller() -> None:
+    call = _Stubborn()
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await hard_deadline(call(), 0.05)
+    assert time.monotonic() - began < 30  # not the 60 s the call goes on waiting
+    assert abandoned_calls() == 1
+    await asyncio.sleep(0.2)  # the first cancellation reaches the call, which swallows it
+    assert not call.ended.is_set()  # still running, left behind
+    assert abandoned_calls() == 1
+    _cancel_stubborn()  # the second cancellation ends it
+    await asyncio.wait_for(call.ended.wait(), 5)
+    await asyncio.sleep(0)
+    assert abandoned_calls() == 0
+
+
+async def test_wait_for_would_have_held_the_caller() -> None:
+    # Why hard_deadline exists: asyncio.wait_for waits for the cancelled call to end.
+    call = _Stubborn()
+    inner = asyncio.ensure_future(asyncio.wait_for(call(), 0.05))
+    done, _ = await asyncio.wait({inner}, timeout=1.0)
+    assert not done  # still held, long past its 0.05 s deadline
+    _cancel_stubborn()
+    await asyncio.wait({inner}, timeout=5)
+    assert call.ended.is_set()
+    assert inner.done()
+
+
+async def test_hard_deadline_passes_answers_and_errors_through() -> None:
+    async def answer() -> int:
+        return 7
+
+    async def refuse() -> int:
+        raise ConnectionRefusedError("refused")
+
+    assert await hard_deadline(answer(), 1.0) == 7
+    with pytest.raises(ConnectionRefusedError):
+        await hard_deadline(refuse(), 1.0)
+    assert abandoned_calls() == 0
