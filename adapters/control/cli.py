@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiomqtt
 
+from adapters.feeds.mqtt_client import make_client
 from controller.config import ConfigError, load_config
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ANSWER = 0, 2, 3, 4
@@ -57,22 +58,9 @@ def run(args: argparse.Namespace) -> int:
     doc.setdefault("id", f"cli-{uuid.uuid4().hex[:12]}")
     doc.setdefault("issued_by", "cli")
     prefix = f"{broker.topic_prefix}/{site.id}"
-    tls = None
-    if broker.tls is not None:
-        tls = ssl.create_default_context(
-            cafile=str(broker.tls.ca_file) if broker.tls.ca_file else None
-        )
 
     async def exchange() -> dict[str, object] | None:
-        async with aiomqtt.Client(
-            broker.host,
-            broker.port,
-            username=broker.username,
-            password=broker.password.get_secret_value() if broker.password else None,
-            identifier=f"hashspark-cli-{uuid.uuid4().hex[:8]}",
-            tls_context=tls,
-            timeout=broker.connect_timeout_s,
-        ) as client:
+        async with make_client(broker, f"hashspark-cli-{uuid.uuid4().hex[:8]}") as client:
             await client.subscribe(f"{prefix}/command/ack", qos=1)
             await client.publish(f"{prefix}/command", json.dumps(doc).encode(), qos=1)
             async with asyncio.timeout(args.timeout):
@@ -88,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         ack = None
     except aiomqtt.MqttError as exc:
         raise ConfigError([f"broker {broker.host}:{broker.port}: {exc}"]) from None
+    except (ssl.SSLError, OSError) as exc:  # our own TLS files: a CA or key that does not load
+        raise ConfigError([f"broker {broker.host}:{broker.port} TLS files: {exc}"]) from None
     if ack is None:
         print(f"no ack for {doc['id']} within {args.timeout:g} s: is the daemon running?")
         return EXIT_NO_ANSWER

@@ -31,6 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from adapters.feeds.config import MqttBrokerConfig
 from adapters.feeds.health import Backoff, FeedHealth
+from adapters.feeds.mqtt_client import make_client
 from adapters.feeds.payloads import ReadingKind, ValueBound, ingest, parse_reading
 from adapters.feeds.store import FeedStats, LatestStore, StoreFeed
 from controller.ports import Clock
@@ -212,30 +213,9 @@ class MqttLink:
         await self.health.wait_up(timeout_s)
 
     def _make_client(self) -> aiomqtt.Client:
-        b = self._broker
-        tls: ssl.SSLContext | None = None
-        if b.tls is not None:
-            tls = ssl.create_default_context(cafile=str(b.tls.ca_file) if b.tls.ca_file else None)
-            if b.tls.cert_file is not None and b.tls.key_file is not None:
-                tls.load_cert_chain(str(b.tls.cert_file), str(b.tls.key_file))
-        will = aiomqtt.Will(
-            self.status_topic,
-            json_bytes({"state": "offline", "reason": "connection lost"}),
-            qos=1,
-            retain=True,
-        )
-        return aiomqtt.Client(
-            b.host,
-            b.port,
-            username=b.username,
-            password=b.password.get_secret_value() if b.password else None,
-            identifier=b.client_id or f"hashspark-{self.site_id}",
-            will=will,
-            keepalive=b.keepalive_s,
-            timeout=b.connect_timeout_s,
-            tls_context=tls,
-            clean_session=True,
-        )
+        will = json_bytes({"state": "offline", "reason": "connection lost"})
+        identifier = self._broker.client_id or f"hashspark-{self.site_id}"
+        return make_client(self._broker, identifier, will=(self.status_topic, will))
 
     async def _run(self) -> None:
         while not self._stop.is_set():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
@@ -20,6 +19,7 @@ import structlog
 
 from adapters.feeds.config import MqttBrokerConfig
 from adapters.feeds.health import Backoff
+from adapters.feeds.mqtt_client import make_client
 
 _log = structlog.get_logger("hashspark.shards")
 
@@ -101,27 +101,7 @@ class ShardBus:
         await self._tasks.__aexit__(exc_type, exc, tb)
 
     def _make_client(self) -> aiomqtt.Client:
-        b = self._broker
-        tls: ssl.SSLContext | None = None
-        if b.tls is not None:
-            tls = ssl.create_default_context(cafile=str(b.tls.ca_file) if b.tls.ca_file else None)
-            if b.tls.cert_file is not None and b.tls.key_file is not None:
-                tls.load_cert_chain(str(b.tls.cert_file), str(b.tls.key_file))
-        will = None
-        if self._will is not None:
-            will = aiomqtt.Will(self._will[0], self._will[1], qos=1, retain=True)
-        return aiomqtt.Client(
-            b.host,
-            b.port,
-            username=b.username,
-            password=b.password.get_secret_value() if b.password else None,
-            identifier=self.identifier,
-            will=will,
-            keepalive=b.keepalive_s,
-            timeout=b.connect_timeout_s,
-            tls_context=tls,
-            clean_session=True,
-        )
+        return make_client(self._broker, self.identifier, will=self._will)
 
     async def _run(self) -> None:
         while not self._stop.is_set():
