@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from controller.config import load_config
 from controller.decision.reconcile import CommandBatch
 from controller.domain import OFF
 from controller.runtime.clock import SystemClock
+from simulators.procs import stop
 
 FIRST_IP = "127.56.0.1"
 EXE = [sys.executable, "-c", "import sys; from controller.cli import main; sys.exit(main())"]
@@ -203,13 +203,7 @@ async def _run_workers(
                 "resumed": int(resumed.applied.size),
             }
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs, grace_s=60)
 
 
 def _expand(specs: tuple[str, ...] | None) -> list[str]:
@@ -351,11 +345,7 @@ def main() -> int:
                 json.dumps({"runs": results, "floor_s": floor_s, "cores": os.cpu_count()}, indent=1)
             )
     finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            sim.kill()
+        stop(sim, grace_s=60)
         broker.terminate()
         broker.wait(timeout=10)
     return 0

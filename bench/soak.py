@@ -55,6 +55,7 @@ from controller.logs import configure
 from controller.runtime.site_loop import SiteLoop
 from controller.runtime.site_model import SiteModel
 from controller.status import SiteStatus
+from simulators import procs
 from simulators.clock import ScaledClock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -398,12 +399,7 @@ def run(miners: int, hours: float, speed: float, day: str) -> dict[str, Any]:
             wall_s = time.monotonic() - began
             meter = _meter(meter_port)
         finally:
-            sim.send_signal(signal.SIGTERM)
-            try:
-                sim.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-                sim.wait()
+            procs.stop(sim, grace_s=30)
         return {
             "miners": miners,
             "simulated_hours": hours,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simulators.procs import stop
 from tests.daemon_kit import EXE, free_port, get, healthz, wait_for
 
 SPEED = 30.0  #: simulated seconds per wall second: a 3 s stop takes 0.1 s, a 90 s ramp 3 s
@@ -108,13 +109,7 @@ def sim_fleet(tmp: Path, groups: Sequence[Group]) -> Iterator[SimFleet]:
         assert line.startswith("ready "), (line, (tmp / "simulate.log").read_text())
         yield SimFleet(proc, port, tuple(groups))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, grace_s=15)
 
 
 @contextmanager

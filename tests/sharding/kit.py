@@ -6,7 +6,6 @@ import contextlib
 import ipaddress
 import json
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from simulators.procs import stop
 from tests.daemon_kit import EXE, free_port, get
 
 MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
@@ -220,13 +220,8 @@ class ShardedSite:
             )
         for name in ["planner", *[f"worker{n}" for n in range(self.shards)], "simulator"]:
             proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            if proc is not None:
+                stop(proc, grace_s=30)
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.kill()
