@@ -21,18 +21,16 @@ from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.factory import site_addresses
+from adapters.miners.ops import DEFAULT_NAMEPLATE, catalog_model, discover_at
 from controller.catalog import NAMEPLATES
 from controller.config import ConfigError, load_config
 from controller.curves import CurveBook, CurvePreference, GroupCurve, GroupSpec
-from controller.domain import build_fleet
 from controller.runtime.clock import SystemClock
 from controller.runtime.site_curves import SiteCurves
 
 EXIT_OK = 0
 EXIT_NONE_FOUND = 1
 EXIT_USAGE = 2
-#: For a model the catalog does not know: only shown, never planned with.
-DEFAULT_NAMEPLATE = (100.0, 3000.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +119,7 @@ async def resolved(
 
 async def discovered(addresses: Sequence[str], config: PyasicDriverConfig) -> list[CurveRow]:
     """Miners found at ``addresses``, grouped by model and firmware, resolved as ``auto``."""
-    placeholder = build_fleet([("unknown", len(addresses), [DEFAULT_NAMEPLATE])])
-    driver = PyasicDriver(placeholder, addresses, config, SystemClock())
-    await driver.discover()
+    driver = await discover_at(addresses, config)
     keys: list[tuple[str, str]] = []
     group_of: list[int] = []
     found: list[int] = []
@@ -131,9 +127,7 @@ async def discovered(addresses: Sequence[str], config: PyasicDriverConfig) -> li
     for i, caps in enumerate(driver.capabilities):
         if caps is None:
             continue
-        raw = caps.model.split(" (")[0]
-        model = f"Antminer {raw}" if f"Antminer {raw}" in NAMEPLATES else raw
-        key = (model, caps.firmware)
+        key = (catalog_model(caps), caps.firmware)
         if key not in keys:
             keys.append(key)
         group_of.append(keys.index(key))

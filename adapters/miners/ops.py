@@ -13,12 +13,14 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from adapters.miners.addresses import AddressError, expand_all
+from adapters.miners.capabilities import Capabilities
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.factory import site_addresses
@@ -130,13 +132,30 @@ def _targets(args: argparse.Namespace) -> tuple[list[str], PyasicDriverConfig]:
     return addresses, config
 
 
+async def discover_at(addresses: Sequence[str], config: PyasicDriverConfig) -> PyasicDriver:
+    """A driver for the miners at ``addresses``, discovered (on a placeholder fleet until
+    their models are known)."""
+    placeholder = build_fleet([("unknown", len(addresses), [DEFAULT_NAMEPLATE])])
+    driver = PyasicDriver(placeholder, addresses, config, SystemClock())
+    await driver.discover()
+    return driver
+
+
+def catalog_model(caps: Capabilities) -> str:
+    """The catalog's name for a discovered model ("S21 (LuxOS)" -> "Antminer S21"), or the
+    firmware's own when the catalog does not know it."""
+    raw = caps.model.split(" (")[0]
+    return f"Antminer {raw}" if f"Antminer {raw}" in NAMEPLATES else raw
+
+
 def _fleet(driver: PyasicDriver, watts: float | None) -> tuple[FleetSpec, np.ndarray]:
     """Per-miner curves from the discovered models; the target point for ``watts``."""
     groups: list[tuple[str, int, list[tuple[float, float]]]] = []
     targets: list[int] = []
     for caps in driver.capabilities:
         raw = caps.model.split(" (")[0] if caps else ""
-        hashrate_th, power_w = NAMEPLATES.get(f"Antminer {raw}", DEFAULT_NAMEPLATE)
+        model = catalog_model(caps) if caps else ""
+        hashrate_th, power_w = NAMEPLATES.get(model, DEFAULT_NAMEPLATE)
         points = [(hashrate_th, power_w)]
         if watts is not None and watts != power_w:
             points.append((hashrate_th * watts / power_w, watts))
@@ -150,9 +169,7 @@ async def operate(
     command: str, addresses: list[str], config: PyasicDriverConfig, watts: float | None
 ) -> list[Row]:
     """Discover the targets, then read or command and confirm them."""
-    placeholder = build_fleet([("unknown", len(addresses), [DEFAULT_NAMEPLATE])])
-    driver = PyasicDriver(placeholder, addresses, config, SystemClock())
-    await driver.discover()
+    driver = await discover_at(addresses, config)
     fleet, target = _fleet(driver, watts)
     driver.adopt_fleet(fleet)
     observed = await driver.observe()
