@@ -39,21 +39,37 @@ def _directives(text: str) -> dict[str, list[str]]:
     return out
 
 
-def test_unit_verifies_without_a_word(tmp_path: Path) -> None:
-    # verify checks that ExecStart's binary exists. The unit names where the install puts
-    # it (/usr/local/bin/hashspark), which a test machine does not have, so the copy
-    # verified here points ExecStart at this checkout's entry point and changes nothing else.
-    text = UNIT.read_text()
+WORKER = ROOT / "systemd" / "hashspark-worker@.service"
+# The worker template is checked as an instance: shard 1.
+UNITS = pytest.mark.parametrize(
+    ("unit", "name"),
+    [(UNIT, "hashspark.service"), (WORKER, "hashspark-worker@1.service")],
+    ids=["daemon", "worker"],
+)
+
+
+def _local_copy(unit: Path, name: str, tmp_path: Path) -> Path:
+    """The unit as ``name``, with ExecStart at this checkout's entry point.
+
+    verify checks that ExecStart's binary exists. The unit names where the install puts it
+    (/usr/local/bin/hashspark), which a test machine does not have; nothing else changes.
+    """
+    text = unit.read_text()
     assert text.count(f"ExecStart={INSTALLED_EXE} ") == 1
-    copy = tmp_path / "hashspark.service"
+    copy = tmp_path / name
     copy.write_text(text.replace(f"ExecStart={INSTALLED_EXE} ", f"ExecStart={EXE} "))
-    result = subprocess.run(
-        [_systemd_analyze(), "verify", str(copy)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return copy
+
+
+def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_systemd_analyze(), *args], check=False, capture_output=True, text=True, timeout=60
     )
+
+
+@UNITS
+def test_unit_verifies_without_a_word(unit: Path, name: str, tmp_path: Path) -> None:
+    result = _analyze("verify", str(_local_copy(unit, name, tmp_path)))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
     assert result.stderr == ""
@@ -61,29 +77,19 @@ def test_unit_verifies_without_a_word(tmp_path: Path) -> None:
 
 def test_verify_would_catch_a_misspelt_directive(tmp_path: Path) -> None:
     """The check above can fail: the same copy with one typo is reported."""
-    text = UNIT.read_text().replace(f"ExecStart={INSTALLED_EXE} ", f"ExecStart={EXE} ")
-    copy = tmp_path / "hashspark.service"
-    copy.write_text(text.replace("ProtectClock=yes", "ProtectClocks=yes"))
-    result = subprocess.run(
-        [_systemd_analyze(), "verify", str(copy)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    copy = _local_copy(UNIT, "hashspark.service", tmp_path)
+    copy.write_text(copy.read_text().replace("ProtectClock=yes", "ProtectClocks=yes"))
+    result = _analyze("verify", str(copy))
     assert "ProtectClocks" in result.stdout + result.stderr
 
 
-def test_security_exposure_is_two_or_lower() -> None:
-    result = subprocess.run(
-        [_systemd_analyze(), "security", "--offline=true", "--no-pager", str(UNIT)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
+@UNITS
+def test_security_exposure_is_two_or_lower(unit: Path, name: str, tmp_path: Path) -> None:
+    result = _analyze(
+        "security", "--offline=true", "--no-pager", str(_local_copy(unit, name, tmp_path))
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    found = re.search(r"Overall exposure level for hashspark\.service: (\d+\.\d+)", result.stdout)
+    found = re.search(rf"Overall exposure level for {re.escape(name)}: (\d+\.\d+)", result.stdout)
     assert found is not None, result.stdout
     assert float(found.group(1)) <= MAX_EXPOSURE, result.stdout
 
@@ -235,43 +241,6 @@ def test_daemon_makes_no_system_call_the_unit_filters(tmp_path: Path) -> None:
         # the unit's dynamic user is not root.
         used -= {"fchown"}
     assert used - _allowed_syscalls() == set()
-
-
-WORKER = ROOT / "systemd" / "hashspark-worker@.service"
-
-
-def _worker_instance(tmp_path: Path, shard: int) -> Path:
-    """An instance of the worker template with ExecStart at this checkout's entry point."""
-    text = WORKER.read_text()
-    assert text.count(f"ExecStart={INSTALLED_EXE} worker ") == 1
-    copy = tmp_path / f"hashspark-worker@{shard}.service"
-    copy.write_text(text.replace(f"ExecStart={INSTALLED_EXE} ", f"ExecStart={EXE} "))
-    return copy
-
-
-def test_worker_template_verifies_and_rates_two_or_lower(tmp_path: Path) -> None:
-    unit = _worker_instance(tmp_path, 1)
-    verify = subprocess.run(
-        [_systemd_analyze(), "verify", str(unit)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert verify.stdout + verify.stderr == ""
-    security = subprocess.run(
-        [_systemd_analyze(), "security", "--offline=true", "--no-pager", str(unit)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    found = re.search(
-        r"Overall exposure level for hashspark-worker@1\.service: (\d+\.\d+)", security.stdout
-    )
-    assert found is not None, security.stdout + security.stderr
-    assert float(found.group(1)) <= MAX_EXPOSURE, security.stdout
 
 
 def test_worker_template_runs_its_shard_in_the_daemons_sandbox() -> None:
