@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +94,44 @@ def wait_for(condition: Any, timeout: float = 30.0, what: str = "condition") -> 
 def healthz(port: int) -> dict[str, Any]:
     """The daemon's health document."""
     return dict(json.loads(get(f"http://127.0.0.1:{port}/healthz")))
+
+
+Row = tuple[float, float, str | None, str]
+
+
+def ledger_intervals(state: Path) -> list[Row]:
+    """(start, end, failsafe, run) of every settled interval in the state directory's
+    ledger, read-only, after an integrity check."""
+    conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT start_s, end_s, failsafe, run_id FROM intervals ORDER BY start_s"
+        ).fetchall()
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+    return [(float(a), float(b), f, r) for a, b, f, r in rows]
+
+
+def assert_no_overlap(rows: list[Row]) -> None:
+    """Intervals in order, none repeated or overlapping."""
+    for a, b in itertools.pairwise(rows):
+        assert a[0] < a[1] <= b[0], f"intervals overlap or repeat: {a} then {b}"
+
+
+def settle_prices(
+    publish: Callable[[float], None],
+    state: Path,
+    prices: list[float],
+    *,
+    first_opens: bool,
+    timeout: float = 10.0,
+) -> None:
+    """Publish prices one at a time, each only once the loop has closed an interval on the
+    one before: a burst inside one cycle would be seen as its last price only. With
+    ``first_opens`` the first price opens an interval (nothing to wait for)."""
+    for i, price in enumerate(prices):
+        have = len(ledger_intervals(state)) if (state / "ledger.sqlite3").exists() else 0
+        publish(price)
+        if i or not first_opens:
+            wait_for(lambda have=have: len(ledger_intervals(state)) > have, timeout, "a row")

@@ -8,7 +8,6 @@ against simulated miners) is in ``test_chaos_pyasic.py``.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
@@ -20,7 +19,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.daemon_kit import EXE, free_port, get, healthz, wait_for
+from tests.daemon_kit import (
+    EXE,
+    assert_no_overlap,
+    free_port,
+    get,
+    healthz,
+    ledger_intervals,
+    settle_prices,
+    wait_for,
+)
 from tests.feeds.conftest import Broker
 
 MAX_AGE_S = 3.0  # price_max_age_s: short, so an outage outlives it within a test
@@ -101,33 +109,6 @@ def _publish_prices(broker: Broker, price: float = 20.0) -> None:
     broker.publish("hashspark/chaos/price", json.dumps({"usd_per_mwh": price, "ts": _ts()}))
 
 
-def _intervals(state: Path) -> list[tuple[float, float, str | None, str]]:
-    conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT start_s, end_s, failsafe, run_id FROM intervals ORDER BY start_s"
-        ).fetchall()
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        conn.close()
-    return [(float(a), float(b), f, r) for a, b, f, r in rows]
-
-
-def _settle(broker: Broker, state: Path, prices: list[float]) -> None:
-    """Publish prices one at a time, each only once the loop has closed an interval on the
-    one before: a burst inside one 0.25 s cycle would be seen as its last price only."""
-    for i, price in enumerate(prices):
-        have = len(_intervals(state)) if (state / "ledger.sqlite3").exists() else 0
-        _publish_prices(broker, price)
-        if i:  # the first price of a run opens an interval; each later one closes one
-            wait_for(lambda have=have: len(_intervals(state)) > have, timeout=10, what="a row")
-
-
-def _no_overlap(rows: list[tuple[float, float, str | None, str]]) -> None:
-    for a, b in itertools.pairwise(rows):
-        assert a[0] < a[1] <= b[0], f"intervals overlap or repeat: {a} then {b}"
-
-
 def _events(log: Path) -> list[str]:
     """Every structured log line the daemon wrote, as ``event`` or ``event: reason``."""
     out = []
@@ -182,8 +163,8 @@ def test_broker_killed_and_restarted_failsafe_engages_then_lifts(
     stale = [i for i, e in enumerate(events) if e.startswith("failsafe_engaged: price stale")]
     assert stale, events
     assert "failsafe_cleared" in events[stale[0] :]
-    rows = _intervals(state)
-    _no_overlap(rows)
+    rows = ledger_intervals(state)
+    assert_no_overlap(rows)
     assert [r[2] is not None for r in rows].count(True) >= 1, "the stale span is in the ledger"
     assert rows[0][2] is None
     assert rows[-1][2] is None  # back on economics after the recovery
@@ -206,8 +187,8 @@ def test_a_price_feed_that_stops_trips_the_failsafe_and_recovers(
         broker.publish("hashspark/chaos/price", json.dumps({"usd_per_mwh": 20.0, "ts": _ts()}))
         wait_for(lambda: metric(port, FAILSAFE) == 0.0, timeout=5, what="the fail-safe lifted")
         wait_for(lambda: metric(port, LOAD) == FULL_MW, timeout=5, what="the fleet mining again")
-    rows = _intervals(state)
-    _no_overlap(rows)
+    rows = ledger_intervals(state)
+    assert_no_overlap(rows)
     assert [r[2] for r in rows].count(None) >= 2
     assert any(r[2] is not None for r in rows)
 
@@ -225,24 +206,34 @@ def test_sigkill_on_the_live_clock_then_restart_counts_nothing_twice(
     try:
         wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up")
         # Every new price closes an interval: settle a handful, then kill mid-stream.
-        _settle(broker, state, [20.0 + i for i in range(6)])
-        assert len(_intervals(state)) >= 5
+        settle_prices(
+            lambda p: _publish_prices(broker, p),
+            state,
+            [20.0 + i for i in range(6)],
+            first_opens=True,
+        )
+        assert len(ledger_intervals(state)) >= 5
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    before = _intervals(state)
-    _no_overlap(before)
+    before = ledger_intervals(state)
+    assert_no_overlap(before)
 
     port = free_port()
     with daemon(config, state, port, log):
         wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up again")
-        _settle(broker, state, [30.0 + i for i in range(3)])
-        assert len(_intervals(state)) >= len(before) + 2
-    after = _intervals(state)
-    _no_overlap(after)  # the restart resumed after the last committed interval
+        settle_prices(
+            lambda p: _publish_prices(broker, p),
+            state,
+            [30.0 + i for i in range(3)],
+            first_opens=True,
+        )
+        assert len(ledger_intervals(state)) >= len(before) + 2
+    after = ledger_intervals(state)
+    assert_no_overlap(after)  # the restart resumed after the last committed interval
     assert after[: len(before)] == before  # what was committed before the kill is intact
     assert len({r[3] for r in after}) == 2  # two runs wrote it
     conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)

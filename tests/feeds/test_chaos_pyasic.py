@@ -19,7 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_kit import EXE, free_port, healthz, wait_for
+from tests.daemon_kit import (
+    EXE,
+    assert_no_overlap,
+    free_port,
+    healthz,
+    ledger_intervals,
+    settle_prices,
+    wait_for,
+)
 from tests.feeds.conftest import Broker
 from tests.feeds.sim_fleet_kit import (
     NAMEPLATE_W,
@@ -29,7 +37,6 @@ from tests.feeds.sim_fleet_kit import (
     sim_fleet,
     total,
 )
-from tests.feeds.test_chaos_daemon import _intervals, _no_overlap
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="stock Antminers listen on port 80: needs root"
@@ -167,9 +174,9 @@ def test_ten_percent_of_the_fleet_in_each_fault_mode_at_once(
         )
         assert proc.poll() is None
 
-    rows = _intervals(state)
+    rows = ledger_intervals(state)
     assert len(rows) >= 2  # low -> high -> low: two closed intervals at least
-    _no_overlap(rows)
+    assert_no_overlap(rows)
     assert all(r[2] is None for r in rows)  # economics decided throughout, no fail-safe
     events = _events(log)
     assert "miners_unreachable" in events
@@ -189,14 +196,6 @@ KILL_DRIVER: dict[str, float | int] = {
     "retry_cap_s": 0.2,
     "resume_batch_size": 30,
 }
-
-
-def _settle(broker: Broker, site: str, state: Path, prices: list[float]) -> None:
-    """Publish prices one at a time, each once the loop closed an interval on the last."""
-    for price in prices:
-        have = len(_intervals(state)) if (state / "ledger.sqlite3").exists() else 0
-        _publish(broker, site, price)
-        wait_for(lambda have=have: len(_intervals(state)) > have, timeout=20, what="a row")
 
 
 def test_sigkill_mid_cycle_then_restart_commands_only_what_differs(
@@ -227,7 +226,13 @@ def test_sigkill_mid_cycle_then_restart_commands_only_what_differs(
                 timeout=30,
                 what="a cycle on the first price (it opens an interval)",
             )
-            _settle(broker, site, state, [LOW + 1, LOW + 2, LOW + 3])
+            settle_prices(
+                lambda p: _publish(broker, site, p),
+                state,
+                [LOW + 1, LOW + 2, LOW + 3],
+                first_opens=False,
+                timeout=20,
+            )
             assert sum(m["commands"] for m in sim.miners().values()) == 0  # all mining already
             _publish(broker, site, HIGH)
             wait_for(
@@ -241,8 +246,8 @@ def test_sigkill_mid_cycle_then_restart_commands_only_what_differs(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        before = _intervals(state)
-        _no_overlap(before)
+        before = ledger_intervals(state)
+        assert_no_overlap(before)
         assert len(before) >= 3
 
         time.sleep(0.5)  # requests the simulator had already received finish
@@ -265,7 +270,13 @@ def test_sigkill_mid_cycle_then_restart_commands_only_what_differs(
                 timeout=60,
                 what="three more cycles (room for a storm)",
             )
-            _settle(broker, site, state, [HIGH + 10, HIGH + 20])  # the new run settles too
+            settle_prices(
+                lambda p: _publish(broker, site, p),
+                state,
+                [HIGH + 10, HIGH + 20],
+                first_opens=False,
+                timeout=20,
+            )  # the new run settles too
             wait_for(
                 lambda: total(port, "hashspark_miners", state="curtailed") == 30,
                 timeout=20,
@@ -281,8 +292,8 @@ def test_sigkill_mid_cycle_then_restart_commands_only_what_differs(
     assert applied == len(to_curtail)
     assert failed == 0
 
-    after = _intervals(state)
-    _no_overlap(after)  # nothing counted twice
+    after = ledger_intervals(state)
+    assert_no_overlap(after)  # nothing counted twice
     assert after[: len(before)] == before  # committed rows intact
     assert len(after) >= len(before) + 2
     assert len({r[3] for r in after}) == 2
