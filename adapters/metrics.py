@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from adapters.feeds.health import FeedHealth, FeedState
 from adapters.feeds.store import FeedStats
-from controller.curves import GroupCurve
+from controller.curves.book import GroupCurve
 from controller.decision.reconcile import Applied, DispatchReport, Rejected, Unreachable, Unverified
 from controller.ports import Ledger
 from controller.records import COMPONENTS, IntervalRecord

@@ -53,7 +53,7 @@ from controller.config import RecordedFeedConfig, load_config
 from controller.decision.reconcile import DispatchReport
 from controller.logs import configure
 from controller.runtime.site_loop import SiteLoop
-from controller.runtime.site_model import SiteModel
+from controller.site_model import SiteModel
 from controller.status import SiteStatus
 from simulators import procs
 from simulators.clock import ScaledClock

@@ -48,8 +48,8 @@ from controller.config_base import (  # re-exported: the config's public names
     Strict,
     resolve_path,
 )
-from controller.curve_fit import FitParams
-from controller.curves import CurveBook, CurvePreference, GroupSpec, sorted_points
+from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
+from controller.curves.fit import FitParams
 from controller.decision.overrides import Override, OverrideKind
 from controller.decision.policy import PolicyParams
 from controller.domain import FailSafeAction, FleetSpec, build_fleet
@@ -115,7 +115,7 @@ class MinerGroup(Strict):
     # ``count`` defaults to how many they expand to. ``firmware`` is what discovery must find.
     addresses: tuple[str, ...] | None = None
     firmware: Literal["luxos", "stock", "braiins"] | None = None
-    # Where the curve the optimiser plans with comes from (controller/curves.py):
+    # Where the curve the optimiser plans with comes from (controller/curves/book.py):
     # config (this curve, or the nameplate), firmware, learned, or auto.
     curve_source: CurvePreference = CurvePreference.CONFIG
     # No point above this power, whatever the source (e.g. a LuxOS overclock profile).

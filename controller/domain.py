@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -163,3 +164,17 @@ class ObservedFleet:
     point: IntArray  # (N,)
     reachable: BoolArray  # (N,)
     observed_at: EpochS
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A recorded series: strictly increasing timestamps and finite values."""
+
+    source: str
+    path: Path
+    column: str
+    times: FloatArray  # epoch s
+    values: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.times.size)

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from controller.config import CurvesConfig
-from controller.curve_fit import FitParams, LearnedCurve, NotEnough, SampleStore, fit_curve
-from controller.curves import (
+from controller.curves.book import (
     CurveBook,
     CurvePreference,
     CurveSource,
@@ -18,6 +17,7 @@ from controller.curves import (
     GroupSpec,
     combine,
 )
+from controller.curves.fit import FitParams, LearnedCurve, NotEnough, SampleStore, fit_curve
 from controller.runtime.site_curves import SiteCurves, load_samples, save_samples
 
 NAMEPLATE_TH, NAMEPLATE_W, OVERHEAD_W = 200.0, 3500.0, 525.0

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from controller.config import load_config
-from controller.curves import CurvePreference, CurveSource
+from controller.curves.book import CurvePreference, CurveSource
 from tests.test_config import S19_CURVE, assert_one_error
 
 

@@ -29,12 +29,12 @@ from hypothesis import strategies as st
 from adapters.feeds.recorded import (
     HASHPRICE_COLUMN,
     PRICE_COLUMN,
-    Recording,
     RecordingError,
     load_recording,
 )
 from controller.cli import main
 from controller.config import ConfigError, LoadedConfig, load_config, render
+from controller.domain import Recording
 from tests.daemon_kit import EXE, ROOT
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

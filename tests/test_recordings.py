@@ -14,10 +14,10 @@ from adapters.feeds.recorded import (
     HASHPRICE_COLUMN,
     PRICE_COLUMN,
     RecordedFeed,
-    Recording,
     RecordingError,
     load_recording,
 )
+from controller.domain import Recording
 
 PRICE_FILE = "ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv"
 HASHPRICE_FILE = "btc_hashprice_daily_2024-05_2025-04.csv"

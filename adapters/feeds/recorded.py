@@ -11,13 +11,12 @@ import bisect
 import csv
 import io
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from controller.domain import EpochS, FloatArray, Reading
+from controller.domain import EpochS, Reading, Recording
 
 #: The value column each kind of feed expects, with its unit in the name.
 PRICE_COLUMN = "usd_per_mwh"
@@ -26,20 +25,6 @@ HASHPRICE_COLUMN = "usd_per_ph_day"
 
 class RecordingError(Exception):
     """A recording that cannot be used, with file and line in its message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Recording:
-    """A recorded series: strictly increasing timestamps and finite values."""
-
-    source: str
-    path: Path
-    column: str
-    times: FloatArray  # epoch s
-    values: FloatArray
-
-    def __len__(self) -> int:
-        return int(self.times.size)
 
 
 def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recording:

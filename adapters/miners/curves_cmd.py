@@ -24,7 +24,7 @@ from adapters.miners.factory import site_addresses
 from adapters.miners.ops import DEFAULT_NAMEPLATE, catalog_model, discover_at
 from controller.catalog import NAMEPLATES
 from controller.config import ConfigError, load_config
-from controller.curves import CurveBook, CurvePreference, GroupCurve, GroupSpec
+from controller.curves.book import CurveBook, CurvePreference, GroupCurve, GroupSpec
 from controller.runtime.clock import SystemClock
 from controller.runtime.site_curves import SiteCurves
 

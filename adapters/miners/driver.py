@@ -42,7 +42,7 @@ from adapters.miners.telemetry import (
     rebooted_within,
     telemetry_of,
 )
-from controller.curves import FirmwareCurve
+from controller.curves.book import FirmwareCurve
 from controller.decision.reconcile import (
     Applied,
     CommandBatch,

@@ -21,7 +21,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from controller.curves import FirmwareCurve, sorted_points
+from controller.curves.book import FirmwareCurve, sorted_points
 
 LUXOS_DETAIL = "luxos profiles"
 BRAIINS_DETAIL = "bos+ tuner profiles"

@@ -55,8 +55,8 @@ from controller.runtime.notify import Notifier
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.site_curves import SiteCurves
 from controller.runtime.site_loop import SiteLoop
-from controller.runtime.site_model import SiteModel
 from controller.runtime.taskdump import dump_tasks
+from controller.site_model import SiteModel
 from controller.status import SiteStatus
 from simulators.clock import SimulatedClock
 from simulators.replay.runner import LAST_PRICE_HOLDS_S
@@ -255,7 +255,7 @@ class Daemon:
     async def _adopt_capabilities(self, site: _Site) -> None:
         """Discover real miners, read their curves, and plan each with the points it can reach.
 
-        Each group's curve comes from its ``curve_source`` (controller/curves.py): firmware
+        Each group's curve comes from its ``curve_source`` (controller/curves/book.py): firmware
         curves are read here, learned ones replace the config's between cycles.
         """
         driver = site.loop.driver

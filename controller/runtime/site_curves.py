@@ -1,6 +1,6 @@
 """A site's curves at run time: firmware curves at start, learning between cycles, re-planning.
 
-The book (``controller.curves``) decides which curve each group uses; this wires it to the
+The book (``controller.curves.book``) decides which curve each group uses; this wires it to the
 site's driver and loop. At start, after discovery, firmware curves are read if any group
 may use them and the fleet is rebuilt from the curves in use. After each cycle the
 driver's steady telemetry is filed as samples; when a refit changes a group's curve, the
@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
-from controller.curve_fit import FitParams
-from controller.curves import CurveBook, FirmwareCurve, GroupCurve
+from controller.curves.book import CurveBook, FirmwareCurve, GroupCurve
+from controller.curves.fit import FitParams
 from controller.domain import EpochS, FleetSpec, FloatArray, IntArray
 
 _log = structlog.get_logger("hashspark.curves")

@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 import structlog
 
+from controller.accounting.accrual import IntervalAccumulator, IntervalKey
 from controller.decision.economics import energy_hashprice_usd_per_mwh
 from controller.decision.policy import Plan, PolicyParams, PolicyState, Snapshot, decide
 from controller.decision.reconcile import (
@@ -37,9 +38,8 @@ from controller.domain import (
 )
 from controller.ports import Clock, CommandAudit, Ledger, LoopObserver, MinerDriver, ReadingFeed
 from controller.records import IntervalRecord
-from controller.runtime.accrual import IntervalAccumulator, IntervalKey
 from controller.runtime.override_book import OverrideBook
-from controller.runtime.site_model import SiteModel
+from controller.site_model import SiteModel
 from controller.status import GridStatus, ModelStatus, SiteStatus
 
 __all__ = ["SiteLoop", "SiteModel", "next_wake", "staleness_deadlines"]

@@ -25,9 +25,9 @@ from controller.accounting.instruments import (
 from controller.accounting.report import build_report
 from controller.config import CompareConfig, hedge_book, supply_contract
 from controller.domain import FloatArray
+from controller.fast_replay import NotStatelessError, fast_replay
 from controller.records import IntervalTable
-from controller.runtime.site_model import SiteModel
-from simulators.replay.fast import NotStatelessError, fast_replay
+from controller.site_model import SiteModel
 from simulators.replay.runner import ReplayError, ReplayInputs
 
 #: A day counts as whole when its intervals cover 24 hours (float noise aside).

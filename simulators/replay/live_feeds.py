@@ -21,9 +21,8 @@ from adapters.feeds.config import MqttBrokerConfig
 from adapters.feeds.inprocess import InProcessFeed
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, ReadingKind
-from adapters.feeds.recorded import Recording
 from adapters.feeds.store import FeedStats, StoreFeed
-from controller.domain import EpochS, Reading, iso
+from controller.domain import EpochS, Reading, Recording, iso
 from simulators.replay.live_clock import ReplayClock
 from simulators.replay.runner import ReplayError, ReplayInputs
 

@@ -13,7 +13,6 @@ from adapters.feeds.recorded import (
     HASHPRICE_COLUMN,
     PRICE_COLUMN,
     RecordedFeed,
-    Recording,
     load_recording,
 )
 from adapters.ledger_memory import MemoryLedger
@@ -21,14 +20,14 @@ from controller.accounting.report import build_report, grid_compliance
 from controller.config import LoadedConfig, RecordedFeedConfig, SiteConfig
 from controller.decision.optimiser import onoff_fleet
 from controller.decision.policy import Plan
-from controller.domain import EpochS, FleetSpec, iso
+from controller.domain import EpochS, FleetSpec, Recording, iso
+from controller.fast_replay import NotStatelessError, fast_replay
 from controller.records import IntervalTable
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.site_loop import SiteLoop
-from controller.runtime.site_model import SiteModel
+from controller.site_model import SiteModel
 from simulators.clock import SimulatedClock
 from simulators.fleet_model import InProcessFleet
-from simulators.replay.fast import NotStatelessError, fast_replay
 
 Engine = Literal["auto", "fast", "loop"]
 

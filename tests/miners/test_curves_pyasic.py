@@ -23,14 +23,14 @@ from adapters.miners.firmware_curves import BRAIINS_DETAIL, LUXOS_DETAIL
 from adapters.miners.pyasic_lib import pyasic
 from controller.accounting.instruments import SpotSupply
 from controller.config import load_config
-from controller.curve_fit import FitParams
-from controller.curves import CurveBook, CurvePreference, CurveSource, GroupSpec
+from controller.curves.book import CurveBook, CurvePreference, CurveSource, GroupSpec
+from controller.curves.fit import FitParams
 from controller.decision.policy import PolicyParams
 from controller.domain import iso
 from controller.runtime.daemon import Daemon, DaemonOptions
 from controller.runtime.site_curves import SiteCurves
 from controller.runtime.site_loop import SiteLoop
-from controller.runtime.site_model import SiteModel
+from controller.site_model import SiteModel
 from simulators.miners.braiins_tuner import TUNED_FRACTIONS, TUNING_S
 from simulators.miners.miner import Family
 from simulators.miners.models import S21

@@ -12,7 +12,7 @@ import pytest
 from controller.accounting.instruments import SpotSupply
 from controller.decision.policy import PolicyParams
 from controller.runtime.site_loop import SiteLoop
-from controller.runtime.site_model import SiteModel
+from controller.site_model import SiteModel
 from simulators.miners.miner import Family
 from tests.miners.conftest import SiteFactory
 from tests.miners.test_site_loop_pyasic import ListLedger, SettableFeed

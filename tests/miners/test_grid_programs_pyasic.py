@@ -15,7 +15,7 @@ from controller.decision.overrides import Override
 from controller.decision.policy import PolicyParams
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.site_loop import SiteLoop
-from controller.runtime.site_model import SiteModel
+from controller.site_model import SiteModel
 from simulators.miners.miner import Family
 from tests.miners.conftest import Site, SiteFactory
 from tests.miners.test_site_loop_pyasic import ListLedger, SettableFeed

@@ -9,7 +9,7 @@ from controller.decision.policy import PolicyParams
 from controller.domain import EpochS, Reading
 from controller.records import IntervalRecord
 from controller.runtime.site_loop import SiteLoop
-from controller.runtime.site_model import SiteModel
+from controller.site_model import SiteModel
 from simulators.miners.miner import Family
 from tests.miners.conftest import SiteFactory
 

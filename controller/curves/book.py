@@ -7,7 +7,7 @@ Sources:
 - ``firmware``: what the miners' firmware says (LuxOS power profiles, Braiins OS+ tuned
   power-target profiles), read through pyasic at start-up;
 - ``learned``: fitted from the fleet's own (power, hashrate) telemetry per model and
-  firmware, once there is enough of it (``controller.curve_fit``).
+  firmware, once there is enough of it (``controller.curves.fit``).
 
 A group's ``curve_source`` preference picks among what is available: ``config`` always
 uses the config (or nameplate); ``firmware`` and ``learned`` use that source when it is
@@ -25,7 +25,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from controller.curve_fit import FitParams, LearnedCurve, NotEnough, SampleStore, fit_curve
+from controller.curves.fit import FitParams, LearnedCurve, NotEnough, SampleStore, fit_curve
 from controller.domain import EpochS, FleetSpec, FloatArray, IntArray, build_fleet
 
 Points = tuple[tuple[float, float], ...]  #: (hashrate_th, power_w) by increasing power

@@ -14,7 +14,7 @@ import numpy as np
 from controller.accounting.settlement import IntervalInputs, settle
 from controller.domain import EpochS, FloatArray, Reading
 from controller.records import IntervalRecord
-from controller.runtime.site_model import SiteModel
+from controller.site_model import SiteModel
 
 #: (price observed_at, hashprice observed_at, price stale, hashprice stale, active overrides)
 IntervalKey = tuple[float, float, bool, bool, tuple[str, ...]]

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from adapters.feeds.recorded import Recording
 from controller.accounting.instruments import Hedge, Supply, opportunity_cost_usd_per_mwh
 from controller.accounting.settlement import IntervalInputs, settle
 from controller.decision.economics import best_point, net_hashprice, point_value_usd_per_h
 from controller.decision.policy import PolicyParams
-from controller.domain import OFF, EpochS, FailSafeAction, FleetSpec, FloatArray
+from controller.domain import OFF, EpochS, FailSafeAction, FleetSpec, FloatArray, Recording
 from controller.records import IntervalTable
 
 
