@@ -23,8 +23,8 @@ from adapters.feeds.health import FeedHealth, FeedState
 from adapters.feeds.store import FeedStats
 from controller.curves.book import GroupCurve
 from controller.decision.reconcile import Applied, DispatchReport, Rejected, Unreachable, Unverified
-from controller.ports import Ledger
 from controller.records import COMPONENTS, IntervalRecord
+from controller.runtime.ports import Ledger
 from controller.status import SiteStatus
 
 Kind = Literal["counter", "gauge", "histogram"]

@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from controller import logs
 from controller.accounting.instruments import SpotSupply
 from controller.decision.policy import PolicyParams, PolicyState, Snapshot, decide
 from controller.domain import FleetSpec, Reading, build_fleet
+from controller.runtime import logs
 
 # Three power targets per model (hashrate TH/s, power W), efficiency improving as power drops.
 CURVES = {

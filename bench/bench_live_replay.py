@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from controller import logs
 from controller.config import load_config
 from controller.domain import EpochS
+from controller.runtime import logs
 from simulators.replay.live import DEFAULT_SPEED, LiveOptions, replay_live
 from simulators.replay.runner import prepare, with_fleet_size
 

@@ -32,12 +32,12 @@ from adapters.feeds.payloads import DEFAULT_PRICE_BOUND, ReadingKind
 from adapters.feeds.recorder import format_timestamp
 from adapters.feeds.store import FeedStats
 from adapters.ledger_memory import MemoryLedger
-from controller import logs
 from controller.accounting.instruments import SpotSupply
 from controller.decision.policy import PolicyParams
 from controller.decision.reconcile import CommandBatch, DispatchReport
 from controller.domain import Reading, build_fleet
-from controller.runtime.clock import SystemClock
+from controller.runtime import logs
+from controller.runtime.clocks.system import SystemClock
 from controller.runtime.site_loop import SiteLoop, SiteModel
 from simulators.fleet_model import InProcessFleet
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from bench_decide import time_ticks  # same measurement as the decide() benchmark
 
-from controller import logs
 from controller.accounting.instruments import SpotSupply
 from controller.config import load_config
 from controller.decision.optimiser import onoff_fleet
 from controller.decision.policy import PolicyParams
 from controller.domain import FleetSpec, build_fleet
+from controller.runtime import logs
 from simulators.replay.runner import prepare, replay
 
 ROOT = Path(__file__).resolve().parents[1]

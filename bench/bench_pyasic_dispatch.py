@@ -47,7 +47,7 @@ from adapters.miners.driver import PyasicDriver
 from adapters.miners.pyasic_lib import pyasic
 from controller.decision.reconcile import CommandBatch, DispatchReport
 from controller.domain import OFF, build_fleet
-from simulators.clock import ScaledClock
+from controller.runtime.clocks.simulated import ScaledClock
 
 FAMILIES = [("luxos", "127.42.0.1"), ("antminer", "127.43.0.1"), ("braiins", "127.44.0.1")]
 NAMEPLATE = ("Antminer S19j Pro", [(104.0, 3068.0)])

@@ -15,9 +15,9 @@ import statistics
 import time
 from pathlib import Path
 
-from controller import logs
 from controller.accounting.report import build_report
 from controller.config import load_config
+from controller.runtime import logs
 from simulators.replay.runner import prepare, run_fast, run_loop
 
 SCENARIO = Path(__file__).resolve().parents[1] / "deploy/scenarios/ercot-hb-south-hedged.toml"

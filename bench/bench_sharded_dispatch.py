@@ -39,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pyasic_dispatch import _floor
 
 from adapters.miners.sharded import ShardedDriver
-from controller import logs
 from controller.config import load_config
 from controller.decision.reconcile import CommandBatch
 from controller.domain import OFF
-from controller.runtime.clock import SystemClock
+from controller.runtime import logs
+from controller.runtime.clocks.system import SystemClock
 from simulators.procs import stop
 
 FIRST_IP = "127.56.0.1"

@@ -51,12 +51,12 @@ from adapters.miners.factory import build_driver
 from adapters.miners.pyasic_lib import pyasic
 from controller.config import RecordedFeedConfig, load_config
 from controller.decision.reconcile import DispatchReport
-from controller.logs import configure
+from controller.runtime.clocks.simulated import ScaledClock
+from controller.runtime.logs import configure
 from controller.runtime.site_loop import SiteLoop
 from controller.site_model import SiteModel
 from controller.status import SiteStatus
 from simulators import procs
-from simulators.clock import ScaledClock
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDINGS = ROOT / "simulators" / "recordings"

@@ -19,10 +19,11 @@ from adapters.feeds.recorded import RecordingError
 from adapters.ledger_sqlite import LedgerError
 from adapters.miners import cli as fleet_cli
 from adapters.miners import worker_cli
-from controller import ledger_cli, logs
+from controller import ledger_cli
 from controller.config import ConfigError, load_config, render
-from controller.config_base import one_line
 from controller.domain import EpochS, iso
+from controller.runtime import logs
+from controller.runtime.config_base import one_line
 from controller.runtime.daemon import DaemonOptions, run_daemon
 from simulators.miners import cli as simulate_cli
 from simulators.replay.compare import Comparison, compare

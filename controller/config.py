@@ -40,7 +40,12 @@ from controller.accounting.instruments import (
     Supply,
 )
 from controller.catalog import NAMEPLATES
-from controller.config_base import (  # re-exported: the config's public names
+from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
+from controller.curves.fit import FitParams
+from controller.decision.overrides import Override, OverrideKind
+from controller.decision.policy import PolicyParams
+from controller.domain import FailSafeAction, FleetSpec, build_fleet
+from controller.runtime.config_base import (  # re-exported: the config's public names
     SECRET_ENV_PREFIX,
     ConfigError,
     NonEmpty,
@@ -48,11 +53,6 @@ from controller.config_base import (  # re-exported: the config's public names
     Strict,
     resolve_path,
 )
-from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
-from controller.curves.fit import FitParams
-from controller.decision.overrides import Override, OverrideKind
-from controller.decision.policy import PolicyParams
-from controller.domain import FailSafeAction, FleetSpec, build_fleet
 
 __all__ = [
     "SECRET_ENV_PREFIX",

@@ -6,7 +6,7 @@ import numpy as np
 
 from controller.decision.reconcile import CommandBatch, DispatchReport, Rejected
 from controller.domain import OFF, FleetSpec, ObservedFleet
-from controller.ports import Clock
+from controller.runtime.ports import Clock
 
 
 class InProcessFleet:

@@ -17,11 +17,11 @@ import pytest
 
 from controller.cli import main
 from controller.records import COMPONENTS, IntervalTable
+from controller.runtime.clocks.replay import LoopClock, ReplayClock
 from simulators.miners.faults import FaultKind
 from simulators.miners.fleet_file import FaultConfig
 from simulators.replay.html_report import live_path_section
 from simulators.replay.live import LiveOptions, live_driver_config, replay_live
-from simulators.replay.live_clock import LoopClock, ReplayClock
 from simulators.replay.runner import ReplayInputs, replay
 from tests.live_kit import (
     DEFAULT_SUITE_IPS,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from controller.accounting.report import TOTAL_KEYS
 from controller.config import load_config
-from controller.runtime.clock import SystemClock
+from controller.runtime.clocks.system import SystemClock
 from simulators.replay.runner import ReplayError, prepare, replay
 from tests.scenario_kit import T0, write_scenario
 

@@ -15,7 +15,6 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from adapters.feeds.config import ChainFeedConfig
-from adapters.feeds.health import Backoff
 from adapters.feeds.http import PollingFeed, fetch_bytes
 from adapters.feeds.payloads import (
     Candidate,
@@ -28,7 +27,8 @@ from adapters.feeds.payloads import (
 from adapters.feeds.store import LatestStore, Rejected, RejectReason
 from controller.decision.economics import hashprice_usd_per_ph_day
 from controller.domain import EpochS
-from controller.ports import Clock
+from controller.runtime.ports import Clock
+from controller.runtime.retry import Backoff
 
 SATS_PER_BTC = 100_000_000
 HALVING_INTERVAL_BLOCKS = 210_000

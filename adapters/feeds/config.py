@@ -1,7 +1,7 @@
 """Config models of the live feeds, a discriminated union on ``type``.
 
 ``mqtt``, ``ercot``, ``chain`` and ``hashprice_index`` join ``recorded`` in the site's
-``price_feed`` / ``hashprice_feed`` union. Credentials are ``controller.config_base.Secret``
+``price_feed`` / ``hashprice_feed`` union. Credentials are ``controller.runtime.config_base.Secret``
 fields (``{ env = "HASHSPARK_..." }`` or ``{ file = "/path" }``), never inline strings.
 """
 
@@ -18,7 +18,7 @@ from adapters.feeds.payloads import (
     ReadingKind,
     ValueBound,
 )
-from controller.config_base import Secret, Strict
+from controller.runtime.config_base import Secret, Strict
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/$.?#][^\s]*$")]
 #: MQTT topic names without wildcards (we publish to some of them).

@@ -23,7 +23,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.feeds.config import ErcotFeedConfig
-from adapters.feeds.health import Backoff, PermanentFeedError, TransientFeedError
+from adapters.feeds.health import PermanentFeedError, TransientFeedError
 from adapters.feeds.http import PollingFeed, fetch_bytes
 from adapters.feeds.payloads import (
     Candidate,
@@ -36,7 +36,8 @@ from adapters.feeds.payloads import (
 )
 from adapters.feeds.store import LatestStore, Rejected, RejectReason
 from controller.domain import EpochS
-from controller.ports import Clock
+from controller.runtime.ports import Clock
+from controller.runtime.retry import Backoff
 
 MARKET_TZ = ZoneInfo("America/Chicago")
 TOKEN_REFRESH_MARGIN_S = 300.0

@@ -29,7 +29,7 @@ from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import ReadingKind
 from adapters.feeds.recorder import FeedRecorder
 from adapters.feeds.store import FeedStats, LatestStore, StoreFeed
-from controller.ports import Clock, ReadingFeed
+from controller.runtime.ports import Clock, ReadingFeed
 
 
 @dataclass

@@ -15,7 +15,6 @@ import aiohttp
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from adapters.feeds.config import HashpriceIndexFeedConfig
-from adapters.feeds.health import Backoff
 from adapters.feeds.http import PollingFeed, fetch_bytes
 from adapters.feeds.payloads import (
     Candidate,
@@ -28,7 +27,8 @@ from adapters.feeds.payloads import (
     validation_detail,
 )
 from adapters.feeds.store import LatestStore, Rejected, RejectReason
-from controller.ports import Clock
+from controller.runtime.ports import Clock
+from controller.runtime.retry import Backoff
 
 _EPOCH_MS_THRESHOLD = 1e11  # epoch seconds pass this in the year 5138
 

@@ -9,7 +9,6 @@ fail-safe applies; ``wait_up`` lets the composition root fail fast at start-up i
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from enum import StrEnum
 
@@ -51,28 +50,6 @@ class FeedState(StrEnum):
     UP = "up"
     DOWN = "down"  # transient outage: retrying with backoff
     FAILED = "failed"  # permanent error: not retrying
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter: ``uniform(0, min(cap, base * 2**n))``."""
-
-    def __init__(self, base_s: float, cap_s: float, rng: random.Random | None = None) -> None:
-        if base_s <= 0 or cap_s < base_s:
-            raise ValueError("backoff needs 0 < base_s <= cap_s")
-        self.base_s = base_s
-        self.cap_s = cap_s
-        self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
-        self.attempt = 0
-
-    def next_delay_s(self) -> float:
-        """The delay before the next retry; grows until the cap."""
-        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(self.attempt, 62))
-        self.attempt += 1
-        return self._rng.uniform(0.0, ceiling)
-
-    def reset(self) -> None:
-        """Back to the first, shortest delay (after a success)."""
-        self.attempt = 0
 
 
 class FeedHealth:

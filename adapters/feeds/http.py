@@ -26,7 +26,6 @@ import aiohttp
 
 from adapters.feeds.config import BackoffConfig
 from adapters.feeds.health import (
-    Backoff,
     FeedHealth,
     PermanentFeedError,
     TransientFeedError,
@@ -34,7 +33,8 @@ from adapters.feeds.health import (
 from adapters.feeds.payloads import Candidate, ReadingKind, ValueBound, ingest
 from adapters.feeds.store import LatestStore, Rejected, StoreFeed
 from controller.domain import EpochS, Reading
-from controller.ports import Clock
+from controller.runtime.ports import Clock
+from controller.runtime.retry import Backoff
 
 #: Bodies above this are refused unread (an ERCOT page of one settlement point is ~10 kB).
 MAX_BODY_BYTES = 4 * 1024 * 1024

@@ -30,11 +30,12 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
 from adapters.feeds.config import MqttBrokerConfig
-from adapters.feeds.health import Backoff, FeedHealth
+from adapters.feeds.health import FeedHealth
 from adapters.feeds.mqtt_client import make_client
 from adapters.feeds.payloads import ReadingKind, ValueBound, ingest, parse_reading
 from adapters.feeds.store import FeedStats, LatestStore, StoreFeed
-from controller.ports import Clock
+from controller.runtime.ports import Clock
+from controller.runtime.retry import Backoff
 
 _log = structlog.get_logger("hashspark.mqtt")
 

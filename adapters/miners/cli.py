@@ -13,8 +13,8 @@ from adapters.miners import curves_cmd, ops
 from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.capabilities import capabilities_of
 from adapters.miners.pyasic_lib import miner_protocol, pyasic
-from adapters.miners.retry import hard_deadline
 from controller.catalog import NAMEPLATES
+from controller.runtime.retry import hard_deadline
 
 EXIT_OK = 0
 EXIT_NONE_FOUND = 1

@@ -1,6 +1,6 @@
 """Config of the pyasic driver (``driver.type = "pyasic"``): pacing, deadlines, credentials.
 
-Credentials are ``controller.config.Secret`` fields (``{ env = "HASHSPARK_..." }`` or
+Credentials are ``Secret`` fields (``{ env = "HASHSPARK_..." }`` or
 ``{ file = "/path" }``); pyasic's defaults (root/root on stock web, root with no password
 on Braiins OS+) apply when they are omitted.
 """
@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from controller.config import Secret, Strict
+from controller.runtime.config_base import Secret, Strict
 
 
 class PyasicDriverConfig(Strict):

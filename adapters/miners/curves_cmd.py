@@ -25,7 +25,7 @@ from adapters.miners.ops import DEFAULT_NAMEPLATE, catalog_model, discover_at
 from controller.catalog import NAMEPLATES
 from controller.config import ConfigError, load_config
 from controller.curves.book import CurveBook, CurvePreference, GroupCurve, GroupSpec
-from controller.runtime.clock import SystemClock
+from controller.runtime.clocks.system import SystemClock
 from controller.runtime.site_curves import SiteCurves
 
 EXIT_OK = 0

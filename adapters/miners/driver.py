@@ -29,7 +29,6 @@ from adapters.miners.capabilities import (
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.firmware_curves import read_curve
 from adapters.miners.pyasic_lib import miner_protocol, pyasic
-from adapters.miners.retry import RetryPolicy, hard_deadline, retry_transient
 from adapters.miners.telemetry import (
     QUICK_ITEMS,
     READ_ITEMS,
@@ -53,7 +52,8 @@ from controller.decision.reconcile import (
     Unverified,
 )
 from controller.domain import OFF, BoolArray, FleetSpec, FloatArray, IntArray, ObservedFleet
-from controller.ports import Clock
+from controller.runtime.ports import Clock
+from controller.runtime.retry import RetryPolicy, hard_deadline, retry_transient
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from adapters.miners.driver import PyasicDriver
 from adapters.miners.sharded import ShardedDriver
 from controller.config import ConfigError, SimulatedDriverConfig, SiteConfig
 from controller.domain import FleetSpec
-from controller.ports import Clock, MinerDriver
+from controller.runtime.ports import Clock, MinerDriver
 from simulators.fleet_model import InProcessFleet
 
 

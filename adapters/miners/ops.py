@@ -35,7 +35,7 @@ from controller.decision.reconcile import (
     Unverified,
 )
 from controller.domain import OFF, FleetSpec, build_fleet
-from controller.runtime.clock import SystemClock
+from controller.runtime.clocks.system import SystemClock
 
 EXIT_OK = 0
 EXIT_UNCONFIRMED = 1

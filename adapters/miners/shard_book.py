@@ -18,7 +18,7 @@ import structlog
 from adapters.miners.shard_messages import ShardReport, ShardStatus
 from adapters.miners.shards import fingerprint, partition, shard_range
 from controller.domain import FleetSpec, IntArray
-from controller.ports import Clock
+from controller.runtime.ports import Clock
 
 _log = structlog.get_logger("hashspark.shards")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from adapters.feeds.config import MqttBrokerConfig
-from controller.config_base import Strict
+from controller.runtime.config_base import Strict
 
 #: Most miners one shard may hold (and so one plan or report may name).
 MAX_SHARD_MINERS = 65_536

@@ -50,7 +50,7 @@ from controller.decision.reconcile import (
     Unverified,
 )
 from controller.domain import FleetSpec, IntArray, ObservedFleet
-from controller.ports import Clock
+from controller.runtime.ports import Clock
 
 _log = structlog.get_logger("hashspark.worker")
 

@@ -9,9 +9,9 @@ import signal
 from pathlib import Path
 
 from adapters.miners.worker import ShardWorker
-from controller import logs
 from controller.config import ConfigError, load_config
-from controller.runtime.clock import SystemClock
+from controller.runtime import logs
+from controller.runtime.clocks.system import SystemClock
 
 EXIT_OK = 0
 

@@ -49,16 +49,16 @@ from controller.config import (
 )
 from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, iso
-from controller.ports import Clock, MinerDriver, ReadingFeed
-from controller.runtime.clock import SystemClock
+from controller.runtime.clocks.simulated import SimulatedClock
+from controller.runtime.clocks.system import SystemClock
 from controller.runtime.notify import Notifier
 from controller.runtime.override_book import OverrideBook
+from controller.runtime.ports import Clock, MinerDriver, ReadingFeed
 from controller.runtime.site_curves import SiteCurves
 from controller.runtime.site_loop import SiteLoop
 from controller.runtime.taskdump import dump_tasks
 from controller.site_model import SiteModel
 from controller.status import SiteStatus
-from simulators.clock import SimulatedClock
 from simulators.replay.runner import LAST_PRICE_HOLDS_S
 
 #: Builds a site's miner driver; the composition root may swap it (tests inject faults).

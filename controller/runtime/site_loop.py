@@ -36,9 +36,16 @@ from controller.domain import (
     Reading,
     iso,
 )
-from controller.ports import Clock, CommandAudit, Ledger, LoopObserver, MinerDriver, ReadingFeed
 from controller.records import IntervalRecord
 from controller.runtime.override_book import OverrideBook
+from controller.runtime.ports import (
+    Clock,
+    CommandAudit,
+    Ledger,
+    LoopObserver,
+    MinerDriver,
+    ReadingFeed,
+)
 from controller.site_model import SiteModel
 from controller.status import GridStatus, ModelStatus, SiteStatus
 

@@ -95,7 +95,7 @@ async def _apply_faults(fleet: Fleet, faults: tuple[FaultConfig, ...]) -> None:
 
 
 async def _serve(config: FleetConfig) -> int:
-    from simulators.clock import ScaledClock  # noqa: PLC0415  (see above)
+    from controller.runtime.clocks.simulated import ScaledClock  # noqa: PLC0415  (see above)
     from simulators.miners.fleet import FAMILIES, NEEDS_ROOT, Fleet  # noqa: PLC0415
     from simulators.miners.host import PortPermissionError  # noqa: PLC0415
     from simulators.miners.meter import Meter  # noqa: PLC0415

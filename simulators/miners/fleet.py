@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from controller.ports import Clock
+from controller.runtime.ports import Clock
 from simulators.miners.antminer import AntminerApi
 from simulators.miners.antminer_web import AntminerWeb, WebEndpoint
 from simulators.miners.braiins import GrpcEndpoint

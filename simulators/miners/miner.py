@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from controller.ports import Clock
+from controller.runtime.ports import Clock
 from simulators.miners.faults import Fault, FaultKind
 from simulators.miners.models import MinerModel
 from simulators.miners.state import MinerReading, MinerState

@@ -28,6 +28,7 @@ from controller.decision.policy import Plan
 from controller.decision.reconcile import DispatchReport
 from controller.domain import EpochS
 from controller.records import IntervalRecord, IntervalTable
+from controller.runtime.clocks.replay import LoopClock, ReplayClock
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.site_loop import SiteLoop
 from controller.status import SiteStatus
@@ -37,7 +38,6 @@ from simulators.miners.meter import Meter, snapshot
 from simulators.miners.miner import Family
 from simulators.miners.models import MODELS
 from simulators.miners.state import DEFAULT_RAMP_S
-from simulators.replay.live_clock import LoopClock, ReplayClock
 from simulators.replay.live_feeds import LiveFeeds
 from simulators.replay.runner import ReplayError, ReplayInputs, ReplayResult, replay_report
 

@@ -23,7 +23,7 @@ from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, ReadingKind
 from adapters.feeds.store import FeedStats, StoreFeed
 from controller.domain import EpochS, Reading, Recording, iso
-from simulators.replay.live_clock import ReplayClock
+from controller.runtime.clocks.replay import ReplayClock
 from simulators.replay.runner import ReplayError, ReplayInputs
 
 #: How long (wall) a published reading may take to come back from the broker.

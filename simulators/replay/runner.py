@@ -23,10 +23,10 @@ from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, Recording, iso
 from controller.fast_replay import NotStatelessError, fast_replay
 from controller.records import IntervalTable
+from controller.runtime.clocks.simulated import SimulatedClock
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.site_loop import SiteLoop
 from controller.site_model import SiteModel
-from simulators.clock import SimulatedClock
 from simulators.fleet_model import InProcessFleet
 
 Engine = Literal["auto", "fast", "loop"]

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.feeds.health import Backoff
 from adapters.feeds.http import MAX_RETRY_AFTER_S, parse_retry_after
+from controller.runtime.retry import Backoff
 
 
 def test_backoff_is_capped_full_jitter_and_resets() -> None:

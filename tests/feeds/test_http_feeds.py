@@ -16,11 +16,12 @@ from adapters.feeds.chain import ChainHashpriceFeed, parse_chain
 from adapters.feeds.config import ChainFeedConfig, ErcotFeedConfig, HashpriceIndexFeedConfig
 from adapters.feeds.ercot import ErcotFeed, parse_report
 from adapters.feeds.hashprice_index import HashpriceIndexFeed
-from adapters.feeds.health import Backoff, FeedFailedError, FeedState
+from adapters.feeds.health import FeedFailedError, FeedState
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, Candidate
 from adapters.feeds.store import FeedStats, LatestStore, RejectReason
 from controller.domain import to_epoch
-from controller.runtime.clock import SystemClock
+from controller.runtime.clocks.system import SystemClock
+from controller.runtime.retry import Backoff
 from tests.feeds.conftest import eventually
 from tests.feeds.scripted_server import Reply, Script, fixture, scripted_server
 

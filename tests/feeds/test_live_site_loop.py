@@ -7,7 +7,6 @@ import json
 import time
 
 from adapters.feeds.config import MqttBrokerConfig
-from adapters.feeds.health import Backoff
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, ReadingKind
 from adapters.feeds.recorder import format_timestamp
@@ -16,7 +15,8 @@ from adapters.ledger_memory import MemoryLedger
 from controller.accounting.instruments import SpotSupply
 from controller.decision.policy import PolicyParams
 from controller.domain import OFF, FailSafeAction, build_fleet
-from controller.runtime.clock import SystemClock
+from controller.runtime.clocks.system import SystemClock
+from controller.runtime.retry import Backoff
 from controller.runtime.site_loop import SiteLoop, SiteModel
 from simulators.fleet_model import InProcessFleet
 from tests.feeds.conftest import Broker, eventually

@@ -21,13 +21,14 @@ from adapters.feeds.config import (
     MqttTlsConfig,
 )
 from adapters.feeds.factory import SiteFeeds
-from adapters.feeds.health import Backoff, FeedFailedError, FeedState
+from adapters.feeds.health import FeedFailedError, FeedState
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, ReadingKind
 from adapters.feeds.recorded import load_recording
 from adapters.feeds.store import FeedStats, RejectReason
 from controller.domain import to_epoch
-from controller.runtime.clock import SystemClock
+from controller.runtime.clocks.system import SystemClock
+from controller.runtime.retry import Backoff
 from tests.feeds.conftest import MOSQUITTO_PASSWD, Broker, CaFiles, eventually, free_port
 from tests.feeds.scripted_server import Reply, fixture, scripted_server
 
@@ -195,7 +196,7 @@ async def test_status_is_retained_and_will_marks_offline(broker: Broker, tmp_pat
         "from adapters.feeds.config import MqttBrokerConfig\n"
         "from adapters.feeds.mqtt import MqttLink\n"
         "from adapters.feeds.store import FeedStats\n"
-        "from controller.runtime.clock import SystemClock\n"
+        "from controller.runtime.clocks.system import SystemClock\n"
         "async def main():\n"
         f"    cfg = MqttBrokerConfig(host='127.0.0.1', port={broker.port}, client_id='crash')\n"
         f"    async with MqttLink('{SITE}', cfg, SystemClock(), FeedStats()):\n"

@@ -16,7 +16,7 @@ from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.pyasic_lib import pyasic
 from controller.domain import FleetSpec, build_fleet
-from simulators.clock import ScaledClock
+from controller.runtime.clocks.simulated import ScaledClock
 from simulators.miners.fleet import Fleet, MinerSpec, consecutive_ips
 from simulators.miners.meter import Meter
 from simulators.miners.miner import Family

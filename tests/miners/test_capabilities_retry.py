@@ -12,8 +12,8 @@ import pytest
 
 from adapters.miners.capabilities import Capabilities, allowed_mask, restrict_fleet
 from adapters.miners.driver import is_transient
-from adapters.miners.retry import RetryPolicy, abandoned_calls, hard_deadline, retry_transient
 from controller.domain import build_fleet
+from controller.runtime.retry import RetryPolicy, abandoned_calls, hard_deadline, retry_transient
 
 LUX = Capabilities("luxos", "S21 (LuxOS)", can_stop=True, can_throttle=True, power_modes=False)
 STOCK = Capabilities("stock", "S21 (Stock)", can_stop=True, can_throttle=False, power_modes=True)

@@ -15,7 +15,7 @@ from adapters.miners.driver import PyasicDriver
 from adapters.miners.factory import build_driver
 from controller import cli
 from controller.config import ConfigError, MinerGroup, SiteConfig
-from simulators.clock import ScaledClock
+from controller.runtime.clocks.simulated import ScaledClock
 from simulators.fleet_model import InProcessFleet
 from simulators.miners.miner import Family
 from tests.miners.conftest import T0, SiteFactory

@@ -23,7 +23,7 @@ from adapters.miners.sharding_config import ShardingConfig
 from adapters.miners.shards import fingerprint, partition
 from controller.decision.reconcile import Applied, CommandBatch, Unreachable
 from controller.domain import OFF, build_fleet
-from controller.runtime.clock import SystemClock
+from controller.runtime.clocks.system import SystemClock
 from tests.feeds.conftest import Broker, eventually
 
 ADDRESSES = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from simulators.clock import ScaledClock
+from controller.runtime.clocks.simulated import ScaledClock
 from simulators.miners.models import S19J_PRO
 from simulators.miners.state import MinerState, Mode
 

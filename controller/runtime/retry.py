@@ -1,5 +1,6 @@
-"""Deadlines and retries of miner calls: a hard deadline per call, and capped, full-jitter
-exponential backoff for transient failures under an overall deadline."""
+"""Deadlines, retries and backoff, in one place for every adapter: a hard deadline per call,
+capped full-jitter exponential backoff for transient failures under an overall deadline
+(miner calls), and the reconnect/poll backoff of feeds and links."""
 
 from __future__ import annotations
 
@@ -86,3 +87,25 @@ async def retry_transient(
             if loop.time() + pause >= deadline:
                 raise
             await asyncio.sleep(pause)
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter: ``uniform(0, min(cap, base * 2**n))``."""
+
+    def __init__(self, base_s: float, cap_s: float, rng: random.Random | None = None) -> None:
+        if base_s <= 0 or cap_s < base_s:
+            raise ValueError("backoff needs 0 < base_s <= cap_s")
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        self.attempt = 0
+
+    def next_delay_s(self) -> float:
+        """The delay before the next retry; grows until the cap."""
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(self.attempt, 62))
+        self.attempt += 1
+        return self._rng.uniform(0.0, ceiling)
+
+    def reset(self) -> None:
+        """Back to the first, shortest delay (after a success)."""
+        self.attempt = 0
