@@ -31,7 +31,8 @@ from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import DEFAULT_PRICE_BOUND, ReadingKind
 from adapters.feeds.recorder import format_timestamp
 from adapters.feeds.store import FeedStats
-from adapters.ledger_memory import MemoryLedger
+from adapters.ledger.memory import MemoryLedger
+from adapters.miners.simulated import InProcessFleet
 from controller.accounting.instruments import SpotSupply
 from controller.decision.policy import PolicyParams
 from controller.decision.reconcile import CommandBatch, DispatchReport
@@ -39,7 +40,6 @@ from controller.domain import Reading, build_fleet
 from controller.runtime import logs
 from controller.runtime.clocks.system import SystemClock
 from controller.runtime.site_loop import SiteLoop, SiteModel
-from simulators.fleet_model import InProcessFleet
 
 
 def _free_port() -> int:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_pyasic_dispatch import _floor
 
-from adapters.miners.sharded import ShardedDriver
+from adapters.sharding.planner import ShardedDriver
 from controller.config import load_config
 from controller.decision.reconcile import CommandBatch
 from controller.domain import OFF

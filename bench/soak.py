@@ -44,7 +44,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters.control.command_audit import CommandAuditLog
 from adapters.feeds.recorded import HASHPRICE_COLUMN, PRICE_COLUMN, RecordedFeed, load_recording
-from adapters.ledger_sqlite import LEDGER_FILE, SqliteLedger
+from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.factory import build_driver

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.control import cli as command_cli
 from adapters.feeds.recorded import RecordingError
-from adapters.ledger_sqlite import LedgerError
+from adapters.ledger.sqlite import LedgerError
 from adapters.miners import cli as fleet_cli
 from adapters.miners import worker_cli
 from controller import ledger_cli

@@ -196,7 +196,7 @@ class SimulatedDriverConfig(Strict):
 # so it is imported once they exist.
 from adapters.miners.addresses import AddressError, expand_all  # noqa: E402
 from adapters.miners.config import PyasicDriverConfig  # noqa: E402
-from adapters.miners.sharding_config import ShardingConfig  # noqa: E402
+from adapters.sharding.config import ShardingConfig  # noqa: E402
 
 DriverConfig = Annotated[SimulatedDriverConfig | PyasicDriverConfig, Field(discriminator="type")]
 

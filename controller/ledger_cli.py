@@ -8,7 +8,7 @@ import sys
 from contextlib import closing
 from typing import TextIO
 
-from adapters.ledger_sqlite import LEDGER_FILE, SqliteLedger
+from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from controller.domain import iso
 from controller.records import COMPONENTS
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ledger_sqlite import SqliteLedger
+from adapters.ledger.sqlite import SqliteLedger
 from tests.daemon_kit import EXE, free_port, get, healthz, scenario, start_daemon, wait_for
 
 

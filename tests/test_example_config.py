@@ -11,7 +11,7 @@ from adapters.feeds.ercot import ErcotFeed
 from adapters.feeds.hashprice_index import HashpriceIndexFeed
 from adapters.feeds.recorded import RecordedFeed
 from adapters.feeds.store import StoreFeed
-from adapters.ledger_sqlite import SqliteLedger
+from adapters.ledger.sqlite import SqliteLedger
 from adapters.miners.driver import PyasicDriver
 from controller.config import load_config
 from controller.runtime.daemon import Daemon, DaemonOptions

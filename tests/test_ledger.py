@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ledger_sqlite import LedgerError, SqliteLedger
+from adapters.ledger.sqlite import LedgerError, SqliteLedger
 from controller.ledger_cli import export_csv
 from controller.records import COMPONENTS, IntervalRecord
 from tests.scenario_kit import T0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from adapters.feeds.mqtt_client import make_client
+from adapters.mqtt_client import make_client
 from controller.config import ConfigError, load_config
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ANSWER = 0, 2, 3, 4

@@ -31,9 +31,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from adapters.feeds.config import MqttBrokerConfig
 from adapters.feeds.health import FeedHealth
-from adapters.feeds.mqtt_client import make_client
 from adapters.feeds.payloads import ReadingKind, ValueBound, ingest, parse_reading
 from adapters.feeds.store import FeedStats, LatestStore, StoreFeed
+from adapters.mqtt_client import make_client
 from controller.runtime.ports import Clock
 from controller.runtime.retry import Backoff
 

@@ -7,11 +7,11 @@ from collections import Counter
 from adapters.miners.addresses import expand_all
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
-from adapters.miners.sharded import ShardedDriver
+from adapters.miners.simulated import InProcessFleet
+from adapters.sharding.planner import ShardedDriver
 from controller.config import ConfigError, SimulatedDriverConfig, SiteConfig
 from controller.domain import FleetSpec
 from controller.runtime.ports import Clock, MinerDriver
-from simulators.fleet_model import InProcessFleet
 
 
 def build_driver(site: SiteConfig, fleet: FleetSpec, clock: Clock) -> MinerDriver:

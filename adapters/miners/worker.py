@@ -23,8 +23,8 @@ import structlog
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.factory import site_addresses
-from adapters.miners.shard_bus import ShardBus, client_id
-from adapters.miners.shard_messages import (
+from adapters.sharding.bus import ShardBus, client_id
+from adapters.sharding.messages import (
     MAX_REASON_CHARS,
     Failure,
     MessageError,
@@ -33,7 +33,7 @@ from adapters.miners.shard_messages import (
     ShardReport,
     ShardStatus,
 )
-from adapters.miners.shards import (
+from adapters.sharding.shards import (
     ShardTopics,
     fingerprint,
     mask_bits,

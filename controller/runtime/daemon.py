@@ -34,11 +34,11 @@ from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import ReadingKind
 from adapters.feeds.recorded import HASHPRICE_COLUMN, PRICE_COLUMN, RecordedFeed, load_recording
 from adapters.feeds.store import FeedStats
-from adapters.ledger_sqlite import LEDGER_FILE, SqliteLedger
+from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.factory import build_driver
-from adapters.miners.sharded import ShardedDriver
+from adapters.sharding.planner import ShardedDriver
 from controller.config import (
     ConfigError,
     FeedConfig,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from adapters.feeds.store import FeedStats
-from adapters.ledger_memory import MemoryLedger
+from adapters.ledger.memory import MemoryLedger
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
 from controller.decision.policy import Plan

@@ -15,7 +15,8 @@ from adapters.feeds.recorded import (
     RecordedFeed,
     load_recording,
 )
-from adapters.ledger_memory import MemoryLedger
+from adapters.ledger.memory import MemoryLedger
+from adapters.miners.simulated import InProcessFleet
 from controller.accounting.report import build_report, grid_compliance
 from controller.config import LoadedConfig, RecordedFeedConfig, SiteConfig
 from controller.decision.optimiser import onoff_fleet
@@ -27,7 +28,6 @@ from controller.runtime.clocks.simulated import SimulatedClock
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.site_loop import SiteLoop
 from controller.site_model import SiteModel
-from simulators.fleet_model import InProcessFleet
 
 Engine = Literal["auto", "fast", "loop"]
 

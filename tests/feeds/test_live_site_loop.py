@@ -11,14 +11,14 @@ from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, ReadingKind
 from adapters.feeds.recorder import format_timestamp
 from adapters.feeds.store import FeedStats
-from adapters.ledger_memory import MemoryLedger
+from adapters.ledger.memory import MemoryLedger
+from adapters.miners.simulated import InProcessFleet
 from controller.accounting.instruments import SpotSupply
 from controller.decision.policy import PolicyParams
 from controller.domain import OFF, FailSafeAction, build_fleet
 from controller.runtime.clocks.system import SystemClock
 from controller.runtime.retry import Backoff
 from controller.runtime.site_loop import SiteLoop, SiteModel
-from simulators.fleet_model import InProcessFleet
 from tests.feeds.conftest import Broker, eventually
 
 SITE = "hb-west"

@@ -13,10 +13,10 @@ from adapters.miners import cli as fleet_cli
 from adapters.miners.cli import fragment, scan
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.factory import build_driver
+from adapters.miners.simulated import InProcessFleet
 from controller import cli
 from controller.config import ConfigError, MinerGroup, SiteConfig
 from controller.runtime.clocks.simulated import ScaledClock
-from simulators.fleet_model import InProcessFleet
 from simulators.miners.miner import Family
 from tests.miners.conftest import T0, SiteFactory
 

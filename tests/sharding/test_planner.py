@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from adapters.feeds.config import MqttBrokerConfig
-from adapters.miners.shard_messages import ShardPlan, ShardReport, ShardStatus
-from adapters.miners.sharded import ShardedDriver
-from adapters.miners.sharding_config import ShardingConfig
-from adapters.miners.shards import fingerprint, partition
+from adapters.sharding.config import ShardingConfig
+from adapters.sharding.messages import ShardPlan, ShardReport, ShardStatus
+from adapters.sharding.planner import ShardedDriver
+from adapters.sharding.shards import fingerprint, partition
 from controller.decision.reconcile import Applied, CommandBatch, Unreachable
 from controller.domain import OFF, build_fleet
 from controller.runtime.clocks.system import SystemClock

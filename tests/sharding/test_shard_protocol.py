@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from adapters.miners.capabilities import restrict_fleet
-from adapters.miners.shard_messages import (
+from adapters.sharding.messages import (
     MAX_MESSAGE_BYTES,
     MessageError,
     PlanGate,
@@ -18,7 +18,7 @@ from adapters.miners.shard_messages import (
     ShardReport,
     ShardStatus,
 )
-from adapters.miners.shards import bits_mask, mask_bits, partition, points_of, watts_of
+from adapters.sharding.shards import bits_mask, mask_bits, partition, points_of, watts_of
 from controller.config import ConfigError, load_config
 from controller.domain import build_fleet
 

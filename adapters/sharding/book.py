@@ -15,8 +15,8 @@ from typing import Literal
 
 import structlog
 
-from adapters.miners.shard_messages import ShardReport, ShardStatus
-from adapters.miners.shards import fingerprint, partition, shard_range
+from adapters.sharding.messages import ShardReport, ShardStatus
+from adapters.sharding.shards import fingerprint, partition, shard_range
 from controller.domain import FleetSpec, IntArray
 from controller.runtime.ports import Clock
 

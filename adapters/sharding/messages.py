@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from adapters.miners.sharding_config import MAX_SHARD_MINERS
+from adapters.sharding.config import MAX_SHARD_MINERS
 from controller.domain import EpochS
 
 #: Largest message either side accepts (a 65,536-miner report is about 1.5 MB).

@@ -18,7 +18,7 @@ import aiomqtt
 import structlog
 
 from adapters.feeds.config import MqttBrokerConfig
-from adapters.feeds.mqtt_client import make_client
+from adapters.mqtt_client import make_client
 from controller.runtime.retry import Backoff
 
 _log = structlog.get_logger("hashspark.shards")

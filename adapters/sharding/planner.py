@@ -27,16 +27,16 @@ import structlog
 
 from adapters.feeds.config import MqttBrokerConfig
 from adapters.miners.capabilities import restrict_fleet
-from adapters.miners.shard_book import Shard, ShardBook, ShardLostError
-from adapters.miners.shard_bus import ShardBus, client_id
-from adapters.miners.shard_messages import (
+from adapters.sharding.book import Shard, ShardBook, ShardLostError
+from adapters.sharding.bus import ShardBus, client_id
+from adapters.sharding.config import ShardingConfig
+from adapters.sharding.messages import (
     MessageError,
     ShardPlan,
     ShardReport,
     ShardStatus,
 )
-from adapters.miners.sharding_config import ShardingConfig
-from adapters.miners.shards import (
+from adapters.sharding.shards import (
     ShardTopics,
     bits_mask,
     points_of,

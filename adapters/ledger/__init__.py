@@ -1,0 +1,1 @@
+"""The P&L ledger: the durable SQLite journal and an in-memory one for replays."""
