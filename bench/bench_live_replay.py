@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from controller.app.replay.live import DEFAULT_SPEED, LiveOptions, replay_live
+from controller.app.replay.runner import prepare, with_fleet_size
 from controller.config import load_config
 from controller.domain import EpochS
 from controller.runtime import logs
-from simulators.replay.live import DEFAULT_SPEED, LiveOptions, replay_live
-from simulators.replay.runner import prepare, with_fleet_size
 
 SCENARIO = Path(__file__).resolve().parents[1] / "deploy/scenarios/ercot-hb-south-hedged.toml"
 IP_START = "127.51.16.1"  # the live path's share of loopback is 127.50/16 and 127.51/16

@@ -18,12 +18,12 @@ import numpy as np
 from bench_decide import time_ticks  # same measurement as the decide() benchmark
 
 from controller.accounting.instruments import SpotSupply
+from controller.app.replay.runner import prepare, replay
 from controller.config import load_config
 from controller.decision.optimiser import onoff_fleet
 from controller.decision.policy import PolicyParams
 from controller.domain import FleetSpec, build_fleet
 from controller.runtime import logs
-from simulators.replay.runner import prepare, replay
 
 ROOT = Path(__file__).resolve().parents[1]
 # Five power targets per model (TH/s, W): efficiency improves as power drops, to a floor.

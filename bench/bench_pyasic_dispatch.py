@@ -335,7 +335,7 @@ def main() -> int:
         cmd = [
             sys.executable,
             "-c",
-            "import sys; from controller.cli import main; sys.exit(main())",
+            "import sys; from controller.app.cli import main; sys.exit(main())",
         ]
         proc = subprocess.Popen(
             [*cmd, "simulate", "--fleet", str(fleet)], stdout=subprocess.PIPE, text=True

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from controller.accounting.report import build_report
+from controller.app.replay.runner import prepare, run_fast, run_loop
 from controller.config import load_config
 from controller.runtime import logs
-from simulators.replay.runner import prepare, run_fast, run_loop
 
 SCENARIO = Path(__file__).resolve().parents[1] / "deploy/scenarios/ercot-hb-south-hedged.toml"
 

@@ -47,7 +47,7 @@ from controller.runtime.clocks.system import SystemClock
 from simulators.procs import stop
 
 FIRST_IP = "127.56.0.1"
-EXE = [sys.executable, "-c", "import sys; from controller.cli import main; sys.exit(main())"]
+EXE = [sys.executable, "-c", "import sys; from controller.app.cli import main; sys.exit(main())"]
 
 
 def _port() -> int:

@@ -115,7 +115,11 @@ def main() -> int:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     fleet, ips = _fleet_file(args.count, port)
-    cmd = [sys.executable, "-c", "import sys; from controller.cli import main; sys.exit(main())"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from controller.app.cli import main; sys.exit(main())",
+    ]
     started = time.perf_counter()
     proc = subprocess.Popen(
         [*cmd, "simulate", "--fleet", str(fleet)], stdout=subprocess.PIPE, text=True

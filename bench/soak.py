@@ -47,8 +47,8 @@ from adapters.feeds.recorded import HASHPRICE_COLUMN, PRICE_COLUMN, RecordedFeed
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from adapters.miners.driver import PyasicDriver
-from adapters.miners.factory import build_driver
 from adapters.miners.pyasic_lib import pyasic
+from controller.app.drivers import build_driver
 from controller.config import RecordedFeedConfig, load_config
 from controller.decision.reconcile import DispatchReport
 from controller.runtime.clocks.simulated import ScaledClock

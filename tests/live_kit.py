@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controller.app.replay.runner import ReplayInputs, prepare, with_fleet_size
 from controller.config import load_config
 from controller.decision.economics import energy_hashprice_usd_per_mwh
 from controller.decision.policy import Plan
-from simulators.replay.runner import ReplayInputs, prepare, with_fleet_size
 
 ROOT = Path(__file__).resolve().parents[1]
 HEDGED = ROOT / "deploy" / "scenarios" / "ercot-hb-south-hedged.toml"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from controller.app.replay.compare import Comparison, StrategyResult, compare
+from controller.app.replay.runner import ReplayError, prepare, replay
 from controller.config import ConfigError, load_config
 from controller.records import COMPONENTS
-from simulators.replay.compare import Comparison, StrategyResult, compare
-from simulators.replay.runner import ReplayError, prepare, replay
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "deploy" / "scenarios"
 HEDGED = SCENARIOS / "ercot-hb-south-hedged.toml"

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from adapters.miners.simulated import InProcessFleet
+from controller.app.daemon import Daemon, DaemonOptions
 from controller.config import SiteConfig, load_config
 from controller.decision.reconcile import CommandBatch, DispatchReport
 from controller.domain import FleetSpec, ObservedFleet
-from controller.runtime.daemon import Daemon, DaemonOptions
 from controller.runtime.notify import Notifier
 from controller.runtime.ports import Clock, MinerDriver
 from tests.daemon_kit import EXE, free_port, healthz, scenario, wait_for

@@ -13,8 +13,8 @@ from adapters.feeds.recorded import RecordedFeed
 from adapters.feeds.store import StoreFeed
 from adapters.ledger.sqlite import SqliteLedger
 from adapters.miners.driver import PyasicDriver
+from controller.app.daemon import Daemon, DaemonOptions
 from controller.config import load_config
-from controller.runtime.daemon import Daemon, DaemonOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "deploy/hashspark.example.toml"
@@ -69,7 +69,7 @@ def test_the_daemon_builds_every_adapter(secrets: None, tmp_path: Path) -> None:
 
 
 def test_check_config_masks_every_secret(secrets: None, capsys: pytest.CaptureFixture[str]) -> None:
-    from controller.cli import main  # noqa: PLC0415
+    from controller.app.cli import main  # noqa: PLC0415
 
     assert main(["check-config", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out

@@ -32,7 +32,7 @@ from adapters.feeds.recorded import (
     RecordingError,
     load_recording,
 )
-from controller.cli import main
+from controller.app.cli import main
 from controller.config import ConfigError, LoadedConfig, load_config, render
 from controller.domain import Recording
 from tests.daemon_kit import EXE, ROOT

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from controller.accounting.report import TOTAL_KEYS
+from controller.app.replay.runner import prepare, replay
 from controller.config import load_config
-from simulators.replay.runner import prepare, replay
 from tests.golden.independent import compute_totals
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,11 +8,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from adapters.metrics import Metrics, PnlBook
+from controller.app.replay.runner import ReplayError, prepare, replay
 from controller.config import load_config
 from controller.decision.overrides import Override
 from controller.domain import Reading
 from controller.status import GridStatus, SiteStatus
-from simulators.replay.runner import ReplayError, prepare, replay
 from tests.scenario_kit import T0, write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from controller.accounting.instruments import FixedPpa
+from controller.app.replay.runner import prepare
 from controller.config import load_config
 from controller.decision.economics import energy_hashprice_usd_per_mwh, net_hashprice
 from controller.fast_replay import fast_replay
-from simulators.replay.runner import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 

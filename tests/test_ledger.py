@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters.ledger.sqlite import LedgerError, SqliteLedger
-from controller.ledger_cli import export_csv
+from controller.app.ledger_cmd import export_csv
 from controller.records import COMPONENTS, IntervalRecord
 from tests.scenario_kit import T0
 

@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.app.replay.runner import prepare, replay
 from controller.config import load_config
 from controller.decision.economics import (
     best_point,
@@ -17,7 +18,6 @@ from controller.decision.economics import (
 )
 from controller.decision.optimiser import allocate_under_cap, onoff_fleet
 from controller.domain import build_fleet
-from simulators.replay.runner import prepare, replay
 
 S19_CURVE = [(70.0, 1750.0), (90.0, 2430.0), (104.0, 3068.0)]
 S21_CURVE = [(140.0, 2150.0), (175.0, 2850.0), (200.0, 3500.0)]

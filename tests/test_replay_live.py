@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from controller.cli import main
+from controller.app.cli import main
+from controller.app.replay.html_report import live_path_section
+from controller.app.replay.live import LiveOptions, live_driver_config, replay_live
+from controller.app.replay.runner import ReplayInputs, replay
 from controller.records import COMPONENTS, IntervalTable
 from controller.runtime.clocks.replay import LoopClock, ReplayClock
 from simulators.miners.faults import FaultKind
 from simulators.miners.fleet_file import FaultConfig
-from simulators.replay.html_report import live_path_section
-from simulators.replay.live import LiveOptions, live_driver_config, replay_live
-from simulators.replay.runner import ReplayInputs, replay
 from tests.live_kit import (
     DEFAULT_SUITE_IPS,
     HEDGED,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from simulators.replay.live import LiveOptions, replay_live
-from simulators.replay.runner import replay
+from controller.app.replay.live import LiveOptions, replay_live
+from controller.app.replay.runner import replay
 from tests.live_kit import HEDGED, SLOW_SUITE_IPS, MeterLog, inputs_for
 from tests.test_replay_live import (
     _assert_totals_agree,

@@ -15,11 +15,11 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.patches import Rectangle
 
+from controller.app.replay import charts
+from controller.app.replay.compare import Comparison, compare
+from controller.app.replay.html_report import ReportFiles, write_report
+from controller.app.replay.runner import ReplayInputs, ReplayResult, prepare, replay
 from controller.config import load_config
-from simulators.replay import charts
-from simulators.replay.compare import Comparison, compare
-from simulators.replay.html_report import ReportFiles, write_report
-from simulators.replay.runner import ReplayInputs, ReplayResult, prepare, replay
 
 HEDGED = Path(__file__).resolve().parents[1] / "deploy/scenarios/ercot-hb-south-hedged.toml"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.accounting.report import TOTAL_KEYS
+from controller.app.replay.runner import ReplayError, prepare, replay
 from controller.config import load_config
 from controller.runtime.clocks.system import SystemClock
-from simulators.replay.runner import ReplayError, prepare, replay
 from tests.scenario_kit import T0, write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from controller.app.replay.live import LiveOptions, replay_live
+from controller.app.replay.runner import replay
 from controller.records import COMPONENTS
-from simulators.replay.live import LiveOptions, replay_live
-from simulators.replay.runner import replay
 from tests.feeds.conftest import Broker
 from tests.live_kit import inputs_for, scenario
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.miners.addresses import AddressError, expand, expand_all
-from adapters.miners.cli import compress
+from controller.app.fleet_cmd import compress
 from controller.config import MinerGroup
 
 

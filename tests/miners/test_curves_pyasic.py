@@ -18,16 +18,16 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from adapters.metrics import Metrics, PnlBook
-from adapters.miners import curves_cmd
 from adapters.miners.firmware_curves import BRAIINS_DETAIL, LUXOS_DETAIL
 from adapters.miners.pyasic_lib import pyasic
 from controller.accounting.instruments import SpotSupply
+from controller.app import curves_cmd
+from controller.app.daemon import Daemon, DaemonOptions
 from controller.config import load_config
 from controller.curves.book import CurveBook, CurvePreference, CurveSource, GroupSpec
 from controller.curves.fit import FitParams
 from controller.decision.policy import PolicyParams
 from controller.domain import iso
-from controller.runtime.daemon import Daemon, DaemonOptions
 from controller.runtime.site_curves import SiteCurves
 from controller.runtime.site_loop import SiteLoop
 from controller.site_model import SiteModel

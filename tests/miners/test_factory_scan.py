@@ -9,12 +9,12 @@ import tomllib
 
 import pytest
 
-from adapters.miners import cli as fleet_cli
-from adapters.miners.cli import fragment, scan
 from adapters.miners.driver import PyasicDriver
-from adapters.miners.factory import build_driver
 from adapters.miners.simulated import InProcessFleet
-from controller import cli
+from controller.app import cli
+from controller.app import fleet_cmd as fleet_cli
+from controller.app.drivers import build_driver
+from controller.app.fleet_cmd import fragment, scan
 from controller.config import ConfigError, MinerGroup, SiteConfig
 from controller.runtime.clocks.simulated import ScaledClock
 from simulators.miners.miner import Family

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.miners.ops import operate, table
+from controller.app.fleet_ops import operate, table
 from simulators.miners.miner import Family
 from tests.miners.conftest import SiteFactory, fast_config
 

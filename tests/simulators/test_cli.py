@@ -16,7 +16,11 @@ import pytest
 
 from tests.simulators.conftest import next_block
 
-HASHSPARK = [sys.executable, "-c", "import sys; from controller.cli import main; sys.exit(main())"]
+HASHSPARK = [
+    sys.executable,
+    "-c",
+    ("import sys; from controller.app.cli import main; sys.exit(main())"),
+]
 PR_CAPBSET_DROP = 24
 CAP_NET_BIND_SERVICE = 10
 

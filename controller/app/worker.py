@@ -22,7 +22,6 @@ import structlog
 
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
-from adapters.miners.factory import site_addresses
 from adapters.sharding.bus import ShardBus, client_id
 from adapters.sharding.messages import (
     MAX_REASON_CHARS,
@@ -41,6 +40,7 @@ from adapters.sharding.shards import (
     points_of,
     watts_of,
 )
+from controller.app.drivers import site_addresses
 from controller.config import ConfigError, SiteConfig
 from controller.decision.reconcile import (
     CommandBatch,

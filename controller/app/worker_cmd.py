@@ -8,7 +8,7 @@ import resource
 import signal
 from pathlib import Path
 
-from adapters.miners.worker import ShardWorker
+from controller.app.worker import ShardWorker
 from controller.config import ConfigError, load_config
 from controller.runtime import logs
 from controller.runtime.clocks.system import SystemClock

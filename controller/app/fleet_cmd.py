@@ -9,10 +9,11 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
-from adapters.miners import curves_cmd, ops
 from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.capabilities import capabilities_of
 from adapters.miners.pyasic_lib import miner_protocol, pyasic
+from controller.app import curves_cmd
+from controller.app import fleet_ops as ops
 from controller.catalog import NAMEPLATES
 from controller.runtime.retry import hard_deadline
 

@@ -37,8 +37,9 @@ from adapters.feeds.store import FeedStats
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from adapters.miners.driver import PyasicDriver
-from adapters.miners.factory import build_driver
 from adapters.sharding.planner import ShardedDriver
+from controller.app.drivers import build_driver
+from controller.app.replay.runner import LAST_PRICE_HOLDS_S
 from controller.config import (
     ConfigError,
     FeedConfig,
@@ -59,7 +60,6 @@ from controller.runtime.site_loop import SiteLoop
 from controller.runtime.taskdump import dump_tasks
 from controller.site_model import SiteModel
 from controller.status import SiteStatus
-from simulators.replay.runner import LAST_PRICE_HOLDS_S
 
 #: Builds a site's miner driver; the composition root may swap it (tests inject faults).
 DriverFactory = Callable[[SiteConfig, FleetSpec, Clock], MinerDriver]

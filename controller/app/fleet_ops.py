@@ -23,7 +23,7 @@ from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.capabilities import Capabilities
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
-from adapters.miners.factory import site_addresses
+from controller.app.drivers import site_addresses
 from controller.catalog import NAMEPLATES
 from controller.config import ConfigError, load_config
 from controller.decision.reconcile import (

@@ -20,8 +20,8 @@ from pathlib import Path
 from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
-from adapters.miners.factory import site_addresses
-from adapters.miners.ops import DEFAULT_NAMEPLATE, catalog_model, discover_at
+from controller.app.drivers import site_addresses
+from controller.app.fleet_ops import DEFAULT_NAMEPLATE, catalog_model, discover_at
 from controller.catalog import NAMEPLATES
 from controller.config import ConfigError, load_config
 from controller.curves.book import CurveBook, CurvePreference, GroupCurve, GroupSpec

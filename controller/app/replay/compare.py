@@ -23,12 +23,12 @@ from controller.accounting.instruments import (
     Supply,
 )
 from controller.accounting.report import build_report
+from controller.app.replay.runner import ReplayError, ReplayInputs
 from controller.config import CompareConfig, hedge_book, supply_contract
 from controller.domain import FloatArray
 from controller.fast_replay import NotStatelessError, fast_replay
 from controller.records import IntervalTable
 from controller.site_model import SiteModel
-from simulators.replay.runner import ReplayError, ReplayInputs
 
 #: A day counts as whole when its intervals cover 24 hours (float noise aside).
 _WHOLE_DAY_H = 24.0 - 1e-6

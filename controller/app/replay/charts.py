@@ -21,10 +21,10 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from controller.app.replay.compare import StrategyResult
 from controller.decision.economics import energy_hashprice_usd_per_mwh, net_hashprice
 from controller.domain import FleetSpec, FloatArray
 from controller.records import IntervalTable
-from simulators.replay.compare import StrategyResult
 
 #: Running below this share of nominal power counts as curtailed (as the JSON report does).
 _CURTAILED_TOLERANCE = 1e-9

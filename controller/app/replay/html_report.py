@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from controller.accounting.report import TOTAL_KEYS
-from simulators.replay import charts
-from simulators.replay.compare import Comparison
-from simulators.replay.runner import ReplayInputs, ReplayResult
+from controller.app.replay import charts
+from controller.app.replay.compare import Comparison
+from controller.app.replay.runner import ReplayInputs, ReplayResult
 
 HTML_NAME = "report.html"
 REPORT_JSON_NAME = "report.json"

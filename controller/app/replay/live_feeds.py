@@ -22,9 +22,9 @@ from adapters.feeds.inprocess import InProcessFeed
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, ReadingKind
 from adapters.feeds.store import FeedStats, StoreFeed
+from controller.app.replay.runner import ReplayError, ReplayInputs
 from controller.domain import EpochS, Reading, Recording, iso
 from controller.runtime.clocks.replay import ReplayClock
-from simulators.replay.runner import ReplayError, ReplayInputs
 
 #: How long (wall) a published reading may take to come back from the broker.
 DELIVERY_TIMEOUT_S = 10.0

@@ -24,6 +24,8 @@ from adapters.feeds.store import FeedStats
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
+from controller.app.replay.live_feeds import LiveFeeds
+from controller.app.replay.runner import ReplayError, ReplayInputs, ReplayResult, replay_report
 from controller.decision.policy import Plan
 from controller.decision.reconcile import DispatchReport
 from controller.domain import EpochS
@@ -38,8 +40,6 @@ from simulators.miners.meter import Meter, snapshot
 from simulators.miners.miner import Family
 from simulators.miners.models import MODELS
 from simulators.miners.state import DEFAULT_RAMP_S
-from simulators.replay.live_feeds import LiveFeeds
-from simulators.replay.runner import ReplayError, ReplayInputs, ReplayResult, replay_report
 
 DEFAULT_SPEED = 10.0  #: a 90 s resume ramp takes 9 wall seconds; a 3 s stop 0.3 s
 DEFAULT_IP_START = "127.50.0.1"

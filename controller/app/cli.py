@@ -14,20 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adapters.control import cli as command_cli
 from adapters.feeds.recorded import RecordingError
 from adapters.ledger.sqlite import LedgerError
-from adapters.miners import cli as fleet_cli
-from adapters.miners import worker_cli
-from controller import ledger_cli
-from controller.config import ConfigError, load_config, render
-from controller.domain import EpochS, iso
-from controller.runtime import logs
-from controller.runtime.config_base import one_line
-from controller.runtime.daemon import DaemonOptions, run_daemon
-from simulators.miners import cli as simulate_cli
-from simulators.replay.compare import Comparison, compare
-from simulators.replay.runner import (
+from controller.app import command_cmd as command_cli
+from controller.app import fleet_cmd as fleet_cli
+from controller.app import ledger_cmd as ledger_cli
+from controller.app import worker_cmd as worker_cli
+from controller.app.daemon import DaemonOptions, run_daemon
+from controller.app.replay.compare import Comparison, compare
+from controller.app.replay.runner import (
     ReplayError,
     ReplayInputs,
     ReplayResult,
@@ -35,6 +30,11 @@ from simulators.replay.runner import (
     replay,
     with_fleet_size,
 )
+from controller.config import ConfigError, load_config, render
+from controller.domain import EpochS, iso
+from controller.runtime import logs
+from controller.runtime.config_base import one_line
+from simulators.miners import cli as simulate_cli
 
 if TYPE_CHECKING:
     from simulators.miners.fleet_file import FaultConfig
@@ -308,7 +308,7 @@ def _replay(args: argparse.Namespace) -> int:
         write_json_atomic(args.report_json, result.report)
     html = None
     if args.report is not None:
-        from simulators.replay.html_report import write_report  # noqa: PLC0415 (matplotlib: slow)
+        from controller.app.replay.html_report import write_report  # noqa: PLC0415 (matplotlib: slow)
 
         html = write_report(args.report, inputs, result).html
     if not args.quiet:
@@ -317,13 +317,13 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _replay_live(args: argparse.Namespace, inputs: ReplayInputs) -> ReplayResult:
-    from simulators.miners.state import DEFAULT_RAMP_S  # noqa: PLC0415
-    from simulators.replay.live import (  # noqa: PLC0415 (pyasic and the simulators: slow)
+    from controller.app.replay.live import (  # noqa: PLC0415 (pyasic and the simulators: slow)
         DEFAULT_IP_START,
         DEFAULT_SPEED,
         LiveOptions,
         replay_live,
     )
+    from simulators.miners.state import DEFAULT_RAMP_S  # noqa: PLC0415
 
     if args.engine != "auto":
         raise ReplayError("--live-path and --engine exclude each other")
@@ -411,7 +411,7 @@ def _compare(args: argparse.Namespace) -> int:
     compare_s = time.perf_counter() - began
     print(format_comparison(comparison, inputs, compare_s))
     if args.report is not None:
-        from simulators.replay.html_report import write_report  # noqa: PLC0415 (matplotlib: slow)
+        from controller.app.replay.html_report import write_report  # noqa: PLC0415 (matplotlib: slow)
 
         began = time.perf_counter()
         result = replay(inputs, engine="fast")

@@ -1,0 +1,1 @@
+"""The replay and comparison application: fast and loop replays, the live path, reports."""
