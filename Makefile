@@ -52,6 +52,7 @@ report: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check controller adapters simulators tests bench
 	$(BIN)/ruff format --check controller adapters simulators tests bench
+	$(BIN)/deptry .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
