@@ -27,10 +27,12 @@ $(TOOLS_VENV)/.installed:
 	$(TOOLS_VENV)/bin/python -m pip install --quiet '$(PIP_TOOLS)' '$(PIP_AUDIT)'
 	@touch $@
 
-# After changing dependencies in pyproject.toml: re-resolve and re-hash the whole set.
+# After changing dependencies in pyproject.toml: re-resolve and re-hash the whole set, the
+# dev and report extras included (developers and CI install all of it).
 lock: $(TOOLS_VENV)/.installed
-	$(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --extra dev --strip-extras \
-	  --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	$(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --extra dev --extra report \
+	  --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	  -o requirements.lock pyproject.toml
 
 # Known vulnerabilities in the locked set (PyPI's advisory data). --strict: a package it
 # could not look up is a failure, so an unreachable data source never passes silently.
@@ -50,6 +52,7 @@ report: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check controller adapters simulators tests bench
 	$(BIN)/ruff format --check controller adapters simulators tests bench
+	$(BIN)/deptry .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import sys
@@ -286,6 +287,8 @@ _LIVE_ONLY = ("speed", "family", "ip_start", "resume_ramp_s", "meter_port", "fau
 
 
 def _replay(args: argparse.Namespace) -> int:
+    if args.report is not None:
+        _require_report_extra()
     loaded = load_config(args.scenario)
     inputs = prepare(loaded, site_id=args.site, start=args.start, end=args.end, window=args.window)
     if args.miners is not None:
@@ -404,6 +407,8 @@ class LiveProgress:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    if args.report is not None:
+        _require_report_extra()
     loaded = load_config(args.scenario)
     inputs = prepare(loaded, site_id=args.site, start=args.start, end=args.end, window=args.window)
     began = time.perf_counter()
@@ -420,6 +425,19 @@ def _compare(args: argparse.Namespace) -> int:
         files = write_report(args.report, inputs, result, comparison, comparison.to_json(meta))
         print(f"\n  report      {files.html}  ({time.perf_counter() - began:.2f} s)")
     return EXIT_OK
+
+
+def _require_report_extra() -> None:
+    """Fail as a usage error, before any work, if ``--report``'s charts cannot be drawn.
+
+    matplotlib is the optional ``report`` extra: the daemon's install goes without it.
+    """
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError as exc:
+        raise ReplayError(
+            f"--report: the HTML report needs matplotlib ({exc}): pip install 'hashspark[report]'"
+        ) from None
 
 
 def _progress_bar(start: EpochS, end: EpochS) -> Callable[[EpochS], None]:
