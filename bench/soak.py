@@ -43,13 +43,19 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from adapters.control.command_audit import CommandAuditLog
-from adapters.feeds.recorded import HASHPRICE_COLUMN, PRICE_COLUMN, RecordedFeed, load_recording
+from adapters.feeds.recorded import (
+    HASHPRICE_COLUMN,
+    PRICE_COLUMN,
+    RecordedFeed,
+    RecordedFeedConfig,
+    load_recording,
+)
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.pyasic_lib import pyasic
 from controller.app.drivers import build_driver
-from controller.config import RecordedFeedConfig, load_config
+from controller.config import load_config
 from controller.decision.reconcile import DispatchReport
 from controller.runtime.clocks.simulated import ScaledClock
 from controller.runtime.logs import configure

@@ -9,12 +9,13 @@ when these inputs were observed together.
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from adapters.feeds.config import ChainFeedConfig
+from adapters.feeds.config import BackoffConfig, BoundedFeedConfig, HttpUrl
 from adapters.feeds.http import PollingFeed, fetch_bytes
 from adapters.feeds.payloads import (
     Candidate,
@@ -24,7 +25,8 @@ from adapters.feeds.payloads import (
     check_value,
     validation_detail,
 )
-from adapters.feeds.store import LatestStore, Rejected, RejectReason
+from adapters.feeds.registry import FEEDS, FeedContext
+from adapters.feeds.store import LatestStore, Rejected, RejectReason, StoreFeed
 from controller.decision.economics import hashprice_usd_per_ph_day
 from controller.domain import EpochS
 from controller.runtime.ports import Clock
@@ -32,6 +34,17 @@ from controller.runtime.retry import Backoff
 
 SATS_PER_BTC = 100_000_000
 HALVING_INTERVAL_BLOCKS = 210_000
+
+
+class ChainFeedConfig(BoundedFeedConfig):
+    """Hashprice computed from chain data served by a mempool.space-style REST API."""
+
+    type: Literal["chain"]
+    base_url: HttpUrl = "https://mempool.space"
+    interval_s: float = Field(default=600.0, ge=10.0, le=86_400)
+    timeout_s: float = Field(default=20.0, gt=0, le=120)
+    min_blocks: int = Field(default=6, ge=1, le=1000)
+    backoff: BackoffConfig = BackoffConfig(base_s=5.0, cap_s=900.0)
 
 
 class _Lax(BaseModel):
@@ -126,3 +139,11 @@ class ChainHashpriceFeed(PollingFeed):
             min_blocks=self._cfg.min_blocks,
             bound=self._bound,
         )
+
+
+def _build(config: ChainFeedConfig, kind: ReadingKind, ctx: FeedContext) -> StoreFeed:
+    store = ctx.store(kind, config.type, config.max_future_s)
+    return ctx.poll(ChainHashpriceFeed(config, store, ctx.clock))
+
+
+FEEDS.register("chain", ChainFeedConfig, _build)

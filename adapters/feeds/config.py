@@ -1,7 +1,8 @@
-"""Config models of the live feeds, a discriminated union on ``type``.
+"""What feed configs share: value bounds, backoff, the MQTT broker connection, URL and topic types.
 
-``mqtt``, ``ercot``, ``chain`` and ``hashprice_index`` join ``recorded`` in the site's
-``price_feed`` / ``hashprice_feed`` union. Credentials are ``controller.runtime.config_base.Secret``
+Each feed's own config model lives with its adapter module and registers there
+(``adapters/feeds/registry.py``); the site's ``price_feed`` / ``hashprice_feed`` union is
+derived from the registry. Credentials are ``controller.runtime.config_base.Secret``
 fields (``{ env = "HASHSPARK_..." }`` or ``{ file = "/path" }``), never inline strings.
 """
 
@@ -23,10 +24,6 @@ from controller.runtime.config_base import Secret, Strict
 HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/$.?#][^\s]*$")]
 #: MQTT topic names without wildcards (we publish to some of them).
 Topic = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^#+\x00]+$")]
-
-_B2C = "https://ercotb2c.b2clogin.com/ercotb2c.onmicrosoft.com"
-ERCOT_TOKEN_URL = f"{_B2C}/B2C_1_PUBAPI-ROPC-FLOW/oauth2/v2.0/token"
-ERCOT_CLIENT_ID = "fec253ea-0d06-4272-a5e6-b478baeecd70"  # ERCOT's public ROPC client, fixed
 
 
 def _existing_file(value: Path | None, info: ValidationInfo) -> Path | None:
@@ -52,7 +49,7 @@ class BackoffConfig(Strict):
         return self
 
 
-class _Bounded(Strict):
+class BoundedFeedConfig(Strict):
     """Plausibility bounds of a feed's values (defaults per kind) and allowed clock skew."""
 
     min_value: float | None = None
@@ -68,7 +65,7 @@ class _Bounded(Strict):
         )
 
     @model_validator(mode="after")
-    def _ordered_bounds(self) -> _Bounded:
+    def _ordered_bounds(self) -> BoundedFeedConfig:
         if (
             self.min_value is not None
             and self.max_value is not None
@@ -114,65 +111,3 @@ class MqttBrokerConfig(Strict):
         if self.password is not None and self.username is None:
             raise ValueError("password given without username")
         return self
-
-
-class MqttFeedConfig(_Bounded):
-    """Readings published on the site's broker (``<prefix>/<site>/price`` or ``.../hashprice``)."""
-
-    type: Literal["mqtt"]
-    broker: MqttBrokerConfig
-    topic: Topic | None = None
-
-
-class ErcotFeedConfig(_Bounded):
-    """ERCOT public API: 15-min settlement point prices (NP6-905-CD) or SCED LMPs (NP6-788-CD)."""
-
-    type: Literal["ercot"]
-    product: Literal["spp", "lmp"] = "spp"
-    settlement_point: str = Field(pattern=r"^[A-Z0-9_]{2,32}$")
-    username: str = Field(min_length=1)
-    password: Secret
-    subscription_key: Secret
-    base_url: HttpUrl = "https://api.ercot.com/api/public-reports"
-    token_url: HttpUrl = ERCOT_TOKEN_URL
-    client_id: str = ERCOT_CLIENT_ID
-    # ERCOT allows 30 requests a minute per subscription; one poll is one request.
-    interval_s: float = Field(default=60.0, ge=2.0, le=3600)
-    timeout_s: float = Field(default=20.0, gt=0, le=120)
-    lookback_h: float = Field(default=2.0, gt=0, le=48)
-    backoff: BackoffConfig = BackoffConfig(base_s=5.0, cap_s=600.0)
-
-
-class ChainFeedConfig(_Bounded):
-    """Hashprice computed from chain data served by a mempool.space-style REST API."""
-
-    type: Literal["chain"]
-    base_url: HttpUrl = "https://mempool.space"
-    interval_s: float = Field(default=600.0, ge=10.0, le=86_400)
-    timeout_s: float = Field(default=20.0, gt=0, le=120)
-    min_blocks: int = Field(default=6, ge=1, le=1000)
-    backoff: BackoffConfig = BackoffConfig(base_s=5.0, cap_s=900.0)
-
-
-class HashpriceIndexFeedConfig(_Bounded):
-    """A published hashprice index over HTTP; JSON value and time found by dotted paths."""
-
-    type: Literal["hashprice_index"]
-    url: HttpUrl
-    api_key: Secret | None = None
-    api_key_header: str = Field(default="X-API-Key", pattern=r"^[A-Za-z0-9-]{1,64}$")
-    value_path: str = Field(default="usd_per_ph_day", pattern=r"^[A-Za-z0-9_.-]{1,200}$")
-    time_path: str = Field(default="ts", pattern=r"^[A-Za-z0-9_.-]{1,200}$")
-    source: str = Field(default="index", pattern=r"^[\x21-\x7e]{1,64}$")
-    interval_s: float = Field(default=900.0, ge=10.0, le=86_400)
-    timeout_s: float = Field(default=20.0, gt=0, le=120)
-    backoff: BackoffConfig = BackoffConfig(base_s=5.0, cap_s=900.0)
-
-
-LiveFeedConfig = Annotated[
-    MqttFeedConfig | ErcotFeedConfig | ChainFeedConfig | HashpriceIndexFeedConfig,
-    Field(discriminator="type"),
-]
-
-#: The discriminator values, for ``controller.config._UNION_TAGS`` (key paths skip them).
-LIVE_FEED_TYPES = ("mqtt", "ercot", "chain", "hashprice_index")

@@ -16,13 +16,13 @@ recordings are.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.feeds.config import ErcotFeedConfig
+from adapters.feeds.config import BackoffConfig, BoundedFeedConfig, HttpUrl
 from adapters.feeds.health import PermanentFeedError, TransientFeedError
 from adapters.feeds.http import PollingFeed, fetch_bytes
 from adapters.feeds.payloads import (
@@ -34,14 +34,40 @@ from adapters.feeds.payloads import (
     epoch_of,
     validation_detail,
 )
-from adapters.feeds.store import LatestStore, Rejected, RejectReason
+from adapters.feeds.registry import FEEDS, FeedContext
+from adapters.feeds.store import LatestStore, Rejected, RejectReason, StoreFeed
 from controller.domain import EpochS
+from controller.runtime.config_base import Secret
 from controller.runtime.ports import Clock
 from controller.runtime.retry import Backoff
 
 MARKET_TZ = ZoneInfo("America/Chicago")
 TOKEN_REFRESH_MARGIN_S = 300.0
 _PATHS = {"spp": "np6-905-cd/spp_node_zone_hub", "lmp": "np6-788-cd/lmp_node_zone_hub"}
+
+
+_B2C = "https://ercotb2c.b2clogin.com/ercotb2c.onmicrosoft.com"
+ERCOT_TOKEN_URL = f"{_B2C}/B2C_1_PUBAPI-ROPC-FLOW/oauth2/v2.0/token"
+ERCOT_CLIENT_ID = "fec253ea-0d06-4272-a5e6-b478baeecd70"  # ERCOT's public ROPC client, fixed
+
+
+class ErcotFeedConfig(BoundedFeedConfig):
+    """ERCOT public API: 15-min settlement point prices (NP6-905-CD) or SCED LMPs (NP6-788-CD)."""
+
+    type: Literal["ercot"]
+    product: Literal["spp", "lmp"] = "spp"
+    settlement_point: str = Field(pattern=r"^[A-Z0-9_]{2,32}$")
+    username: str = Field(min_length=1)
+    password: Secret
+    subscription_key: Secret
+    base_url: HttpUrl = "https://api.ercot.com/api/public-reports"
+    token_url: HttpUrl = ERCOT_TOKEN_URL
+    client_id: str = ERCOT_CLIENT_ID
+    # ERCOT allows 30 requests a minute per subscription; one poll is one request.
+    interval_s: float = Field(default=60.0, ge=2.0, le=3600)
+    timeout_s: float = Field(default=20.0, gt=0, le=120)
+    lookback_h: float = Field(default=2.0, gt=0, le=48)
+    backoff: BackoffConfig = BackoffConfig(base_s=5.0, cap_s=600.0)
 
 
 class _Lax(BaseModel):
@@ -218,3 +244,11 @@ class ErcotFeed(PollingFeed):
                 raise TransientFeedError(f"no {cfg.settlement_point} rows in {url} yet")
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _build(config: ErcotFeedConfig, kind: ReadingKind, ctx: FeedContext) -> StoreFeed:
+    store = ctx.store(kind, config.type, config.max_future_s)
+    return ctx.poll(ErcotFeed(config, store, ctx.clock))
+
+
+FEEDS.register("ercot", ErcotFeedConfig, _build)

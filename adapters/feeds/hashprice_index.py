@@ -10,11 +10,12 @@ is ISO-8601 with a zone, or epoch seconds (epoch milliseconds above 1e11).
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import aiohttp
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.feeds.config import HashpriceIndexFeedConfig
+from adapters.feeds.config import BackoffConfig, BoundedFeedConfig, HttpUrl
 from adapters.feeds.http import PollingFeed, fetch_bytes
 from adapters.feeds.payloads import (
     Candidate,
@@ -26,11 +27,28 @@ from adapters.feeds.payloads import (
     lookup,
     validation_detail,
 )
-from adapters.feeds.store import LatestStore, Rejected, RejectReason
+from adapters.feeds.registry import FEEDS, FeedContext
+from adapters.feeds.store import LatestStore, Rejected, RejectReason, StoreFeed
+from controller.runtime.config_base import Secret
 from controller.runtime.ports import Clock
 from controller.runtime.retry import Backoff
 
 _EPOCH_MS_THRESHOLD = 1e11  # epoch seconds pass this in the year 5138
+
+
+class HashpriceIndexFeedConfig(BoundedFeedConfig):
+    """A published hashprice index over HTTP; JSON value and time found by dotted paths."""
+
+    type: Literal["hashprice_index"]
+    url: HttpUrl
+    api_key: Secret | None = None
+    api_key_header: str = Field(default="X-API-Key", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    value_path: str = Field(default="usd_per_ph_day", pattern=r"^[A-Za-z0-9_.-]{1,200}$")
+    time_path: str = Field(default="ts", pattern=r"^[A-Za-z0-9_.-]{1,200}$")
+    source: str = Field(default="index", pattern=r"^[\x21-\x7e]{1,64}$")
+    interval_s: float = Field(default=900.0, ge=10.0, le=86_400)
+    timeout_s: float = Field(default=20.0, gt=0, le=120)
+    backoff: BackoffConfig = BackoffConfig(base_s=5.0, cap_s=900.0)
 
 
 class IndexPoint(BaseModel):
@@ -93,3 +111,11 @@ class HashpriceIndexFeed(PollingFeed):
             source=cfg.source,
             bound=self._bound,
         )
+
+
+def _build(config: HashpriceIndexFeedConfig, kind: ReadingKind, ctx: FeedContext) -> StoreFeed:
+    store = ctx.store(kind, config.type, config.max_future_s)
+    return ctx.poll(HashpriceIndexFeed(config, store, ctx.clock))
+
+
+FEEDS.register("hashprice_index", HashpriceIndexFeedConfig, _build)

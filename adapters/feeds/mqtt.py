@@ -22,16 +22,17 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import aiomqtt
 import structlog
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
-from adapters.feeds.config import MqttBrokerConfig
+from adapters.feeds.config import BoundedFeedConfig, MqttBrokerConfig, Topic
 from adapters.feeds.health import FeedHealth
 from adapters.feeds.payloads import ReadingKind, ValueBound, ingest, parse_reading
+from adapters.feeds.registry import FEEDS, FeedContext
 from adapters.feeds.store import FeedStats, LatestStore, StoreFeed
 from adapters.mqtt_client import make_client
 from controller.runtime.ports import Clock
@@ -41,6 +42,14 @@ _log = structlog.get_logger("hashspark.mqtt")
 
 #: CONNACK codes that no retry will fix (MQTT 3.1.1 codes 4, 5; their MQTT 5 equivalents).
 _PERMANENT_CONNACK = {4, 5, 134, 135, 140}
+
+
+class MqttFeedConfig(BoundedFeedConfig):
+    """Readings published on the site's broker (``<prefix>/<site>/price`` or ``.../hashprice``)."""
+
+    type: Literal["mqtt"]
+    broker: MqttBrokerConfig
+    topic: Topic | None = None
 
 
 def json_bytes(obj: object) -> bytes:
@@ -309,3 +318,12 @@ class MqttLink:
             return  # a topic we no longer want (the broker can lag an unsubscribe)
         result = parse_reading(raw, sub.kind, sub.bound, default_source=f"mqtt:{topic}")
         ingest(sub.store, result, self._clock.now())
+
+
+def _build(config: MqttFeedConfig, kind: ReadingKind, ctx: FeedContext) -> StoreFeed:
+    return ctx.link(config.broker).reading_feed(
+        kind, bound=config.bound(kind), topic=config.topic, max_future_s=config.max_future_s
+    )
+
+
+FEEDS.register("mqtt", MqttFeedConfig, _build)

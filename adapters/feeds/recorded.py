@@ -13,10 +13,15 @@ import io
 import math
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import field_validator
 
+from adapters.feeds.payloads import ReadingKind
+from adapters.feeds.registry import FEEDS, FeedContext
 from controller.domain import EpochS, Reading, Recording
+from controller.runtime.config_base import Strict, resolve_path
 
 #: The value column each kind of feed expects, with its unit in the name.
 PRICE_COLUMN = "usd_per_mwh"
@@ -129,3 +134,20 @@ class RecordedFeed:
         """Timestamp of the first observation after ``now``."""
         i = bisect.bisect_right(self._times, now)
         return self._times[i] if i < len(self._times) else None
+
+
+class RecordedFeedConfig(Strict):
+    """Readings replayed from a canonical CSV recording (``timestamp`` + one value column)."""
+
+    type: Literal["recorded"]
+    path: Path
+
+    _check_path = field_validator("path")(resolve_path)
+
+
+def _build(config: RecordedFeedConfig, kind: ReadingKind, _: FeedContext) -> RecordedFeed:
+    column = PRICE_COLUMN if kind is ReadingKind.PRICE else HASHPRICE_COLUMN
+    return RecordedFeed(load_recording(config.path, column))
+
+
+FEEDS.register("recorded", RecordedFeedConfig, _build)

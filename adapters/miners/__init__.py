@@ -1,1 +1,9 @@
-"""Miner drivers: the pyasic fleet driver, the in-process fleet, inventory and capabilities."""
+"""Miner drivers. Each module below registers its config model and builder.
+
+Adding a driver type: write its module (config model with ``type: Literal[...]``, the
+driver implementing ``MinerDriver``, ``DRIVERS.register(...)`` at the bottom) and import it here.
+"""
+
+from adapters.miners import driver, simulated
+
+__all__ = ["driver", "simulated"]

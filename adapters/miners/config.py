@@ -7,7 +7,7 @@ on Braiins OS+) apply when they are omitted.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -16,6 +16,8 @@ from controller.runtime.config_base import Secret, Strict
 
 class PyasicDriverConfig(Strict):
     """Real miners through pyasic; every command is confirmed from the miner's telemetry."""
+
+    needs_addresses: ClassVar[bool] = True  # the driver talks to miners at addresses
 
     type: Literal["pyasic"]
     concurrency: int = Field(default=200, ge=1, le=4096)  # miners talked to at once

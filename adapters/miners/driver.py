@@ -29,6 +29,7 @@ from adapters.miners.capabilities import (
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.firmware_curves import read_curve
 from adapters.miners.pyasic_lib import miner_protocol, pyasic
+from adapters.miners.registry import DRIVERS, Inventory
 from adapters.miners.telemetry import (
     QUICK_ITEMS,
     READ_ITEMS,
@@ -577,3 +578,14 @@ async def _stock_mode(handle: Any, *, sleep: bool) -> Any:
 def _text(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _build(
+    config: PyasicDriverConfig, fleet: FleetSpec, clock: Clock, inventory: Inventory
+) -> PyasicDriver:
+    return PyasicDriver(
+        fleet, list(inventory.addresses), config, clock, firmware=list(inventory.firmware)
+    )
+
+
+DRIVERS.register("pyasic", PyasicDriverConfig, _build)

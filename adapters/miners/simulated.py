@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 import numpy as np
 
+from adapters.miners.registry import DRIVERS, Inventory
 from controller.decision.reconcile import CommandBatch, DispatchReport, Rejected
 from controller.domain import OFF, FleetSpec, ObservedFleet
+from controller.runtime.config_base import Strict
 from controller.runtime.ports import Clock
+
+
+class SimulatedDriverConfig(Strict):
+    """The in-process fleet model: obeys every command at once (replays and tests)."""
+
+    needs_addresses: ClassVar[bool] = False  # the driver talks to miners at addresses
+
+    type: Literal["simulated"]
+    initial_state: Literal["running", "curtailed"] = "running"
 
 
 class InProcessFleet:
@@ -40,3 +53,12 @@ class InProcessFleet:
             for m, p in zip(batch.miner[~ok], batch.point[~ok], strict=True)
         )
         return DispatchReport(applied=batch.miner[ok], failed=failed)
+
+
+def _build(
+    config: SimulatedDriverConfig, fleet: FleetSpec, clock: Clock, _: Inventory
+) -> InProcessFleet:
+    return InProcessFleet(fleet, clock, running=config.initial_state == "running")
+
+
+DRIVERS.register("simulated", SimulatedDriverConfig, _build)

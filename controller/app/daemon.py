@@ -29,10 +29,14 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from adapters.control.apply import AuditLog, CommandHandler
 from adapters.control.command_audit import CommandAuditLog
 from adapters.control.commands import CommandIntake, CommandLimits
-from adapters.feeds.factory import SiteFeeds
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import ReadingKind
-from adapters.feeds.recorded import HASHPRICE_COLUMN, PRICE_COLUMN, RecordedFeed, load_recording
+from adapters.feeds.recorded import (
+    PRICE_COLUMN,
+    RecordedFeedConfig,
+    load_recording,
+)
+from adapters.feeds.site import SiteFeeds
 from adapters.feeds.store import FeedStats
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
@@ -40,21 +44,14 @@ from adapters.miners.driver import PyasicDriver
 from adapters.sharding.planner import ShardedDriver
 from controller.app.drivers import build_driver
 from controller.app.replay.runner import LAST_PRICE_HOLDS_S
-from controller.config import (
-    ConfigError,
-    FeedConfig,
-    LoadedConfig,
-    RecordedFeedConfig,
-    SiteConfig,
-    load_config,
-)
+from controller.config import ConfigError, LoadedConfig, SiteConfig, load_config
 from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, iso
 from controller.runtime.clocks.simulated import SimulatedClock
 from controller.runtime.clocks.system import SystemClock
 from controller.runtime.notify import Notifier
 from controller.runtime.override_book import OverrideBook
-from controller.runtime.ports import Clock, MinerDriver, ReadingFeed
+from controller.runtime.ports import Clock, MinerDriver
 from controller.runtime.site_curves import SiteCurves
 from controller.runtime.site_loop import SiteLoop
 from controller.runtime.taskdump import dump_tasks
@@ -201,9 +198,9 @@ class Daemon:
             clock = SystemClock()
         feeds = SiteFeeds(site.id, clock, self.feed_stats)
         record_dir = self.state_dir / "recordings" / site.id
-        price = self._feed(feeds, site.price_feed, ReadingKind.PRICE, record_dir / "price")
-        hashprice = self._feed(
-            feeds, site.hashprice_feed, ReadingKind.HASHPRICE, record_dir / "hashprice"
+        price = feeds.add(site.price_feed, ReadingKind.PRICE, record_dir=record_dir / "price")
+        hashprice = feeds.add(
+            site.hashprice_feed, ReadingKind.HASHPRICE, record_dir=record_dir / "hashprice"
         )
         book = OverrideBook()
         broker = site.broker
@@ -275,14 +272,6 @@ class Daemon:
         fleet = await site.curves.start(site.clock.now())
         site.loop.adopt_fleet(fleet)
         self._log.info("miners_discovered", site=site.config.id, found=found, miners=fleet.size)
-
-    def _feed(
-        self, feeds: SiteFeeds, config: FeedConfig, kind: ReadingKind, record_dir: Path
-    ) -> ReadingFeed:
-        if isinstance(config, RecordedFeedConfig):
-            column = PRICE_COLUMN if kind is ReadingKind.PRICE else HASHPRICE_COLUMN
-            return RecordedFeed(load_recording(config.path, column))
-        return feeds.add(config, kind, record_dir=record_dir)
 
     def _simulated_clock(self, site: SiteConfig, ledger: SqliteLedger) -> tuple[Clock, EpochS]:
         assert isinstance(site.price_feed, RecordedFeedConfig)

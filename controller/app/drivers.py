@@ -5,40 +5,41 @@ from __future__ import annotations
 from collections import Counter
 
 from adapters.miners.addresses import expand_all
-from adapters.miners.config import PyasicDriverConfig
-from adapters.miners.driver import PyasicDriver
-from adapters.miners.simulated import InProcessFleet
+from adapters.miners.registry import DRIVERS, Inventory
 from adapters.sharding.planner import ShardedDriver
-from controller.config import ConfigError, SimulatedDriverConfig, SiteConfig
+from controller.config import ConfigError, SiteConfig
 from controller.domain import FleetSpec
 from controller.runtime.ports import Clock, MinerDriver
 
 
 def build_driver(site: SiteConfig, fleet: FleetSpec, clock: Clock) -> MinerDriver:
-    """The driver ``site.driver.type`` names (a ``DriverFactory`` for the daemon)."""
-    match site.driver:
-        case SimulatedDriverConfig(initial_state=state):
-            return InProcessFleet(fleet, clock, running=state == "running")
-        case PyasicDriverConfig() as config:
-            addresses, firmware = site_addresses(site)
-            if len(addresses) != fleet.size:
-                raise ConfigError(
-                    [f"site {site.id}: {len(addresses)} addresses for {fleet.size} miners"]
-                )
-            if site.sharding is not None:
-                broker = site.shard_broker
-                assert broker is not None  # the config validator makes sure
-                return ShardedDriver(
-                    site.id, fleet, addresses, sharding=site.sharding, broker=broker, clock=clock
-                )
-            return PyasicDriver(fleet, addresses, config, clock, firmware=firmware)
+    """The driver ``site.driver.type`` names, from the driver registry (a ``DriverFactory``).
+
+    A driver that talks to miners gets every miner's address and firmware; a sharded site's
+    planner drives them through its fleet workers instead.
+    """
+    inventory = Inventory((), ())
+    if site.driver.needs_addresses:
+        addresses, firmware = site_addresses(site)
+        if len(addresses) != fleet.size:
+            raise ConfigError(
+                [f"site {site.id}: {len(addresses)} addresses for {fleet.size} miners"]
+            )
+        if site.sharding is not None:
+            broker = site.shard_broker
+            assert broker is not None  # the config validator makes sure
+            return ShardedDriver(
+                site.id, fleet, addresses, sharding=site.sharding, broker=broker, clock=clock
+            )
+        inventory = Inventory(addresses, firmware)
+    return DRIVERS.get(site.driver.type).build(site.driver, fleet, clock, inventory)
 
 
 def site_addresses(site: SiteConfig) -> tuple[list[str], list[str | None]]:
     """Every miner's address and expected firmware, in fleet order (group by group).
 
-    The pyasic driver needs an address for every miner: a group without ``addresses`` is a
-    start-up error naming it.
+    A driver that talks to miners needs an address for every miner: a group without
+    ``addresses`` is a start-up error naming it.
     """
     addresses: list[str] = []
     firmware: list[str | None] = []

@@ -9,17 +9,15 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from adapters.feeds.config import (
-    ChainFeedConfig,
-    ErcotFeedConfig,
-    HashpriceIndexFeedConfig,
-    LiveFeedConfig,
-    MqttFeedConfig,
-)
+from adapters.feeds.chain import ChainFeedConfig
+from adapters.feeds.ercot import ErcotFeedConfig
+from adapters.feeds.hashprice_index import HashpriceIndexFeedConfig
+from adapters.feeds.mqtt import MqttFeedConfig
 from adapters.feeds.payloads import ReadingKind, ValueBound
+from controller.config import FeedConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-ADAPTER: TypeAdapter[LiveFeedConfig] = TypeAdapter(LiveFeedConfig)
+ADAPTER: TypeAdapter[FeedConfig] = TypeAdapter(FeedConfig)
 
 
 @pytest.fixture

@@ -12,10 +12,9 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from adapters.feeds.chain import ChainHashpriceFeed, parse_chain
-from adapters.feeds.config import ChainFeedConfig, ErcotFeedConfig, HashpriceIndexFeedConfig
-from adapters.feeds.ercot import ErcotFeed, parse_report
-from adapters.feeds.hashprice_index import HashpriceIndexFeed
+from adapters.feeds.chain import ChainFeedConfig, ChainHashpriceFeed, parse_chain
+from adapters.feeds.ercot import ErcotFeed, ErcotFeedConfig, parse_report
+from adapters.feeds.hashprice_index import HashpriceIndexFeed, HashpriceIndexFeedConfig
 from adapters.feeds.health import FeedFailedError, FeedState
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, Candidate
 from adapters.feeds.store import FeedStats, LatestStore, RejectReason

@@ -14,17 +14,13 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from adapters.control.commands import Command, CommandAck, CommandIntake, CommandLimits
-from adapters.feeds.config import (
-    HashpriceIndexFeedConfig,
-    MqttBrokerConfig,
-    MqttFeedConfig,
-    MqttTlsConfig,
-)
-from adapters.feeds.factory import SiteFeeds
+from adapters.feeds.config import MqttBrokerConfig, MqttTlsConfig
+from adapters.feeds.hashprice_index import HashpriceIndexFeedConfig
 from adapters.feeds.health import FeedFailedError, FeedState
-from adapters.feeds.mqtt import MqttLink
+from adapters.feeds.mqtt import MqttFeedConfig, MqttLink
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, ReadingKind
 from adapters.feeds.recorded import load_recording
+from adapters.feeds.site import SiteFeeds
 from adapters.feeds.store import FeedStats, RejectReason
 from controller.domain import to_epoch
 from controller.runtime.clocks.system import SystemClock

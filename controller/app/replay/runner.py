@@ -13,12 +13,13 @@ from adapters.feeds.recorded import (
     HASHPRICE_COLUMN,
     PRICE_COLUMN,
     RecordedFeed,
+    RecordedFeedConfig,
     load_recording,
 )
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.report import build_report, grid_compliance
-from controller.config import LoadedConfig, RecordedFeedConfig, SiteConfig
+from controller.config import LoadedConfig, SiteConfig
 from controller.decision.optimiser import onoff_fleet
 from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, Recording, iso

@@ -1,0 +1,117 @@
+"""Supply contracts and hedges as config, and their conversion to the core's values."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from controller.accounting.instruments import (
+    FixedPpa,
+    HashrateForward,
+    Hedge,
+    ShortCall,
+    SpotSupply,
+    Supply,
+)
+from controller.runtime.config_base import Strict
+
+
+def unique(kind: str, ids: list[str]) -> None:
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"{kind} must be unique: {', '.join(dupes)}")
+
+
+class SpotSupplyConfig(Strict):
+    """Power bought at the real-time price."""
+
+    type: Literal["spot"]
+
+
+class FixedPpaConfig(Strict):
+    """Fixed-price PPA; spare power resold at spot."""
+
+    type: Literal["fixed_ppa"]
+    quantity_mw: float = Field(gt=0)
+    price_usd_per_mwh: float
+
+
+class CappedPpaConfig(Strict):
+    """Fixed-price PPA whose resale is capped at a strike (an embedded short call)."""
+
+    type: Literal["capped_ppa"]
+    quantity_mw: float = Field(gt=0)
+    price_usd_per_mwh: float
+    strike_usd_per_mwh: float
+
+
+SupplyConfig = Annotated[
+    SpotSupplyConfig | FixedPpaConfig | CappedPpaConfig, Field(discriminator="type")
+]
+
+
+class Term(Strict):
+    """An instrument's term; open ends mean "throughout"."""
+
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Term:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class ShortCallConfig(Term):
+    """A financially settled short call on power."""
+
+    type: Literal["short_call"]
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    quantity_mw: float = Field(gt=0)
+    strike_usd_per_mwh: float
+    premium_usd_per_mwh: float = Field(ge=0)
+
+
+class HashrateForwardConfig(Term):
+    """A hashrate forward or fixed pool payout, cash-settled on the hashprice index."""
+
+    type: Literal["hashrate_forward"]
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    hashrate_ph: float = Field(gt=0)
+    price_usd_per_ph_day: float = Field(gt=0)
+
+
+HedgeConfig = Annotated[ShortCallConfig | HashrateForwardConfig, Field(discriminator="type")]
+
+
+def supply_contract(supply: SpotSupplyConfig | FixedPpaConfig | CappedPpaConfig) -> Supply:
+    """A supply config as a core value."""
+    match supply:
+        case SpotSupplyConfig():
+            return SpotSupply()
+        case FixedPpaConfig(quantity_mw=q, price_usd_per_mwh=k):
+            return FixedPpa(q, k)
+        case CappedPpaConfig(quantity_mw=q, price_usd_per_mwh=k, strike_usd_per_mwh=s):
+            return FixedPpa(q, k, resale_cap_usd_per_mwh=s)
+
+
+def hedge_book(hedges: tuple[ShortCallConfig | HashrateForwardConfig, ...]) -> tuple[Hedge, ...]:
+    """Hedge configs as core values."""
+    book: list[Hedge] = []
+    for h in hedges:
+        start = h.start.timestamp() if h.start else None
+        end = h.end.timestamp() if h.end else None
+        match h:
+            case ShortCallConfig():
+                book.append(
+                    ShortCall(
+                        h.id, h.quantity_mw, h.strike_usd_per_mwh, h.premium_usd_per_mwh, start, end
+                    )
+                )
+            case HashrateForwardConfig():
+                book.append(
+                    HashrateForward(h.id, h.hashrate_ph, h.price_usd_per_ph_day, start, end)
+                )
+    return tuple(book)

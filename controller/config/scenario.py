@@ -1,0 +1,111 @@
+"""What a replay covers (scenario, windows, grid events); the books `compare` replays."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from controller.config.contracts import HedgeConfig, SupplyConfig, unique
+from controller.decision.overrides import Override, OverrideKind
+from controller.runtime.config_base import NonEmpty, Strict
+
+
+class Window(Strict):
+    """A named part of a scenario to zoom into (``hashspark replay --window NAME``)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class GridEventConfig(Strict):
+    """A grid program or operator instruction that a replay applies at its time."""
+
+    type: OverrideKind
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    start: AwareDatetime
+    end: AwareDatetime
+    max_mw: float | None = Field(default=None, ge=0)  # cap, or the base point's target
+    deadline: AwareDatetime | None = None  # demand response: when the cap must be met
+    tolerance_mw: float = Field(default=0.0, ge=0)  # base point
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GridEventConfig:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.type in ("demand_response", "base_point") and self.max_mw is None:
+            raise ValueError(f"a {self.type} event needs max_mw")
+        return self
+
+    def override(self) -> Override:
+        """The event as the core's override."""
+        return Override(
+            self.id,
+            self.type,
+            self.start.timestamp(),
+            self.end.timestamp(),
+            self.max_mw,
+            issued_by="scenario",
+            deadline=self.deadline.timestamp() if self.deadline else None,
+            tolerance_mw=self.tolerance_mw,
+        )
+
+
+class ScenarioConfig(Strict):
+    """What a replay covers: its name, time window and named windows inside it."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    events: tuple[GridEventConfig, ...] = ()  # grid programs to replay (site loop engine)
+    windows: tuple[Window, ...] = ()
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScenarioConfig:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        unique("window names", [w.name for w in self.windows])
+        for w in self.windows:
+            if (self.start is not None and w.start < self.start) or (
+                self.end is not None and w.end > self.end
+            ):
+                raise ValueError(f"window {w.name!r} is not inside the scenario's start..end")
+        return self
+
+    def window(self, name: str) -> Window | None:
+        """The window called ``name``, if there is one."""
+        return next((w for w in self.windows if w.name == name), None)
+
+
+class StrategyConfig(Strict):
+    """One supply and hedge book to compare, in the same schema as a site's."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
+    description: str = ""
+    supply: SupplyConfig
+    hedges: tuple[HedgeConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_hedge_ids(self) -> StrategyConfig:
+        unique("hedge ids", [h.id for h in self.hedges])
+        return self
+
+
+class CompareConfig(Strict):
+    """The books ``hashspark compare`` replays side by side (a built-in set when absent)."""
+
+    strategies: Annotated[tuple[StrategyConfig, ...], NonEmpty]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CompareConfig:
+        unique("strategy names", [s.name for s in self.strategies])
+        return self

@@ -1,0 +1,253 @@
+"""A site's config: its feeds, fleet, driver, supply and hedges, policy and fail-safe."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from adapters.feeds.config import MqttBrokerConfig
+from adapters.feeds.mqtt import MqttFeedConfig
+from adapters.miners.addresses import AddressError, expand_all
+from adapters.miners.config import PyasicDriverConfig
+from adapters.miners.simulated import SimulatedDriverConfig
+from adapters.sharding.config import ShardingConfig
+from controller.accounting.instruments import Hedge, Supply
+from controller.catalog import NAMEPLATES
+from controller.config.adapters import DriverConfig, FeedConfig
+from controller.config.contracts import (
+    HedgeConfig,
+    SupplyConfig,
+    hedge_book,
+    supply_contract,
+    unique,
+)
+from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
+from controller.curves.fit import FitParams
+from controller.decision.policy import PolicyParams
+from controller.domain import FailSafeAction, FleetSpec, build_fleet
+from controller.runtime.config_base import NonEmpty, Strict
+
+
+class CommandsConfig(Strict):
+    """Bounds on operator and grid commands (the site's nominal MW caps demand response)."""
+
+    max_hold_s: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
+    max_lead_s: float = Field(default=172_800.0, gt=0, le=14 * 86_400)
+
+
+class CurvePoint(Strict):
+    """One operating point: hashrate at a wall power."""
+
+    hashrate_th: float = Field(gt=0)
+    power_w: float = Field(gt=0)
+
+
+class MinerGroup(Strict):
+    """Identical miners: a model, how many (or their addresses), and a curve (nameplate if none)."""
+
+    model: str = Field(min_length=1)
+    count: int = Field(ge=1)
+    curve: tuple[CurvePoint, ...] | None = None
+    # Where the miners are (pyasic driver): addresses, FIRST-LAST ranges or CIDR blocks;
+    # ``count`` defaults to how many they expand to. ``firmware`` is what discovery must find.
+    addresses: tuple[str, ...] | None = None
+    firmware: Literal["luxos", "stock", "braiins"] | None = None
+    # Where the curve the optimiser plans with comes from (controller/curves/book.py):
+    # config (this curve, or the nameplate), firmware, learned, or auto.
+    curve_source: CurvePreference = CurvePreference.CONFIG
+    # No point above this power, whatever the source (e.g. a LuxOS overclock profile).
+    max_power_w: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_from_addresses(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("addresses") is not None:
+            try:
+                n = len(expand_all(data["addresses"]))
+            except (AddressError, TypeError) as exc:
+                raise ValueError(f"addresses: {exc}") from None
+            if data.get("count") is None:
+                data = {**data, "count": n}
+            elif data["count"] != n:
+                raise ValueError(f"count is {data['count']} but the addresses name {n} miners")
+        return data
+
+    @model_validator(mode="after")
+    def _known_curve(self) -> MinerGroup:
+        if self.curve is None and self.model not in NAMEPLATES:
+            known = ", ".join(sorted(NAMEPLATES))
+            raise ValueError(f"no curve given and {self.model!r} is not a known model ({known})")
+        if self.curve is not None:
+            if not self.curve:
+                raise ValueError("curve needs at least one point")
+            powers = [p.power_w for p in self.curve]
+            if len(set(powers)) != len(powers):
+                raise ValueError("curve points need distinct power_w")
+        if self.max_power_w is not None:
+            above = [w for _, w in self.points() if w > self.max_power_w]
+            if above:
+                raise ValueError(
+                    f"max_power_w {self.max_power_w:g} is below the curve's {max(above):g} W "
+                    "(the nameplate's, if no curve is given)"
+                )
+        return self
+
+    def points(self) -> list[tuple[float, float]]:
+        """The curve as (hashrate_th, power_w) pairs."""
+        if self.curve is None:
+            return [NAMEPLATES[self.model]]
+        return [(p.hashrate_th, p.power_w) for p in self.curve]
+
+
+class CurvesConfig(Strict):
+    """How learned curves are fitted and when a new curve replaces the one in use."""
+
+    min_samples: int = Field(default=60, ge=1)  # samples over all levels after rejection
+    min_samples_per_point: int = Field(default=5, ge=1)  # a power level with fewer is no point
+    min_points: int = Field(default=2, ge=1)  # power levels a learned curve needs
+    level_tolerance: float = Field(default=0.03, gt=0, le=0.2)  # one level spans 3 % of power
+    outlier_mads: float = Field(default=3.5, gt=0)  # rejection beyond this many scaled MADs
+    refit_interval_s: float = Field(default=600.0, ge=0)  # between fits of the learned curves
+    change_threshold: float = Field(default=0.02, ge=0, lt=1)  # smaller moves keep the curve
+    firmware_refresh_s: float | None = Field(default=None, gt=0)  # re-read; None: at start
+
+    def fit_params(self) -> FitParams:
+        """The fit's parameters as a core value."""
+        return FitParams(
+            min_samples=self.min_samples,
+            min_samples_per_point=self.min_samples_per_point,
+            min_points=self.min_points,
+            level_tolerance=self.level_tolerance,
+            outlier_mads=self.outlier_mads,
+        )
+
+
+class PolicyConfig(Strict):
+    """Hysteresis, delays, dwell times and ramp; all zero reproduces the pure rule."""
+
+    adders_usd_per_mwh: float = 0.0
+    hysteresis_usd_per_mwh: float = Field(default=0.0, ge=0)
+    curtail_delay_s: float = Field(default=0.0, ge=0)
+    resume_delay_s: float = Field(default=0.0, ge=0)
+    min_run_s: float = Field(default=0.0, ge=0)
+    min_off_s: float = Field(default=0.0, ge=0)
+    ramp_up_mw_per_min: float | None = Field(default=None, gt=0)
+    site_cap_mw: float | None = Field(default=None, ge=0)  # never draw more (interconnect)
+
+
+class FailSafeConfig(Strict):
+    """What to do when an input is older than its maximum age."""
+
+    price_max_age_s: float = Field(default=900.0, gt=0)
+    hashprice_max_age_s: float = Field(default=172_800.0, gt=0)
+    action: FailSafeAction = FailSafeAction.HOLD
+
+
+class SiteConfig(Strict):
+    """One site: feeds, fleet, driver, supply and hedges, and its policy."""
+
+    id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    pool_fee: float = Field(default=0.0, ge=0, lt=1)
+    price_feed: FeedConfig
+    hashprice_feed: FeedConfig
+    driver: DriverConfig = SimulatedDriverConfig(type="simulated")
+    miners: Annotated[tuple[MinerGroup, ...], NonEmpty]
+    supply: SupplyConfig
+    hedges: tuple[HedgeConfig, ...] = ()
+    policy: PolicyConfig = PolicyConfig()
+    failsafe: FailSafeConfig = FailSafeConfig()
+    mqtt: MqttBrokerConfig | None = None  # status and commands; default: an MQTT feed's broker
+    commands: CommandsConfig = CommandsConfig()
+    curves: CurvesConfig = CurvesConfig()
+    sharding: ShardingConfig | None = None  # fleet workers over MQTT; off: one process
+
+    @property
+    def broker(self) -> MqttBrokerConfig | None:
+        """Where the site publishes its status and takes commands, if anywhere."""
+        if self.mqtt is not None:
+            return self.mqtt
+        for feed in (self.price_feed, self.hashprice_feed):
+            if isinstance(feed, MqttFeedConfig):
+                return feed.broker
+        return None
+
+    @model_validator(mode="after")
+    def _unique_hedge_ids(self) -> SiteConfig:
+        unique("hedge ids", [h.id for h in self.hedges])
+        return self
+
+    @model_validator(mode="after")
+    def _sharding_needs_pyasic_and_a_broker(self) -> SiteConfig:
+        if self.sharding is None:
+            return self
+        if not isinstance(self.driver, PyasicDriverConfig):
+            raise ValueError('sharding needs driver.type = "pyasic" (workers drive miners)')
+        if self.shard_broker is None:
+            raise ValueError(
+                "sharding needs a broker: sharding.broker, [sites.mqtt] or an MQTT feed"
+            )
+        miners = sum(g.count for g in self.miners)
+        if self.sharding.shards > miners:
+            raise ValueError(f"sharding.shards is {self.sharding.shards} for {miners} miners")
+        return self
+
+    @property
+    def shard_broker(self) -> MqttBrokerConfig | None:
+        """Where a sharded site's planner and workers meet."""
+        if self.sharding is not None and self.sharding.broker is not None:
+            return self.sharding.broker
+        return self.broker
+
+    def fleet(self) -> FleetSpec:
+        """The fleet as arrays for the core."""
+        return build_fleet([(g.model, g.count, g.points()) for g in self.miners])
+
+    def supply_contract(self) -> Supply:
+        """The supply contract as a core value."""
+        return supply_contract(self.supply)
+
+    def curve_book(self) -> CurveBook:
+        """Each group's curve sources, with the config's curves in use until others arrive."""
+        groups = [
+            GroupSpec(
+                model=g.model,
+                count=g.count,
+                firmware=g.firmware,
+                config_points=sorted_points(g.points()),
+                config_is_nameplate=g.curve is None,
+                preference=g.curve_source,
+                max_power_w=g.max_power_w,
+            )
+            for g in self.miners
+        ]
+        c = self.curves
+        return CurveBook(
+            groups,
+            fit=c.fit_params(),
+            refit_interval_s=c.refit_interval_s,
+            change_threshold=c.change_threshold,
+        )
+
+    def hedge_book(self) -> tuple[Hedge, ...]:
+        """The hedges as core values."""
+        return hedge_book(self.hedges)
+
+    def policy_params(self) -> PolicyParams:
+        """The decision parameters as a core value."""
+        p, f = self.policy, self.failsafe
+        return PolicyParams(
+            supply=self.supply_contract(),
+            pool_fee=self.pool_fee,
+            adders_usd_per_mwh=p.adders_usd_per_mwh,
+            hysteresis_usd_per_mwh=p.hysteresis_usd_per_mwh,
+            curtail_delay_s=p.curtail_delay_s,
+            resume_delay_s=p.resume_delay_s,
+            min_run_s=p.min_run_s,
+            min_off_s=p.min_off_s,
+            ramp_up_mw_per_min=p.ramp_up_mw_per_min,
+            site_cap_mw=p.site_cap_mw,
+            price_max_age_s=f.price_max_age_s,
+            hashprice_max_age_s=f.hashprice_max_age_s,
+            failsafe_action=f.action,
+        )
