@@ -207,16 +207,24 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(tmp_path: Path) -> None:
         wait_for(
             lambda: [e for e in _events(log) if e.get("event") == "reloaded"], what="the reload"
         )
-        time.sleep(0.3)
+        # Intervals after the reload carry the new config's version: wait for the first.
+        wait_for(lambda: len(_versions(tmp_path / "s")) == 2, what="an interval under the reload")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    versions = (
-        sqlite3.connect(tmp_path / "s" / "ledger.sqlite3")
-        .execute("SELECT DISTINCT config_version FROM intervals ORDER BY start_s")
-        .fetchall()
-    )
-    assert len(versions) == 2  # intervals after the reload carry the new config's version
+    assert len(_versions(tmp_path / "s")) == 2  # and no third one by the shutdown
+
+
+def _versions(state: Path) -> list[str]:
+    """The config versions of the ledger's intervals, in the order they first appear."""
+    conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT config_version FROM intervals GROUP BY config_version ORDER BY MIN(start_s)"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [str(r[0]) for r in rows]
 
 
 @pytest.mark.parametrize("dry_run", [False, True], ids=["live", "dry-run"])
