@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -67,9 +68,18 @@ async def test_ready_then_watchdog_only_while_loops_progress(tmp_path: Path) -> 
             await asyncio.sleep(0.01)
 
     def take() -> list[str]:
+        # The daemon sends from this event loop: whatever it sent so far is in the socket.
+        received.extend(_datagrams(sock))
         out = received[:]
         received.clear()
         return out
+
+    async def until(condition: Callable[[], bool], what: str) -> None:
+        # Waits for what the assertions need, whatever the machine's speed.
+        deadline = time.monotonic() + 30
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.01)
 
     drivers: list[HangingDriver] = []
 
@@ -87,32 +97,39 @@ async def test_ready_then_watchdog_only_while_loops_progress(tmp_path: Path) -> 
     reader = asyncio.create_task(drain())
     task = asyncio.create_task(daemon.run())
     try:
-        await asyncio.sleep(0.8)
-        first = take()
-        assert first, "nothing arrived on the notify socket"
+        first: list[str] = []
+
+        def pinged_with_status() -> bool:
+            first.extend(take())
+            return sum("WATCHDOG=1" in d for d in first) >= 3 and any(
+                d.startswith("STATUS=hb-south: economics") for d in first
+            )
+
+        await until(pinged_with_status, "three watchdog pings and an economics status")
         assert first[0].startswith("READY=1\nSTATUS=")
-        assert sum("WATCHDOG=1" in d for d in first) >= 3
-        assert any(d.startswith("STATUS=hb-south: economics") for d in first)
 
         drivers[0].hang.set()  # the next cycle blocks inside the driver
-        await asyncio.sleep(0.6)  # past cycle_timeout_s
-        take()
-        await asyncio.sleep(0.6)
-        stuck = take()
-        assert not any("WATCHDOG=1" in d for d in stuck), stuck
+        await until(lambda: daemon.stuck_sites() == ["hb-south"], "the site stuck")
+        take()  # what the watchdog sent before it could see the site stuck
+        stuck: list[str] = []
+
+        def two_watchdog_rounds() -> bool:  # each round ends with a STATUS
+            stuck.extend(take())
+            return sum(d.startswith("STATUS=") for d in stuck) >= 2
+
+        await until(two_watchdog_rounds, "two watchdog rounds while stuck")
+        assert not any("WATCHDOG=1" in d for d in stuck), stuck  # still telling, not vouching
         assert daemon.stuck_sites() == ["hb-south"]
-        assert any(d.startswith("STATUS=") for d in stuck)  # still telling, just not vouching
 
         drivers[0].hang.clear()
         drivers[0].release.set()  # it recovers: the watchdog resumes
-        await asyncio.sleep(0.5)
-        assert any("WATCHDOG=1" in d for d in take())
+        await until(lambda: any("WATCHDOG=1" in d for d in take()), "the watchdog to resume")
     finally:
         drivers[0].release.set()
         daemon.request_stop()
         await asyncio.wait_for(task, timeout=10)
-        await asyncio.sleep(0.05)
         reader.cancel()
+        received.extend(_datagrams(sock))
         sock.close()
     assert any("STOPPING=1" in d for d in received)
 
@@ -190,16 +207,24 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(tmp_path: Path) -> None:
         wait_for(
             lambda: [e for e in _events(log) if e.get("event") == "reloaded"], what="the reload"
         )
-        time.sleep(0.3)
+        # Intervals after the reload carry the new config's version: wait for the first.
+        wait_for(lambda: len(_versions(tmp_path / "s")) == 2, what="an interval under the reload")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    versions = (
-        sqlite3.connect(tmp_path / "s" / "ledger.sqlite3")
-        .execute("SELECT DISTINCT config_version FROM intervals ORDER BY start_s")
-        .fetchall()
-    )
-    assert len(versions) == 2  # intervals after the reload carry the new config's version
+    assert len(_versions(tmp_path / "s")) == 2  # and no third one by the shutdown
+
+
+def _versions(state: Path) -> list[str]:
+    """The config versions of the ledger's intervals, in the order they first appear."""
+    conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT config_version FROM intervals GROUP BY config_version ORDER BY MIN(start_s)"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [str(r[0]) for r in rows]
 
 
 @pytest.mark.parametrize("dry_run", [False, True], ids=["live", "dry-run"])

@@ -4,6 +4,7 @@ evaluates against a real Prometheus scraping the real daemon."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,13 @@ SUBSTITUTIONS = {
     "$__interval": "2s",
     "$__range": "10m",
 }
+
+# How long a condition may take before the test fails: generous, since the test waits for
+# the condition itself (never for time) and a loaded machine may be slow to get there.
+DEADLINE_S = 120.0
+
+# A range-vector selector, e.g. hashspark_net_usd_total{site="hb-south"}[10m].
+RANGE_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\})\[([0-9]+[smhd])\]")
 
 # Panels whose queries may rightly return nothing from a simulated replay.
 MAY_BE_EMPTY = {
@@ -140,6 +148,37 @@ def _api(prom_port: int, path: str, **params: str) -> dict[str, Any]:
         return dict(json.loads(exc.read()))
 
 
+def _at(ms: int) -> str:
+    """A Prometheus API timestamp from integer milliseconds."""
+    return f"{ms / 1000:.3f}"
+
+
+def _range_selectors(exprs: list[str]) -> set[tuple[str, str]]:
+    """Every (selector, window) the expressions take increase() or rate() over."""
+    return {(m[1], m[2]) for expr in exprs for m in RANGE_SELECTOR.finditer(expr)}
+
+
+def _lacking_at(prom_port: int, selectors: set[tuple[str, str]], at_ms: int) -> list[str]:
+    """What Prometheus lacks at ``at_ms`` for the panel queries: the last of the day's 96
+    settled intervals, or two samples within the window of each series of those selectors
+    (increase() and rate() return nothing for a series with fewer). Once the last interval
+    is in, so is every series the exporter ends with: a selector that then matches no series
+    lacks nothing here (its query answers with no data, and the test says so)."""
+    settled = f'hashspark_settled_intervals_total{{site="{SITE}"}}'
+    answer = _api(prom_port, "query", query=settled, time=_at(at_ms))
+    assert answer.get("status") == "success", f"{settled}: {answer.get('error')}"
+    values = [float(r["value"][1]) for r in answer["data"]["result"]]
+    if values != [96]:
+        return [f"{settled} == 96 (the last interval scraped), have {values}"]
+    lacking = []
+    for selector, window in sorted(selectors):
+        query = f"{selector} unless count_over_time({selector}[{window}]) >= 2"
+        answer = _api(prom_port, "query", query=query, time=_at(at_ms))
+        assert answer.get("status") == "success", f"{query}: {answer.get('error')}"
+        lacking += [f"two samples of {r['metric']} in [{window}]" for r in answer["data"]["result"]]
+    return lacking
+
+
 def test_every_panel_query_evaluates_against_a_real_prometheus(tmp_path: Path) -> None:
     prometheus = shutil.which("prometheus")
     if prometheus is None:
@@ -162,37 +201,55 @@ def test_every_panel_query_evaluates_against_a_real_prometheus(tmp_path: Path) -
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    started = time.time()
-    # Paced: the simulated day takes about 6 s, so Prometheus sees the counters move.
-    daemon = start_daemon(config, tmp_path / "s", port, "--stay", "--speed", "14400")
+    # Integer milliseconds, so that the range queries' last step falls exactly on `end`.
+    started_ms = int(time.time() * 1000)
+    procs = [prom]
     try:
-        wait_for(lambda: healthz(port)["finished"], timeout=40, what="the replay to finish")
+        wait_for(
+            lambda: get(f"http://127.0.0.1:{prom_port}/-/ready"),
+            timeout=DEADLINE_S,
+            what="Prometheus to be ready",
+        )
+        # Paced: the simulated day takes about 6 s, so Prometheus likely sees the counters
+        # move. --stay keeps the exporter serving after the day ends, for as long as the test
+        # needs scrapes of it: nothing below depends on how fast the day or the scrapes go.
+        procs.insert(0, start_daemon(config, tmp_path / "s", port, "--stay", "--speed", "14400"))
+        wait_for(lambda: healthz(port)["finished"], timeout=DEADLINE_S, what="the replay to finish")
 
-        def scraped_the_end() -> bool:
-            data = _api(
-                prom_port, "query", query=f'hashspark_settled_intervals_total{{site="{SITE}"}}'
-            )
-            result = data["data"]["result"]
-            return bool(result) and float(result[0]["value"][1]) == 96
-
-        wait_for(scraped_the_end, timeout=20, what="Prometheus to scrape the last interval")
+        # The queries are evaluated at `end`, once Prometheus holds, as of then, the last
+        # settled interval (so every series the exporter ends with) and two samples of every
+        # series the panels take increase() or rate() over: with fewer they return nothing.
+        queries = [(title, ref, _concrete(query.expr)) for title, ref, query in _queries(board)]
+        selectors = _range_selectors([expr for _, _, expr in queries])
+        assert selectors, "no increase() or rate() in the dashboard: the test is out of date"
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            # Whole seconds after the start, so that it is the range queries' last step.
+            end_ms = started_ms + (int(time.time() * 1000) - started_ms) // 1000 * 1000
+            lacking = _lacking_at(prom_port, selectors, end_ms)
+            if not lacking:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"after {DEADLINE_S:.0f} s Prometheus (scraping 127.0.0.1:{port}) still "
+                    "lacks what the panel queries need:\n  " + "\n  ".join(lacking)
+                )
+            time.sleep(0.2)
 
         # The site variable, as Grafana resolves label_values(hashspark_load_mw, site).
         sites = _api(prom_port, "label/site/values", **{"match[]": "hashspark_load_mw"})
         assert sites["status"] == "success"
         assert sites["data"] == [SITE]
 
-        end = time.time()
         failures: list[str] = []
-        for title, ref, query in _queries(board):
-            expr = _concrete(query.expr)
-            instant = _api(prom_port, "query", query=expr, time=f"{end:.3f}")
+        for title, ref, expr in queries:
+            instant = _api(prom_port, "query", query=expr, time=_at(end_ms))
             ranged = _api(
                 prom_port,
                 "query_range",
                 query=expr,
-                start=f"{started:.3f}",
-                end=f"{end:.3f}",
+                start=_at(started_ms),
+                end=_at(end_ms),
                 step="1",
             )
             for kind, answer in (("query", instant), ("query_range", ranged)):
@@ -202,6 +259,6 @@ def test_every_panel_query_evaluates_against_a_real_prometheus(tmp_path: Path) -
                     failures.append(f"{title} {ref} {kind}: no data\n  {expr}")
         assert not failures, "\n".join(failures)
     finally:
-        for proc in (daemon, prom):
+        for proc in procs:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=10)

@@ -132,7 +132,13 @@ def test_prices_move_the_decision_and_an_override_curtails_then_releases_under_t
             ],
             stdout=subprocess.PIPE,
         )
-        time.sleep(0.3)  # let the subscriber attach
+
+        def ack_subscribed() -> bool:  # the broker took the subscription and answered it
+            log = broker.log.read_text(errors="replace")
+            at = log.find("\thashspark/live/command/ack (QoS")
+            return at >= 0 and "Sending SUBACK" in log[at:]
+
+        wait_for(ack_subscribed, timeout=10, what="the ack subscriber to attach")
         until = _ts(4)
         sent = time.monotonic()
         broker.publish(
