@@ -53,6 +53,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check controller adapters simulators tests bench
 	$(BIN)/ruff format --check controller adapters simulators tests bench
 	$(BIN)/deptry .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
