@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,34 +24,10 @@ from adapters.feeds.store import FeedStats
 from controller.curves.book import GroupCurve
 from controller.decision.reconcile import Applied, DispatchReport, Rejected, Unreachable, Unverified
 from controller.records import COMPONENTS, IntervalRecord
-from controller.runtime.ports import Ledger
+from controller.runtime.ports import Ledger, ShardView
 from controller.status import SiteStatus
 
 Kind = Literal["counter", "gauge", "histogram"]
-
-
-class ShardView(Protocol):
-    """What the metrics read of one shard of a sharded site."""
-
-    @property
-    def number(self) -> int:
-        """The shard's number."""
-        ...
-
-    @property
-    def managed(self) -> bool:
-        """Its worker is online and answering."""
-        ...
-
-    @property
-    def miners(self) -> int:
-        """How many miners it holds."""
-        ...
-
-    @property
-    def unmanaged_events(self) -> int:
-        """Times it went from managed to unmanaged."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

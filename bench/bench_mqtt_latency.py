@@ -34,12 +34,13 @@ from adapters.feeds.store import FeedStats
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.instruments import SpotSupply
+from controller.app.assemble import assemble
 from controller.decision.policy import PolicyParams
 from controller.decision.reconcile import CommandBatch, DispatchReport
 from controller.domain import Reading, build_fleet
 from controller.runtime import logs
 from controller.runtime.clocks.system import SystemClock
-from controller.runtime.site_loop import SiteLoop, SiteModel
+from controller.runtime.site_loop import SiteModel
 
 
 def _free_port() -> int:
@@ -86,7 +87,7 @@ async def run(port: int, n: int, miners: int) -> tuple[list[float], list[float]]
     driver = _TimedFleet(fleet, clock)
     hashprice = RecordedFeedStub(Reading(55.0, time.time(), "bench"))
     params = PolicyParams(supply=SpotSupply())
-    loop = SiteLoop(SiteModel("bench", fleet, params, SpotSupply(), ()), clock=clock,
+    loop = assemble(SiteModel("bench", fleet, params, SpotSupply(), ()), clock=clock,
                     price_feed=feed, hashprice_feed=hashprice, driver=driver,
                     ledger=MemoryLedger(), cycle_s=60)  # fmt: skip
     arrived: list[float] = []

@@ -54,12 +54,12 @@ from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.pyasic_lib import pyasic
+from controller.app.assemble import assemble
 from controller.app.drivers import build_driver
 from controller.config import load_config
 from controller.decision.reconcile import DispatchReport
 from controller.runtime.clocks.simulated import ScaledClock
 from controller.runtime.logs import configure
-from controller.runtime.site_loop import SiteLoop
 from controller.site_model import SiteModel
 from controller.status import SiteStatus
 from simulators import procs
@@ -276,7 +276,7 @@ async def _soak(
         state / LEDGER_FILE, run_id="soak", config_version=loaded.version, synchronous="full"
     )
     try:
-        loop = SiteLoop(
+        loop = assemble(
             model,
             clock=clock,
             price_feed=RecordedFeed(load_recording(site.price_feed.path, PRICE_COLUMN)),

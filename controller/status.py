@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.domain import EpochS, Reading
+from controller.domain import EpochS, Reading, iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +59,31 @@ class SiteStatus:
         """Age of the price or hashprice reading at the time of the cycle."""
         reading = self.price if feed == "price" else self.hashprice
         return None if reading is None else reading.age_s(self.at)
+
+
+def status_document(status: SiteStatus) -> dict[str, object]:
+    """The retained status topic's JSON: state, mode, last decision, feed ages."""
+    return {
+        "state": "running",
+        "mode": status.decision_reason,
+        "at": iso(status.at),
+        "failsafe": status.failsafe_reason,
+        "load_mw": round(status.load_mw, 6),
+        "nominal_mw": round(status.nominal_mw, 6),
+        "price_usd_per_mwh": None if status.price is None else status.price.value,
+        "hashprice_usd_per_ph_day": None if status.hashprice is None else status.hashprice.value,
+        "opportunity_cost_usd_per_mwh": status.opportunity_cost_usd_per_mwh,
+        "feed_ages_s": {
+            feed: None if (age := status.feed_age_s(feed)) is None else round(age, 3)
+            for feed in ("price", "hashprice")
+        },
+        "miners": {
+            m.model: {
+                "running": m.running,
+                "throttled": m.throttled,
+                "curtailed": m.curtailed,
+                "unreachable": m.unreachable,
+            }
+            for m in status.models
+        },
+    }

@@ -17,14 +17,12 @@ import contextlib
 import signal
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
-from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from adapters.control.apply import AuditLog, CommandHandler
 from adapters.control.command_audit import CommandAuditLog
@@ -40,8 +38,7 @@ from adapters.feeds.site import SiteFeeds
 from adapters.feeds.store import FeedStats
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
-from adapters.miners.driver import PyasicDriver
-from adapters.sharding.planner import ShardedDriver
+from controller.app.assemble import assemble, site_model
 from controller.app.drivers import build_driver
 from controller.app.replay.runner import LAST_PRICE_HOLDS_S
 from controller.config import ConfigError, LoadedConfig, SiteConfig, load_config
@@ -49,14 +46,15 @@ from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, iso
 from controller.runtime.clocks.simulated import SimulatedClock
 from controller.runtime.clocks.system import SystemClock
+from controller.runtime.http import serve
 from controller.runtime.notify import Notifier
 from controller.runtime.override_book import OverrideBook
-from controller.runtime.ports import Clock, MinerDriver
-from controller.runtime.site_curves import SiteCurves
+from controller.runtime.ports import Addressed, Clock, Discovers, MinerDriver, ReportsShards
+from controller.runtime.site_curves import CurveDriver, SiteCurves
 from controller.runtime.site_loop import SiteLoop
+from controller.runtime.supervisor import Supervised, Supervisor
 from controller.runtime.taskdump import dump_tasks
-from controller.site_model import SiteModel
-from controller.status import SiteStatus
+from controller.status import SiteStatus, status_document
 
 #: Builds a site's miner driver; the composition root may swap it (tests inject faults).
 DriverFactory = Callable[[SiteConfig, FleetSpec, Clock], MinerDriver]
@@ -109,8 +107,12 @@ class Daemon:
         self.finished = False  # every simulated site reached its end
         self._driver_factory = driver_factory or build_driver
         self._log = structlog.get_logger("hashspark.daemon").bind(run_id=self.run_id)
-        self._stop = asyncio.Event()
-        self._stuck_logged = False
+        self.supervisor = Supervisor(
+            self.notifier,
+            cycle_timeout_s=lambda: self.loaded.config.daemon.cycle_timeout_s,
+            log=self._log,
+        )
+        self._stop = self.supervisor.stop
         self.site_feeds: list[SiteFeeds] = []
 
     def request_stop(self) -> None:
@@ -133,9 +135,11 @@ class Daemon:
                 for feeds in self.site_feeds:
                     await stack.enter_async_context(feeds.run())
                 for s in self.sites:
-                    if isinstance(s.loop.driver, ShardedDriver):  # the planner's broker link
-                        await stack.enter_async_context(s.loop.driver)
-                        self.metrics.shards[s.config.id] = s.loop.driver.shards
+                    driver = s.loop.driver
+                    if isinstance(driver, AbstractAsyncContextManager):  # e.g. a broker link
+                        await stack.enter_async_context(driver)
+                    if isinstance(driver, ReportsShards):
+                        self.metrics.shards[s.config.id] = driver.shards
                 for s in self.sites:
                     await self._adopt_capabilities(s)
                 await self._serve_and_run()
@@ -143,11 +147,14 @@ class Daemon:
             ledger.close()
 
     async def _serve_and_run(self) -> None:
-        runner = await self._serve()
-        watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+        cfg = self.loaded.config.daemon
+        port = cfg.metrics_port if self.options.metrics_port is None else self.options.metrics_port
+        runner, self.port = await serve(self.registry, self.health, cfg.metrics_host, port)
+        self.supervisor.loops = [Supervised(s.loop, s.until, _learn_curves(s)) for s in self.sites]
+        watchdog = asyncio.create_task(self.supervisor.watchdog(), name="watchdog")
         try:
-            self.notifier.ready(self._status_line())
-            await self._run_loops()
+            self.notifier.ready(self.supervisor.status_line())
+            await self.supervisor.run_loops(lambda: self.loaded.config.daemon.on_shutdown)
             self.finished = not self._stop.is_set()
             if self.options.stay and not self._stop.is_set():
                 self._log.info("replay_finished_serving", port=self.port)
@@ -159,30 +166,8 @@ class Daemon:
                 await watchdog
             await runner.cleanup()
 
-    async def _run_loops(self) -> None:
-        tasks = [
-            asyncio.create_task(
-                s.loop.run(until=s.until, on_cycle=_learn_curves(s), stop=self._stop),
-                name=s.loop.site.site_id,
-            )
-            for s in self.sites
-        ]
-        # A loop that dies takes the daemon down, loudly; the others stop cleanly first.
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        failed = [t for t in done if t.exception() is not None]
-        if failed:
-            self._stop.set()
-        if pending:
-            await asyncio.wait(pending)
-        if failed:
-            failed[0].result()
-        if self._stop.is_set():
-            action = self.loaded.config.daemon.on_shutdown
-            for s in self.sites:
-                await s.loop.shutdown(action)
-
     def build_site(self, site: SiteConfig, ledger: SqliteLedger) -> _Site:
-        model = _site_model(site)
+        model = site_model(site)
         clock: Clock
         until: EpochS | None = None
         recorded = [
@@ -221,7 +206,7 @@ class Daemon:
             )
             link.on_command(lambda raw: handler.receive(raw, clock.now()).to_bytes())
         driver = self._driver_factory(site, model.fleet, clock)
-        loop = SiteLoop(
+        loop = assemble(
             model,
             clock=clock,
             price_feed=price,
@@ -233,7 +218,7 @@ class Daemon:
             overrides=book,
             audit=CommandAuditLog(
                 self.state_dir / "audit" / f"{site.id}-commands.jsonl",
-                driver.addresses if isinstance(driver, PyasicDriver | ShardedDriver) else None,
+                driver.addresses if isinstance(driver, Addressed) else None,
             ),
             dry_run=self.options.dry_run,
             status_sink=None if link is None else _publisher(link),
@@ -243,7 +228,7 @@ class Daemon:
         curves = SiteCurves(
             site.id,
             site.curve_book(),
-            driver if isinstance(driver, PyasicDriver) else None,
+            driver if isinstance(driver, CurveDriver) else None,
             on_change=lambda c: self.metrics.curves(site.id, c),
             samples_path=self.state_dir / "curves" / f"{site.id}.json",
         )
@@ -256,20 +241,21 @@ class Daemon:
         curves are read here, learned ones replace the config's between cycles.
         """
         driver = site.loop.driver
-        if isinstance(driver, ShardedDriver):
-            # The workers discover and report what each miner can do; firmware and learned
-            # curves need the miners in this process, so a sharded site plans on the config's.
+        if isinstance(driver, CurveDriver):
+            # Miners driven from this process: discover them, then plan on each group's
+            # curve from its source (firmware curves are read now, learned ones later).
+            found = await driver.discover()
+            fleet = await site.curves.start(site.clock.now())
+        elif isinstance(driver, Discovers):
+            # The workers of a sharded site discover and report what each miner can do;
+            # firmware and learned curves need the miners in this process, so such a site
+            # plans on the config's curves.
             found = await driver.discover()
             await site.curves.start(site.clock.now())  # the config's curves, logged and exported
             fleet = driver.restrict_to_capabilities()
-            site.loop.adopt_fleet(fleet)
-            self._log.info("miners_discovered", site=site.config.id, found=found, miners=fleet.size)
-            return
-        if not isinstance(driver, PyasicDriver):
+        else:
             await site.curves.start(site.clock.now())  # the config's curves, logged and exported
             return
-        found = await driver.discover()
-        fleet = await site.curves.start(site.clock.now())
         site.loop.adopt_fleet(fleet)
         self._log.info("miners_discovered", site=site.config.id, found=found, miners=fleet.size)
 
@@ -295,41 +281,9 @@ class Daemon:
         )
         return SimulatedClock(start, speed=self.options.speed), until
 
-    # --- supervision -------------------------------------------------------------------
-
     def stuck_sites(self) -> list[str]:
         """Sites whose current cycle has run longer than ``daemon.cycle_timeout_s``."""
-        limit = self.loaded.config.daemon.cycle_timeout_s
-        return [s.loop.site.site_id for s in self.sites if s.loop.stuck_for() > limit]
-
-    async def _watchdog(self) -> None:
-        """Ping systemd's watchdog, but only while every site loop is making progress."""
-        period = (self.notifier.watchdog_s or 30.0) / 2
-        while True:
-            stuck = self.stuck_sites()
-            if stuck:
-                if not self._stuck_logged:
-                    self._log.error("site_loop_stuck", sites=stuck, watchdog="withheld")
-                    self._stuck_logged = True
-            else:
-                if self._stuck_logged:
-                    self._log.info("site_loops_progressing")
-                    self._stuck_logged = False
-                if self.notifier.watchdog_s is not None:
-                    self.notifier.watchdog()
-            self.notifier.status(self._status_line())
-            await asyncio.sleep(period)
-
-    def _status_line(self) -> str:
-        parts = []
-        for s in self.sites:
-            st = s.loop.last_status
-            if st is None:
-                parts.append(f"{s.loop.site.site_id}: starting")
-            else:
-                load = f"{st.load_mw:.2f} of {st.nominal_mw:.2f} MW"
-                parts.append(f"{st.site_id}: {st.decision_reason}, {load}")
-        return "; ".join(parts) or "no sites"
+        return self.supervisor.stuck_sites()
 
     # --- reload ------------------------------------------------------------------------
 
@@ -340,12 +294,12 @@ class Daemon:
             new = load_config(self.loaded.path)
         except ConfigError as exc:
             self._log.error("reload_refused", reason="config invalid", errors=exc.messages)
-            self.notifier.ready(self._status_line())
+            self.notifier.ready(self.supervisor.status_line())
             return False
         by_id = {s.id: s for s in new.config.sites}
         if set(by_id) != {s.config.id for s in self.sites}:
             self._log.error("reload_refused", reason="sites added or removed: restart the daemon")
-            self.notifier.ready(self._status_line())
+            self.notifier.ready(self.supervisor.status_line())
             return False
         for s in self.sites:
             fresh = by_id[s.config.id]
@@ -360,7 +314,7 @@ class Daemon:
                     site=fresh.id,
                     reason="fleet, driver or feeds changed: restart the daemon",
                 )
-                self.notifier.ready(self._status_line())
+                self.notifier.ready(self.supervisor.status_line())
                 return False
         assert self.ledger is not None
         self.ledger.config_version = new.version
@@ -368,33 +322,18 @@ class Daemon:
             s.config = by_id[s.config.id]
             # The fleet (its curves, restricted to capabilities) is the one in use, not the
             # config's: the driver numbers points by it.
-            model = replace(_site_model(s.config), fleet=s.loop.site.fleet)
+            model = replace(site_model(s.config), fleet=s.loop.site.fleet)
             s.loop.reconfigure(model, new.config.daemon.cycle_s)
             s.curves.reconfigure(s.config.curves)
         self.loaded = new
         self._log.info("reloaded", config_version=new.version)
-        self.notifier.ready(self._status_line())
+        self.notifier.ready(self.supervisor.status_line())
         return True
 
     # --- HTTP --------------------------------------------------------------------------
 
-    async def _serve(self) -> web.AppRunner:
-        cfg = self.loaded.config.daemon
-        app = web.Application()
-        app.router.add_get("/metrics", make_aiohttp_handler(self.registry))
-        app.router.add_get("/healthz", self._healthz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        port = cfg.metrics_port if self.options.metrics_port is None else self.options.metrics_port
-        site = web.TCPSite(runner, cfg.metrics_host, port)
-        await site.start()
-        server = site._server  # aiohttp keeps the bound port only there
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
-        self._log.info("metrics_listening", host=cfg.metrics_host, port=self.port)
-        return runner
-
-    async def _healthz(self, _: web.Request) -> web.Response:
+    def health(self) -> tuple[dict[str, object], int]:
+        """``/healthz``: each site's cycles and decision; 503 while a loop is stuck."""
         sites = {
             s.loop.site.site_id: {
                 "cycles": s.loop.cycles,
@@ -402,7 +341,7 @@ class Daemon:
                 "decision": s.loop.last_status.decision_reason if s.loop.last_status else None,
                 **(
                     {"shards": s.loop.driver.summary()["shards"]}
-                    if isinstance(s.loop.driver, ShardedDriver)
+                    if isinstance(s.loop.driver, ReportsShards)
                     else {}
                 ),
             }
@@ -410,7 +349,7 @@ class Daemon:
         }
         stuck = self.stuck_sites()
         body = {"run_id": self.run_id, "finished": self.finished, "stuck": stuck, "sites": sites}
-        return web.json_response(body, status=503 if stuck else 200)
+        return body, 503 if stuck else 200
 
 
 def _learn_curves(site: _Site) -> Callable[[Plan], Awaitable[None]]:
@@ -434,40 +373,6 @@ def _publisher(link: MqttLink) -> Callable[[SiteStatus], Awaitable[None]]:
         await link.publish_status(status_document(status))
 
     return publish
-
-
-def status_document(status: SiteStatus) -> dict[str, object]:
-    """The retained status topic's JSON: state, mode, last decision, feed ages."""
-    return {
-        "state": "running",
-        "mode": status.decision_reason,
-        "at": iso(status.at),
-        "failsafe": status.failsafe_reason,
-        "load_mw": round(status.load_mw, 6),
-        "nominal_mw": round(status.nominal_mw, 6),
-        "price_usd_per_mwh": None if status.price is None else status.price.value,
-        "hashprice_usd_per_ph_day": None if status.hashprice is None else status.hashprice.value,
-        "opportunity_cost_usd_per_mwh": status.opportunity_cost_usd_per_mwh,
-        "feed_ages_s": {
-            feed: None if (age := status.feed_age_s(feed)) is None else round(age, 3)
-            for feed in ("price", "hashprice")
-        },
-        "miners": {
-            m.model: {
-                "running": m.running,
-                "throttled": m.throttled,
-                "curtailed": m.curtailed,
-                "unreachable": m.unreachable,
-            }
-            for m in status.models
-        },
-    }
-
-
-def _site_model(site: SiteConfig) -> SiteModel:
-    return SiteModel(
-        site.id, site.fleet(), site.policy_params(), site.supply_contract(), site.hedge_book()
-    )
 
 
 async def run_daemon(loaded: LoadedConfig, options: DaemonOptions) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from controller.decision.policy import Plan
 from controller.decision.reconcile import CommandBatch, DispatchReport
@@ -92,4 +93,72 @@ class Ledger(Protocol):
 
     def append(self, record: IntervalRecord) -> None:
         """Store one settled interval."""
+        ...
+
+
+class ShardView(Protocol):
+    """What the metrics read of one shard of a sharded site."""
+
+    @property
+    def number(self) -> int:
+        """The shard's number."""
+        ...
+
+    @property
+    def managed(self) -> bool:
+        """Its worker is online and answering."""
+        ...
+
+    @property
+    def miners(self) -> int:
+        """How many miners it holds."""
+        ...
+
+    @property
+    def unmanaged_events(self) -> int:
+        """Times it went from managed to unmanaged."""
+        ...
+
+
+# --- capabilities: what some drivers offer beyond MinerDriver; the shell asks for these ---
+
+
+@runtime_checkable
+class Discovers(Protocol):
+    """A driver that finds its miners and learns which operating points each can reach."""
+
+    async def discover(self) -> int:
+        """Find the miners not found yet; how many are known now."""
+        ...
+
+    def restrict_to_capabilities(self) -> FleetSpec:
+        """The fleet with the points each miner cannot reach removed, adopted."""
+        ...
+
+    def adopt_fleet(self, fleet: FleetSpec) -> None:
+        """Use new curves for the same miners."""
+        ...
+
+
+@runtime_checkable
+class Addressed(Protocol):
+    """A driver whose miners have network addresses (named in the command audit)."""
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every miner's address, in fleet order."""
+        ...
+
+
+@runtime_checkable
+class ReportsShards(Protocol):
+    """A driver that drives its miners through fleet workers, and reports on them."""
+
+    @property
+    def shards(self) -> Sequence[ShardView]:
+        """The shards, in number order."""
+        ...
+
+    def summary(self) -> dict[str, object]:
+        """Every shard's state (for ``/healthz``)."""
         ...

@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import structlog
@@ -23,6 +23,7 @@ import structlog
 from controller.curves.book import CurveBook, FirmwareCurve, GroupCurve
 from controller.curves.fit import FitParams
 from controller.domain import EpochS, FleetSpec, FloatArray, IntArray
+from controller.runtime.ports import Discovers
 
 _log = structlog.get_logger("hashspark.curves")
 
@@ -45,8 +46,9 @@ class CurveSettings(Protocol):
         ...
 
 
-class CurveDriver(Protocol):
-    """What a driver offers for curves (the pyasic driver does)."""
+@runtime_checkable
+class CurveDriver(Discovers, Protocol):
+    """A driver that reads firmware curves and samples steady telemetry (pyasic does)."""
 
     @property
     def firmware_found(self) -> tuple[str | None, ...]:
@@ -59,14 +61,6 @@ class CurveDriver(Protocol):
 
     def steady_samples(self) -> tuple[IntArray, FloatArray, FloatArray]:
         """(miner, power_w, hashrate_th) of miners running steadily at their target."""
-        ...
-
-    def adopt_fleet(self, fleet: FleetSpec) -> None:
-        """Use new curves for the same miners."""
-        ...
-
-    def restrict_to_capabilities(self) -> FleetSpec:
-        """The fleet with the points each miner cannot reach removed, adopted."""
         ...
 
 

@@ -14,11 +14,12 @@ from adapters.feeds.store import FeedStats
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.instruments import SpotSupply
+from controller.app.assemble import assemble
 from controller.decision.policy import PolicyParams
 from controller.domain import OFF, FailSafeAction, build_fleet
 from controller.runtime.clocks.system import SystemClock
 from controller.runtime.retry import Backoff
-from controller.runtime.site_loop import SiteLoop, SiteModel
+from controller.runtime.site_loop import SiteModel
 from tests.feeds.conftest import Broker, eventually
 
 SITE = "hb-west"
@@ -49,7 +50,7 @@ async def test_mqtt_prices_drive_the_loop_through_an_outage(broker: Broker) -> N
     price = link.reading_feed(ReadingKind.PRICE, bound=DEFAULT_PRICE_BOUND)
     hashprice = link.reading_feed(ReadingKind.HASHPRICE, bound=DEFAULT_HASHPRICE_BOUND)
     driver = InProcessFleet(fleet, clock)
-    loop = SiteLoop(
+    loop = assemble(
         SiteModel(SITE, fleet, params, SpotSupply(), ()),
         clock=clock,
         price_feed=price,

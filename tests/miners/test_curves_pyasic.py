@@ -22,6 +22,7 @@ from adapters.miners.firmware_curves import BRAIINS_DETAIL, LUXOS_DETAIL
 from adapters.miners.pyasic_lib import pyasic
 from controller.accounting.instruments import SpotSupply
 from controller.app import curves_cmd
+from controller.app.assemble import assemble
 from controller.app.daemon import Daemon, DaemonOptions
 from controller.config import load_config
 from controller.curves.book import CurveBook, CurvePreference, CurveSource, GroupSpec
@@ -29,7 +30,6 @@ from controller.curves.fit import FitParams
 from controller.decision.policy import PolicyParams
 from controller.domain import iso
 from controller.runtime.site_curves import SiteCurves
-from controller.runtime.site_loop import SiteLoop
 from controller.site_model import SiteModel
 from simulators.miners.braiins_tuner import TUNED_FRACTIONS, TUNING_S
 from simulators.miners.miner import Family
@@ -171,7 +171,7 @@ async def test_a_learned_curve_replaces_the_config_one_after_runs_at_several_tar
 
     price = SettableFeed("price", 30.0)
     params = PolicyParams(supply=SpotSupply())
-    loop = SiteLoop(
+    loop = assemble(
         SiteModel("s1", fleet, params, SpotSupply(), ()),
         clock=site.clock,
         price_feed=price,

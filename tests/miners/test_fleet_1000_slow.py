@@ -10,8 +10,8 @@ import asyncio
 import pytest
 
 from controller.accounting.instruments import SpotSupply
+from controller.app.assemble import assemble
 from controller.decision.policy import PolicyParams
-from controller.runtime.site_loop import SiteLoop
 from controller.site_model import SiteModel
 from simulators.miners.miner import Family
 from tests.miners.conftest import SiteFactory
@@ -42,7 +42,7 @@ async def test_a_thousand_miners_curtail_confirmed_and_resume_under_the_ramp(
     assert site.spec.size == 1000
     price = SettableFeed("price", 5_000.0)
     params = PolicyParams(supply=SpotSupply(), ramp_up_mw_per_min=RAMP_MW_PER_MIN)
-    loop = SiteLoop(
+    loop = assemble(
         SiteModel("big", site.spec, params, SpotSupply(), ()),
         clock=site.clock,
         price_feed=price,

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from controller.accounting.instruments import SpotSupply
+from controller.app.assemble import assemble
 from controller.decision.overrides import Override
 from controller.decision.policy import PolicyParams
 from controller.runtime.override_book import OverrideBook
@@ -49,7 +50,7 @@ async def test_demand_response_base_points_and_a_4cp_window_on_luxos_and_braiins
     )
     book = OverrideBook()
     params = PolicyParams(supply=SpotSupply(), ramp_up_mw_per_min=RAMP_MW_PER_MIN)
-    loop = SiteLoop(
+    loop = assemble(
         SiteModel("grid", site.spec, params, SpotSupply(), ()),
         clock=site.clock,
         price_feed=SettableFeed("price", 20.0),

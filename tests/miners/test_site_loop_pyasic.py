@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from controller.accounting.instruments import SpotSupply
+from controller.app.assemble import assemble
 from controller.decision.policy import PolicyParams
 from controller.domain import EpochS, Reading
 from controller.records import IntervalRecord
-from controller.runtime.site_loop import SiteLoop
 from controller.site_model import SiteModel
 from simulators.miners.miner import Family
 from tests.miners.conftest import SiteFactory
@@ -53,7 +53,7 @@ async def test_loop_curtails_and_resumes_under_the_ramp_through_faults(
     await site.fault([gone], {"kind": "unreachable"})
     price = SettableFeed("price", 5_000.0)  # scarcity: curtail
     params = PolicyParams(supply=SpotSupply(), ramp_up_mw_per_min=RAMP_MW_PER_MIN)
-    loop = SiteLoop(
+    loop = assemble(
         SiteModel("s1", site.spec, params, SpotSupply(), ()),
         clock=site.clock,
         price_feed=price,

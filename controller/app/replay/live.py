@@ -24,6 +24,7 @@ from adapters.feeds.store import FeedStats
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
+from controller.app.assemble import assemble, scenario_events
 from controller.app.replay.live_feeds import LiveFeeds
 from controller.app.replay.runner import ReplayError, ReplayInputs, ReplayResult, replay_report
 from controller.decision.policy import Plan
@@ -31,8 +32,6 @@ from controller.decision.reconcile import DispatchReport
 from controller.domain import EpochS
 from controller.records import IntervalRecord, IntervalTable
 from controller.runtime.clocks.replay import LoopClock, ReplayClock
-from controller.runtime.override_book import OverrideBook
-from controller.runtime.site_loop import SiteLoop
 from controller.status import SiteStatus
 from simulators.miners.fleet import Fleet, MinerSpec, consecutive_ips
 from simulators.miners.fleet_file import FaultConfig
@@ -289,11 +288,7 @@ async def run_live(
 
         feeds = LiveFeeds(inputs, clock, FeedStats())
         await stack.enter_async_context(feeds.run())
-        book = OverrideBook()
-        scenario = inputs.loaded.config.scenario
-        for event in scenario.events if scenario else ():
-            book.add(event.override())
-        loop = SiteLoop(
+        loop = assemble(
             model,
             clock=LoopClock(clock),
             price_feed=feeds.price,
@@ -302,7 +297,7 @@ async def run_live(
             ledger=ledger,
             cycle_s=inputs.cycle_s,
             observer=counts,
-            overrides=book,
+            events=scenario_events(inputs.loaded.config),
         )
         ramps = _RampMeter(fleet)
         net = [0.0, 0]  # net so far, records summed

@@ -19,6 +19,7 @@ from adapters.feeds.recorded import (
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.report import build_report, grid_compliance
+from controller.app.assemble import assemble, scenario_events
 from controller.config import LoadedConfig, SiteConfig
 from controller.decision.optimiser import onoff_fleet
 from controller.decision.policy import Plan
@@ -26,8 +27,6 @@ from controller.domain import EpochS, FleetSpec, Recording, iso
 from controller.fast_replay import NotStatelessError, fast_replay
 from controller.records import IntervalTable
 from controller.runtime.clocks.simulated import SimulatedClock
-from controller.runtime.override_book import OverrideBook
-from controller.runtime.site_loop import SiteLoop
 from controller.site_model import SiteModel
 
 Engine = Literal["auto", "fast", "loop"]
@@ -177,19 +176,15 @@ async def run_loop(
     driver = InProcessFleet(
         inputs.model.fleet, clock, running=inputs.site.driver.initial_state == "running"
     )
-    book = OverrideBook()
-    scenario = inputs.loaded.config.scenario
-    for event in scenario.events if scenario else ():
-        book.add(event.override())
-    loop = SiteLoop(
+    loop = assemble(
         inputs.model,
-        overrides=book,
         clock=clock,
         price_feed=RecordedFeed(inputs.price),
         hashprice_feed=RecordedFeed(inputs.hashprice),
         driver=driver,
         ledger=ledger,
         cycle_s=inputs.cycle_s,
+        events=scenario_events(inputs.loaded.config),
     )
 
     def on_cycle(plan: Plan) -> None:
