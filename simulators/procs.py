@@ -6,11 +6,10 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections.abc import Iterable
+from typing import Any
 
 
-def stop(
-    procs: subprocess.Popen[bytes] | Iterable[subprocess.Popen[bytes]], grace_s: float
-) -> None:
+def stop(procs: subprocess.Popen[Any] | Iterable[subprocess.Popen[Any]], grace_s: float) -> None:
     """SIGTERM every process still running, wait up to ``grace_s`` each, then SIGKILL."""
     group = [procs] if isinstance(procs, subprocess.Popen) else list(procs)
     running = [p for p in group if p.poll() is None]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.accounting.instruments import FixedPpa
 from controller.app.replay.compare import Comparison, StrategyResult, compare
 from controller.app.replay.runner import ReplayError, prepare, replay
 from controller.config import ConfigError, load_config
@@ -85,6 +86,7 @@ def test_builtin_books_are_the_five_kinds(hedged_whole: Comparison) -> None:
     full = _row(hedged_whole, "ppa+forward+call").strategy
     assert [h.id for h in full.hedges] == ["fwd-70ph", "call-200"]
     capped = _row(hedged_whole, "capped-ppa").strategy.supply
+    assert isinstance(capped, FixedPpa)
     assert capped == type(capped)(3.3, 45.0, resale_cap_usd_per_mwh=200.0)
 
 
@@ -168,6 +170,7 @@ def test_builtin_ppa_without_one_is_priced_at_the_mean_spot(recordings_dir: Path
     inputs = prepare(load_config(SPOT))
     c = compare(inputs)
     ppa = _row(c, "ppa").strategy.supply
+    assert isinstance(ppa, FixedPpa)
     rows = list(
         csv.reader((recordings_dir / "ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv").open())
     )[1:]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from adapters.feeds.recorded import RecordedFeedConfig
 from controller.catalog import NAMEPLATES
 from controller.config import (
     ConfigError,
@@ -69,6 +70,7 @@ def test_shipped_scenario_loads(path: Path, recordings_dir: Path) -> None:
     (site,) = loaded.config.sites
     # Relative recording paths resolve against the scenario file's directory.
     for feed in (site.price_feed, site.hashprice_feed):
+        assert isinstance(feed, RecordedFeedConfig)
         assert feed.path.is_file()
         assert feed.path.resolve().parent == recordings_dir.resolve()
     assert site.fleet().model_names

@@ -243,6 +243,7 @@ def _config_loads_or_says_why(raw: bytes) -> None:
 def _recording_loads_or_says_why(raw: bytes) -> None:
     path = _write(raw, "fuzz.csv")
     for column in (PRICE_COLUMN, HASHPRICE_COLUMN):
+        error: str | None
         try:
             rec = load_recording(path, column)
         except RecordingError as exc:

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from controller.accounting.instruments import FixedPpa
-from controller.app.replay.runner import prepare
+from controller.app.replay.runner import ReplayInputs, prepare
 from controller.config import load_config
 from controller.decision.economics import energy_hashprice_usd_per_mwh, net_hashprice
 from controller.fast_replay import fast_replay
+from controller.records import IntervalTable
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(ignore_cap: bool) -> tuple[object, object]:
+def _run(ignore_cap: bool) -> tuple[IntervalTable, ReplayInputs]:
     inputs = prepare(load_config(ROOT / "deploy/scenarios/ercot-hb-south-capped.toml"))
     m = inputs.model
     assert isinstance(m.supply, FixedPpa)

@@ -17,13 +17,13 @@ from controller.decision.economics import (
     point_value_usd_per_h,
 )
 from controller.decision.optimiser import allocate_under_cap, onoff_fleet
-from controller.domain import build_fleet
+from controller.domain import FleetSpec, IntArray, build_fleet
 
 S19_CURVE = [(70.0, 1750.0), (90.0, 2430.0), (104.0, 3068.0)]
 S21_CURVE = [(140.0, 2150.0), (175.0, 2850.0), (200.0, 3500.0)]
 
 
-def _value(fleet, points, hpn, c):  # type: ignore[no-untyped-def]
+def _value(fleet: FleetSpec, points: IntArray, hpn: float, c: float) -> float:
     rows = np.arange(fleet.size)
     return float(
         point_value_usd_per_h(

@@ -106,7 +106,7 @@ def test_price_chart_draws_the_prices_and_energy_hashprices(built: Built) -> Non
     assert spot.max() == pytest.approx(4857.82)  # 2024-08-21T00:30Z
     hp = table.inputs.hashprice_usd_per_ph_day
     for name, eff in (("Antminer S19j Pro", 3068 / 104), ("Antminer S21", 3500 / 200)):
-        (label,) = [k for k in lines if k.startswith(f"energy hashprice, {name} ")]
+        (label,) = [k for k in lines if str(k).startswith(f"energy hashprice, {name} ")]
         ehp = np.asarray(lines[label].get_ydata(), dtype=float)[:-1]
         np.testing.assert_allclose(ehp, hp * 0.98 * 1000 / (24 * eff))
     shaded = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]

@@ -14,8 +14,8 @@ def _inputs(
 ) -> IntervalInputs:
     n = len(price)
     return IntervalInputs(
-        start=np.arange(n) * 3600.0,
-        end=np.arange(1, n + 1) * 3600.0,
+        start=np.arange(n, dtype=np.float64) * 3600.0,
+        end=np.arange(1, n + 1, dtype=np.float64) * 3600.0,
         price_usd_per_mwh=np.array(price),
         hashprice_usd_per_ph_day=np.full(n, hp),
         running_mw=np.array(q),

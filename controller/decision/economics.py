@@ -35,7 +35,7 @@ def net_hashprice(hashprice_usd_per_ph_day: Num, pool_fee: float) -> Num:
 
 
 def energy_hashprice_usd_per_mwh(
-    net_hashprice_usd_per_ph_day: Num, efficiency_j_per_th: Num
+    net_hashprice_usd_per_ph_day: Num, efficiency_j_per_th: Num | float
 ) -> Num:
     """Revenue per MWh burnt: ``EHP = HPn * 1000 / (24 * E)``."""
     return net_hashprice_usd_per_ph_day * 1000.0 / (HOURS_PER_DAY * efficiency_j_per_th)

@@ -31,8 +31,8 @@ INDEX = "/index"
 FAST = 0.05  # poll interval in these tests
 
 
-def _utc(*args: int) -> float:
-    return to_epoch(datetime(*args, tzinfo=UTC))  # type: ignore[misc]
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
+    return to_epoch(datetime(year, month, day, hour, minute, second, tzinfo=UTC))
 
 
 def _backoff() -> Backoff:
@@ -42,7 +42,7 @@ def _backoff() -> Backoff:
 def _ercot(script: Script, stats: FeedStats, product: str = "spp") -> ErcotFeed:
     cfg = ErcotFeedConfig(
         type="ercot",
-        product=product,  # type: ignore[arg-type]
+        product=product,
         settlement_point="HB_WEST",
         username="ops@example.com",
         password=SecretStr("pw"),

@@ -11,6 +11,7 @@ import csv
 import itertools
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 PRICE_CSV = "/work/main/simulators/recordings/ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv"
 HASHPRICE_CSV = "/work/main/simulators/recordings/btc_hashprice_daily_2024-05_2025-04.csv"
@@ -81,11 +82,11 @@ def settle_interval(
     HP: float,
     dt_h: float,
     *,
-    fleet,
+    fleet: list[tuple[int, float, float]],
     pool_fee: float,
-    supply: dict,
-    call: dict | None,
-    forward: dict | None,
+    supply: dict[str, Any],
+    call: dict[str, Any] | None,
+    forward: dict[str, Any] | None,
 ) -> dict[str, float]:
     """Decision + settlement for one interval with constant P and HP."""
     stype = supply["type"]
@@ -158,9 +159,9 @@ def compute_totals(
     *,
     fleet: list[tuple[int, float, float]],
     pool_fee: float,
-    supply: dict,
-    call: dict | None,
-    forward: dict | None,
+    supply: dict[str, Any],
+    call: dict[str, Any] | None,
+    forward: dict[str, Any] | None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> dict[str, float]:
@@ -204,7 +205,7 @@ def compute_totals(
 
 
 def _self_check() -> None:
-    kw = {
+    kw: dict[str, Any] = {
         "fleet": [(1, 200.0, 3500.0)],
         "pool_fee": 0.02,
         "supply": {"type": "fixed_ppa", "quantity_mw": 0.0035, "price_usd_per_mwh": 45.0},
@@ -232,7 +233,7 @@ if __name__ == "__main__":
     end = datetime(2025, 3, 28, 5, 0, tzinfo=UTC)
     fleet = [(600, 104.0, 3068.0), (400, 200.0, 3500.0)]
     fwd = {"hashrate_ph": 70.0, "price_usd_per_ph_day": 52.0}
-    scenarios = {
+    scenarios: dict[str, dict[str, Any]] = {
         "hedged": {
             "supply": {"type": "fixed_ppa", "quantity_mw": 3.3, "price_usd_per_mwh": 45.0},
             "call": {"quantity_mw": 3.0, "strike_usd_per_mwh": 200.0, "premium_usd_per_mwh": 3.5},

@@ -117,10 +117,10 @@ async def test_firmware_curves_of_luxos_profiles_and_the_braiins_tuner(
     assert sc.after_cycle(site.clock.now()) is None  # nothing new yet
     with structlog.testing.capture_logs() as logs:
         await sc.reread_firmware(site.clock.now())
-        fleet = sc.after_cycle(site.clock.now())
-    assert fleet is not None
+        replanned = sc.after_cycle(site.clock.now())
+    assert replanned is not None
     assert [w for _, w in sc.curves[1].points] == [2100.0, 2450.0, 2800.0, 3500.0]
-    assert fleet.power_w[2, 1:5].tolist() == [2100.0, 2450.0, 2800.0, 3500.0]
+    assert replanned.power_w[2, 1:5].tolist() == [2100.0, 2450.0, 2800.0, 3500.0]
     assert [(e["event"], e["group"]) for e in logs if e["event"] == "curve_changed"] == [
         ("curve_changed", 1)
     ]

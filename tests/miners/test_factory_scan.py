@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import tomllib
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -21,7 +22,7 @@ from simulators.miners.miner import Family
 from tests.miners.conftest import T0, SiteFactory
 
 
-def site_config(driver: dict[str, object], miners: list[dict[str, object]]) -> SiteConfig:
+def site_config(driver: dict[str, object], miners: Sequence[Mapping[str, object]]) -> SiteConfig:
     feed = {"type": "recorded", "path": __file__}
     return SiteConfig.model_validate(
         {
