@@ -1,4 +1,4 @@
-"""controller/config.py: TOML scenarios through ``load_config``, and the ``Secret`` type."""
+"""controller/config/: TOML scenarios through ``load_config``, and the ``Secret`` type."""
 
 from __future__ import annotations
 
