@@ -1,5 +1,7 @@
 """One site's MQTT connection (aiomqtt): reading feeds in, commands in, status and acks out.
 
+Over 300 lines: one connection loop serves feeds, commands and status, with one state.
+
 A single connection per site carries everything: the price and hashprice topics (each a
 ``ReadingFeed``), the command topic, the retained status and the command acks. It is an
 async context manager whose connection loop lives in a TaskGroup. On any transient failure

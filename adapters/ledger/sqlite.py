@@ -1,5 +1,7 @@
 """The durable P&L ledger: SQLite in WAL mode, one transaction per settled interval.
 
+Over 300 lines: the schema, its checks on open and its writes are one file format.
+
 One row per site and interval with every settlement component, the inputs that produced
 them, the config version and the run id. Per-instrument amounts go to a child table in
 the same transaction. An interval that overlaps one already stored is refused, so a

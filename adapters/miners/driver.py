@@ -1,5 +1,7 @@
 """The pyasic fleet driver: bounded, deadline-guarded, telemetry-confirmed miner control.
 
+Over 300 lines: discovery, commands and confirmation share each miner's connection state.
+
 Every pyasic call runs under the driver's semaphore and a hard deadline (4028 reads have
 no connect timeout, and a call that ignores its cancellation is left behind, not
 awaited); transient failures (refused or reset connections, unavailable gRPC) are retried

@@ -1,5 +1,7 @@
 """``ShardedDriver``: the planner's ``MinerDriver`` for a site whose miners fleet workers own.
 
+Over 300 lines: one driver whose plans, reports and shard health share per-shard state.
+
 The site loop runs unchanged on it. ``observe()`` and ``apply()`` become plans published
 to every shard's ``.../shard/<n>/plan``; each worker answers on ``.../shard/<n>/report``
 with outcomes confirmed from the miners' telemetry and the shard's points afterwards.

@@ -1,5 +1,7 @@
 """The daemon: one site loop per site, the durable ledger, and the metrics endpoint.
 
+Over 300 lines: wiring, reload and health of the object that owns the sites' lifecycles.
+
 ``hashspark run CONFIG`` wires it on the system clock. With ``--simulated`` every site runs
 on its own simulated clock from where its ledger ends (or the scenario's start) to the
 scenario's end: the same code path, faster than real time, and resumable after a crash.

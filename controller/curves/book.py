@@ -1,5 +1,7 @@
 """Where each group's efficiency curve comes from: config, firmware, or the fleet's telemetry.
 
+Over 300 lines: sources, precedence and refit rules decide together which curve is used.
+
 Sources:
 
 - ``config``: the group's ``curve`` in the config file;

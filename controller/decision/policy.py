@@ -1,5 +1,7 @@
 """The pure decision: ``decide(fleet, params, snapshot, state) -> (plan, new_state)``.
 
+Over 300 lines: decide() and the state it carries are one algorithm, read top to bottom.
+
 Rules, in the order they apply to each miner:
 
 1. **Economics**: each point's margin ``h * HPn / 24000 - w / 1e6 * c`` (USD/h), off = 0;

@@ -1,5 +1,7 @@
 """One site's reconciliation cycle: sense -> decide -> reconcile -> actuate -> account -> publish.
 
+Over 300 lines: one cycle and the state it carries from one cycle to the next.
+
 The loop runs identically live (system clock, live feeds, real driver) and in replay
 (simulated clock, recorded feeds, simulated fleet). Settlement intervals are the spans
 over which the inputs hold: a new reading, or an input turning stale, closes one.

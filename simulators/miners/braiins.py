@@ -1,5 +1,7 @@
 """Braiins OS+: the gRPC API on 50051, built on pyasic's shipped protobuf code.
 
+Over 300 lines: one firmware's gRPC surface, as the real API groups it.
+
 gRPC: Login puts a token in the ``authorization`` initial metadata; every other call must
 carry it. Pause/resume mining, set power target, miner details and stats, hashboards,
 cooling, active performance mode, pool groups, locate-device status, and the tuner: its
