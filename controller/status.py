@@ -49,6 +49,7 @@ class SiteStatus:
     spread_usd_per_mwh: float | None
     ramp_limited: int
     grid: tuple[GridStatus, ...] = ()
+    state: str = "running"  # "stopped": the last status, as shutdown left the miners
 
     @property
     def curtailed_mw(self) -> float:
@@ -64,7 +65,7 @@ class SiteStatus:
 def status_document(status: SiteStatus) -> dict[str, object]:
     """The retained status topic's JSON: state, mode, last decision, feed ages."""
     return {
-        "state": "running",
+        "state": status.state,
         "mode": status.decision_reason,
         "at": iso(status.at),
         "failsafe": status.failsafe_reason,

@@ -254,6 +254,11 @@ class PyasicDriver:
         return tuple(m.caps.firmware if m.caps else None for m in self._miners)
 
     @property
+    def resume_batch_size(self) -> int:
+        """Miners resumed per chunk (the site loop's actuator paces resumes by it)."""
+        return self._cfg.resume_batch_size
+
+    @property
     def addresses(self) -> tuple[str, ...]:
         """Each miner's address, in fleet order."""
         return tuple(m.ip for m in self._miners)
@@ -446,6 +451,7 @@ class PyasicDriver:
         started = loop.time()
         resumed = False
         power_target_w: float | None = None
+        lowering = target != OFF and m.curve.power_w[target] < m.curve.power_w[m.point]
         try:
             if target == OFF:
                 await self._act(m, "stop_mining", sleep=True)
@@ -460,7 +466,13 @@ class PyasicDriver:
             return failed.outcome, None
         what = "stop" if target == OFF else ("resume" if resumed else "power limit")
         return await self._confirm(
-            m, target, what, started=started, resumed=resumed, power_target_w=power_target_w
+            m,
+            target,
+            what,
+            started=started,
+            resumed=resumed,
+            power_target_w=power_target_w,
+            lowering=lowering and not resumed,
         )
 
     async def _act(self, m: _Miner, what: str, *, sleep: bool) -> None:
@@ -532,6 +544,7 @@ class PyasicDriver:
         started: float,
         resumed: bool,
         power_target_w: float | None,
+        lowering: bool = False,
     ) -> tuple[Outcome, float | None]:
         """Read back until the telemetry shows ``target`` or the deadline passes."""
         loop = asyncio.get_running_loop()
@@ -552,6 +565,7 @@ class PyasicDriver:
                                 target=target,
                                 resumed=resumed,
                                 power_target_w=power_target_w,
+                                lowering=lowering,
                             ):
                                 m.point = target
                                 return Applied(), loop.time() - started

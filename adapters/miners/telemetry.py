@@ -186,6 +186,19 @@ def near(value_w: float | None, target_w: float, th: Thresholds) -> bool:
     return value_w is not None and abs(value_w - target_w) <= th.power_tolerance_fraction * target_w
 
 
+def under_new_cap(t: Telemetry, curve: Curve, th: Thresholds, cap_w: float) -> bool:
+    """A lower power target has taken: the firmware reports it, or the draw is under it."""
+    if t.empty:
+        return False
+    if near(t.power_limit_w, cap_w, th):
+        return True
+    return (
+        t.power_w is not None
+        and not is_off(t, curve, th)
+        and t.power_w <= cap_w * (1.0 + th.power_tolerance_fraction)
+    )
+
+
 def confirms(
     t: Telemetry,
     curve: Curve,
@@ -194,24 +207,27 @@ def confirms(
     target: int,
     resumed: bool,
     power_target_w: float | None,
+    lowering: bool = False,
 ) -> bool:
-    """Whether a read shows the commanded state.
+    """Whether a read shows the commanded state, as physics allows it to.
 
     Off: hashrate near zero or power near sleep. Resume: hashrate climbing past a fraction
-    of the target point's (and the new power target in place when one was set). Throttle
-    of a running miner: wattage near the target.
+    of the target point's (and the new power target in place when one was set). A lower
+    power target: the new cap in place, or the draw at or under it (a miner still ramping
+    up is under its new cap already: that is no failure). A higher one on a running miner:
+    wattage near the target.
     """
     if target == OFF:
         return is_off(t, curve, th)
+    if lowering and power_target_w is not None and under_new_cap(t, curve, th, power_target_w):
+        return True
     if t.empty or is_off(t, curve, th):
         return False
     if resumed:
         climbing = (t.hashrate_th or 0.0) >= th.resume_hashrate_fraction * curve.hashrate_th[target]
-        if power_target_w is None:
-            return climbing
         return climbing and (
-            near(t.power_limit_w, power_target_w, th) or near(t.power_w, power_target_w, th)
+            power_target_w is None
+            or near(t.power_limit_w, power_target_w, th)
+            or near(t.power_w, power_target_w, th)
         )
-    if power_target_w is None:
-        return True
-    return near(t.power_w, power_target_w, th)
+    return power_target_w is None or near(t.power_w, power_target_w, th)

@@ -18,6 +18,7 @@ from controller.runtime.ports import (
     Ledger,
     LoopObserver,
     MinerDriver,
+    PacesResumes,
     ReadingFeed,
 )
 from controller.runtime.site_loop import SiteLoop
@@ -75,4 +76,5 @@ def assemble(
         status_sink=status_sink,
         audit=audit,
         dry_run=dry_run,
+        resume_chunk=driver.resume_batch_size if isinstance(driver, PacesResumes) else None,
     )

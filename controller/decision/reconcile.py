@@ -38,6 +38,19 @@ class Unverified:
 Outcome = Applied | Rejected | Unreachable | Unverified
 
 
+def outcome_text(outcome: Outcome) -> str:
+    """The outcome's name as logs, metrics and the audit write it."""
+    match outcome:
+        case Applied():
+            return "applied"
+        case Rejected():
+            return "rejected"
+        case Unreachable():
+            return "unreachable"
+        case Unverified():
+            return "unverified"
+
+
 @dataclass(frozen=True, slots=True)
 class CommandBatch:
     """Miners to move and the operating point each should move to."""

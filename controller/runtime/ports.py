@@ -162,3 +162,13 @@ class ReportsShards(Protocol):
     def summary(self) -> dict[str, object]:
         """Every shard's state (for ``/healthz``)."""
         ...
+
+
+@runtime_checkable
+class PacesResumes(Protocol):
+    """A driver that says how many miners to resume at once (the rest wait their turn)."""
+
+    @property
+    def resume_batch_size(self) -> int:
+        """Miners resumed per chunk."""
+        ...

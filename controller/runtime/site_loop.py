@@ -24,8 +24,10 @@ from controller.decision.policy import Plan, PolicyParams, PolicyState, Snapshot
 from controller.decision.reconcile import (
     CommandBatch,
     DispatchReport,
+    Outcome,
     Unreachable,
     Unverified,
+    outcome_text,
     reconcile,
 )
 from controller.domain import (
@@ -39,8 +41,10 @@ from controller.domain import (
     iso,
 )
 from controller.records import IntervalRecord
+from controller.runtime.actuator import Actuator
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.ports import (
+    Addressed,
     Clock,
     CommandAudit,
     Ledger,
@@ -56,6 +60,11 @@ __all__ = ["SiteLoop", "SiteModel", "next_wake", "staleness_deadlines"]
 
 #: How long an unconfirmed raise counts as drawing power (longer than a resume ramp).
 IN_DOUBT_GRACE_S = 300.0
+#: Longest a cycle waits (wall seconds) for its commands before publishing its status; the
+#: commands go on beside the loop and wake it when they end.
+ACTUATION_WAIT_S = 2.0
+#: Resumes go out in chunks of this many miners unless the driver says otherwise.
+DEFAULT_RESUME_CHUNK = 1 << 30
 
 
 def staleness_deadlines(
@@ -95,6 +104,7 @@ class SiteLoop:
         status_sink: Callable[[SiteStatus], Awaitable[None]] | None = None,
         audit: CommandAudit | None = None,
         dry_run: bool = False,
+        resume_chunk: int | None = None,
     ) -> None:
         self.site = site
         self._clock = clock
@@ -109,6 +119,13 @@ class SiteLoop:
         self._audit = audit
         self.dry_run = dry_run  # decide, log and export; command nothing
         self.state = PolicyState.initial(site.fleet.size)
+        self._next_state = self.state
+        self._latest: tuple[Plan, Snapshot] | None = None  # the newest decision and its inputs
+        self._actuator = Actuator(
+            driver,
+            resume_chunk=resume_chunk or DEFAULT_RESUME_CHUNK,
+            current=self._plan_is_current,
+        )
         self._log = structlog.get_logger("hashspark.site").bind(site=site.site_id)
         self._onehot = np.eye(len(site.fleet.model_names))[site.fleet.model_index]  # (N, M)
         self._accrual = IntervalAccumulator(site)
@@ -143,52 +160,52 @@ class SiteLoop:
     async def _cycle(self, began: float) -> Plan:
         now = self._clock.now()
         self._accrual.accrue(now)
+        self._take_finished()
+        self._clear(self._wake_events())  # this cycle decides on everything arrived so far
         observed = await self._driver.observe()  # sense: what miners really do
-        price = self._price_feed.latest(now)
-        hashprice = self._hashprice_feed.latest(now)
-        snapshot = Snapshot(
-            now,
-            price,
-            hashprice,
-            self._assume_in_doubt(observed),
-            observed.reachable,
-            self.overrides.current(now),
-        )
-        plan, self.state = decide(self.site.fleet, self.site.params, snapshot, self.state)
+        plan, snapshot = self._decide(now, observed)
+        # A reading or command that arrived while the fleet was read makes this plan old:
+        # decide again on the newest inputs, so that no command goes out on a superseded
+        # plan. Whatever arrives after the last check sets an event: a cycle of its own.
+        for _ in range(3):
+            if not self._inputs_arrived():
+                break
+            self._clear(self._input_events())
+            plan, snapshot = self._decide(max(now, self._clock.now()), observed)
+        self.state = self._next_state
 
-        key = self._interval_key(now, price, hashprice)
+        key = self._interval_key(now, snapshot.price, snapshot.hashprice)
         if self._accrual.open_key is not None and key != self._accrual.open_key:
             self._settle(now)
 
-        batch = reconcile(plan.point, observed)
-        report: DispatchReport | None = None
+        batch = self._commands(plan, observed)
         if len(batch) and self.dry_run:
             self._log.info("dry_run_commands", at=iso(now), miners=len(batch))
+            if self._audit is not None:
+                self._audit.record(
+                    self.site.site_id, self.site.fleet, plan, batch, None, dry_run=True
+                )
         elif len(batch):
-            report = await self._driver.apply(batch)
-            for miner, outcome in report.failed:
-                self._log.warning("command_failed", miner=miner, outcome=repr(outcome))
-            self._note_in_doubt(batch, report)
-        if len(batch) and self._audit is not None:
-            self._audit.record(
-                self.site.site_id, self.site.fleet, plan, batch, report, dry_run=self.dry_run
-            )
-        # Read back after commands: account what miners do, not what we sent. A cycle that
-        # sent nothing has just read the fleet; a second sweep would only double the traffic
-        # (the next cycle's read catches whatever changes in between).
+            self._actuator.submit(batch, plan, self.site.fleet, observed.point)
+            # Commands run beside the loop: wait for them to end unless a newer input (a
+            # reading, a command, a stale feed) needs a decision first, or the status is due.
+            await self._actuator.wait(self._input_events(), ACTUATION_WAIT_S)
+        report = self._take_finished()
+        # Read back after commands: account what miners do, not what we sent. A cycle whose
+        # commands did not end has nothing new to read (the next cycle catches it).
         after = observed if report is None else await self._driver.observe()
         fleet = self.site.fleet
         model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
         self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, now)
 
         if self._accrual.open_key is None and key is not None:
-            assert price is not None
-            assert hashprice is not None
+            assert snapshot.price is not None
+            assert snapshot.hashprice is not None
             self._accrual.open(
                 now,
                 key,
-                price,
-                hashprice,
+                snapshot.price,
+                snapshot.hashprice,
                 failsafe=plan.failsafe.reason if plan.failsafe else None,
                 opportunity_cost=plan.opportunity_cost_usd_per_mwh,
                 running=int((after.point > OFF).sum()),
@@ -208,6 +225,98 @@ class SiteLoop:
                 self.site.site_id, time.perf_counter() - began, status.decision_reason, report
             )
         return plan
+
+    def _decide(self, now: EpochS, observed: ObservedFleet) -> tuple[Plan, Snapshot]:
+        """Decide on the newest inputs; the state is kept only for the plan that is used."""
+        snapshot = Snapshot(
+            now,
+            self._price_feed.latest(now),
+            self._hashprice_feed.latest(now),
+            self._assume_in_doubt(observed),
+            observed.reachable,
+            self.overrides.current(now),
+        )
+        plan, self._next_state = decide(self.site.fleet, self.site.params, snapshot, self.state)
+        self._latest = (plan, snapshot)
+        return plan, snapshot
+
+    def _plan_is_current(self, plan: Plan) -> bool:
+        """Whether ``plan`` is the newest decision and no input arrived since (chunks of
+        resumes start only then)."""
+        return self._latest is not None and self._latest[0] is plan and not self._inputs_arrived()
+
+    def _input_events(self) -> list[asyncio.Event]:
+        """Set when a live reading is accepted or a command changes the overrides."""
+        events = [self.overrides.changed]
+        for feed in (self._price_feed, self._hashprice_feed):
+            updated = getattr(feed, "updated", None)  # live feeds have one; recordings do not
+            if isinstance(updated, asyncio.Event):
+                events.append(updated)
+        return events
+
+    def _inputs_arrived(self) -> bool:
+        return any(e.is_set() for e in self._input_events())
+
+    @staticmethod
+    def _clear(events: list[asyncio.Event]) -> None:
+        for event in events:
+            event.clear()
+
+    def _commands(self, plan: Plan, observed: ObservedFleet) -> CommandBatch:
+        """Miners to command: those the plan moves, less those already on their way there,
+        plus those whose superseded command may have reached them (sent again)."""
+        batch = reconcile(plan.point, observed)
+        if self.dry_run:
+            return batch
+        again = self._actuator.supersede(plan)
+        flying = self._actuator.targets()
+        keep = [
+            k
+            for k, m in enumerate(batch.miner.tolist())
+            if flying.get(m) != int(batch.point[k]) and m not in set(again.tolist())
+        ]
+        miners = batch.miner[keep]
+        if again.size:
+            reachable = again[observed.reachable[again]]
+            miners = np.concatenate([miners, reachable])
+        order = np.argsort(miners, kind="stable")
+        miners = miners[order]
+        return CommandBatch(miner=miners, point=plan.point[miners].astype(np.int64))
+
+    def _take_finished(self) -> DispatchReport | None:
+        """File the jobs that ended: log, audit, in-doubt raises; one report for the cycle."""
+        self._actuator.raise_errors()
+        finished = self._actuator.collect()
+        if not finished:
+            return None
+        applied: list[IntArray] = []
+        failed: list[tuple[int, Outcome]] = []
+        latency: list[float] = []
+        for job in finished:
+            report = job.report
+            if report is None:  # superseded in flight: it may have reached the miners
+                self._note_cancelled(job.batch)
+                continue
+            for miner, outcome in report.failed:
+                self._log.warning(
+                    "command_failed",
+                    miner=self._miner_name(miner),
+                    outcome=outcome_text(outcome),
+                    reason=getattr(outcome, "reason", None),
+                )
+            self._note_in_doubt(job.batch, report)
+            if self._audit is not None:
+                self._audit.record(
+                    self.site.site_id, self.site.fleet, job.plan, job.batch, report, dry_run=False
+                )
+            applied.append(report.applied)
+            failed += report.failed
+            latency += report.confirmation_s
+        return DispatchReport(
+            applied=np.concatenate(applied) if applied else np.zeros(0, dtype=np.int64),
+            failed=tuple(failed),
+            confirmation_s=tuple(latency),
+        )
 
     async def run(
         self,
@@ -243,13 +352,9 @@ class SiteLoop:
             self.finish(until)
 
     def _wake_events(self) -> list[asyncio.Event]:
-        """Events that end a sleep early: a live reading arrived, a command changed things."""
-        events = [self.overrides.changed]
-        for feed in (self._price_feed, self._hashprice_feed):
-            updated = getattr(feed, "updated", None)  # live feeds have one; recordings do not
-            if isinstance(updated, asyncio.Event):
-                events.append(updated)
-        return events
+        """Events that end a sleep early: a live reading arrived, a command changed things,
+        commands sent earlier ended (their effect is to be accounted)."""
+        return [*self._input_events(), self._actuator.done]
 
     async def _sleep(self, wake: EpochS, stop: asyncio.Event | None) -> None:
         events = self._wake_events()
@@ -271,6 +376,8 @@ class SiteLoop:
 
     async def shutdown(self, action: str) -> dict[str, int]:
         """Leave the miners as configured (keep, curtail or run), settle, return their states."""
+        await self._actuator.cancel_all()
+        self._take_finished()
         observed = await self._driver.observe()
         fleet = self.site.fleet
         if action != "keep":
@@ -281,13 +388,19 @@ class SiteLoop:
             if len(batch):
                 report = await self._driver.apply(batch)
                 for miner, outcome in report.failed:
-                    self._log.warning("shutdown_command_failed", miner=miner, outcome=repr(outcome))
+                    self._log.warning(
+                        "shutdown_command_failed",
+                        miner=self._miner_name(miner),
+                        outcome=outcome_text(outcome),
+                        reason=getattr(outcome, "reason", None),
+                    )
             observed = await self._driver.observe()
             fleet_mw = fleet.power_at(observed.point) @ self._onehot / 1e6
             self._accrual.set_load(
                 fleet_mw, fleet.hashrate_at(observed.point) @ self._onehot / 1e3, self._clock.now()
             )
         self.finish(self._clock.now())
+        await self._publish_final(observed)
         states = {
             "running": _count(observed.reachable & (observed.point == fleet.top_point)),
             "throttled": _count(
@@ -312,6 +425,40 @@ class SiteLoop:
         for miner in report.applied.tolist():
             self._in_doubt.pop(int(miner), None)
 
+    async def _publish_final(self, observed: ObservedFleet) -> None:
+        """The last status says what shutdown left the miners doing, not the last cycle."""
+        if self._latest is None:
+            return
+        plan, snapshot = self._latest
+        fleet = self.site.fleet
+        model_mw = fleet.power_at(observed.point) @ self._onehot / 1e6
+        status = replace(
+            self._status(plan, snapshot, observed, model_mw),
+            state="stopped",
+            at=self._clock.now(),
+        )
+        self.last_status = status
+        if self._status_sink is not None:
+            await self._status_sink(status)
+        if self._observer is not None:
+            self._observer.status(status)
+
+    def _note_cancelled(self, batch: CommandBatch) -> None:
+        """A superseded job's raises may have reached their miners: count them in doubt."""
+        power = self.site.fleet.power_w
+        now = self._clock.now()
+        for miner, target in zip(batch.miner.tolist(), batch.point.tolist(), strict=True):
+            if power[miner, target] > power[miner, 0]:
+                self._in_doubt[miner] = (target, now)
+
+    def _miner_name(self, miner: int) -> str:
+        """A miner as operators know it: its address where the driver has one."""
+        if isinstance(self._driver, Addressed):
+            addresses = self._driver.addresses
+            if 0 <= miner < len(addresses):
+                return addresses[miner]
+        return f"#{miner}"
+
     def _assume_in_doubt(self, observed: ObservedFleet) -> IntArray:
         """Observed points, with unconfirmed raises counted as drawing their target.
 
@@ -320,9 +467,12 @@ class SiteLoop:
         the ramp budget twice. It counts at its target until the miner reports that point,
         or for ``IN_DOUBT_GRACE_S``, after which it is re-commanded like any other.
         """
-        if not self._in_doubt:
+        flying = {m: t for m, t in self._actuator.targets().items() if t > OFF}
+        if not self._in_doubt and not flying:
             return observed.point
         point = observed.point.copy()
+        for miner, target in flying.items():  # a raise on its way counts at its target
+            point[miner] = max(int(point[miner]), target)
         now = self._clock.now()
         for miner, (target, since) in list(self._in_doubt.items()):
             if observed.point[miner] == target or now - since > IN_DOUBT_GRACE_S:

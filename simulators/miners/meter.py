@@ -80,8 +80,9 @@ METRICS: tuple[Metric, ...] = (
 )
 
 
-def snapshot(fleet: Fleet) -> dict[str, Any]:
-    """The meter reading: site totals and, per miner, mode, power, hashrate, power target."""
+def snapshot(fleet: Fleet, *, log: bool = False) -> dict[str, Any]:
+    """The meter reading: site totals and, per miner, mode, power, hashrate, power target
+    (and with ``log``, each miner's recent commands as ``[time, kind]``)."""
     now = fleet.clock.now()
     miners: list[dict[str, Any]] = []
     for miner in fleet.miners:
@@ -100,6 +101,7 @@ def snapshot(fleet: Fleet) -> dict[str, Any]:
                 "commands": miner.commands,
                 "listening": fleet.hosts[miner.ip].listening,
                 "faults": [f.to_json() for f in miner.faults.values()],
+                **({"command_log": [list(c) for c in miner.command_log]} if log else {}),
             }
         )
     return {
@@ -133,8 +135,8 @@ def _bad(reason: str) -> web.Response:
 def meter_app(fleet: Fleet) -> web.Application:
     """The meter's HTTP application over a fleet."""
 
-    async def get_meter(_request: web.Request) -> web.Response:
-        return web.json_response(snapshot(fleet))
+    async def get_meter(request: web.Request) -> web.Response:
+        return web.json_response(snapshot(fleet, log=request.query.get("log") == "1"))
 
     async def get_metrics(_request: web.Request) -> web.Response:
         return web.Response(text=prometheus_text(snapshot(fleet)), content_type="text/plain")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,6 +42,10 @@ class Refused:
 CommandResult = Acted | Pretended | Refused
 
 
+#: Commands each miner remembers with their time (``/meter?log=1`` shows them).
+COMMAND_LOG_LEN = 256
+
+
 class SimMiner:
     """One miner: its address, firmware family, physics and current faults."""
 
@@ -57,6 +62,9 @@ class SimMiner:
         # count, from which tests tell a controller that re-commands everything (a storm)
         # from one that commands only what differs.
         self.commands = 0
+        # The same requests with their (simulated) time and kind, newest last and bounded:
+        # tests read from it when each miner was told to sleep, wake or change its target.
+        self.command_log: deque[tuple[float, str]] = deque(maxlen=COMMAND_LOG_LEN)
         octets = [int(x) for x in ip.split(".")]
         self.mac = "02:48:53:{:02X}:{:02X}:{:02X}".format(*octets[1:])
         self.serial = f"HS{octets[1]:03d}{octets[2]:03d}{octets[3]:03d}"
@@ -69,6 +77,14 @@ class SimMiner:
     def command(self, action: Callable[[float], object]) -> CommandResult:
         """Run a state-changing ``action(now)`` unless a fault says otherwise; count it."""
         self.commands += 1
+        kind = (
+            "sleep"
+            if action == self.state.sleep
+            else "wake"
+            if action == self.state.wake
+            else "power_target"
+        )
+        self.command_log.append((self.clock.now(), kind))
         if FaultKind.REJECT in self.faults:
             return Refused("command rejected")
         if FaultKind.LIAR in self.faults:

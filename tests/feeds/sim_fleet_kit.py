@@ -55,10 +55,14 @@ class SimFleet:
         """The meter's base URL."""
         return f"http://127.0.0.1:{self.meter_port}"
 
-    def miners(self) -> dict[str, dict[str, Any]]:
-        """The meter's ground truth per address."""
-        doc = json.loads(get(f"{self.url}/meter", timeout=10))
+    def miners(self, *, log: bool = False) -> dict[str, dict[str, Any]]:
+        """The meter's ground truth per address (with each miner's command log)."""
+        doc = json.loads(get(f"{self.url}/meter{'?log=1' if log else ''}", timeout=10))
         return {m["ip"]: m for m in doc["miners"]}
+
+    def observed_at(self) -> float:
+        """The simulator's clock now (simulated epoch s)."""
+        return float(json.loads(get(f"{self.url}/meter", timeout=10))["observed_at"])
 
     def fault(self, ips: Sequence[str], fault: dict[str, Any]) -> None:
         """Inject a fault through the meter's API."""
@@ -76,9 +80,11 @@ class SimFleet:
             assert response.status == 200, response.read()
 
 
-def fleet_file(tmp: Path, groups: Sequence[Group], meter_port: int) -> Path:
-    """The fleet file of ``groups``, on ``meter_port`` at ``SPEED``."""
-    lines = [f"meter_port = {meter_port}", f"speed = {SPEED}", "seed = 0", ""]
+def fleet_file(
+    tmp: Path, groups: Sequence[Group], meter_port: int, speed: float = SPEED
+) -> Path:
+    """The fleet file of ``groups``, on ``meter_port`` at ``speed``."""
+    lines = [f"meter_port = {meter_port}", f"speed = {speed}", "seed = 0", ""]
     for g in groups:
         lines += [
             "[[group]]",
@@ -94,11 +100,11 @@ def fleet_file(tmp: Path, groups: Sequence[Group], meter_port: int) -> Path:
 
 
 @contextmanager
-def sim_fleet(tmp: Path, groups: Sequence[Group]) -> Iterator[SimFleet]:
+def sim_fleet(tmp: Path, groups: Sequence[Group], speed: float = SPEED) -> Iterator[SimFleet]:
     """Start ``hashspark simulate``; wait for its ready line; SIGTERM it at the end."""
     port = free_port()
     proc = subprocess.Popen(
-        [EXE, "simulate", "--fleet", str(fleet_file(tmp, groups, port))],
+        [EXE, "simulate", "--fleet", str(fleet_file(tmp, groups, port, speed))],
         stdout=subprocess.PIPE,
         stderr=(tmp / "simulate.log").open("ab"),
     )
