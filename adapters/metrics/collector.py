@@ -1,19 +1,8 @@
-"""Prometheus exposition: every metric declared in one table, read from snapshots.
-
-P&L counters are cumulative since the ledger began: they are seeded from the ledger at
-start-up, so a restart loses no totals. A P&L component can change sign (resale is negative
-when the site buys excess power at spot; a forward pays either way), and a Prometheus
-counter must never fall, so every component is a counter with a ``direction`` label: ``in``
-for money the site receives, ``out`` for money it pays. A component's net is
-``sum(x{direction="in"}) - sum(x{direction="out"})``.
-"""
+"""The Prometheus collector: snapshots and P&L read at scrape time, events counted as pushed."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,257 +10,12 @@ from prometheus_client.registry import Collector
 
 from adapters.feeds.health import FeedHealth, FeedState
 from adapters.feeds.store import FeedStats
+from adapters.metrics.book import PnlBook
+from adapters.metrics.table import METRICS, SPEC
 from controller.curves.book import GroupCurve
 from controller.decision.reconcile import Applied, DispatchReport, Rejected, Unreachable, Unverified
-from controller.records import COMPONENTS, IntervalRecord
-from controller.runtime.ports import Ledger, ShardView
+from controller.runtime.ports import ShardView
 from controller.status import SiteStatus
-
-Kind = Literal["counter", "gauge", "histogram"]
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """One metric: name (without ``_total``), kind, labels and help text."""
-
-    name: str
-    kind: Kind
-    labels: tuple[str, ...]
-    help: str
-
-
-#: Components whose positive values are money out of the site (the rest are money in).
-_COSTS = {"power_cost_usd", "call_payout_usd"}
-_MONEY = tuple(c for c in COMPONENTS if c.endswith("_usd"))
-_INSTRUMENT_COMPONENTS = ("call_premium_usd", "call_payout_usd", "forward_settlement_usd")
-
-METRICS: tuple[MetricSpec, ...] = (
-    # P&L and energy, cumulative since the ledger began (seeded from it on start).
-    *(
-        MetricSpec(
-            f"hashspark_{c}",
-            "counter",
-            ("site", "direction"),
-            f"Cumulative {c.removesuffix('_usd').replace('_', ' ')} (USD), by direction of money.",
-        )
-        for c in _MONEY
-    ),
-    *(
-        MetricSpec(
-            f"hashspark_instrument_{c}",
-            "counter",
-            ("site", "instrument", "direction"),
-            f"Cumulative {c.removesuffix('_usd').replace('_', ' ')} (USD) per hedge instrument.",
-        )
-        for c in _INSTRUMENT_COMPONENTS
-    ),
-    MetricSpec("hashspark_mined_mwh", "counter", ("site",), "Energy burnt mining (MWh)."),
-    MetricSpec("hashspark_curtailed_mwh", "counter", ("site",), "Nominal energy not burnt (MWh)."),
-    MetricSpec(
-        "hashspark_settled_intervals", "counter", ("site",), "Settled intervals in the ledger."
-    ),
-    # The latest cycle.
-    MetricSpec(
-        "hashspark_spot_price_usd_per_mwh", "gauge", ("site",), "Latest real-time power price."
-    ),
-    MetricSpec("hashspark_hashprice_usd_per_ph_day", "gauge", ("site",), "Latest hashprice index."),
-    MetricSpec(
-        "hashspark_opportunity_cost_usd_per_mwh",
-        "gauge",
-        ("site",),
-        "Value of a MWh not burnt under the site's supply contract.",
-    ),
-    MetricSpec(
-        "hashspark_energy_hashprice_usd_per_mwh",
-        "gauge",
-        ("site", "model"),
-        "Revenue per MWh mined at the model's nameplate efficiency.",
-    ),
-    MetricSpec(
-        "hashspark_breakeven_usd_per_mwh",
-        "gauge",
-        ("site", "model"),
-        "Energy hashprice less consumption adders.",
-    ),
-    MetricSpec(
-        "hashspark_spread_usd_per_mwh",
-        "gauge",
-        ("site",),
-        "Hashspark spread locked in by the PPA and hashrate forwards.",
-    ),
-    MetricSpec("hashspark_load_mw", "gauge", ("site",), "Power the fleet draws."),
-    MetricSpec("hashspark_curtailed_mw", "gauge", ("site",), "Nominal power not drawn."),
-    MetricSpec("hashspark_nominal_mw", "gauge", ("site",), "The fleet's full power."),
-    MetricSpec(
-        "hashspark_miners",
-        "gauge",
-        ("site", "model", "state"),
-        "Miners by state (running, throttled, curtailed, unreachable).",
-    ),
-    MetricSpec(
-        "hashspark_feed_age_seconds",
-        "gauge",
-        ("site", "feed"),
-        "Age of the latest reading at the last cycle.",
-    ),
-    MetricSpec(
-        "hashspark_failsafe_active",
-        "gauge",
-        ("site", "action"),
-        "1 while a fail-safe decides the site.",
-    ),
-    MetricSpec(
-        "hashspark_ramp_limited_miners", "gauge", ("site",), "Miners waiting for ramp budget."
-    ),
-    MetricSpec(
-        "hashspark_last_cycle_timestamp_seconds",
-        "gauge",
-        ("site",),
-        "When the last cycle ran (the site's clock).",
-    ),
-    # Events.
-    MetricSpec("hashspark_commands", "counter", ("site", "outcome"), "Miner commands by outcome."),
-    MetricSpec(
-        "hashspark_decisions", "counter", ("site", "reason"), "Cycles by what decided them."
-    ),
-    MetricSpec(
-        "hashspark_ledger_write_errors",
-        "counter",
-        ("site",),
-        "Settled intervals the ledger refused (kept and retried).",
-    ),
-    MetricSpec(
-        "hashspark_grid_target_mw",
-        "gauge",
-        ("site", "program"),
-        "Active grid program's MW target or cap.",
-    ),
-    MetricSpec(
-        "hashspark_grid_compliant",
-        "gauge",
-        ("site", "program"),
-        "1 when the fleet meets the active grid program, 0 when not.",
-    ),
-    MetricSpec(
-        "hashspark_curve_info",
-        "gauge",
-        ("site", "group", "model", "firmware", "source"),
-        "The curve source of each miner group (config, nameplate, firmware, learned): 1.",
-    ),
-    MetricSpec(
-        "hashspark_curve_point_power_watts",
-        "gauge",
-        ("site", "group", "point"),
-        "Power of each point of the group's curve in use (point 1 is the lowest).",
-    ),
-    MetricSpec(
-        "hashspark_curve_point_hashrate_terahashes",
-        "gauge",
-        ("site", "group", "point"),
-        "Hashrate (TH/s) of each point of the group's curve in use.",
-    ),
-    MetricSpec(
-        "hashspark_curve_learning_samples",
-        "gauge",
-        ("site", "group"),
-        "Telemetry samples kept for learning the group's model and firmware curve.",
-    ),
-    MetricSpec("hashspark_feed_readings_accepted", "counter", ("feed",), "Live readings accepted."),
-    MetricSpec(
-        "hashspark_feed_readings_rejected",
-        "counter",
-        ("feed", "reason"),
-        "Live payloads or readings refused, by reason.",
-    ),
-    MetricSpec(
-        "hashspark_feed_up", "gauge", ("feed",), "1 while a live feed's link or poll works."
-    ),
-    MetricSpec(
-        "hashspark_feed_outages", "counter", ("feed",), "Outages of a live feed since start."
-    ),
-    MetricSpec(
-        "hashspark_shard_managed",
-        "gauge",
-        ("site", "shard"),
-        "1 while a shard's worker is online and answering plans (sharded sites).",
-    ),
-    MetricSpec(
-        "hashspark_shard_unmanaged_miners",
-        "gauge",
-        ("site",),
-        "Miners in shards without a working worker: read as unreachable, never commanded.",
-    ),
-    MetricSpec(
-        "hashspark_shard_unmanaged_events",
-        "counter",
-        ("site", "shard"),
-        "Times a managed shard became unmanaged (last will, stop, or no report in time).",
-    ),
-    MetricSpec(
-        "hashspark_cycle_duration_seconds",
-        "histogram",
-        ("site",),
-        "Wall time of one reconciliation cycle.",
-    ),
-    MetricSpec(
-        "hashspark_command_confirmation_seconds",
-        "histogram",
-        ("site",),
-        "Command to telemetry confirmation latency.",
-    ),
-)
-
-_SPEC = {m.name: m for m in METRICS}
-
-
-class PnlBook:
-    """Cumulative P&L per site and direction, seeded from the ledger, updated per interval."""
-
-    def __init__(self) -> None:
-        self.money: dict[tuple[str, str, str], float] = defaultdict(float)  # (metric, site, dir)
-        self.instrument: dict[tuple[str, str, str, str], float] = defaultdict(float)
-        self.energy: dict[tuple[str, str], float] = defaultdict(float)
-
-    def add(self, record: IntervalRecord) -> None:
-        """Account one settled interval."""
-        site = record.site_id
-        for name in COMPONENTS:
-            value = record.component(name)
-            if name in _MONEY:
-                direction = _direction(name, value)
-                self.money[(f"hashspark_{name}", site, direction)] += abs(value)
-            else:
-                self.energy[(f"hashspark_{name}", site)] += value
-        self.energy[("hashspark_settled_intervals", site)] += 1
-        for inst, comp, usd in record.instruments:
-            self.instrument[
-                (f"hashspark_instrument_{comp}", site, inst, _direction(comp, usd))
-            ] += abs(usd)
-
-    def seed(self, records: Iterable[IntervalRecord]) -> None:
-        """Add every stored interval (at start-up)."""
-        for record in records:
-            self.add(record)
-
-
-def _direction(component: str, value: float) -> str:
-    """``out`` for money the site pays: a positive cost or a negative revenue."""
-    if component in _COSTS:
-        return "in" if value < 0 else "out"
-    return "out" if value < 0 else "in"
-
-
-class BookedLedger:
-    """A ``Ledger`` that also books each stored interval into the metrics."""
-
-    def __init__(self, inner: Ledger, book: PnlBook) -> None:
-        self._inner = inner
-        self._book = book
-
-    def append(self, record: IntervalRecord) -> None:
-        """Store, then book (only what was stored counts)."""
-        self._inner.append(record)
-        self._book.add(record)
 
 
 class Metrics(Collector):
@@ -288,32 +32,32 @@ class Metrics(Collector):
         self._curves: dict[str, tuple[GroupCurve, ...]] = {}
         self._commands = Counter(
             "hashspark_commands",
-            _SPEC["hashspark_commands"].help,
+            SPEC["hashspark_commands"].help,
             ("site", "outcome"),
             registry=registry,
         )
         self._decisions = Counter(
             "hashspark_decisions",
-            _SPEC["hashspark_decisions"].help,
+            SPEC["hashspark_decisions"].help,
             ("site", "reason"),
             registry=registry,
         )
         self._ledger_errors = Counter(
             "hashspark_ledger_write_errors",
-            _SPEC["hashspark_ledger_write_errors"].help,
+            SPEC["hashspark_ledger_write_errors"].help,
             ("site",),
             registry=registry,
         )
         self._cycle = Histogram(
             "hashspark_cycle_duration_seconds",
-            _SPEC["hashspark_cycle_duration_seconds"].help,
+            SPEC["hashspark_cycle_duration_seconds"].help,
             ("site",),
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self._confirm = Histogram(
             "hashspark_command_confirmation_seconds",
-            _SPEC["hashspark_command_confirmation_seconds"].help,
+            SPEC["hashspark_command_confirmation_seconds"].help,
             ("site",),
             registry=registry,
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
@@ -373,7 +117,7 @@ class Metrics(Collector):
         yield from self._shard_events()
 
     def _shard_events(self) -> Iterator[Metric]:
-        spec = _SPEC["hashspark_shard_unmanaged_events"]
+        spec = SPEC["hashspark_shard_unmanaged_events"]
         events = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
         for site, shards in sorted(self.shards.items()):
             for shard in shards:
@@ -382,7 +126,7 @@ class Metrics(Collector):
 
     def _feeds(self) -> Iterator[Metric]:
         def counter(name: str) -> CounterMetricFamily:
-            return CounterMetricFamily(name, _SPEC[name].help, labels=_SPEC[name].labels)
+            return CounterMetricFamily(name, SPEC[name].help, labels=SPEC[name].labels)
 
         accepted = counter("hashspark_feed_readings_accepted")
         for feed, n in sorted(self.feeds.accepted.items()):
@@ -391,7 +135,7 @@ class Metrics(Collector):
         for (feed, reason), n in sorted(self.feeds.rejected.items()):
             rejected.add_metric([feed, str(reason)], n)
         outages = counter("hashspark_feed_outages")
-        spec = _SPEC["hashspark_feed_up"]
+        spec = SPEC["hashspark_feed_up"]
         up = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
         for feed, health in sorted(self.feed_health.items()):
             up.add_metric([feed], 1.0 if health.state is FeedState.UP else 0.0)
@@ -425,7 +169,7 @@ class Metrics(Collector):
 
         def family(name: str) -> CounterMetricFamily:
             if name not in families:
-                spec = _SPEC[name]
+                spec = SPEC[name]
                 families[name] = CounterMetricFamily(name, spec.help, labels=spec.labels)
             return families[name]
 
