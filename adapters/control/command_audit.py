@@ -72,7 +72,7 @@ class CommandAuditLog:
                         "command": "curtail" if point == 0 else "run",
                         "power_target_w": float(fleet.power_w[i, point]),
                         "rule": rule,
-                        "price_usd_per_mwh": plan.opportunity_cost_usd_per_mwh,
+                        "opportunity_cost_usd_per_mwh": plan.opportunity_cost_usd_per_mwh,
                         "net_hashprice_usd_per_ph_day": plan.net_hashprice_usd_per_ph_day,
                         "failsafe": plan.failsafe.reason if plan.failsafe else None,
                         "outcome": status,
