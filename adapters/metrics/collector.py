@@ -13,7 +13,7 @@ from adapters.feeds.store import FeedStats
 from adapters.metrics.book import PnlBook
 from adapters.metrics.table import METRICS, SPEC
 from controller.curves.book import GroupCurve
-from controller.decision.reconcile import Applied, DispatchReport, Rejected, Unreachable, Unverified
+from controller.decision.reconcile import DispatchReport
 from controller.runtime.ports import ShardView
 from controller.status import SiteStatus
 
@@ -78,19 +78,8 @@ class Metrics(Collector):
         self._decisions.labels(site_id, decision_reason).inc()
         if report is None:
             return
-        if report.applied.size:
-            self._commands.labels(site_id, "applied").inc(int(report.applied.size))
-        for _, outcome in report.failed:
-            match outcome:
-                case Applied():
-                    label = "applied"
-                case Rejected():
-                    label = "rejected"
-                case Unreachable():
-                    label = "unreachable"
-                case Unverified():
-                    label = "unverified"
-            self._commands.labels(site_id, label).inc()
+        for outcome, n in report.counts().items():
+            self._commands.labels(site_id, outcome).inc(n)
         for latency in report.confirmation_s:
             self._confirm.labels(site_id).observe(latency)
 
