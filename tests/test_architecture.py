@@ -75,7 +75,7 @@ def test_the_contracts_hold_on_the_tree() -> None:
             "Layers: app -> config -> adapters | simulators -> runtime -> core",
         ),
         (
-            "adapters/metrics.py",
+            "adapters/metrics/collector.py",
             "from simulators.miners import fleet",
             "Layers: app -> config -> adapters | simulators -> runtime -> core",
         ),

@@ -22,10 +22,11 @@ from controller.accounting.accrual import IntervalAccumulator, IntervalKey
 from controller.decision.economics import energy_hashprice_usd_per_mwh
 from controller.decision.policy import Plan, PolicyParams, PolicyState, Snapshot, decide
 from controller.decision.reconcile import (
-    CommandBatch,
+    Applied,
     DispatchReport,
     Unreachable,
     Unverified,
+    outcome_name,
     reconcile,
 )
 from controller.domain import (
@@ -167,8 +168,13 @@ class SiteLoop:
         elif len(batch):
             report = await self._driver.apply(batch)
             for miner, outcome in report.failed:
-                self._log.warning("command_failed", miner=miner, outcome=repr(outcome))
-            self._note_in_doubt(batch, report)
+                self._log.warning(
+                    "command_failed",
+                    miner=miner,
+                    outcome=outcome_name(outcome),
+                    reason=outcome.reason,
+                )
+            self._note_in_doubt(report)
         if len(batch) and self._audit is not None:
             self._audit.record(
                 self.site.site_id, self.site.fleet, plan, batch, report, dry_run=self.dry_run
@@ -281,7 +287,12 @@ class SiteLoop:
             if len(batch):
                 report = await self._driver.apply(batch)
                 for miner, outcome in report.failed:
-                    self._log.warning("shutdown_command_failed", miner=miner, outcome=repr(outcome))
+                    self._log.warning(
+                        "shutdown_command_failed",
+                        miner=miner,
+                        outcome=outcome_name(outcome),
+                        reason=outcome.reason,
+                    )
             observed = await self._driver.observe()
             fleet_mw = fleet.power_at(observed.point) @ self._onehot / 1e6
             self._accrual.set_load(
@@ -299,18 +310,16 @@ class SiteLoop:
         self._log.info("miners_left", action=action, **states)
         return states
 
-    def _note_in_doubt(self, batch: CommandBatch, report: DispatchReport) -> None:
+    def _note_in_doubt(self, report: DispatchReport) -> None:
         """Remember raises we sent but could not confirm: the miner may be drawing power."""
         power = self.site.fleet.power_w
         now = self._clock.now()
-        for miner, outcome in report.failed:
-            if isinstance(outcome, Unreachable | Unverified):
-                k = int(np.flatnonzero(batch.miner == miner)[0])
-                target = int(batch.point[k])
-                if power[miner, target] > power[miner, 0]:
-                    self._in_doubt[miner] = (target, now)
-        for miner in report.applied.tolist():
-            self._in_doubt.pop(int(miner), None)
+        for d in report.dispatched:
+            match d.outcome:
+                case Unreachable() | Unverified() if power[d.miner, d.point] > power[d.miner, 0]:
+                    self._in_doubt[d.miner] = (d.point, now)
+                case Applied():
+                    self._in_doubt.pop(d.miner, None)
 
     def _assume_in_doubt(self, observed: ObservedFleet) -> IntArray:
         """Observed points, with unconfirmed raises counted as drawing their target.

@@ -108,11 +108,12 @@ class _Counts:
         del site_id, duration_s, decision_reason
         self.cycles += 1
         if report is not None:
-            self.applied += len(report.applied)
-            self.commanded += len(report.applied) + len(report.failed)
-            for _, outcome in report.failed:
-                kind = type(outcome).__name__.lower()
-                self.failed[kind] = self.failed.get(kind, 0) + 1
+            self.commanded += len(report.dispatched)
+            for outcome, n in report.counts().items():
+                if outcome == "applied":
+                    self.applied += n
+                else:
+                    self.failed[outcome] = self.failed.get(outcome, 0) + n
 
     def ledger_write_failed(self, site_id: str) -> None:
         del site_id
