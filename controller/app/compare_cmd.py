@@ -44,8 +44,14 @@ def run(args: argparse.Namespace) -> int:
 
         began = time.perf_counter()
         result = replay(inputs, engine="fast")
-        meta = {k: result.report[k] for k in ("scenario", "config_file", "config_version", "site")}
-        meta["window"] = result.report["window"]
+        r = result.typed_report
+        meta = {
+            "scenario": r.scenario,
+            "config_file": r.config_file,
+            "config_version": r.config_version,
+            "site": r.site,
+            "window": r.window.as_dict(),
+        }
         files = write_report(args.report, inputs, result, comparison, comparison.to_json(meta))
         print(f"\n  report      {files.html}  ({time.perf_counter() - began:.2f} s)")
     return EXIT_OK

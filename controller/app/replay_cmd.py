@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         if progress is not None:
             print(file=sys.stderr)
     if args.report_json is not None:
-        write_json_atomic(args.report_json, result.report)
+        write_json_atomic(args.report_json, result.typed_report.as_dict())
     html = None
     if args.report is not None:
         from controller.app.replay.html_report import write_report  # noqa: PLC0415 (matplotlib: slow)
