@@ -1,5 +1,7 @@
 """The replay report as one self-contained HTML file, its PNGs beside it, and its JSON.
 
+Over 300 lines: one self-contained page; its sections share the styling and tables.
+
 The HTML embeds every chart as a base64 ``data:`` URI and carries its own CSS: it opens in
 a browser without a network and loads nothing from anywhere else.
 """

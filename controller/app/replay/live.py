@@ -1,5 +1,7 @@
 """The live-path replay: the daemon's own site loop against simulated ASICs, through pyasic.
 
+Over 300 lines: fleet start, discovery, the loop and the ramp meter are one run.
+
 ``hashspark replay SCENARIO --live-path`` starts a simulated fleet on loopback addresses
 (real LuxOS, stock Antminer or Braiins OS+ protocols), commands it through the production
 ``PyasicDriver``, publishes the recorded feeds through a live feed adapter (MQTT through
