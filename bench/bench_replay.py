@@ -44,7 +44,6 @@ def main() -> None:
             pool_fee=0.02,
             ppa_price_usd_per_mwh=45.0,
             forward_usd_per_ph_day=52.0,
-            meta={},
         )
         t3 = time.perf_counter()
         load_s.append(t1 - t0)

@@ -254,7 +254,7 @@ def test_every_command_is_audited_and_a_dry_run_commands_nothing(
     curtail = [e for e in entries if e["command"] == "curtail"]
     assert len(curtail) >= 1000  # every miner, each its own line
     assert {e["rule"] for e in entries} == {"economics"}
-    assert all(e["price_usd_per_mwh"] is not None for e in entries)
+    assert all(e["opportunity_cost_usd_per_mwh"] is not None for e in entries)
     assert {e["outcome"] for e in entries} == ({"dry_run"} if dry_run else {"applied"})
     conn = sqlite3.connect(tmp_path / "s" / "ledger.sqlite3")
     curtailed_mwh = conn.execute("SELECT SUM(curtailed_mwh) FROM intervals").fetchone()[0]

@@ -162,7 +162,7 @@ async def test_live_path_agrees_with_the_fast_path_and_measures_ramp_losses(
         assert lp["net_usd_after_ramp_losses"] == pytest.approx(
             live.report["totals"]["net_usd"] + losses["net_usd"]
         )
-        html = live_path_section(live.report)
+        html = live_path_section(live.typed_report)
         assert "ramp losses" in html
         assert f"{losses['ph_hours_not_hashed']:,.4f}" in html
 

@@ -9,12 +9,10 @@ from pathlib import Path
 
 from controller.decision.policy import Plan
 from controller.decision.reconcile import (
-    Applied,
     CommandBatch,
     DispatchReport,
-    Rejected,
-    Unreachable,
-    Unverified,
+    outcome_name,
+    outcome_reason,
 )
 from controller.domain import FleetSpec, iso
 
@@ -38,50 +36,44 @@ class CommandAuditLog:
         dry_run: bool,
     ) -> None:
         """One line per commanded (or, in a dry run, would-be commanded) miner."""
-        outcome: dict[int, tuple[str, str | None, float | None]] = {}
-        if report is not None:
-            latencies = list(report.confirmation_s)
-            for k, i in enumerate(report.applied.tolist()):
-                outcome[i] = ("applied", None, latencies[k] if k < len(latencies) else None)
-            for i, result in report.failed:
-                match result:
-                    case Applied():
-                        outcome[i] = ("applied", None, None)
-                    case Rejected(reason=why):
-                        outcome[i] = ("rejected", why, None)
-                    case Unreachable(reason=why):
-                        outcome[i] = ("unreachable", why, None)
-                    case Unverified(reason=why):
-                        outcome[i] = ("unverified", why, None)
         rule = f"failsafe_{plan.failsafe.action}" if plan.failsafe else plan.override or "economics"
-        lines = []
-        for i, point in zip(batch.miner.tolist(), batch.point.tolist(), strict=True):
-            missing: tuple[str, str | None, float | None] = (
-                "dry_run" if dry_run else "unknown",
-                None,
-                None,
-            )
-            status, detail, seconds = outcome.get(i, missing)
-            lines.append(
-                json.dumps(
-                    {
-                        "at": iso(plan.now),
-                        "site": site_id,
-                        "miner": self._addresses[i] if self._addresses else i,
-                        "model": fleet.model_names[int(fleet.model_index[i])],
-                        "command": "curtail" if point == 0 else "run",
-                        "power_target_w": float(fleet.power_w[i, point]),
-                        "rule": rule,
-                        "price_usd_per_mwh": plan.opportunity_cost_usd_per_mwh,
-                        "net_hashprice_usd_per_ph_day": plan.net_hashprice_usd_per_ph_day,
-                        "failsafe": plan.failsafe.reason if plan.failsafe else None,
-                        "outcome": status,
-                        "reason": detail,
-                        "confirmation_s": seconds,
-                    },
-                    sort_keys=True,
+        rows: list[tuple[int, int, str, str | None, float | None]]
+        if report is None:
+            missing = "dry_run" if dry_run else "unknown"
+            miners = zip(batch.miner.tolist(), batch.point.tolist(), strict=True)
+            rows = [(i, point, missing, None, None) for i, point in miners]
+        else:
+            rows = [
+                (
+                    d.miner,
+                    d.point,
+                    outcome_name(d.outcome),
+                    outcome_reason(d.outcome),
+                    d.confirmation_s,
                 )
+                for d in report.dispatched
+            ]
+        lines = [
+            json.dumps(
+                {
+                    "at": iso(plan.now),
+                    "site": site_id,
+                    "miner": self._addresses[i] if self._addresses else i,
+                    "model": fleet.model_names[int(fleet.model_index[i])],
+                    "command": "curtail" if point == 0 else "run",
+                    "power_target_w": float(fleet.power_w[i, point]),
+                    "rule": rule,
+                    "opportunity_cost_usd_per_mwh": plan.opportunity_cost_usd_per_mwh,
+                    "net_hashprice_usd_per_ph_day": plan.net_hashprice_usd_per_ph_day,
+                    "failsafe": plan.failsafe.reason if plan.failsafe else None,
+                    "outcome": status,
+                    "reason": detail,
+                    "confirmation_s": seconds,
+                },
+                sort_keys=True,
             )
+            for i, point, status, detail, seconds in rows
+        ]
         if not lines:
             return
         with self.path.open("a", encoding="utf-8") as handle:

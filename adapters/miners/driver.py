@@ -302,22 +302,7 @@ class PyasicDriver:
         for start in range(0, len(up), size):
             await asyncio.gather(*(run(i, p) for i, p in up[start : start + size]))
 
-        applied: list[int] = []
-        latency: list[float] = []
-        failed: list[tuple[int, Outcome]] = []
-        for i in batch.miner.tolist():
-            outcome, seconds = results[i]
-            match outcome:
-                case Applied():
-                    applied.append(i)
-                    latency.append(seconds if seconds is not None else 0.0)
-                case Rejected() | Unreachable() | Unverified():
-                    failed.append((i, outcome))
-        return DispatchReport(
-            applied=np.array(applied, dtype=np.int64),
-            failed=tuple(failed),
-            confirmation_s=tuple(latency),
-        )
+        return DispatchReport.of(batch, results)
 
     # --- one miner ------------------------------------------------------------------------
 

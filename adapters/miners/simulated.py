@@ -7,7 +7,13 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from adapters.miners.registry import DRIVERS, Inventory
-from controller.decision.reconcile import CommandBatch, DispatchReport, Rejected
+from controller.decision.reconcile import (
+    Applied,
+    CommandBatch,
+    DispatchReport,
+    Outcome,
+    Rejected,
+)
 from controller.domain import OFF, FleetSpec, ObservedFleet
 from controller.runtime.config_base import Strict
 from controller.runtime.ports import Clock
@@ -48,11 +54,11 @@ class InProcessFleet:
         self._point[batch.miner[ok]] = batch.point[ok]
         self.commands_applied += int(ok.sum())
 
-        failed = tuple(
-            (int(m), Rejected(f"miner has no operating point {int(p)}"))
-            for m, p in zip(batch.miner[~ok], batch.point[~ok], strict=True)
-        )
-        return DispatchReport(applied=batch.miner[ok], failed=failed)
+        results: dict[int, tuple[Outcome, float | None]] = {}
+        for m, p, fine in zip(batch.miner.tolist(), batch.point.tolist(), ok.tolist(), strict=True):
+            outcome: Outcome = Applied() if fine else Rejected(f"miner has no operating point {p}")
+            results[m] = (outcome, None)
+        return DispatchReport.of(batch, results)
 
 
 def _build(

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from adapters.sharding.config import MAX_SHARD_MINERS
+from controller.decision.reconcile import FailedName
 from controller.domain import EpochS
 
 #: Largest message either side accepts (a 65,536-miner report is about 1.5 MB).
@@ -91,7 +92,7 @@ class Failure(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     miner: Local
-    outcome: Literal["rejected", "unreachable", "unverified"]
+    outcome: FailedName
     reason: Reason
 
 

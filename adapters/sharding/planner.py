@@ -49,9 +49,8 @@ from controller.decision.reconcile import (
     CommandBatch,
     DispatchReport,
     Outcome,
-    Rejected,
     Unreachable,
-    Unverified,
+    failed_from,
 )
 from controller.domain import FleetSpec, ObservedFleet
 from controller.runtime.ports import Clock
@@ -212,22 +211,7 @@ class ShardedDriver:
                 continue
             self._take_telemetry(s, report)
             outcomes.update(self._outcomes(s, plan, report))
-        applied: list[int] = []
-        latency: list[float] = []
-        failed: list[tuple[int, Outcome]] = []
-        for i in miners.tolist():
-            outcome, seconds = outcomes[i]
-            match outcome:
-                case Applied():
-                    applied.append(i)
-                    latency.append(seconds or 0.0)
-                case Rejected() | Unreachable() | Unverified():
-                    failed.append((i, outcome))
-        return DispatchReport(
-            applied=np.array(applied, dtype=np.int64),
-            failed=tuple(failed),
-            confirmation_s=tuple(latency),
-        )
+        return DispatchReport.of(batch, outcomes)
 
     # --- plans and reports -----------------------------------------------------------------
 
@@ -295,15 +279,7 @@ class ShardedDriver:
         for k, seconds in zip(report.applied, report.confirmation_s, strict=True):
             out[int(s.rows[k])] = (Applied(), seconds)
         for f in report.failures:
-            failed: Outcome
-            match f.outcome:
-                case "rejected":
-                    failed = Rejected(f.reason)
-                case "unreachable":
-                    failed = Unreachable(f.reason)
-                case "unverified":
-                    failed = Unverified(f.reason)
-            out[int(s.rows[f.miner])] = (failed, None)
+            out[int(s.rows[f.miner])] = (failed_from(f.outcome, f.reason), None)
         for k in plan.miners:
             out.setdefault(
                 int(s.rows[k]), (Unreachable(f"shard {s.number} reported no outcome"), None)

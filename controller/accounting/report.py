@@ -1,11 +1,22 @@
-"""Totals, per-day and per-model breakdowns of settled intervals (the replay's JSON report)."""
+"""Totals, per-day and per-model breakdowns of settled intervals (the replay's JSON report).
+
+The tables are the frozen dataclasses of ``report_types``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from controller.accounting.report_types import (
+    TOTAL_KEYS,
+    DayRow,
+    GridEventResult,
+    ModelRow,
+    Report,
+    Summary,
+    Totals,
+    Window,
+)
 from controller.decision.economics import (
     energy_hashprice_usd_per_mwh,
     hashspark_spread_usd_per_mwh,
@@ -15,21 +26,18 @@ from controller.decision.overrides import Override
 from controller.domain import FleetSpec, FloatArray, iso
 from controller.records import COMPONENTS, IntervalTable
 
-#: The keys of ``totals``, in order; the report promises exactly these.
-TOTAL_KEYS = ("intervals", "hours", *COMPONENTS)
+__all__ = ["TOTAL_KEYS", "build_report", "grid_compliance", "totals"]
 
 #: Running below this share of nominal power counts as curtailed (float noise aside).
 _CURTAILED_TOLERANCE = 1e-9
 
 
-def totals(table: IntervalTable, mask: np.ndarray | None = None) -> dict[str, float]:
+def totals(table: IntervalTable, mask: np.ndarray | None = None) -> Totals:
     """Sum every component over the intervals selected by ``mask`` (all by default)."""
     sel = slice(None) if mask is None else mask
     dt_h = table.inputs.dt_h[sel]
-    out: dict[str, float] = {"intervals": int(dt_h.size), "hours": float(dt_h.sum())}
-    for name in COMPONENTS:
-        out[name] = float(getattr(table.settlement, name)[sel].sum())
-    return out
+    components = {name: float(getattr(table.settlement, name)[sel].sum()) for name in COMPONENTS}
+    return Totals(intervals=int(dt_h.size), hours=float(dt_h.sum()), **components)
 
 
 def _curtailed(table: IntervalTable) -> np.ndarray:
@@ -44,8 +52,7 @@ def build_report(
     pool_fee: float,
     ppa_price_usd_per_mwh: float | None,
     forward_usd_per_ph_day: float | None,
-    meta: dict[str, Any],
-) -> dict[str, Any]:
+) -> Report:
     """The replay report: metadata, ``totals``, a summary, per-day and per-model tables."""
     inputs = table.inputs
     dt_h = inputs.dt_h
@@ -58,29 +65,30 @@ def build_report(
         spread = hashspark_spread_usd_per_mwh(
             forward_usd_per_ph_day, pool_fee, fleet_eff, ppa_price_usd_per_mwh
         )
-    mined = total["mined_mwh"]
-    summary = {
-        "nominal_mw": fleet.nominal_mw,
-        "miners": fleet.size,
-        "fleet_efficiency_j_per_th": fleet_eff,
-        "curtailed_hours": float(dt_h[curtailed].sum()),
-        "fully_curtailed_hours": float(dt_h[fully].sum()),
-        "curtailed_intervals": int(curtailed.sum()),
-        "failsafe_hours": float(dt_h[table.failsafe].sum()),
-        "net_margin_usd_per_mwh": total["net_usd"] / mined if mined > 0 else None,
-        "hashspark_spread_usd_per_mwh": spread,
-    }
-    return {
-        **meta,
-        "window": {"from": iso(float(inputs.start[0])), "to": iso(float(inputs.end[-1]))},
-        "totals": total,
-        "summary": summary,
-        "per_day": _per_day(table),
-        "per_model": _per_model(table, fleet, pool_fee),
-    }
+    mined = total.mined_mwh
+    summary = Summary(
+        nominal_mw=fleet.nominal_mw,
+        miners=fleet.size,
+        fleet_efficiency_j_per_th=fleet_eff,
+        curtailed_hours=float(dt_h[curtailed].sum()),
+        fully_curtailed_hours=float(dt_h[fully].sum()),
+        curtailed_intervals=int(curtailed.sum()),
+        failsafe_hours=float(dt_h[table.failsafe].sum()),
+        net_margin_usd_per_mwh=total.net_usd / mined if mined > 0 else None,
+        hashspark_spread_usd_per_mwh=spread,
+    )
+    return Report(
+        window=Window(iso(float(inputs.start[0])), iso(float(inputs.end[-1]))),
+        totals=total,
+        summary=summary,
+        per_day=_per_day(table),
+        per_model=_per_model(table, fleet, pool_fee),
+    )
 
 
-def grid_compliance(table: IntervalTable, events: tuple[Override, ...]) -> list[dict[str, Any]]:
+def grid_compliance(
+    table: IntervalTable, events: tuple[Override, ...]
+) -> tuple[GridEventResult, ...]:
     """Per grid event: the fleet's load while it was in force, and whether it complied.
 
     Caps (demand response from its deadline, peak windows, forced curtailment) comply when
@@ -102,24 +110,24 @@ def grid_compliance(table: IntervalTable, events: tuple[Override, ...]) -> list[
             else:
                 compliant = bool(np.all(loads <= target + 1e-9))
         rows.append(
-            {
-                "id": e.id,
-                "program": e.kind,
-                "from": iso(e.start),
-                "to": iso(e.end),
-                "measured_from": iso(measured_from),
-                "target_mw": target,
-                "tolerance_mw": e.tolerance_mw if e.kind == "base_point" else None,
-                "intervals": int(loads.size),
-                "max_mw": float(loads.max()) if loads.size else None,
-                "min_mw": float(loads.min()) if loads.size else None,
-                "compliant": compliant,
-            }
+            GridEventResult(
+                id=e.id,
+                program=e.kind,
+                start=iso(e.start),
+                end=iso(e.end),
+                measured_from=iso(measured_from),
+                target_mw=target,
+                tolerance_mw=e.tolerance_mw if e.kind == "base_point" else None,
+                intervals=int(loads.size),
+                max_mw=float(loads.max()) if loads.size else None,
+                min_mw=float(loads.min()) if loads.size else None,
+                compliant=compliant,
+            )
         )
-    return rows
+    return tuple(rows)
 
 
-def _per_day(table: IntervalTable) -> list[dict[str, Any]]:
+def _per_day(table: IntervalTable) -> tuple[DayRow, ...]:
     """Totals per UTC day of each interval's start."""
     day = np.floor(table.inputs.start / 86_400.0).astype(np.int64)
     days, inverse = np.unique(day, return_inverse=True)
@@ -131,22 +139,24 @@ def _per_day(table: IntervalTable) -> list[dict[str, Any]]:
     for name in COMPONENTS:
         columns[name] = _by_day(inverse, getattr(table.settlement, name), days.size)
     curtailed_h = np.bincount(inverse, weights=dt_h * _curtailed(table), minlength=days.size)
-    rows = []
-    for i, d in enumerate(days):
-        row: dict[str, Any] = {"date": iso(float(d) * 86_400.0)[:10]}
-        row.update(
-            {k: (int(v[i]) if k == "intervals" else float(v[i])) for k, v in columns.items()}
+    return tuple(
+        DayRow(
+            date=iso(float(d) * 86_400.0)[:10],
+            totals=Totals(
+                intervals=int(columns["intervals"][i]),
+                **{k: float(v[i]) for k, v in columns.items() if k != "intervals"},
+            ),
+            curtailed_hours=float(curtailed_h[i]),
         )
-        row["curtailed_hours"] = float(curtailed_h[i])
-        rows.append(row)
-    return rows
+        for i, d in enumerate(days)
+    )
 
 
 def _by_day(inverse: np.ndarray, weights: FloatArray, n_days: int) -> FloatArray:
     return np.asarray(np.bincount(inverse, weights=weights, minlength=n_days), dtype=np.float64)
 
 
-def _per_model(table: IntervalTable, fleet: FleetSpec, pool_fee: float) -> list[dict[str, Any]]:
+def _per_model(table: IntervalTable, fleet: FleetSpec, pool_fee: float) -> tuple[ModelRow, ...]:
     """Energy, revenue and curtailment per miner model."""
     dt_h = table.inputs.dt_h
     hpn = net_hashprice(table.inputs.hashprice_usd_per_ph_day, pool_fee)
@@ -161,16 +171,16 @@ def _per_model(table: IntervalTable, fleet: FleetSpec, pool_fee: float) -> list[
         curtailed = mw < nominal_mw * (1 - _CURTAILED_TOLERANCE)
         ehp = energy_hashprice_usd_per_mwh(hpn, np.full_like(hpn, eff))
         rows.append(
-            {
-                "model": name,
-                "miners": int(members.sum()),
-                "nominal_mw": nominal_mw,
-                "efficiency_j_per_th": eff,
-                "mined_mwh": float((mw * dt_h).sum()),
-                "curtailed_mwh": float(((nominal_mw - mw) * dt_h).sum()),
-                "mining_revenue_usd": float((hpn * ph * dt_h / 24.0).sum()),
-                "curtailed_hours": float(dt_h[curtailed].sum()),
-                "mean_energy_hashprice_usd_per_mwh": float((ehp * dt_h).sum() / dt_h.sum()),
-            }
+            ModelRow(
+                model=name,
+                miners=int(members.sum()),
+                nominal_mw=nominal_mw,
+                efficiency_j_per_th=eff,
+                mined_mwh=float((mw * dt_h).sum()),
+                curtailed_mwh=float(((nominal_mw - mw) * dt_h).sum()),
+                mining_revenue_usd=float((hpn * ph * dt_h / 24.0).sum()),
+                curtailed_hours=float(dt_h[curtailed].sum()),
+                mean_energy_hashprice_usd_per_mwh=float((ehp * dt_h).sum() / dt_h.sum()),
+            )
         )
-    return rows
+    return tuple(rows)

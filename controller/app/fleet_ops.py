@@ -27,12 +27,10 @@ from controller.app.drivers import site_addresses
 from controller.catalog import NAMEPLATES
 from controller.config import ConfigError, load_config
 from controller.decision.reconcile import (
-    Applied,
     CommandBatch,
-    Outcome,
-    Rejected,
-    Unreachable,
-    Unverified,
+    Dispatched,
+    outcome_name,
+    outcome_reason,
 )
 from controller.domain import OFF, FleetSpec, build_fleet
 from controller.runtime.clocks.system import SystemClock
@@ -184,27 +182,14 @@ async def operate(
         case _:
             points = target
     report = await driver.apply(CommandBatch(everyone, points))
-    outcomes: dict[int, tuple[Outcome, float | None]] = {
-        i: (Applied(), s)
-        for i, s in zip(report.applied.tolist(), report.confirmation_s, strict=True)
-    }
-    outcomes.update({i: (o, None) for i, o in report.failed})
-    return [_row(driver, i, *outcomes[i]) for i in range(fleet.size)]
+    return [_row(driver, d) for d in report.dispatched]
 
 
-def _row(driver: PyasicDriver, i: int, outcome: Outcome, seconds: float | None) -> Row:
-    caps = driver.capabilities[i]
+def _row(driver: PyasicDriver, d: Dispatched) -> Row:
+    caps = driver.capabilities[d.miner]
     firmware, model = (caps.firmware, caps.model) if caps else ("?", "?")
-    match outcome:
-        case Applied():
-            name, detail = "applied", ""
-        case Rejected(reason):
-            name, detail = "rejected", reason
-        case Unreachable(reason):
-            name, detail = "unreachable", reason
-        case Unverified(reason):
-            name, detail = "unverified", reason
-    return Row(driver.addresses[i], firmware, model, name, seconds, detail)
+    name, detail = outcome_name(d.outcome), outcome_reason(d.outcome) or ""
+    return Row(driver.addresses[d.miner], firmware, model, name, d.confirmation_s, detail)
 
 
 def _status_rows(driver: PyasicDriver, reachable: list[bool], point: list[int]) -> list[Row]:

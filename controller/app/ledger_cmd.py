@@ -6,14 +6,41 @@ import argparse
 import csv
 import sys
 from contextlib import closing
+from pathlib import Path
 from typing import TextIO
 
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
+from controller.app.cli_support import time_arg
 from controller.domain import iso
 from controller.records import COMPONENTS
 
 
-def main(args: argparse.Namespace) -> int:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``ledger summary`` and ``ledger export``."""
+    led = sub.add_parser("ledger", help="read the P&L ledger")
+    led_sub = led.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("summary", "totals per site and instrument"),
+        ("export", "every interval as CSV"),
+    ):
+        p = led_sub.add_parser(name, help=text)
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            default=Path("/var/lib/hashspark"),
+            help="the daemon's state directory (default /var/lib/hashspark)",
+        )
+        p.add_argument("--site", help="one site only")
+        p.add_argument("--from", dest="start", type=time_arg, metavar="T")
+        p.add_argument("--to", dest="end", type=time_arg, metavar="T")
+        if name == "export":
+            p.add_argument(
+                "--csv", action="store_true", required=True, help="CSV (the only format)"
+            )
+            p.add_argument("--out", type=Path, help="write here instead of standard output")
+
+
+def run(args: argparse.Namespace) -> int:
     """Dispatch the ledger sub-command."""
     ledger = SqliteLedger.open_readonly(args.state_dir / LEDGER_FILE)
     start = args.start.timestamp() if args.start else None

@@ -15,7 +15,6 @@ import asyncio
 import os
 import re
 import socket
-from typing import Literal
 
 import numpy as np
 import structlog
@@ -42,13 +41,7 @@ from adapters.sharding.shards import (
 )
 from controller.app.drivers import site_addresses
 from controller.config import ConfigError, SiteConfig
-from controller.decision.reconcile import (
-    CommandBatch,
-    DispatchReport,
-    Rejected,
-    Unreachable,
-    Unverified,
-)
+from controller.decision.reconcile import CommandBatch, DispatchReport, failed_name
 from controller.domain import FleetSpec, IntArray, ObservedFleet
 from controller.runtime.ports import Clock
 
@@ -187,22 +180,14 @@ class ShardWorker:
             if t is not None and ok:
                 power_w += t.power_w or 0.0
                 hashrate_th += t.hashrate_th or 0.0
-        failures: list[Failure] = []
-        if report is not None:
-            for i, outcome in report.failed:
-                kind: Literal["rejected", "unreachable", "unverified"]
-                match outcome:
-                    case Rejected(reason):
-                        kind = "rejected"
-                    case Unreachable(reason):
-                        kind = "unreachable"
-                    case Unverified(reason):
-                        kind = "unverified"
-                    case _:
-                        continue
-                failures.append(
-                    Failure(miner=int(i), outcome=kind, reason=reason[:MAX_REASON_CHARS])
-                )
+        failures = (
+            ()
+            if report is None
+            else tuple(
+                Failure(miner=int(i), outcome=failed_name(o), reason=o.reason[:MAX_REASON_CHARS])
+                for i, o in report.failed
+            )
+        )
         return ShardReport(
             site=self.site_id,
             shard=self.shard,
@@ -214,7 +199,7 @@ class ShardWorker:
             confirmation_s=()
             if report is None
             else tuple(round(s, 3) for s in report.confirmation_s),
-            failures=tuple(failures),
+            failures=failures,
             point_w=tuple(watts_of(self.fleet, every, observed.point)),
             reachable=tuple(bool(r) for r in observed.reachable.tolist()),
             power_w=max(power_w, 0.0),

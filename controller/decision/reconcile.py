@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -36,19 +39,38 @@ class Unverified:
 
 
 Outcome = Applied | Rejected | Unreachable | Unverified
+Failed = Rejected | Unreachable | Unverified  # every outcome but Applied: each has a reason
+
+#: An outcome as text: metric labels, the command audit, logs and shard reports spell it so.
+OutcomeName = Literal["applied", "rejected", "unreachable", "unverified"]
+FailedName = Literal["rejected", "unreachable", "unverified"]
+
+_FAILED: dict[FailedName, type[Failed]] = {
+    "rejected": Rejected,
+    "unreachable": Unreachable,
+    "unverified": Unverified,
+}
+_FAILED_NAME: dict[type[Failed], FailedName] = {kind: name for name, kind in _FAILED.items()}
 
 
-def outcome_text(outcome: Outcome) -> str:
-    """The outcome's name as logs, metrics and the audit write it."""
-    match outcome:
-        case Applied():
-            return "applied"
-        case Rejected():
-            return "rejected"
-        case Unreachable():
-            return "unreachable"
-        case Unverified():
-            return "unverified"
+def outcome_name(outcome: Outcome) -> OutcomeName:
+    """The outcome's text: ``applied``, ``rejected``, ``unreachable`` or ``unverified``."""
+    return "applied" if isinstance(outcome, Applied) else failed_name(outcome)
+
+
+def failed_name(outcome: Failed) -> FailedName:
+    """A failed outcome's text (narrower than ``outcome_name``, for shard reports)."""
+    return _FAILED_NAME[type(outcome)]
+
+
+def failed_from(name: FailedName, reason: str) -> Failed:
+    """The failed outcome a text names (the inverse of ``failed_name``)."""
+    return _FAILED[name](reason)
+
+
+def outcome_reason(outcome: Outcome) -> str | None:
+    """Why a command failed; None for an applied one."""
+    return None if isinstance(outcome, Applied) else outcome.reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +85,60 @@ class CommandBatch:
 
 
 @dataclass(frozen=True, slots=True)
-class DispatchReport:
-    """One outcome per commanded miner; ``applied`` holds the confirmed ones."""
+class Dispatched:
+    """One commanded miner: the point it was sent to and what came of it."""
 
-    applied: IntArray
-    failed: tuple[tuple[int, Outcome], ...] = ()
-    confirmation_s: tuple[float, ...] = ()  # command-to-telemetry latency of applied miners
+    miner: int
+    point: int
+    outcome: Outcome
+    confirmation_s: float | None = None  # command-to-telemetry latency, if applied and timed
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchReport:
+    """What came of a batch: one entry per commanded miner, in batch order."""
+
+    dispatched: tuple[Dispatched, ...]
+
+    @classmethod
+    def of(
+        cls, batch: CommandBatch, results: Mapping[int, tuple[Outcome, float | None]]
+    ) -> DispatchReport:
+        """The report of ``batch`` from each miner's outcome and, if applied, its latency."""
+        dispatched = []
+        for i, p in zip(batch.miner.tolist(), batch.point.tolist(), strict=True):
+            outcome, seconds = results[i]
+            timed = seconds if isinstance(outcome, Applied) else None
+            dispatched.append(Dispatched(i, p, outcome, timed))
+        return cls(tuple(dispatched))
+
+    @property
+    def applied(self) -> IntArray:
+        """The miners whose telemetry confirmed the command, in batch order."""
+        miners = [d.miner for d in self.dispatched if isinstance(d.outcome, Applied)]
+        return np.array(miners, dtype=np.int64)
+
+    @property
+    def confirmation_s(self) -> tuple[float, ...]:
+        """Command-to-telemetry latency of the applied miners that were timed."""
+        return tuple(
+            d.confirmation_s
+            for d in self.dispatched
+            if isinstance(d.outcome, Applied) and d.confirmation_s is not None
+        )
+
+    @property
+    def failed(self) -> tuple[tuple[int, Failed], ...]:
+        """The miners whose command did not apply, each with its outcome, in batch order."""
+        return tuple(
+            (d.miner, d.outcome) for d in self.dispatched if not isinstance(d.outcome, Applied)
+        )
+
+    def counts(self) -> dict[OutcomeName, int]:
+        """Miners per outcome, only outcomes that occurred: ``applied`` first, then failures
+        in the order they first occur."""
+        counts = Counter(outcome_name(d.outcome) for d in self.dispatched)
+        return dict(sorted(counts.items(), key=lambda kv: kv[0] != "applied"))
 
 
 def reconcile(plan_point: IntArray, observed: ObservedFleet) -> CommandBatch:

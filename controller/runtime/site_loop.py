@@ -22,12 +22,13 @@ from controller.accounting.accrual import IntervalAccumulator, IntervalKey
 from controller.decision.economics import energy_hashprice_usd_per_mwh
 from controller.decision.policy import Plan, PolicyParams, PolicyState, Snapshot, decide
 from controller.decision.reconcile import (
+    Applied,
     CommandBatch,
+    Dispatched,
     DispatchReport,
-    Outcome,
     Unreachable,
     Unverified,
-    outcome_text,
+    outcome_name,
     reconcile,
 )
 from controller.domain import (
@@ -289,9 +290,7 @@ class SiteLoop:
         finished = self._actuator.collect()
         if not finished:
             return None
-        applied: list[IntArray] = []
-        failed: list[tuple[int, Outcome]] = []
-        latency: list[float] = []
+        dispatched: list[Dispatched] = []
         for job in finished:
             report = job.report
             if report is None:  # superseded in flight: it may have reached the miners
@@ -301,22 +300,16 @@ class SiteLoop:
                 self._log.warning(
                     "command_failed",
                     miner=self._miner_name(miner),
-                    outcome=outcome_text(outcome),
-                    reason=getattr(outcome, "reason", None),
+                    outcome=outcome_name(outcome),
+                    reason=outcome.reason,
                 )
-            self._note_in_doubt(job.batch, report)
+            self._note_in_doubt(report)
             if self._audit is not None:
                 self._audit.record(
                     self.site.site_id, self.site.fleet, job.plan, job.batch, report, dry_run=False
                 )
-            applied.append(report.applied)
-            failed += report.failed
-            latency += report.confirmation_s
-        return DispatchReport(
-            applied=np.concatenate(applied) if applied else np.zeros(0, dtype=np.int64),
-            failed=tuple(failed),
-            confirmation_s=tuple(latency),
-        )
+            dispatched += report.dispatched
+        return DispatchReport(tuple(dispatched))
 
     async def run(
         self,
@@ -391,8 +384,8 @@ class SiteLoop:
                     self._log.warning(
                         "shutdown_command_failed",
                         miner=self._miner_name(miner),
-                        outcome=outcome_text(outcome),
-                        reason=getattr(outcome, "reason", None),
+                        outcome=outcome_name(outcome),
+                        reason=outcome.reason,
                     )
             observed = await self._driver.observe()
             fleet_mw = fleet.power_at(observed.point) @ self._onehot / 1e6
@@ -412,18 +405,16 @@ class SiteLoop:
         self._log.info("miners_left", action=action, **states)
         return states
 
-    def _note_in_doubt(self, batch: CommandBatch, report: DispatchReport) -> None:
+    def _note_in_doubt(self, report: DispatchReport) -> None:
         """Remember raises we sent but could not confirm: the miner may be drawing power."""
         power = self.site.fleet.power_w
         now = self._clock.now()
-        for miner, outcome in report.failed:
-            if isinstance(outcome, Unreachable | Unverified):
-                k = int(np.flatnonzero(batch.miner == miner)[0])
-                target = int(batch.point[k])
-                if power[miner, target] > power[miner, 0]:
-                    self._in_doubt[miner] = (target, now)
-        for miner in report.applied.tolist():
-            self._in_doubt.pop(int(miner), None)
+        for d in report.dispatched:
+            match d.outcome:
+                case Unreachable() | Unverified() if power[d.miner, d.point] > power[d.miner, 0]:
+                    self._in_doubt[d.miner] = (d.point, now)
+                case Applied():
+                    self._in_doubt.pop(d.miner, None)
 
     async def _publish_final(self, observed: ObservedFleet) -> None:
         """The last status says what shutdown left the miners doing, not the last cycle."""

@@ -80,9 +80,7 @@ class SimFleet:
             assert response.status == 200, response.read()
 
 
-def fleet_file(
-    tmp: Path, groups: Sequence[Group], meter_port: int, speed: float = SPEED
-) -> Path:
+def fleet_file(tmp: Path, groups: Sequence[Group], meter_port: int, speed: float = SPEED) -> Path:
     """The fleet file of ``groups``, on ``meter_port`` at ``speed``."""
     lines = [f"meter_port = {meter_port}", f"speed = {speed}", "seed = 0", ""]
     for g in groups:

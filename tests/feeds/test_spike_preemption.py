@@ -127,9 +127,7 @@ def _start_all_asleep(broker: Broker, sim: SimFleet, site: str, port: int, n: in
         what="every miner curtailed before the test starts",
     )
     truth = sim.miners()
-    wait_for(
-        lambda: len(_asleep(sim.miners(), list(truth))) == n, timeout=30, what="all asleep"
-    )
+    wait_for(lambda: len(_asleep(sim.miners(), list(truth))) == n, timeout=30, what="all asleep")
 
 
 def test_a_spike_during_a_resume_in_flight_stops_everything_at_once(
@@ -180,7 +178,7 @@ def test_a_spike_during_a_throttle_down_of_ramping_miners(tmp_path: Path, broker
 
         def throttled() -> bool:
             truth = sim.miners()
-            return sum(truth[ip]["power_target_w"] <= 1841.0 for ip in throttlers) >= 60
+            return sum(float(truth[ip]["power_target_w"]) <= 1841.0 for ip in throttlers) >= 60
 
         wait_for(throttled, timeout=30, what="a throttle-down of ramping miners under way")
         _spike_and_judge(broker, sim, site, ips)

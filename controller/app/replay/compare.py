@@ -23,6 +23,7 @@ from controller.accounting.instruments import (
     Supply,
 )
 from controller.accounting.report import build_report
+from controller.accounting.report_types import Report
 from controller.app.replay.runner import ReplayError, ReplayInputs
 from controller.config import CompareConfig, hedge_book, supply_contract
 from controller.domain import FloatArray
@@ -67,19 +68,24 @@ class StrategyResult:
 
     strategy: Strategy
     table: IntervalTable
-    report: dict[str, Any]
+    typed_report: Report
     daily: DailyNet
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The report as JSON data, under the strategy's name."""
+        return {"strategy": self.strategy.name, **self.typed_report.as_dict()}
 
     def row(self) -> dict[str, Any]:
         """The comparison table's row: every totals key and the volatility figures."""
-        s = self.report["summary"]
+        s = self.typed_report.summary
         return {
             "name": self.strategy.name,
             "description": self.strategy.description,
-            "totals": self.report["totals"],
-            "net_margin_usd_per_mwh": s["net_margin_usd_per_mwh"],
-            "curtailed_hours": s["curtailed_hours"],
-            "hashspark_spread_usd_per_mwh": s["hashspark_spread_usd_per_mwh"],
+            "totals": self.typed_report.totals.as_dict(),
+            "net_margin_usd_per_mwh": s.net_margin_usd_per_mwh,
+            "curtailed_hours": s.curtailed_hours,
+            "hashspark_spread_usd_per_mwh": s.hashspark_spread_usd_per_mwh,
             "daily_net_mean_usd": self.daily.mean_usd,
             "daily_net_std_usd": self.daily.std_usd,
             "worst_day": {"date": self.daily.worst_date, "net_usd": self.daily.worst_usd},
@@ -103,12 +109,12 @@ class Comparison:
         }
 
 
-def daily_net(report: dict[str, Any]) -> DailyNet:
+def daily_net(report: Report) -> DailyNet:
     """Daily net cash flow from a replay report's ``per_day``; volatility over whole days."""
-    days = report["per_day"]
-    dates = tuple(str(d["date"]) for d in days)
-    net = np.asarray([d["net_usd"] for d in days], dtype=np.float64)
-    whole = np.asarray([d["hours"] >= _WHOLE_DAY_H for d in days], dtype=bool)
+    days = report.per_day
+    dates = tuple(d.date for d in days)
+    net = np.asarray([d.totals.net_usd for d in days], dtype=np.float64)
+    whole = np.asarray([d.totals.hours >= _WHOLE_DAY_H for d in days], dtype=bool)
     counted = whole if whole.any() else np.ones_like(whole)  # a window shorter than a day
     values = net[counted]
     worst = int(np.flatnonzero(counted)[np.argmin(values)])
@@ -236,7 +242,6 @@ def run_strategy(inputs: ReplayInputs, strategy: Strategy) -> StrategyResult:
         pool_fee=model.params.pool_fee,
         ppa_price_usd_per_mwh=model.ppa_price_usd_per_mwh,
         forward_usd_per_ph_day=model.forward_price_usd_per_ph_day,
-        meta={"strategy": strategy.name},
     )
     return StrategyResult(strategy, table, report, daily_net(report))
 

@@ -1,5 +1,7 @@
 """The replay report as one self-contained HTML file, its PNGs beside it, and its JSON.
 
+Over 300 lines: one self-contained page; its sections share the styling and tables.
+
 The HTML embeds every chart as a base64 ``data:`` URI and carries its own CSS: it opens in
 a browser without a network and loads nothing from anywhere else.
 """
@@ -18,6 +20,7 @@ from typing import Any
 from controller.accounting.report import TOTAL_KEYS
 from controller.app.replay import charts
 from controller.app.replay.compare import Comparison
+from controller.app.replay.report import ReplayReport
 from controller.app.replay.runner import ReplayInputs, ReplayResult
 
 HTML_NAME = "report.html"
@@ -100,14 +103,14 @@ def _img(name: str, data: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{b64}" alt="{escape(alt)}" title="{escape(name)}">'
 
 
-def _totals_table(report: dict[str, Any]) -> str:
-    t, s = report["totals"], report["summary"]
+def _totals_table(report: ReplayReport) -> str:
+    t, s = report.totals.as_dict(), report.summary
     rows = [(_TOTAL_LABELS[k], _num(t[k])) for k in TOTAL_KEYS]
     rows += [
-        ("net margin USD per mined MWh", _num(s["net_margin_usd_per_mwh"])),
-        ("curtailed hours (some miners off)", _num(s["curtailed_hours"])),
-        ("fully curtailed hours", _num(s["fully_curtailed_hours"])),
-        ("hashspark spread USD/MWh", _num(s["hashspark_spread_usd_per_mwh"])),
+        ("net margin USD per mined MWh", _num(s.net_margin_usd_per_mwh)),
+        ("curtailed hours (some miners off)", _num(s.curtailed_hours)),
+        ("fully curtailed hours", _num(s.fully_curtailed_hours)),
+        ("hashspark spread USD/MWh", _num(s.hashspark_spread_usd_per_mwh)),
     ]
     body = "".join(
         f"<tr{' class=key' if label == 'net USD' else ''}><th>{escape(label)}</th>"
@@ -117,29 +120,29 @@ def _totals_table(report: dict[str, Any]) -> str:
     return f"<table>{body}</table>"
 
 
-def live_path_section(report: dict[str, Any]) -> str:
+def live_path_section(report: ReplayReport) -> str:
     """The live path's run and what the miners' resume ramps held back (empty otherwise)."""
-    live = report.get("live_path")
+    live = report.live_path
     if live is None:
         return ""
-    r = live["ramp_losses"]
+    r = live.ramp_losses
     rows = [
-        ("simulated miners", f"{_num(live['miners'])} ({escape(live['family'])}, through pyasic)"),
-        ("feeds", escape(live["feeds"])),
-        ("resume ramp s", _num(live["resume_ramp_s"], 0)),
-        ("simulated s per wall s", _num(live["sim_s_per_wall_s"], 0)),
-        ("cycles", _num(live["cycles"])),
+        ("simulated miners", f"{_num(live.miners)} ({escape(live.family)}, through pyasic)"),
+        ("feeds", escape(live.feeds)),
+        ("resume ramp s", _num(live.resume_ramp_s, 0)),
+        ("simulated s per wall s", _num(live.sim_s_per_wall_s, 0)),
+        ("cycles", _num(live.cycles)),
         (
             "commands sent / applied",
-            f"{_num(live['commands']['sent'])} / {_num(live['commands']['applied'])}",
+            f"{_num(live.commands['sent'])} / {_num(live.commands['applied'])}",
         ),
-        ("ramp-ups", _num(r["ramp_ups"])),
-        ("PH/s-hours not hashed during ramps", _num(r["ph_hours_not_hashed"], 4)),
-        ("MWh not drawn during ramps", _num(r["mwh_not_drawn"], 4)),
-        ("mining revenue not earned USD", _num(r["mining_revenue_usd"])),
-        ("power not drawn, at its opportunity cost USD", _num(r["power_value_usd"])),
-        ("ramp losses net USD", _num(r["net_usd"])),
-        ("net USD after ramp losses", _num(live["net_usd_after_ramp_losses"])),
+        ("ramp-ups", _num(r.ramp_ups)),
+        ("PH/s-hours not hashed during ramps", _num(r.ph_hours_not_hashed, 4)),
+        ("MWh not drawn during ramps", _num(r.mwh_not_drawn, 4)),
+        ("mining revenue not earned USD", _num(r.mining_revenue_usd)),
+        ("power not drawn, at its opportunity cost USD", _num(r.power_value_usd)),
+        ("ramp losses net USD", _num(r.net_usd)),
+        ("net USD after ramp losses", _num(live.net_usd_after_ramp_losses)),
     ]
     body = "".join(
         f"<tr><th>{escape(label)}</th><td class=n>{value}</td></tr>" for label, value in rows
@@ -156,20 +159,20 @@ def live_path_section(report: dict[str, Any]) -> str:
     )
 
 
-def _per_model_table(report: dict[str, Any]) -> str:
+def _per_model_table(report: ReplayReport) -> str:
     head = (
         "<tr><th>model</th><th>miners</th><th>J/TH</th><th>mined MWh</th>"
         "<th>curtailed MWh</th><th>curtailed h</th><th>mining revenue USD</th>"
         "<th>mean energy hashprice USD/MWh</th></tr>"
     )
     body = "".join(
-        f"<tr><th>{escape(m['model'])}</th><td class=n>{_num(m['miners'])}</td>"
-        f"<td class=n>{_num(m['efficiency_j_per_th'])}</td><td class=n>{_num(m['mined_mwh'])}</td>"
-        f"<td class=n>{_num(m['curtailed_mwh'])}</td>"
-        f"<td class=n>{_num(m['curtailed_hours'])}</td>"
-        f"<td class=n>{_num(m['mining_revenue_usd'])}</td>"
-        f"<td class=n>{_num(m['mean_energy_hashprice_usd_per_mwh'])}</td></tr>"
-        for m in report["per_model"]
+        f"<tr><th>{escape(m.model)}</th><td class=n>{_num(m.miners)}</td>"
+        f"<td class=n>{_num(m.efficiency_j_per_th)}</td><td class=n>{_num(m.mined_mwh)}</td>"
+        f"<td class=n>{_num(m.curtailed_mwh)}</td>"
+        f"<td class=n>{_num(m.curtailed_hours)}</td>"
+        f"<td class=n>{_num(m.mining_revenue_usd)}</td>"
+        f"<td class=n>{_num(m.mean_energy_hashprice_usd_per_mwh)}</td></tr>"
+        for m in report.per_model
     )
     return f"<table>{head}{body}</table>"
 
@@ -214,7 +217,7 @@ def write_report(
 ) -> ReportFiles:
     """Write ``report.html``, its PNGs and ``report.json`` (and ``comparison.json``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    report = result.report
+    report = result.typed_report
     model = inputs.model
     figures = [
         (
@@ -245,7 +248,7 @@ def write_report(
         pngs.append(directory / name)
         images[name] = _img(name, data, alt)
     jsons = [directory / REPORT_JSON_NAME]
-    _write_atomic(jsons[0], _json_bytes(report))
+    _write_atomic(jsons[0], _json_bytes(report.as_dict()))
     if comparison_json is not None:
         jsons.append(directory / COMPARISON_JSON_NAME)
         _write_atomic(jsons[1], _json_bytes(comparison_json))
@@ -255,20 +258,20 @@ def write_report(
 
 
 def _html(
-    report: dict[str, Any], images: dict[str, str], comparison_json: dict[str, Any] | None
+    report: ReplayReport, images: dict[str, str], comparison_json: dict[str, Any] | None
 ) -> str:
-    s, w = report["summary"], report["window"]
-    title = f"hashspark replay: {report['scenario']}"
+    s, w = report.summary, report.window
+    title = f"hashspark replay: {report.scenario}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f"<p>Site <b>{escape(report['site'])}</b>, window {escape(w['from'])} .. "
-        f"{escape(w['to'])} ({_num(report['totals']['hours'])} h), "
-        f"{_num(s['miners'])} miners, {_num(s['nominal_mw'], 4)} MW nominal, "
-        f"{_num(s['fleet_efficiency_j_per_th'])} J/TH. Engine {escape(report['engine'])}, "
-        f"config {escape(report['config_file'])} (version {escape(report['config_version'])}).</p>",
+        f"<p>Site <b>{escape(report.site)}</b>, window {escape(w.start)} .. "
+        f"{escape(w.end)} ({_num(report.totals.hours)} h), "
+        f"{_num(s.miners)} miners, {_num(s.nominal_mw, 4)} MW nominal, "
+        f"{_num(s.fleet_efficiency_j_per_th)} J/TH. Engine {escape(report.engine)}, "
+        f"config {escape(report.config_file)} (version {escape(report.config_version)}).</p>",
         "<h2>The scenario's own book</h2>",
         _totals_table(report),
         "<h2>Spot price against energy hashprice</h2>",

@@ -1,5 +1,7 @@
 """The live-path replay: the daemon's own site loop against simulated ASICs, through pyasic.
 
+Over 300 lines: fleet start, discovery, the loop and the ramp meter are one run.
+
 ``hashspark replay SCENARIO --live-path`` starts a simulated fleet on loopback addresses
 (real LuxOS, stock Antminer or Braiins OS+ protocols), commands it through the production
 ``PyasicDriver``, publishes the recorded feeds through a live feed adapter (MQTT through
@@ -24,8 +26,10 @@ from adapters.feeds.store import FeedStats
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
+from controller.accounting.report import totals
 from controller.app.assemble import assemble, scenario_events
 from controller.app.replay.live_feeds import LiveFeeds
+from controller.app.replay.report import LivePath, RampLosses
 from controller.app.replay.runner import ReplayError, ReplayInputs, ReplayResult, replay_report
 from controller.decision.policy import Plan
 from controller.decision.reconcile import DispatchReport
@@ -108,11 +112,12 @@ class _Counts:
         del site_id, duration_s, decision_reason
         self.cycles += 1
         if report is not None:
-            self.applied += len(report.applied)
-            self.commanded += len(report.applied) + len(report.failed)
-            for _, outcome in report.failed:
-                kind = type(outcome).__name__.lower()
-                self.failed[kind] = self.failed.get(kind, 0) + 1
+            self.commanded += len(report.dispatched)
+            for outcome, n in report.counts().items():
+                if outcome == "applied":
+                    self.applied += n
+                else:
+                    self.failed[outcome] = self.failed.get(outcome, 0) + n
 
     def ledger_write_failed(self, site_id: str) -> None:
         del site_id
@@ -192,7 +197,7 @@ def ramp_losses(
     records: list[IntervalRecord],
     pool_fee: float,
     ramp_ups: int,
-) -> dict[str, float | int]:
+) -> RampLosses:
     """Value what ramps held back at the prices of the interval each ramp began in.
 
     Mining revenue not earned is the net hashprice times the hashing lost; the power not
@@ -214,14 +219,14 @@ def ramp_losses(
         mwh += w_s / 3.6e9
         revenue += hpn * th_s / 1e3 / 86_400
         power_value += value_per_mwh * w_s / 3.6e9
-    return {
-        "ramp_ups": ramp_ups,
-        "ph_hours_not_hashed": ph_h,
-        "mwh_not_drawn": mwh,
-        "mining_revenue_usd": revenue,
-        "power_value_usd": power_value,
-        "net_usd": power_value - revenue,
-    }
+    return RampLosses(
+        ramp_ups=ramp_ups,
+        ph_hours_not_hashed=ph_h,
+        mwh_not_drawn=mwh,
+        mining_revenue_usd=revenue,
+        power_value_usd=power_value,
+        net_usd=power_value - revenue,
+    )
 
 
 async def _start_fleet(
@@ -256,7 +261,7 @@ async def run_live(
     options: LiveOptions,
     progress: Progress | None = None,
     meter_probe: MeterProbe | None = None,
-) -> tuple[IntervalTable, dict[str, Any]]:
+) -> tuple[IntervalTable, LivePath]:
     """Run the live path over the replay window; the interval table and the run's figures."""
     began = time.perf_counter()
     specs = miner_specs(inputs, options)
@@ -326,26 +331,27 @@ async def run_live(
     losses = ramp_losses(
         ramps.samples, ledger.records, inputs.model.params.pool_fee, truth_ramp_ups
     )
-    stats: dict[str, Any] = {
-        "miners": len(specs),
-        "family": options.family,
-        "addresses": f"{specs[0].ip}..{specs[-1].ip}",
-        "feeds": feeds.transport,
-        "readings_published": feeds.published,
-        "readings_not_delivered": feeds.lost,
-        "speed": options.speed,
-        "resume_ramp_s": options.resume_ramp_s,
-        "faults": [fc.model_dump(mode="json", exclude_defaults=True) for fc in options.faults],
-        "wall_s": wall_s,
-        "sim_s_per_wall_s": (inputs.end - inputs.start) / wall_s if wall_s > 0 else None,
-        "cycles": counts.cycles,
-        "commands": {"sent": counts.commanded, "applied": counts.applied, **counts.failed},
-        "late_start_s": late_start_s,
-        "late_readings": clock.late_events,
-        "max_reading_lateness_s": clock.max_lateness_s,
-        "meter": meter_url,
-        "ramp_losses": losses,
-    }
+    stats = LivePath(
+        miners=len(specs),
+        family=options.family,
+        addresses=f"{specs[0].ip}..{specs[-1].ip}",
+        feeds=feeds.transport,
+        readings_published=feeds.published,
+        readings_not_delivered=feeds.lost,
+        speed=options.speed,
+        resume_ramp_s=options.resume_ramp_s,
+        faults=tuple(fc.model_dump(mode="json", exclude_defaults=True) for fc in options.faults),
+        wall_s=wall_s,
+        sim_s_per_wall_s=(inputs.end - inputs.start) / wall_s if wall_s > 0 else None,
+        cycles=counts.cycles,
+        commands={"sent": counts.commanded, "applied": counts.applied, **counts.failed},
+        late_start_s=late_start_s,
+        late_readings=clock.late_events,
+        max_reading_lateness_s=clock.max_lateness_s,
+        meter=meter_url,
+        ramp_losses=losses,
+        net_usd_after_ramp_losses=totals(table).net_usd + losses.net_usd,
+    )
     return table, stats
 
 
@@ -358,11 +364,7 @@ async def replay_live(
     """Run the live path and build the report (the fast path's shape plus ``live_path``)."""
     began = time.perf_counter()
     table, stats = await run_live(inputs, options, progress, meter_probe)
-    report = replay_report(inputs, table, "live")
-    stats["net_usd_after_ramp_losses"] = (
-        report["totals"]["net_usd"] + stats["ramp_losses"]["net_usd"]
-    )
-    report["live_path"] = stats
+    report = replace(replay_report(inputs, table, "live"), live_path=stats)
     return ReplayResult(
-        table=table, report=report, engine="live", wall_s=time.perf_counter() - began
+        table=table, typed_report=report, engine="live", wall_s=time.perf_counter() - began
     )

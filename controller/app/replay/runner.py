@@ -20,6 +20,7 @@ from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.report import build_report, grid_compliance
 from controller.app.assemble import assemble, scenario_events
+from controller.app.replay.report import FeedInfo, OptimiserGain, ReplayReport
 from controller.config import LoadedConfig, SiteConfig
 from controller.decision.optimiser import onoff_fleet
 from controller.decision.policy import Plan
@@ -58,9 +59,14 @@ class ReplayResult:
     """A finished replay: the interval table, the report, and how it ran."""
 
     table: IntervalTable
-    report: dict[str, Any]
+    typed_report: ReplayReport
     engine: Literal["fast", "loop", "live"]
     wall_s: float
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The report as JSON data (``typed_report.as_dict()``), as ``--report-json`` has it."""
+        return self.typed_report.as_dict()
 
 
 def prepare(
@@ -215,24 +221,38 @@ def replay(
     wall_s = time.perf_counter() - began
     report = replay_report(inputs, table, used)
     if used == "fast" and int(inputs.model.fleet.valid.sum(axis=1).max()) > 2:
-        report["summary"].update(_onoff_baseline(inputs, report["totals"]["net_usd"]))
-    return ReplayResult(table=table, report=report, engine=used, wall_s=wall_s)
+        report = replace(report, optimiser=_onoff_baseline(inputs, report.totals.net_usd))
+    return ReplayResult(table=table, typed_report=report, engine=used, wall_s=wall_s)
 
 
-def replay_report(inputs: ReplayInputs, table: IntervalTable, engine: str) -> dict[str, Any]:
-    """The JSON report of a finished replay (every engine's has this shape)."""
-    report = build_report(
+def replay_report(inputs: ReplayInputs, table: IntervalTable, engine: str) -> ReplayReport:
+    """The report of a finished replay (every engine's has this shape)."""
+    core = build_report(
         table,
         inputs.model.fleet,
         pool_fee=inputs.model.params.pool_fee,
         ppa_price_usd_per_mwh=inputs.model.ppa_price_usd_per_mwh,
         forward_usd_per_ph_day=inputs.model.forward_price_usd_per_ph_day,
-        meta=_meta(inputs, engine),
     )
     scenario = inputs.loaded.config.scenario
+    events = None
     if scenario is not None and scenario.events:
-        report["grid_events"] = grid_compliance(table, tuple(e.override() for e in scenario.events))
-    return report
+        events = grid_compliance(table, tuple(e.override() for e in scenario.events))
+    return ReplayReport(
+        scenario=scenario.name if scenario else inputs.loaded.path.stem,
+        config_file=str(inputs.loaded.path),
+        config_version=inputs.loaded.version,
+        site=inputs.site.id,
+        engine=engine,
+        price_feed=FeedInfo(inputs.price.source, len(inputs.price)),
+        hashprice_feed=FeedInfo(inputs.hashprice.source, len(inputs.hashprice)),
+        window=core.window,
+        totals=core.totals,
+        summary=core.summary,
+        per_day=core.per_day,
+        per_model=core.per_model,
+        grid_events=events,
+    )
 
 
 def with_fleet_size(inputs: ReplayInputs, miners: int) -> ReplayInputs:
@@ -266,23 +286,8 @@ def with_fleet_size(inputs: ReplayInputs, miners: int) -> ReplayInputs:
     return replace(inputs, site=scaled, model=model)
 
 
-def _onoff_baseline(inputs: ReplayInputs, net_usd: float) -> dict[str, float]:
+def _onoff_baseline(inputs: ReplayInputs, net_usd: float) -> OptimiserGain:
     """The same replay with every miner only on or off: what the power targets gained."""
     baseline = run_fast(inputs, fleet=onoff_fleet(inputs.model.fleet))
     onoff_net = float(baseline.settlement.net_usd.sum())
-    return {"onoff_net_usd": onoff_net, "optimiser_gain_usd": net_usd - onoff_net}
-
-
-def _meta(inputs: ReplayInputs, engine: str) -> dict[str, Any]:
-    scenario = inputs.loaded.config.scenario
-    return {
-        "scenario": scenario.name if scenario else inputs.loaded.path.stem,
-        "config_file": str(inputs.loaded.path),
-        "config_version": inputs.loaded.version,
-        "site": inputs.site.id,
-        "engine": engine,
-        "feeds": {
-            "price": {"source": inputs.price.source, "observations": len(inputs.price)},
-            "hashprice": {"source": inputs.hashprice.source, "observations": len(inputs.hashprice)},
-        },
-    }
+    return OptimiserGain(onoff_net_usd=onoff_net, optimiser_gain_usd=net_usd - onoff_net)

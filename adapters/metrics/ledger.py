@@ -1,0 +1,20 @@
+"""A ledger that books every interval it stores into the P&L metrics."""
+
+from __future__ import annotations
+
+from adapters.metrics.book import PnlBook
+from controller.records import IntervalRecord
+from controller.runtime.ports import Ledger
+
+
+class BookedLedger:
+    """A ``Ledger`` that also books each stored interval into the metrics."""
+
+    def __init__(self, inner: Ledger, book: PnlBook) -> None:
+        self._inner = inner
+        self._book = book
+
+    def append(self, record: IntervalRecord) -> None:
+        """Store, then book (only what was stored counts)."""
+        self._inner.append(record)
+        self._book.add(record)

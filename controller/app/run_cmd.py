@@ -1,0 +1,60 @@
+"""``hashspark run CONFIG``: the daemon (site loops, ledger, metrics)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from controller.app.cli_support import EXIT_OK, positive
+from controller.app.daemon import DaemonOptions, run_daemon
+from controller.config import load_config
+from controller.runtime import logs
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``run``."""
+    run = sub.add_parser("run", help="run the daemon: site loops, ledger, metrics")
+    run.add_argument("config", type=Path)
+    run.add_argument(
+        "--simulated",
+        action="store_true",
+        help="run each site on a simulated clock from its ledger's end (or the scenario start) "
+        "to the scenario end, then exit",
+    )
+    run.add_argument(
+        "--speed",
+        type=positive,
+        metavar="X",
+        help="with --simulated: simulated seconds per real second (default: as fast as possible)",
+    )
+    run.add_argument(
+        "--state-dir", type=Path, help="where the ledger lives (default: daemon.state_dir)"
+    )
+    run.add_argument(
+        "--metrics-port", type=int, help="override daemon.metrics_port (0: any free port)"
+    )
+    run.add_argument(
+        "--stay", action="store_true", help="with --simulated: keep serving metrics at the end"
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide, log, audit and export as usual, but command no miner",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the daemon until it ends (``--simulated``) or is stopped."""
+    loaded = load_config(args.config)
+    logs.configure(loaded.config.daemon.log_level)
+    options = DaemonOptions(
+        simulated=args.simulated,
+        speed=args.speed,
+        state_dir=args.state_dir,
+        metrics_port=args.metrics_port,
+        stay=args.stay,
+        dry_run=args.dry_run,
+    )
+    asyncio.run(run_daemon(loaded, options))
+    return EXIT_OK
