@@ -64,7 +64,9 @@ class Actuator:
         self._running: list[_Job] = []
         self._queued: deque[_Job] = deque()
         self._finished: list[Finished] = []
-        self.done = asyncio.Event()  # set when a job ends (wakes the loop to account it)
+        self.done = asyncio.Event()  # a job ended and waits to be collected (wakes the loop)
+        self._quiet = asyncio.Event()  # nothing runs or waits
+        self._quiet.set()
         self.superseded = 0  # jobs cancelled or dropped by a newer plan
         self._error: BaseException | None = None
 
@@ -106,6 +108,8 @@ class Actuator:
                 self.superseded += 1
                 again += list(job.targets)
         self._pump()
+        if not self.busy():
+            self._quiet.set()
         return np.array(sorted(set(again)), dtype=np.int64)
 
     def submit(self, batch: CommandBatch, plan: Plan, fleet: FleetSpec, current: IntArray) -> None:
@@ -125,6 +129,7 @@ class Actuator:
             j_per_th = power[up_m, up_p] / np.maximum(fleet.hashrate_th[up_m, up_p], 1e-9)
             order = np.lexsort((up_m, j_per_th))
             up_m, up_p = up_m[order], up_p[order]
+            self._quiet.clear()
             for k in range(0, up_m.size, self._chunk):
                 self._queued.append(
                     _job(up_m[k : k + self._chunk], up_p[k : k + self._chunk], plan, raises=True)
@@ -134,13 +139,14 @@ class Actuator:
     def collect(self) -> list[Finished]:
         """Jobs that ended since the last call, oldest first."""
         out, self._finished = self._finished, []
+        self.done.clear()
         return out
 
     async def wait(self, wake: list[asyncio.Event], timeout_s: float) -> None:
         """Until every job ends, an event in ``wake`` is set, or ``timeout_s`` wall seconds."""
         if not self.busy() or any(e.is_set() for e in wake):
             return
-        idle = asyncio.ensure_future(self._idle())
+        idle = asyncio.ensure_future(self._quiet.wait())
         waiters = [asyncio.ensure_future(e.wait()) for e in wake]
         try:
             await asyncio.wait({idle, *waiters}, timeout=timeout_s, return_when="FIRST_COMPLETED")
@@ -153,6 +159,8 @@ class Actuator:
     async def cancel_all(self) -> None:
         """Drop the queue, cancel what runs, and wait for it to end (shutdown)."""
         self._queued.clear()
+        if not self._running:
+            self._quiet.set()
         running = [j.task for j in self._running if j.task is not None]
         for task in running:
             task.cancel()
@@ -162,12 +170,8 @@ class Actuator:
 
     # --- internals ---------------------------------------------------------------------
 
-    async def _idle(self) -> None:
-        while self.busy():
-            self.done.clear()
-            await self.done.wait()
-
     def _start(self, job: _Job) -> None:
+        self._quiet.clear()
         job.task = asyncio.create_task(self._driver.apply(job.batch), name="actuate")
         self._running.append(job)
         job.task.add_done_callback(lambda _: self._ended(job))
@@ -192,6 +196,7 @@ class Actuator:
             # A driver bug must not vanish in a background task: the loop raises it.
             self._finished.append(Finished(job.batch, job.plan, None))
             self._error = job.task.exception()
+            self._quiet.set()
             self.done.set()
             return
         else:
@@ -199,6 +204,8 @@ class Actuator:
         self._finished.append(Finished(job.batch, job.plan, report))
         if job.raises:
             self._pump()
+        if not self.busy():
+            self._quiet.set()
         self.done.set()
 
     def raise_errors(self) -> None:
