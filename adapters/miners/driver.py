@@ -568,9 +568,15 @@ class PyasicDriver:
 
 
 async def _stock_mode(handle: Any, *, sleep: bool) -> Any:
-    """Stock Antminer sleep/normal through the web CGI, returning the CGI's own reply."""
+    """Stock Antminer sleep/normal through the web CGI, returning the CGI's own reply.
+
+    The CGI takes the whole config. A curtail reuses the one read last time (pyasic keeps
+    it on the handle): a spike must not wait for a read first. A resume reads it afresh,
+    so a config changed on the miner since is not written back over.
+    """
     config_mod = pyasic().config
-    cfg = await handle.get_config()
+    cached = getattr(handle, "config", None)
+    cfg = cached if sleep and cached is not None else await handle.get_config()
     mode = config_mod.MiningModeConfig
     cfg.mining_mode = mode.sleep() if sleep else mode.normal()
     return await handle.web.set_miner_conf(cfg.as_am_modern())

@@ -172,3 +172,12 @@ class PacesResumes(Protocol):
     def resume_batch_size(self) -> int:
         """Miners resumed per chunk."""
         ...
+
+
+@runtime_checkable
+class RemembersFleet(Protocol):
+    """A driver that can say what its miners last reported, without reading them again."""
+
+    def current(self) -> ObservedFleet:
+        """The last reads and confirmations of every miner."""
+        ...

@@ -52,6 +52,7 @@ from controller.runtime.ports import (
     LoopObserver,
     MinerDriver,
     ReadingFeed,
+    RemembersFleet,
 )
 from controller.site_model import SiteModel
 from controller.status import GridStatus, ModelStatus, SiteStatus
@@ -61,6 +62,8 @@ __all__ = ["SiteLoop", "SiteModel", "next_wake", "staleness_deadlines"]
 
 #: How long an unconfirmed raise counts as drawing power (longer than a resume ramp).
 IN_DOUBT_GRACE_S = 300.0
+#: How long a miner confirmed at a running point may read as off (re-tuning, ramping).
+SETTLE_GRACE_S = 120.0
 #: Longest a cycle waits (wall seconds) for its commands before publishing its status; the
 #: commands go on beside the loop and wake it when they end.
 ACTUATION_WAIT_S = 2.0
@@ -132,6 +135,7 @@ class SiteLoop:
         self._accrual = IntervalAccumulator(site)
         self._unwritten: list[IntervalRecord] = []  # kept until the ledger takes them
         self._in_doubt: dict[int, tuple[int, EpochS]] = {}  # miner -> (raise not confirmed, when)
+        self._settling: dict[int, tuple[int, EpochS]] = {}  # miner -> (confirmed running, when)
         self._failsafe_reason: str | None = None
         self.cycles = 0
         self.last_plan: Plan | None = None
@@ -161,8 +165,12 @@ class SiteLoop:
     async def _cycle(self, began: float) -> Plan:
         now = self._clock.now()
         self._accrual.accrue(now)
-        self._take_finished()
+        earlier = self._take_finished()  # jobs that ended between cycles
         self._clear(self._wake_events())  # this cycle decides on everything arrived so far
+        if self._act_early(now):
+            # The fleet's read competes with the commands for the miners and the CPU: let
+            # the curtails go out first (they end, or a newer input arrives, or time is up).
+            await self._actuator.wait(self._input_events(), ACTUATION_WAIT_S)
         observed = await self._driver.observe()  # sense: what miners really do
         plan, snapshot = self._decide(now, observed)
         # A reading or command that arrived while the fleet was read makes this plan old:
@@ -191,10 +199,11 @@ class SiteLoop:
             # Commands run beside the loop: wait for them to end unless a newer input (a
             # reading, a command, a stale feed) needs a decision first, or the status is due.
             await self._actuator.wait(self._input_events(), ACTUATION_WAIT_S)
-        report = self._take_finished()
+        ended = self._take_finished()
         # Read back after commands: account what miners do, not what we sent. A cycle whose
         # commands did not end has nothing new to read (the next cycle catches it).
-        after = observed if report is None else await self._driver.observe()
+        after = observed if ended is None else await self._driver.observe()
+        report = _merged(earlier, ended)
         fleet = self.site.fleet
         model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
         self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, now)
@@ -226,6 +235,30 @@ class SiteLoop:
                 self.site.site_id, time.perf_counter() - began, status.decision_reason, report
             )
         return plan
+
+    def _act_early(self, now: EpochS) -> bool:
+        """Curtails and throttle-downs first, on what the miners last reported.
+
+        A spike must not wait for a sweep of the whole fleet: a driver that remembers its
+        last reads lets the loop decide on them at once and send every lowering the plan
+        makes. Raises wait for the fresh read that follows (the same plan then keeps these
+        commands, and sends nothing twice).
+        """
+        if self.dry_run or not isinstance(self._driver, RemembersFleet):
+            return False
+        known = self._driver.current()
+        plan, _ = self._decide(now, known)
+        batch = self._commands(plan, known)
+        power = self.site.fleet.power_w
+        current = self._assume_in_doubt(known)
+        lower = (batch.point == OFF) | (
+            power[batch.miner, batch.point] < power[batch.miner, current[batch.miner]]
+        )
+        if not lower.any():
+            return False
+        early = CommandBatch(miner=batch.miner[lower], point=batch.point[lower])
+        self._actuator.submit(early, plan, self.site.fleet, current)
+        return True
 
     def _decide(self, now: EpochS, observed: ObservedFleet) -> tuple[Plan, Snapshot]:
         """Decide on the newest inputs; the state is kept only for the plan that is used."""
@@ -266,7 +299,7 @@ class SiteLoop:
     def _commands(self, plan: Plan, observed: ObservedFleet) -> CommandBatch:
         """Miners to command: those the plan moves, less those already on their way there,
         plus those whose superseded command may have reached them (sent again)."""
-        batch = reconcile(plan.point, observed)
+        batch = self._reconcile(plan, observed)
         if self.dry_run:
             return batch
         again = self._actuator.supersede(plan)
@@ -283,6 +316,26 @@ class SiteLoop:
         order = np.argsort(miners, kind="stable")
         miners = miners[order]
         return CommandBatch(miner=miners, point=plan.point[miners].astype(np.int64))
+
+    def _reconcile(self, plan: Plan, observed: ObservedFleet) -> CommandBatch:
+        """What the miners report against the plan, and against what may be on its way.
+
+        A miner that reads off but may be running (a raise in doubt, a miner settling after
+        a confirmed command) is commanded off when the plan wants it off. One settling at
+        the point the plan wants is left alone: sending the same target again would only
+        restart its re-tune.
+        """
+        assumed = self._assume_in_doubt(observed)
+        move = (plan.point != observed.point) | (
+            (assumed != observed.point) & (plan.point != assumed)
+        )
+        for miner, (target, _) in self._settling.items():
+            if plan.point[miner] == target:
+                move[miner] = False
+        differ = np.flatnonzero(move & observed.reachable)
+        return CommandBatch(
+            miner=differ.astype(np.int64), point=plan.point[differ].astype(np.int64)
+        )
 
     def _take_finished(self) -> DispatchReport | None:
         """File the jobs that ended: log, audit, in-doubt raises; one report for the cycle."""
@@ -406,7 +459,15 @@ class SiteLoop:
         return states
 
     def _note_in_doubt(self, report: DispatchReport) -> None:
-        """Remember raises we sent but could not confirm: the miner may be drawing power."""
+        """Remember miners told to run that may read as off while they are not.
+
+        A raise we sent but could not confirm may be drawing power (it is sent again while
+        the plan wants it). A miner confirmed at a running point may still read as off for
+        a while: firmware that re-tunes on a new power target winds its boards down and up
+        again (it is left to settle). Either counts at its target until the miner reports
+        that point (or for ``IN_DOUBT_GRACE_S``, ``SETTLE_GRACE_S``), so the next plan that
+        wants it off commands it off.
+        """
         power = self.site.fleet.power_w
         now = self._clock.now()
         for d in report.dispatched:
@@ -415,6 +476,10 @@ class SiteLoop:
                     self._in_doubt[d.miner] = (d.point, now)
                 case Applied():
                     self._in_doubt.pop(d.miner, None)
+                    if d.point > OFF:
+                        self._settling[d.miner] = (d.point, now)
+                    else:
+                        self._settling.pop(d.miner, None)
 
     async def _publish_final(self, observed: ObservedFleet) -> None:
         """The last status says what shutdown left the miners doing, not the last cycle."""
@@ -459,17 +524,18 @@ class SiteLoop:
         or for ``IN_DOUBT_GRACE_S``, after which it is re-commanded like any other.
         """
         flying = {m: t for m, t in self._actuator.targets().items() if t > OFF}
-        if not self._in_doubt and not flying:
+        if not self._in_doubt and not self._settling and not flying:
             return observed.point
         point = observed.point.copy()
         for miner, target in flying.items():  # a raise on its way counts at its target
             point[miner] = max(int(point[miner]), target)
         now = self._clock.now()
-        for miner, (target, since) in list(self._in_doubt.items()):
-            if observed.point[miner] == target or now - since > IN_DOUBT_GRACE_S:
-                del self._in_doubt[miner]
-            else:
-                point[miner] = max(int(point[miner]), target)
+        for book, grace in ((self._in_doubt, IN_DOUBT_GRACE_S), (self._settling, SETTLE_GRACE_S)):
+            for miner, (target, since) in list(book.items()):
+                if observed.point[miner] == target or now - since > grace:
+                    del book[miner]
+                elif book is self._in_doubt or observed.point[miner] == OFF:
+                    point[miner] = max(int(point[miner]), target)
         return point
 
     @property
@@ -494,6 +560,7 @@ class SiteLoop:
             last_point=remapped,
         )
         self._in_doubt.clear()
+        self._settling.clear()
 
     def reconfigure(self, site: SiteModel, cycle_s: float) -> None:
         """Adopt a reloaded site model (same fleet): settle the open interval first."""
@@ -609,6 +676,14 @@ class SiteLoop:
                     reason=reason,
                 )
         self._failsafe_reason = reason
+
+
+def _merged(*reports: DispatchReport | None) -> DispatchReport | None:
+    """One report of the jobs that ended in or before a cycle (None if none did)."""
+    present = [r for r in reports if r is not None]
+    if not present:
+        return None
+    return DispatchReport(tuple(d for r in present for d in r.dispatched))
 
 
 def _reason(plan: Plan) -> str:
