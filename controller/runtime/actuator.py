@@ -76,10 +76,10 @@ class Actuator:
         """Whether any job is running or queued."""
         return bool(self._running or self._queued)
 
-    def targets(self) -> dict[int, int]:
-        """Each miner with a command running or queued, and the point it was sent to."""
+    def targets(self, *, sent_only: bool = False) -> dict[int, int]:
+        """Each miner with a command running (or queued, unless ``sent_only``), and its point."""
         out: dict[int, int] = {}
-        for job in (*self._running, *self._queued):
+        for job in (*self._running, *(() if sent_only else self._queued)):
             out.update(job.targets)
         return out
 

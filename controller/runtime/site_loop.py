@@ -523,7 +523,8 @@ class SiteLoop:
         the ramp budget twice. It counts at its target until the miner reports that point,
         or for ``IN_DOUBT_GRACE_S``, after which it is re-commanded like any other.
         """
-        flying = {m: t for m, t in self._actuator.targets().items() if t > OFF}
+        # Raises sent and not yet ended; queued ones have sent nothing.
+        flying = {m: t for m, t in self._actuator.targets(sent_only=True).items() if t > OFF}
         if not self._in_doubt and not self._settling and not flying:
             return observed.point
         point = observed.point.copy()

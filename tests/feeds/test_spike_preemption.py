@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.daemon_kit import free_port, healthz, wait_for
 from tests.feeds.conftest import Broker
@@ -64,14 +66,40 @@ def _groups() -> tuple[Group, ...]:
     )
 
 
-def _publish(broker: Broker, site: str, price: float) -> float:
-    """A price and the hashprice, stamped now; returns the wall time of the publish."""
+class Publisher:
+    """An MQTT client of the test's own, connected once: a publish is timed to the call, not
+    to the start of a ``mosquitto_pub`` process (which a busy machine can delay by seconds)."""
+
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="spike-test")
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, topic: str, doc: dict[str, object]) -> None:
+        info = self.client.publish(topic, json.dumps(doc), qos=1)
+        info.wait_for_publish(timeout=10)
+        assert info.is_published(), topic
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def publisher(broker: Broker) -> Iterator[Publisher]:
+    pub = Publisher(broker.port)
+    try:
+        yield pub
+    finally:
+        pub.close()
+
+
+def _publish(pub: Publisher, site: str, price: float) -> float:
+    """A price and the hashprice, stamped now; the wall time the price was handed over."""
     ts = datetime.now(UTC).isoformat(timespec="milliseconds")
-    broker.publish(
-        f"hashspark/{site}/hashprice", json.dumps({"usd_per_ph_day": HASHPRICE, "ts": ts})
-    )
+    pub.send(f"hashspark/{site}/hashprice", {"usd_per_ph_day": HASHPRICE, "ts": ts})
     sent = time.time()
-    broker.publish(f"hashspark/{site}/price", json.dumps({"usd_per_mwh": price, "ts": ts}))
+    pub.send(f"hashspark/{site}/price", {"usd_per_mwh": price, "ts": ts})
     return sent
 
 
@@ -94,9 +122,9 @@ def _asleep(truth: dict[str, dict[str, Any]], ips: Sequence[str]) -> list[str]:
     return [ip for ip in ips if truth[ip]["mode"] == "sleep" and truth[ip]["power_w"] < 200.0]
 
 
-def _spike_and_judge(broker: Broker, sim: SimFleet, site: str, ips: Sequence[str]) -> None:
+def _spike_and_judge(pub: Publisher, sim: SimFleet, site: str, ips: Sequence[str]) -> None:
     offset = _sim_offset(sim)
-    sent = _publish(broker, site, SPIKE)
+    sent = _publish(pub, site, SPIKE)
     spike_sim = sent + offset
     # Every miner asleep within the stop time plus the slack, on the meter.
     time.sleep(max(0.0, sent + STOP_S + SLACK_S - time.time()))
@@ -119,8 +147,8 @@ def _spike_and_judge(broker: Broker, sim: SimFleet, site: str, ips: Sequence[str
     assert slow == {}, f"sleep commands later than {SLACK_S} s after the spike: {slow}"
 
 
-def _start_all_asleep(broker: Broker, sim: SimFleet, site: str, port: int, n: int) -> None:
-    _publish(broker, site, SPIKE)
+def _start_all_asleep(pub: Publisher, sim: SimFleet, site: str, port: int, n: int) -> None:
+    _publish(pub, site, SPIKE)
     wait_for(
         lambda: total(port, "hashspark_miners", state="curtailed") == n,
         timeout=90,
@@ -131,7 +159,7 @@ def _start_all_asleep(broker: Broker, sim: SimFleet, site: str, port: int, n: in
 
 
 def test_a_spike_during_a_resume_in_flight_stops_everything_at_once(
-    tmp_path: Path, broker: Broker
+    tmp_path: Path, broker: Broker, publisher: Publisher
 ) -> None:
     groups = _groups()
     ips = [ip for g in groups for ip in g.ips]
@@ -143,19 +171,21 @@ def test_a_spike_during_a_resume_in_flight_stops_everything_at_once(
         sim_fleet(tmp_path, groups, speed=1.0) as sim,
         daemon(config, tmp_path / "state", port, tmp_path / "daemon.log"),
     ):
-        _start_all_asleep(broker, sim, site, port, len(ips))
-        _publish(broker, site, LOW)  # resume everything: seven chunks of 30, one by one
+        _start_all_asleep(publisher, sim, site, port, len(ips))
+        _publish(publisher, site, LOW)  # resume everything: seven chunks of 30, one by one
 
         def resuming() -> bool:
             woken = _commands(sim.miners(log=True), "wake")
             return 40 <= len(woken) < len(ips) - 60
 
         wait_for(resuming, timeout=60, what="a resume in progress (some chunks sent, not all)")
-        _spike_and_judge(broker, sim, site, ips)
+        _spike_and_judge(publisher, sim, site, ips)
         assert healthz(port)["stuck"] == []
 
 
-def test_a_spike_during_a_throttle_down_of_ramping_miners(tmp_path: Path, broker: Broker) -> None:
+def test_a_spike_during_a_throttle_down_of_ramping_miners(
+    tmp_path: Path, broker: Broker, publisher: Publisher
+) -> None:
     groups = _groups()
     ips = [ip for g in groups for ip in g.ips]
     throttlers = [ip for g in groups if g.model == "S19jPro" for ip in g.ips]
@@ -167,21 +197,21 @@ def test_a_spike_during_a_throttle_down_of_ramping_miners(tmp_path: Path, broker
         sim_fleet(tmp_path, groups, speed=1.0) as sim,
         daemon(config, tmp_path / "state", port, tmp_path / "daemon.log"),
     ):
-        _start_all_asleep(broker, sim, site, port, len(ips))
-        _publish(broker, site, LOW)
+        _start_all_asleep(publisher, sim, site, port, len(ips))
+        _publish(publisher, site, LOW)
         wait_for(
             lambda: total(port, "hashspark_miners", state="running") >= 120,
             timeout=60,
             what="most miners resumed (and still ramping: a ramp takes 90 s)",
         )
-        _publish(broker, site, MID)  # throttle the S19j Pros down while they ramp
+        _publish(publisher, site, MID)  # throttle the S19j Pros down while they ramp
 
         def throttled() -> bool:
             truth = sim.miners()
             return sum(float(truth[ip]["power_target_w"]) <= 1841.0 for ip in throttlers) >= 60
 
         wait_for(throttled, timeout=30, what="a throttle-down of ramping miners under way")
-        _spike_and_judge(broker, sim, site, ips)
+        _spike_and_judge(publisher, sim, site, ips)
         # The throttle-down was confirmed as physics allows: nothing unverified, no stuck cycle.
         assert total(port, "hashspark_commands_total", outcome="unverified") == 0
         assert healthz(port)["stuck"] == []
