@@ -155,19 +155,17 @@ class Bench:
         miners = _meter(self.port)["miners"]
         return all(m["mode"] == "normal" for m in miners)
 
-    def wakes(self) -> int:
+    def wakes(self, since: float) -> int:
+        """Miners told to wake after ``since`` (simulated time)."""
         miners = _meter(self.port, log=True)["miners"]
-        return sum(any(k == "wake" for _, k in m["command_log"]) for m in miners)
+        return sum(any(k == "wake" and t > since for t, k in m["command_log"]) for m in miners)
 
     async def trial(self, *, resume_in_flight: bool) -> dict[str, float]:
         if resume_in_flight:
             self.publish(SPIKE)
             await self.until("all asleep", self.asleep)
-            baseline = await asyncio.to_thread(self.wakes)
-            self.publish(LOW)
-            await self.until(
-                "a resume in flight", lambda: self.wakes() - baseline >= len(self.ips) // 4
-            )
+            since = self.publish(LOW) + await asyncio.to_thread(self.offset)
+            await self.until("a resume in flight", lambda: self.wakes(since) >= len(self.ips) // 4)
         else:
             self.publish(LOW)
             await self.until("all mining", self.running)

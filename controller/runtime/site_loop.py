@@ -171,7 +171,7 @@ class SiteLoop:
             # The fleet's read competes with the commands for the miners and the CPU: let
             # the curtails go out first (they end, or a newer input arrives, or time is up).
             await self._actuator.wait(self._input_events(), ACTUATION_WAIT_S)
-        observed = await self._driver.observe()  # sense: what miners really do
+        observed = await self._sense()  # what miners really do
         plan, snapshot = self._decide(now, observed)
         # A reading or command that arrived while the fleet was read makes this plan old:
         # decide again on the newest inputs, so that no command goes out on a superseded
@@ -202,7 +202,7 @@ class SiteLoop:
         ended = self._take_finished()
         # Read back after commands: account what miners do, not what we sent. A cycle whose
         # commands did not end has nothing new to read (the next cycle catches it).
-        after = observed if ended is None else await self._driver.observe()
+        after = observed if ended is None else await self._sense()
         report = _merged(earlier, ended)
         fleet = self.site.fleet
         model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
@@ -235,6 +235,20 @@ class SiteLoop:
                 self.site.site_id, time.perf_counter() - began, status.decision_reason, report
             )
         return plan
+
+    async def _sense(self) -> ObservedFleet:
+        """Read the fleet; a reading that arrives during the sweep has its curtails sent at
+        once, on what the miners last reported, instead of waiting for the sweep to end."""
+        sweep = asyncio.ensure_future(self._driver.observe())
+        waiters = [asyncio.ensure_future(e.wait()) for e in self._input_events()]
+        try:
+            await asyncio.wait({sweep, *waiters}, return_when=asyncio.FIRST_COMPLETED)
+            if not sweep.done():
+                self._act_early(self._clock.now())  # the events stay set: decided on again
+            return await sweep
+        finally:
+            for task in (sweep, *waiters):
+                task.cancel()  # a no-op on the finished sweep; ends it if we are cancelled
 
     def _act_early(self, now: EpochS) -> bool:
         """Curtails and throttle-downs first, on what the miners last reported.
