@@ -1,5 +1,5 @@
-"""What a restart keeps: each feed's last reading. The daemon-level tests are in
-tests/feeds/test_restart*.py."""
+"""What a restart keeps: each feed's last reading, the active commands. The daemon-level
+tests are in tests/feeds/test_restart*.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from adapters.control.commands import CommandIntake, CommandLimits
+from adapters.control.persist import ActiveCommands, from_json, to_json
 from adapters.feeds.memory import ReadingMemory
 from adapters.feeds.store import Accepted, FeedStats, LatestStore, Rejected, RejectReason
+from controller.decision.overrides import Override
+from controller.runtime.override_book import OverrideBook
 
 NOW = 1_795_300_000.0
 
@@ -66,3 +70,57 @@ def test_a_damaged_memory_is_logged_and_ignored(tmp_path: Path, content: str) ->
     with capture_logs() as logged:
         assert ReadingMemory(path, store.feed).restore_into(store, NOW, 900) is None
     assert [e["event"] for e in logged] == ["reading_not_restored"]
+
+
+def test_active_commands_round_trip_and_the_ended_are_dropped(tmp_path: Path) -> None:
+    active = ActiveCommands(tmp_path / "commands" / "s.json", "s")
+    book = OverrideBook(on_change=active.save)
+    dr = Override("dr-1", "demand_response", NOW, NOW + 600, 0.0, "ercot", deadline=NOW + 60)
+    ended = Override("fc-1", "force_curtail", NOW - 600, NOW + 10)
+    book.add(dr)
+    book.add(ended)
+    assert {o["id"] for o in json.loads(active.path.read_text())["overrides"]} == {"dr-1", "fc-1"}
+
+    later = OverrideBook()
+    with capture_logs() as logged:
+        restored = ActiveCommands(active.path, "s").restore(later, NOW + 20)
+    assert restored == [dr]
+    assert later.current(NOW + 20) == (dr,)
+    assert [(e["event"], e["id"]) for e in logged] == [
+        ("command_restored", "dr-1"),
+        ("command_expired", "fc-1"),
+    ]
+    assert [o["id"] for o in json.loads(active.path.read_text())["overrides"]] == ["dr-1"]
+
+    book.clear("dr-1")
+    book.current(NOW + 20)  # fc-1 ends: dropped, and the file follows
+    assert json.loads(active.path.read_text())["overrides"] == []
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        {"id": "a", "kind": "shutdown", "start": 0, "end": 1},
+        {"id": "a", "kind": "force_curtail", "start": "0", "end": 1},
+        {"id": "a", "kind": "force_curtail", "start": 0, "end": 1, "extra": 1},
+        {"id": "a", "kind": "force_curtail", "start": True, "end": 1},
+    ],
+)
+def test_a_damaged_override_is_refused(doc: object) -> None:
+    with pytest.raises(ValueError):
+        from_json(doc)
+
+
+def test_an_override_survives_json() -> None:
+    o = Override("bp", "base_point", NOW, NOW + 60, 1.5, "ops", tolerance_mw=0.1)
+    assert from_json(json.loads(json.dumps(to_json(o)))) == o
+
+
+def test_a_restored_command_redelivered_is_a_duplicate() -> None:
+    intake = CommandIntake("s", CommandLimits())
+    intake.remember(["dr-1"])
+    raw = json.dumps({"command": "clear", "id": "dr-1"}).encode()
+    cmd, ack = intake.receive(raw, NOW)
+    assert cmd is None
+    assert ack.status == "duplicate"
