@@ -10,6 +10,9 @@ Signals: SIGTERM and SIGINT let in-flight cycles finish, leave the miners as
 ``daemon.on_shutdown`` says, settle and flush the ledger, and exit 0. SIGHUP reloads the
 config; a config that does not validate is refused and the daemon keeps the old one.
 SIGUSR1 logs every asyncio task's stack (``task_stack``), to see into a stuck cycle.
+
+Across a restart the daemon keeps, in its state directory, each feed's last reading
+(``readings/``) and each site's active commands (``commands/``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from prometheus_client import CollectorRegistry
 from adapters.control.apply import AuditLog, CommandHandler
 from adapters.control.command_audit import CommandAuditLog
 from adapters.control.commands import CommandIntake, CommandLimits
+from adapters.control.persist import COMMANDS_DIR, ActiveCommands
+from adapters.feeds.memory import READINGS_DIR
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import ReadingKind
 from adapters.feeds.recorded import (
@@ -81,6 +86,7 @@ class _Site:
     clock: Clock
     until: EpochS | None
     curves: SiteCurves
+    intake: CommandIntake | None  # None: the site takes no commands (no broker)
 
 
 class Daemon:
@@ -185,24 +191,36 @@ class Daemon:
             clock = SystemClock()
         feeds = SiteFeeds(site.id, clock, self.feed_stats)
         record_dir = self.state_dir / "recordings" / site.id
-        price = feeds.add(site.price_feed, ReadingKind.PRICE, record_dir=record_dir / "price")
+        remember_dir = self.state_dir / READINGS_DIR / site.id
+        price = feeds.add(
+            site.price_feed,
+            ReadingKind.PRICE,
+            record_dir=record_dir / "price",
+            remember=remember_dir / "price.json",
+            max_age_s=site.failsafe.price_max_age_s,
+        )
         hashprice = feeds.add(
-            site.hashprice_feed, ReadingKind.HASHPRICE, record_dir=record_dir / "hashprice"
+            site.hashprice_feed,
+            ReadingKind.HASHPRICE,
+            record_dir=record_dir / "hashprice",
+            remember=remember_dir / "hashprice.json",
+            max_age_s=site.failsafe.hashprice_max_age_s,
         )
         book = OverrideBook()
         broker = site.broker
         link = feeds.mqtt_link(broker) if broker is not None else None
+        intake: CommandIntake | None = None
         if link is not None:
+            # Active commands survive a restart: kept on disk on every change (before the
+            # ack), put back now unless they ended meanwhile.
+            active = ActiveCommands(self.state_dir / COMMANDS_DIR / f"{site.id}.json", site.id)
+            restored = active.restore(book, clock.now())
+            book.on_change = active.save
+            intake = CommandIntake(site.id, _limits(site, model.fleet.nominal_mw))
+            intake.remember([o.id for o in restored])
             handler = CommandHandler(
                 site.id,
-                CommandIntake(
-                    site.id,
-                    CommandLimits(
-                        max_hold_s=site.commands.max_hold_s,
-                        max_lead_s=site.commands.max_lead_s,
-                        max_mw=model.fleet.nominal_mw,
-                    ),
-                ),
+                intake,
                 book,
                 AuditLog(self.state_dir / "audit" / f"{site.id}.jsonl"),
             )
@@ -234,7 +252,7 @@ class Daemon:
             on_change=lambda c: self.metrics.curves(site.id, c),
             samples_path=self.state_dir / "curves" / f"{site.id}.json",
         )
-        return _Site(site, loop, clock, until, curves)
+        return _Site(site, loop, clock, until, curves, intake)
 
     async def _adopt_capabilities(self, site: _Site) -> None:
         """Discover real miners, read their curves, and plan each with the points it can reach.
@@ -352,6 +370,15 @@ class Daemon:
         stuck = self.stuck_sites()
         body = {"run_id": self.run_id, "finished": self.finished, "stuck": stuck, "sites": sites}
         return body, 503 if stuck else 200
+
+
+def _limits(site: SiteConfig, nominal_mw: float) -> CommandLimits:
+    """The bounds on the site's commands (a demand response above its nominal MW is a typo)."""
+    return CommandLimits(
+        max_hold_s=site.commands.max_hold_s,
+        max_lead_s=site.commands.max_lead_s,
+        max_mw=nominal_mw,
+    )
 
 
 def _learn_curves(site: _Site) -> Callable[[Plan], Awaitable[None]]:
