@@ -1,12 +1,15 @@
-"""What a restart keeps: each feed's last reading, the active commands. The daemon-level
-tests are in tests/feeds/test_restart*.py."""
+"""What a restart keeps: feeds' last readings, active commands; and a log level that changes
+for loggers already bound. The daemon-level tests are in tests/feeds/test_restart*.py."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from adapters.control.commands import CommandIntake, CommandLimits
@@ -14,6 +17,7 @@ from adapters.control.persist import ActiveCommands, from_json, to_json
 from adapters.feeds.memory import ReadingMemory
 from adapters.feeds.store import Accepted, FeedStats, LatestStore, Rejected, RejectReason
 from controller.decision.overrides import Override
+from controller.runtime import logs
 from controller.runtime.override_book import OverrideBook
 
 NOW = 1_795_300_000.0
@@ -124,3 +128,24 @@ def test_a_restored_command_redelivered_is_a_duplicate() -> None:
     cmd, ack = intake.receive(raw, NOW)
     assert cmd is None
     assert ack.status == "duplicate"
+
+
+def test_the_log_level_changes_for_loggers_already_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    try:
+        logs.configure("info")
+        bound = structlog.get_logger("t").bind(site="s")
+        bound.debug("hidden")
+        logs.set_level("debug")
+        assert logs.level() == "debug"
+        bound.debug("shown")
+        logs.set_level("warning")
+        bound.info("hidden too")
+        bound.warning("warned")
+    finally:
+        logs.configure("info")
+    events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
+    assert events == ["shown", "warned"]

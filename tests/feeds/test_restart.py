@@ -3,6 +3,8 @@
 - The last price and hashprice survive a restart (a publisher that does not retain): the
   restarted daemon decides on them at once while they are fresh, and its fail-safe engages
   when they age out, or at once if they were already too old.
+- SIGHUP applies what can change live (the commands' bounds, the log level) and names what
+  needs a restart (the metrics port), which keeps its old value.
 
 The daemon runs the in-process fleet; a demand response through pyasic over a SIGKILL is in
 ``test_restart_pyasic.py``.
@@ -208,3 +210,61 @@ def test_a_remembered_reading_older_than_its_max_age_is_not_used(
         assert skipped["feed"] == PRICE_FEED
         assert skipped["reason"] == "older than its max age"
         assert _log_events(log, "failsafe_engaged")[-1]["reason"] == "price missing"
+
+
+def _command(config: Path, doc: dict[str, object]) -> tuple[int, dict[str, Any]]:
+    """``hashspark command``: its exit code and the daemon's ack."""
+    done = subprocess.run(
+        [EXE, "command", str(config), json.dumps(doc)], check=False, capture_output=True, timeout=30
+    )
+    return done.returncode, dict(json.loads(done.stdout))
+
+
+def test_sighup_applies_max_hold_and_log_level_and_names_the_metrics_port(
+    tmp_path: Path, broker: Broker
+) -> None:
+    port, other_port = free_port(), free_port()
+    config = _config(tmp_path, broker.port, price_max_age_s=900, metrics_port=port)
+    text = config.read_text()
+    state, log = tmp_path / "state", tmp_path / "daemon.log"
+    hold = {"command": "force_curtail", "until": _ts(1800)}  # 30 min: within 24 h, beyond 10
+    with _daemon(config, state, log, None) as proc:
+        wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up")
+        assert _command(config, {**hold, "id": "before"})[0] == 0  # accepted
+        assert _command(config, {"command": "clear", "id": "clear-1"})[0] == 0
+        redelivered = json.dumps({"usd_per_mwh": 20.0, "ts": _ts()})
+        for _ in range(2):  # the second is a plain duplicate: a debug line, if at debug
+            broker.publish(f"hashspark/{SITE}/price", redelivered)
+        wait_for(
+            lambda: summed(port, "hashspark_feed_readings_rejected_total{") >= 1,
+            what="the duplicate counted",
+        )
+        assert not [line for line in log.read_text().splitlines() if '"level": "debug"' in line]
+
+        config.write_text(
+            text.replace("max_hold_s = 86400.0", "max_hold_s = 600")
+            .replace('log_level = "info"', 'log_level = "debug"')
+            .replace(f"metrics_port = {port}", f"metrics_port = {other_port}")
+        )
+        proc.send_signal(signal.SIGHUP)
+        (partial,) = wait_for(lambda: _log_events(log, "reload_partial"), what="the reload")
+        assert partial["restart_needed"] == ["daemon.metrics_port"]
+        assert not _log_events(log, "reloaded")
+
+        code, ack = _command(config, {**hold, "id": "after"})
+        assert code == 3, ack
+        assert ack["status"] == "rejected"
+        assert ack["reason"] == "until is more than 600 s ahead"
+        code, ack = _command(config, {**hold, "until": _ts(300), "id": "within"})
+        assert code == 0, ack
+        redelivered = json.dumps({"usd_per_mwh": 21.0, "ts": _ts()})
+        for _ in range(2):
+            broker.publish(f"hashspark/{SITE}/price", redelivered)
+        debug = wait_for(
+            lambda: [e for e in _log_events(log, "reading_rejected") if e["level"] == "debug"],
+            what="a debug line",
+        )
+        assert debug[0]["reason"] == "duplicate"
+        # The metrics stay where they were until a restart.
+        assert healthz(port)["sites"][SITE]["cycles"] >= 1
+        assert summed(port, "hashspark_feed_up{") == 1
