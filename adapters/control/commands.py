@@ -199,6 +199,14 @@ class CommandIntake:
         self.rejected = 0
         self.duplicates = 0
 
+    def remember(self, ids: list[str]) -> None:
+        """Treat ``ids`` as seen (commands restored after a restart): a redelivery of one is
+        a duplicate, not applied again."""
+        for cid in ids:
+            self._seen[cid] = None
+        while len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+
     def receive(self, raw: bytes, now: EpochS) -> tuple[Command | None, CommandAck]:
         """The command to apply (None if rejected or a duplicate) and the ack to publish."""
         received_at = to_datetime(now)

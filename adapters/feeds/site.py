@@ -15,6 +15,7 @@ from pathlib import Path
 
 from adapters.feeds.config import MqttBrokerConfig
 from adapters.feeds.health import FeedHealth
+from adapters.feeds.memory import ReadingMemory
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import ReadingKind
 from adapters.feeds.recorder import FeedRecorder
@@ -60,15 +61,28 @@ class SiteFeeds:
         return poller.feed
 
     def add(
-        self, config: object, kind: ReadingKind, *, record_dir: Path | None = None
+        self,
+        config: object,
+        kind: ReadingKind,
+        *,
+        record_dir: Path | None = None,
+        remember: Path | None = None,
+        max_age_s: float = float("inf"),
     ) -> ReadingFeed:
         """The feed ``config`` describes (by its registered ``type``).
 
         ``record_dir`` records a live feed's accepted readings; a recorded feed has none.
+        ``remember`` keeps a live feed's newest reading in that file, and puts the one an
+        earlier run left there back into the feed now, if it is younger than ``max_age_s``.
         """
         feed = FEEDS.get(str(getattr(config, "type", ""))).build(config, kind, self)
-        if record_dir is not None and isinstance(feed, StoreFeed):
-            feed.store.add_listener(FeedRecorder(record_dir, kind.value))
+        if isinstance(feed, StoreFeed):
+            if remember is not None:
+                memory = ReadingMemory(remember, feed.name)
+                memory.restore_into(feed.store, self.clock.now(), max_age_s)
+                feed.store.add_listener(memory)
+            if record_dir is not None:
+                feed.store.add_listener(FeedRecorder(record_dir, kind.value))
         return feed
 
     @contextlib.asynccontextmanager

@@ -109,6 +109,14 @@ class LatestStore:
         """Seconds since the newest accepted reading was observed (None if there is none)."""
         return None if self._latest is None else self._latest.age_s(now)
 
+    def restore(self, reading: Reading, now: EpochS) -> bool:
+        """Hold ``reading`` (remembered from an earlier run) unless a reading is already held
+        or it claims to come from the future; not counted, not passed to listeners."""
+        if self._latest is not None or reading.observed_at > now + self._max_future_s:
+            return False
+        self._latest = reading
+        return True
+
     def offer(self, value: float, observed_at: EpochS, source: str, now: EpochS) -> Outcome:
         """Accept the reading if it is finite, newer than the last one and not from the future."""
         if not (math.isfinite(value) and math.isfinite(observed_at)):

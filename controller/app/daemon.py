@@ -8,8 +8,14 @@ scenario's end: the same code path, faster than real time, and resumable after a
 
 Signals: SIGTERM and SIGINT let in-flight cycles finish, leave the miners as
 ``daemon.on_shutdown`` says, settle and flush the ledger, and exit 0. SIGHUP reloads the
-config; a config that does not validate is refused and the daemon keeps the old one.
+config: every change that can apply live does (policy, fail-safe, commands' bounds, log
+level, cycle period...); what is read only at start keeps its old value and is named
+(``reload_partial``); a config that does not validate is refused and the daemon keeps the
+old one.
 SIGUSR1 logs every asyncio task's stack (``task_stack``), to see into a stuck cycle.
+
+Across a restart the daemon keeps, in its state directory, each feed's last reading
+(``readings/``) and each site's active commands (``commands/``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from prometheus_client import CollectorRegistry
 from adapters.control.apply import AuditLog, CommandHandler
 from adapters.control.command_audit import CommandAuditLog
 from adapters.control.commands import CommandIntake, CommandLimits
+from adapters.control.persist import COMMANDS_DIR, ActiveCommands
+from adapters.feeds.memory import READINGS_DIR
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import ReadingKind
 from adapters.feeds.recorded import (
@@ -43,9 +51,16 @@ from adapters.metrics import BookedLedger, Metrics, PnlBook
 from controller.app.assemble import assemble, site_model
 from controller.app.drivers import build_driver
 from controller.app.replay.runner import LAST_PRICE_HOLDS_S
-from controller.config import ConfigError, LoadedConfig, SiteConfig, load_config
+from controller.config import (
+    ConfigError,
+    HashsparkConfig,
+    LoadedConfig,
+    SiteConfig,
+    load_config,
+)
 from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, iso
+from controller.runtime import logs
 from controller.runtime.clocks.simulated import SimulatedClock
 from controller.runtime.clocks.system import SystemClock
 from controller.runtime.http import serve
@@ -57,6 +72,14 @@ from controller.runtime.site_loop import SiteLoop
 from controller.runtime.supervisor import Supervised, Supervisor
 from controller.runtime.taskdump import dump_tasks
 from controller.status import SiteStatus, status_document
+
+#: Daemon settings read only at start: a reload names a change and keeps the old value.
+#: (Rebinding the metrics endpoint live could fail on the new address and leave the site
+#: unobserved; a restart fails loudly at start instead, where systemd sees it.)
+DAEMON_RESTART_NEEDED = ("state_dir", "metrics_host", "metrics_port", "ledger_sync")
+#: A site's settings read only at start: its fleet and driver (discovered, connected), its
+#: feeds and broker (links built), its sharding (workers).
+SITE_RESTART_NEEDED = ("miners", "driver", "price_feed", "hashprice_feed", "mqtt", "sharding")
 
 #: Builds a site's miner driver; the composition root may swap it (tests inject faults).
 DriverFactory = Callable[[SiteConfig, FleetSpec, Clock], MinerDriver]
@@ -81,6 +104,7 @@ class _Site:
     clock: Clock
     until: EpochS | None
     curves: SiteCurves
+    intake: CommandIntake | None  # None: the site takes no commands (no broker)
 
 
 class Daemon:
@@ -185,24 +209,36 @@ class Daemon:
             clock = SystemClock()
         feeds = SiteFeeds(site.id, clock, self.feed_stats)
         record_dir = self.state_dir / "recordings" / site.id
-        price = feeds.add(site.price_feed, ReadingKind.PRICE, record_dir=record_dir / "price")
+        remember_dir = self.state_dir / READINGS_DIR / site.id
+        price = feeds.add(
+            site.price_feed,
+            ReadingKind.PRICE,
+            record_dir=record_dir / "price",
+            remember=remember_dir / "price.json",
+            max_age_s=site.failsafe.price_max_age_s,
+        )
         hashprice = feeds.add(
-            site.hashprice_feed, ReadingKind.HASHPRICE, record_dir=record_dir / "hashprice"
+            site.hashprice_feed,
+            ReadingKind.HASHPRICE,
+            record_dir=record_dir / "hashprice",
+            remember=remember_dir / "hashprice.json",
+            max_age_s=site.failsafe.hashprice_max_age_s,
         )
         book = OverrideBook()
         broker = site.broker
         link = feeds.mqtt_link(broker) if broker is not None else None
+        intake: CommandIntake | None = None
         if link is not None:
+            # Active commands survive a restart: kept on disk on every change (before the
+            # ack), put back now unless they ended meanwhile.
+            active = ActiveCommands(self.state_dir / COMMANDS_DIR / f"{site.id}.json", site.id)
+            restored = active.restore(book, clock.now())
+            book.on_change = active.save
+            intake = CommandIntake(site.id, _limits(site, model.fleet.nominal_mw))
+            intake.remember([o.id for o in restored])
             handler = CommandHandler(
                 site.id,
-                CommandIntake(
-                    site.id,
-                    CommandLimits(
-                        max_hold_s=site.commands.max_hold_s,
-                        max_lead_s=site.commands.max_lead_s,
-                        max_mw=model.fleet.nominal_mw,
-                    ),
-                ),
+                intake,
                 book,
                 AuditLog(self.state_dir / "audit" / f"{site.id}.jsonl"),
             )
@@ -234,7 +270,7 @@ class Daemon:
             on_change=lambda c: self.metrics.curves(site.id, c),
             samples_path=self.state_dir / "curves" / f"{site.id}.json",
         )
-        return _Site(site, loop, clock, until, curves)
+        return _Site(site, loop, clock, until, curves, intake)
 
     async def _adopt_capabilities(self, site: _Site) -> None:
         """Discover real miners, read their curves, and plan each with the points it can reach.
@@ -290,7 +326,13 @@ class Daemon:
     # --- reload ------------------------------------------------------------------------
 
     def reload(self) -> bool:
-        """Re-read and validate the config; adopt what can change live, keep the rest."""
+        """Re-read and validate the config; apply every change that can apply live.
+
+        What is read only at start (``RESTART_NEEDED``: the ledger, the metrics endpoint, a
+        site's fleet, driver, feeds and broker) keeps its old value until a restart, and the
+        reload names it (``reload_partial``); otherwise it logs ``reloaded``. A config that
+        does not validate, or adds or removes sites, is refused whole (``reload_refused``).
+        """
         self.notifier.reloading()
         try:
             new = load_config(self.loaded.path)
@@ -303,34 +345,70 @@ class Daemon:
             self._log.error("reload_refused", reason="sites added or removed: restart the daemon")
             self.notifier.ready(self.supervisor.status_line())
             return False
-        for s in self.sites:
-            fresh = by_id[s.config.id]
-            if (fresh.miners, fresh.driver, fresh.price_feed, fresh.hashprice_feed) != (
-                s.config.miners,
-                s.config.driver,
-                s.config.price_feed,
-                s.config.hashprice_feed,
-            ):
-                self._log.error(
-                    "reload_refused",
-                    site=fresh.id,
-                    reason="fleet, driver or feeds changed: restart the daemon",
-                )
-                self.notifier.ready(self.supervisor.status_line())
-                return False
+        config, pending = self._in_force(new.config, by_id)
         assert self.ledger is not None
         self.ledger.config_version = new.version
+        logs.set_level(config.daemon.log_level)
         for s in self.sites:
-            s.config = by_id[s.config.id]
+            s.config = next(c for c in config.sites if c.id == s.config.id)
             # The fleet (its curves, restricted to capabilities) is the one in use, not the
             # config's: the driver numbers points by it.
             model = replace(site_model(s.config), fleet=s.loop.site.fleet)
-            s.loop.reconfigure(model, new.config.daemon.cycle_s)
+            s.loop.reconfigure(model, config.daemon.cycle_s)
             s.curves.reconfigure(s.config.curves)
-        self.loaded = new
-        self._log.info("reloaded", config_version=new.version)
+            if s.intake is not None:
+                s.intake.limits = _limits(s.config, model.fleet.nominal_mw)
+        self.loaded = replace(new, config=config)
+        if pending:
+            self._log.warning(
+                "reload_partial",
+                config_version=new.version,
+                restart_needed=pending,
+                note="these keep their old values until the daemon restarts",
+            )
+        else:
+            self._log.info("reloaded", config_version=new.version)
         self.notifier.ready(self.supervisor.status_line())
         return True
+
+    def _in_force(
+        self, new: HashsparkConfig, by_id: dict[str, SiteConfig]
+    ) -> tuple[HashsparkConfig, list[str]]:
+        """``new`` with the old values of what needs a restart, and the names of those."""
+        old = self.loaded.config
+        overridden = {
+            "state_dir": self.options.state_dir is not None,  # --state-dir wins anyway
+            "metrics_port": self.options.metrics_port is not None,  # --metrics-port wins
+        }
+        pending: list[str] = []
+        kept_daemon: dict[str, object] = {}
+        for key in DAEMON_RESTART_NEEDED:
+            before, after = getattr(old.daemon, key), getattr(new.daemon, key)
+            kept_daemon[key] = before
+            if before != after and not overridden.get(key, False):
+                pending.append(f"daemon.{key}")
+        scenario = new.scenario
+        if self.options.simulated and new.scenario != old.scenario:
+            scenario = old.scenario  # the simulated clocks were set from it at start
+            pending.append("scenario")
+        sites: list[SiteConfig] = []
+        for s in self.sites:
+            fresh = by_id[s.config.id]
+            kept = {
+                key: getattr(s.config, key)
+                for key in SITE_RESTART_NEEDED
+                if getattr(fresh, key) != getattr(s.config, key)
+            }
+            pending += [f"sites[{fresh.id}].{key}" for key in kept]
+            sites.append(fresh.model_copy(update=kept) if kept else fresh)
+        config = new.model_copy(
+            update={
+                "daemon": new.daemon.model_copy(update=kept_daemon),
+                "scenario": scenario,
+                "sites": tuple(sites),
+            }
+        )
+        return config, pending
 
     # --- HTTP --------------------------------------------------------------------------
 
@@ -352,6 +430,15 @@ class Daemon:
         stuck = self.stuck_sites()
         body = {"run_id": self.run_id, "finished": self.finished, "stuck": stuck, "sites": sites}
         return body, 503 if stuck else 200
+
+
+def _limits(site: SiteConfig, nominal_mw: float) -> CommandLimits:
+    """The bounds on the site's commands (a demand response above its nominal MW is a typo)."""
+    return CommandLimits(
+        max_hold_s=site.commands.max_hold_s,
+        max_lead_s=site.commands.max_lead_s,
+        max_mw=nominal_mw,
+    )
 
 
 def _learn_curves(site: _Site) -> Callable[[Plan], Awaitable[None]]:

@@ -1,9 +1,15 @@
-"""Structured JSON logs on stderr (configure after importing pyasic: it resets the root level)."""
+"""Structured JSON logs on stderr (configure after importing pyasic: it resets the root level).
+
+The level can change while the daemon runs (``set_level``, on SIGHUP): the loggers bound at
+start keep passing every event to one filter that reads the level in force.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
@@ -13,6 +19,15 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+#: structlog method names and their numeric levels (``msg`` and unknown ones: info).
+_METHODS = {
+    **_LEVELS,
+    "warn": logging.WARNING,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+_level = [logging.INFO]  # the level in force: one cell, read by the filter on every event
 
 
 class _Stderr:
@@ -25,19 +40,45 @@ class _Stderr:
         sys.stderr.flush()
 
 
+def _below_level(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Drop events under the level in force."""
+    del logger
+    if _METHODS.get(method_name, logging.INFO) < _level[0]:
+        raise structlog.DropEvent
+    return event_dict
+
+
+def level() -> str:
+    """The level in force, by name."""
+    return next(name for name, n in _LEVELS.items() if n == _level[0])
+
+
+def set_level(name: str) -> None:
+    """Change the level of structlog and stdlib logging at once, for loggers already bound."""
+    numeric = _LEVELS[name]
+    _level[0] = numeric
+    logging.getLogger().setLevel(numeric)
+
+
 def configure(level: str = "info") -> None:
     """Send structlog and stdlib logging to stderr as one JSON object per line."""
     numeric = _LEVELS[level]
+    _level[0] = numeric
     logging.basicConfig(stream=_Stderr(), level=numeric, format="%(message)s", force=True)
     structlog.configure(
         processors=[
+            _below_level,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        # Every method passes to the processors, whose first one filters: a bound logger
+        # keeps its wrapper class for life, so the level cannot live in the class.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
