@@ -128,6 +128,7 @@ class Daemon:
             run_id=self.run_id,
             config_version=self.loaded.version,
             synchronous=self.loaded.config.daemon.ledger_sync,
+            started_at=SystemClock().now(),  # the run's wall time, simulated or not
         )
         self.ledger = ledger
         try:
@@ -225,6 +226,9 @@ class Daemon:
             dry_run=self.options.dry_run,
             status_sink=None if link is None else _publisher(link),
         )
+        # Time since the ledger's last interval for the site is booked as down (what accrues
+        # regardless of the daemon) up to the first interval this run settles.
+        loop.resume_from(ledger.last_end(site.id))
         self.site_feeds.append(feeds)
         self.metrics.feed_health.update(feeds.health)
         curves = SiteCurves(
