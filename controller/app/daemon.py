@@ -323,7 +323,6 @@ class Daemon:
                 self.notifier.ready(self.supervisor.status_line())
                 return False
         assert self.ledger is not None
-        self.ledger.config_version = new.version
         for s in self.sites:
             s.config = by_id[s.config.id]
             # The fleet (its curves, restricted to capabilities) is the one in use, not the
@@ -331,6 +330,9 @@ class Daemon:
             model = replace(site_model(s.config), fleet=s.loop.site.fleet)
             s.loop.reconfigure(model, new.config.daemon.cycle_s)
             s.curves.reconfigure(s.config.curves)
+        # After the sites: an interval split on the old terms is written under the old version
+        # (one a cycle in flight splits as it ends is written under the new one).
+        self.ledger.config_version = new.version
         self.loaded = new
         self._log.info("reloaded", config_version=new.version)
         self.notifier.ready(self.supervisor.status_line())
