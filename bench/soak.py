@@ -273,7 +273,11 @@ async def _soak(
     registry, book = CollectorRegistry(), PnlBook()
     observer = SamplingObserver(Metrics(registry, book), clock, sim_pid)
     ledger = SqliteLedger.open(
-        state / LEDGER_FILE, run_id="soak", config_version=loaded.version, synchronous="full"
+        state / LEDGER_FILE,
+        run_id="soak",
+        config_version=loaded.version,
+        started_at=time.time(),
+        synchronous="full",
     )
     try:
         loop = assemble(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -21,6 +22,11 @@ COMPONENTS = (
     "forward_settlement_usd",
     "net_usd",
 )
+
+#: ``settled``: the daemon settled the interval on the prices that held and what the fleet
+#: did. ``down``: it settled nothing there (it was stopped, or started without both readings
+#: yet): only what accrues regardless is booked, the rest is unknown (``settle_down``).
+IntervalKind = Literal["settled", "down"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,7 @@ class IntervalRecord:
     opportunity_cost_usd_per_mwh: float | None = None
     miners_running: int = 0
     miners_curtailed: int = 0
+    kind: IntervalKind = "settled"
 
     def component(self, name: str) -> float:
         """One settlement component by name."""

@@ -47,7 +47,7 @@ def test_the_daemon_builds_every_adapter(secrets: None, tmp_path: Path) -> None:
     loaded = load_config(EXAMPLE)
     daemon = Daemon(loaded, DaemonOptions(state_dir=tmp_path))
     ledger = SqliteLedger.open(
-        tmp_path / "ledger.sqlite3", run_id="t", config_version=loaded.version
+        tmp_path / "ledger.sqlite3", run_id="t", config_version=loaded.version, started_at=0.0
     )
     try:
         sites = {s.id: daemon.build_site(s, ledger) for s in loaded.config.sites}

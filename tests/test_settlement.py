@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from controller.accounting.instruments import FixedPpa, HashrateForward, ShortCall, SpotSupply
-from controller.accounting.settlement import IntervalInputs, settle
+from controller.accounting.settlement import IntervalInputs, settle, settle_down
 
 
 def _inputs(
@@ -84,3 +84,42 @@ def test_net_is_the_documented_sum() -> None:
         - got.power_cost_usd
     )
     np.testing.assert_allclose(got.net_usd, expected)
+
+
+def test_a_down_interval_books_the_fixed_ppa_and_the_premium_by_hand() -> None:
+    # 2 h 30 min down (9,000 s) under ECONOMICS.md's worked contracts: a PPA of 0.0035 MW at
+    # 45 USD/MWh and a short call of 0.0035 MW at 3.5 USD/MWh premium, strike 200.
+    # PPA: 45 * 0.0035 * 2.5 = 0.39375; premium: 3.5 * 0.0035 * 2.5 = 0.030625.
+    call = ShortCall("call-200", 0.0035, 200.0, 3.5)
+    fwd = HashrateForward("fwd", 0.2, 52.0)
+    got = settle_down(
+        np.array([0.0]), np.array([9000.0]), supply=FixedPpa(0.0035, 45.0), hedges=(call, fwd)
+    )
+    assert got.power_cost_usd[0] == pytest.approx(0.39375)
+    assert got.call_premium_usd[0] == pytest.approx(0.030625)
+    assert got.net_usd[0] == pytest.approx(0.030625 - 0.39375)
+    # What the miners did, and what prices nobody observed would settle, is not booked.
+    for name in (
+        "mined_mwh",
+        "curtailed_mwh",
+        "mining_revenue_usd",
+        "resale_revenue_usd",
+        "call_payout_usd",
+        "forward_settlement_usd",
+    ):
+        assert getattr(got, name)[0] == 0.0, name
+    [(inst, comp, usd)] = got.by_instrument
+    assert (inst, comp) == ("call-200", "call_premium_usd")
+    assert usd.tolist() == pytest.approx([0.030625])
+
+
+def test_a_down_interval_books_premiums_inside_their_term_only_and_no_spot_cost() -> None:
+    # Down from 0 to 2 h; the call runs from 1 h 30 min: half an hour of premium,
+    # 1.0 MW * 4 USD/MWh * 0.5 h = 2.0. Spot power drawn while down is unknown: 0 booked.
+    call = ShortCall("c", 1.0, 200.0, 4.0, start=5400.0)
+    got = settle_down(
+        np.array([0.0, 7200.0]), np.array([7200.0, 9000.0]), supply=SpotSupply(), hedges=(call,)
+    )
+    assert got.call_premium_usd.tolist() == pytest.approx([2.0, 2.0])
+    assert got.power_cost_usd.tolist() == [0.0, 0.0]
+    assert got.net_usd.tolist() == pytest.approx([2.0, 2.0])

@@ -3,9 +3,11 @@
 Over 300 lines: the schema, its checks on open and its writes are one file format.
 
 One row per site and interval with every settlement component, the inputs that produced
-them, the config version and the run id. Per-instrument amounts go to a child table in
-the same transaction. An interval that overlaps one already stored is refused, so a
-restarted daemon can never count an interval twice; it resumes from ``last_end``.
+them, the config version and the run id, and its kind: ``settled``, or ``down`` for time the
+daemon settled nothing (only the fixed costs and premiums are booked on it). Per-instrument
+amounts go to a child table in the same transaction. An interval that overlaps one already
+stored is refused, so a restarted daemon can never count an interval twice; it resumes from
+``last_end``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Literal
 from controller.domain import EpochS, iso
 from controller.records import COMPONENTS, IntervalRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  #: 2 adds ``intervals.kind``; a version 1 ledger is migrated on open
 LEDGER_FILE = "ledger.sqlite3"  #: the ledger's name inside the state directory
 
 _INTERVAL_COLUMNS = (
@@ -46,7 +48,10 @@ _INTERVAL_COLUMNS = (
     "model_running_ph",
     "failsafe",
     *COMPONENTS,
+    "kind",
 )
+
+_KIND = "kind TEXT NOT NULL DEFAULT 'settled' CHECK (kind IN ('settled', 'down'))"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
@@ -76,6 +81,7 @@ CREATE TABLE IF NOT EXISTS intervals (
     model_running_ph TEXT NOT NULL,
     failsafe TEXT,
     {", ".join(f"{c} REAL NOT NULL" for c in COMPONENTS)},
+    {_KIND},
     PRIMARY KEY (site_id, start_s)
 );
 CREATE TABLE IF NOT EXISTS instrument_flows (
@@ -126,10 +132,11 @@ class SqliteLedger:
         *,
         run_id: str,
         config_version: str,
+        started_at: EpochS,
         synchronous: Literal["full", "normal"] = "full",
-        started_at: EpochS | None = None,
     ) -> SqliteLedger:
-        """Open (creating if needed) the ledger and register this run."""
+        """Open (creating if needed) the ledger and register this run, started at
+        ``started_at`` (wall time)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _probe_writable(path.parent)
@@ -138,15 +145,18 @@ class SqliteLedger:
             conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys=ON")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise LedgerError(
                     f"{path}: schema version {version}, this hashspark reads {SCHEMA_VERSION}"
                 )
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(intervals)")}
+            if "kind" not in columns:  # version 1: every interval it holds was settled
+                conn.execute(f"ALTER TABLE intervals ADD COLUMN {_KIND}")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute(
                 "INSERT OR IGNORE INTO runs VALUES (?, ?, ?)",
-                (run_id, iso(started_at) if started_at is not None else "", config_version),
+                (run_id, iso(started_at), config_version),
             )
         except sqlite3.Error as exc:
             raise LedgerError(f"{path}: {exc}") from None
@@ -162,6 +172,11 @@ class SqliteLedger:
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
             conn.execute("SELECT 1 FROM intervals LIMIT 1").fetchall()
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(intervals)")}
+            if "kind" not in columns:  # version 1, not migrated yet: all of it was settled
+                conn.execute(
+                    "CREATE TEMP VIEW intervals AS SELECT *, 'settled' AS kind FROM main.intervals"
+                )
         except sqlite3.Error as exc:
             raise LedgerError(f"{path}: not a hashspark ledger ({exc})") from None
         return cls(conn, path, run_id="", config_version="")
@@ -209,6 +224,7 @@ class SqliteLedger:
             json.dumps(record.model_running_ph),
             record.failsafe,
             *record.components,
+            record.kind,
         )
         insert = (  # fixed column names, values bound: no injection
             f"INSERT INTO intervals ({', '.join(_INTERVAL_COLUMNS)}) "  # noqa: S608
@@ -273,6 +289,7 @@ class SqliteLedger:
                 opportunity_cost_usd_per_mwh=r["opportunity_cost_usd_per_mwh"],
                 miners_running=r["miners_running"],
                 miners_curtailed=r["miners_curtailed"],
+                kind=r["kind"],
             )
 
     def sites(self) -> list[str]:
@@ -284,17 +301,36 @@ class SqliteLedger:
     def totals(
         self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
     ) -> dict[str, float]:
-        """Sums of every component (and interval count and hours) for one site."""
+        """Sums of every component (and interval count, hours and down hours) for one site."""
         where, args = _window(site_id, start, end)
         sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COMPONENTS)
         row = self._conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(end_s - start_s), 0) / 3600.0, "  # noqa: S608
+            "COALESCE(SUM(CASE WHEN kind = 'down' THEN end_s - start_s END), 0) / 3600.0, "
             f"{sums} FROM intervals{where}",
             args,
         ).fetchone()
-        return {"intervals": int(row[0]), "hours": float(row[1])} | {
-            c: float(v) for c, v in zip(COMPONENTS, row[2:], strict=True)
+        return {"intervals": int(row[0]), "hours": float(row[1]), "down_hours": float(row[2])} | {
+            c: float(v) for c, v in zip(COMPONENTS, row[3:], strict=True)
         }
+
+    def spans(
+        self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
+    ) -> list[tuple[EpochS, EpochS, bool]]:
+        """(start, end, down) of the site's intervals that overlap ``[start, end)``, in time
+        order: what coverage reads (it clips them to the range)."""
+        return [
+            (float(a), float(b), kind == "down")
+            for a, b, kind in self._conn.execute(
+                "SELECT start_s, end_s, kind FROM intervals WHERE site_id = ? AND end_s > ? "
+                "AND start_s < ? ORDER BY start_s",
+                (
+                    site_id,
+                    float("-inf") if start is None else start,
+                    float("inf") if end is None else end,
+                ),
+            )
+        ]
 
     def instrument_totals(
         self, site_id: str, start: EpochS | None = None, end: EpochS | None = None

@@ -3,21 +3,62 @@
 An interval is a span over which the inputs hold. The loop reports the load after each
 cycle's actuation; the accumulator integrates it over time, so a change between two price
 observations is accounted for exactly as long as it lasted.
+
+No time goes unbooked: new settlement terms (a reload) continue the open interval, or split
+it at the instant they apply, and the span from where the ledger ended to the first interval
+a run opens is booked as a ``down`` interval (``settle_down``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from controller.accounting.settlement import IntervalInputs, settle
+from controller.accounting.settlement import IntervalInputs, settle, settle_down
 from controller.domain import EpochS, FloatArray, Reading
 from controller.records import IntervalRecord
 from controller.site_model import SiteModel
 
 #: (price observed_at, hashprice observed_at, price stale, hashprice stale, active overrides)
 IntervalKey = tuple[float, float, bool, bool, tuple[str, ...]]
+
+
+def settlement_terms(site: SiteModel) -> tuple[object, ...]:
+    """What settling an interval reads from the site model: equal terms settle alike."""
+    return (
+        site.site_id,
+        site.supply,
+        site.hedges,
+        site.params.pool_fee,
+        site.params.adders_usd_per_mwh,
+        site.fleet.nominal_mw,
+    )
+
+
+def down_record(site: SiteModel, start: EpochS, end: EpochS) -> IntervalRecord:
+    """The ``down`` interval ``[start, end)``: fixed costs and premiums booked, the rest unknown
+    (held as 0, the row says ``down``: see docs/ledger-and-metrics.md)."""
+    result = settle_down(np.array([start]), np.array([end]), supply=site.supply, hedges=site.hedges)
+    n_models = len(site.fleet.model_names)
+    return IntervalRecord(
+        site_id=site.site_id,
+        start=start,
+        end=end,
+        price_usd_per_mwh=0.0,
+        price_source="unknown",
+        hashprice_usd_per_ph_day=0.0,
+        hashprice_source="unknown",
+        running_mw=0.0,
+        running_ph=0.0,
+        nominal_mw=site.fleet.nominal_mw,
+        model_running_mw=(0.0,) * n_models,
+        model_running_ph=(0.0,) * n_models,
+        failsafe=None,
+        components=tuple(float(getattr(result, name)[0]) for name in result.component_names()),
+        instruments=tuple((i, c, float(v[0])) for i, c, v in result.by_instrument),
+        kind="down",
+    )
 
 
 @dataclass(slots=True)
@@ -44,6 +85,33 @@ class IntervalAccumulator:
         self._load_ph = np.zeros(n_models)
         self._load_since: EpochS | None = None
         self._open: _Open | None = None
+        self._down_from: EpochS | None = None
+
+    def resume_from(self, booked_until: EpochS | None) -> None:
+        """The ledger is booked up to ``booked_until``: the first interval opened (or the
+        finish, if none opens) books the span from there as ``down``."""
+        self._down_from = booked_until
+
+    def rebase(self, site: SiteModel, at: EpochS) -> IntervalRecord | None:
+        """Settle from ``at`` on under ``site``'s terms, losing no time.
+
+        Same settlement terms: the open interval goes on. Other terms: it is settled up to
+        ``at`` on the old ones and goes on from ``at`` on the new, with the same inputs.
+        """
+        old, self.site = self.site, site
+        if settlement_terms(old) == settlement_terms(site) or self._open is None:
+            return None
+        self.site = old
+        interval = self._open
+        record = self.close(at)
+        self.site = site
+        self._open = replace(
+            interval,
+            start=max(at, interval.start),
+            model_mwh=np.zeros_like(self._load_mw),
+            model_ph_h=np.zeros_like(self._load_ph),
+        )
+        return record
 
     @property
     def open_key(self) -> IntervalKey | None:
@@ -78,8 +146,12 @@ class IntervalAccumulator:
         opportunity_cost: float | None,
         running: int,
         curtailed: int,
-    ) -> None:
-        """Start an interval at ``now`` (the load must already be set from ``now``)."""
+    ) -> IntervalRecord | None:
+        """Start an interval at ``now`` (the load must already be set from ``now``).
+
+        Returns the ``down`` interval from where the ledger ended, on a run's first open.
+        """
+        down = self.take_down(now)
         self._open = _Open(
             now,
             key,
@@ -92,6 +164,14 @@ class IntervalAccumulator:
             model_mwh=np.zeros_like(self._load_mw),
             model_ph_h=np.zeros_like(self._load_ph),
         )
+        return down
+
+    def take_down(self, end: EpochS) -> IntervalRecord | None:
+        """The ``down`` interval up to ``end`` if one is owed (once), else None."""
+        start, self._down_from = self._down_from, None
+        if start is None or end <= start:
+            return None
+        return down_record(self.site, start, end)
 
     def close(self, end: EpochS) -> IntervalRecord | None:
         """Settle the open interval up to ``end``; None if there was none (or it is empty)."""

@@ -127,3 +127,43 @@ def settle(
         net_usd=np.asarray(net, dtype=np.float64),
         by_instrument=tuple(by_instrument),
     )
+
+
+def settle_down(
+    start: FloatArray, end: FloatArray, *, supply: Supply, hedges: tuple[Hedge, ...]
+) -> Settlement:
+    """Settle spans in which the daemon settled nothing (down intervals). Pure; vectorised.
+
+    What accrues whether or not the daemon runs is booked: a fixed PPA's ``K * Q * dt_h``
+    and each short call's premium over its term. What depends on what the miners did or on
+    prices nobody observed is not known, and not booked (0 here; the ledger flags the row
+    ``down``): energy, mining revenue, spot power cost, consumption adders, resale, call
+    payouts, forward settlements. ``net_usd`` is the net of what is booked.
+    """
+    dt_h = np.asarray((end - start) / 3600.0, dtype=np.float64)
+    zeros = np.zeros_like(dt_h)
+    match supply:
+        case FixedPpa(quantity_mw=qty, price_usd_per_mwh=k):
+            cost = k * qty * dt_h
+        case SpotSupply():
+            cost = zeros
+    premium = zeros.copy()
+    by_instrument: list[tuple[str, str, FloatArray]] = []
+    for hedge in hedges:
+        if isinstance(hedge, ShortCall):
+            share = active_fraction(hedge.start, hedge.end, start, end)
+            p_in = hedge.premium_usd_per_mwh * hedge.quantity_mw * dt_h * share
+            premium += p_in
+            by_instrument.append((hedge.id, "call_premium_usd", p_in))
+    return Settlement(
+        mined_mwh=zeros,
+        curtailed_mwh=zeros,
+        mining_revenue_usd=zeros,
+        power_cost_usd=np.asarray(cost, dtype=np.float64),
+        resale_revenue_usd=zeros,
+        call_premium_usd=premium,
+        call_payout_usd=zeros,
+        forward_settlement_usd=zeros,
+        net_usd=np.asarray(premium - cost, dtype=np.float64),
+        by_instrument=tuple(by_instrument),
+    )

@@ -152,6 +152,7 @@ class Daemon:
             run_id=self.run_id,
             config_version=self.loaded.version,
             synchronous=self.loaded.config.daemon.ledger_sync,
+            started_at=SystemClock().now(),  # the run's wall time, simulated or not
         )
         self.ledger = ledger
         try:
@@ -261,6 +262,9 @@ class Daemon:
             dry_run=self.options.dry_run,
             status_sink=None if link is None else _publisher(link),
         )
+        # Time since the ledger's last interval for the site is booked as down (what accrues
+        # regardless of the daemon) up to the first interval this run settles.
+        loop.resume_from(ledger.last_end(site.id))
         self.site_feeds.append(feeds)
         self.metrics.feed_health.update(feeds.health)
         curves = SiteCurves(
@@ -347,7 +351,6 @@ class Daemon:
             return False
         config, pending = self._in_force(new.config, by_id)
         assert self.ledger is not None
-        self.ledger.config_version = new.version
         logs.set_level(config.daemon.log_level)
         for s in self.sites:
             s.config = next(c for c in config.sites if c.id == s.config.id)
@@ -358,6 +361,9 @@ class Daemon:
             s.curves.reconfigure(s.config.curves)
             if s.intake is not None:
                 s.intake.limits = _limits(s.config, model.fleet.nominal_mw)
+        # After the sites: an interval split on the old terms is written under the old version
+        # (one a cycle in flight splits as it ends is written under the new one).
+        self.ledger.config_version = new.version
         self.loaded = replace(new, config=config)
         if pending:
             self._log.warning(

@@ -1,4 +1,8 @@
-"""``hashspark ledger summary|export --csv``: the ledger for finance."""
+"""``hashspark ledger summary|export --csv``: the ledger for finance.
+
+The state directory is ``--state-dir``, else the ``daemon.state_dir`` of ``--config``, else
+``/var/lib/hashspark``.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,14 @@ from pathlib import Path
 from typing import TextIO
 
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
+from controller.accounting.coverage import coverage
 from controller.app.cli_support import time_arg
+from controller.config import DaemonConfig, load_daemon_settings
 from controller.domain import iso
 from controller.records import COMPONENTS
+
+#: Components a down interval does not book (unknown: what the miners did, unobserved prices).
+UNKNOWN_WHEN_DOWN = frozenset(COMPONENTS) - {"power_cost_usd", "call_premium_usd", "net_usd"}
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,8 +36,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p.add_argument(
             "--state-dir",
             type=Path,
-            default=Path("/var/lib/hashspark"),
-            help="the daemon's state directory (default /var/lib/hashspark)",
+            help="the daemon's state directory (default: daemon.state_dir of --config, "
+            "else /var/lib/hashspark)",
+        )
+        p.add_argument(
+            "--config",
+            type=Path,
+            metavar="CONFIG",
+            help="the daemon's config file: its daemon.state_dir (only [daemon] is read)",
         )
         p.add_argument("--site", help="one site only")
         p.add_argument("--from", dest="start", type=time_arg, metavar="T")
@@ -42,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch the ledger sub-command."""
-    ledger = SqliteLedger.open_readonly(args.state_dir / LEDGER_FILE)
+    ledger = SqliteLedger.open_readonly(state_dir(args.state_dir, args.config) / LEDGER_FILE)
     start = args.start.timestamp() if args.start else None
     end = args.end.timestamp() if args.end else None
     with closing(ledger):
@@ -59,14 +74,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def state_dir(given: Path | None, config: Path | None) -> Path:
+    """``--state-dir``, else the config's ``daemon.state_dir``, else the default."""
+    if given is not None:
+        return given
+    return (load_daemon_settings(config) if config is not None else DaemonConfig()).state_dir
+
+
 def summary(ledger: SqliteLedger, sites: list[str], start: float | None, end: float | None) -> str:
-    """Totals per site and per instrument, as text."""
+    """Coverage, totals per site and per instrument, as text."""
     if not sites:
         return "the ledger holds no intervals yet"
     lines: list[str] = []
     for site in sites:
         t = ledger.totals(site, start, end)
+        cov = coverage(ledger.spans(site, start, end), start, end)
         lines.append(f"site {site}: {t['intervals']:,} intervals, {t['hours']:,.2f} h")
+        lines.append(
+            f"  coverage {cov.fraction:.2%}: {cov.booked_h:,.4f} h booked of {cov.wall_h:,.4f} h "
+            f"wall ({iso(cov.start)} .. {iso(cov.end)}), {cov.down_h:,.4f} h down, "
+            f"{len(cov.gaps)} gaps"
+        )
+        lines.extend(f"  gap {iso(a)} .. {iso(b)} ({b - a:,.1f} s)" for a, b in cov.gaps)
         lines.extend(f"  {name:<24} {t[name]:>16,.2f}" for name in COMPONENTS)
         for (inst, comp), usd in ledger.instrument_totals(site, start, end).items():
             lines.append(f"  {inst + ' ' + comp:<40} {usd:>16,.2f}")
@@ -93,6 +122,7 @@ def export_csv(
             "nominal_mw",
             "miners_running",
             "miners_curtailed",
+            "kind",
             "failsafe",
             *COMPONENTS,
             *(f"{i}.{c}" for i, c in inst_cols),
@@ -100,6 +130,29 @@ def export_csv(
     )
     for r in records:
         flows = {(i, c): usd for i, c, usd in r.instruments}
+        if r.kind == "down":  # what the miners did and the prices are unknown: left empty
+            writer.writerow(
+                [
+                    r.site_id,
+                    iso(r.start),
+                    iso(r.end),
+                    *("",) * 5,  # prices, opportunity cost, load, hashrate
+                    r.nominal_mw,
+                    "",
+                    "",
+                    r.kind,
+                    "",
+                    *(
+                        "" if name in UNKNOWN_WHEN_DOWN else r.component(name)
+                        for name in COMPONENTS
+                    ),
+                    *(
+                        flows.get((i, c), 0.0) if c == "call_premium_usd" else ""
+                        for i, c in inst_cols
+                    ),
+                ]
+            )
+            continue
         writer.writerow(
             [
                 r.site_id,
@@ -113,6 +166,7 @@ def export_csv(
                 r.nominal_mw,
                 r.miners_running,
                 r.miners_curtailed,
+                r.kind,
                 r.failsafe or "",
                 *r.components,
                 *(flows.get(k, 0.0) for k in inst_cols),

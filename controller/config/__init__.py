@@ -26,6 +26,7 @@ from controller.config.load import (
     LoadedConfig,
     format_loc,
     load_config,
+    load_daemon_settings,
     parse_time,
     render,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "format_loc",
     "hedge_book",
     "load_config",
+    "load_daemon_settings",
     "parse_time",
     "render",
     "supply_contract",

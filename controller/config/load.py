@@ -67,9 +67,8 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def load_config(path: Path | str) -> LoadedConfig:
-    """Read, parse and validate a config file; every problem is reported at once."""
-    path = Path(path)
+def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """A config file's bytes and its TOML."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -77,18 +76,42 @@ def load_config(path: Path | str) -> LoadedConfig:
     except OSError as exc:
         raise ConfigError([f"{path}: {exc.strerror}"]) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return raw, tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+
+
+def _errors(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
+    return ConfigError(
+        [f"{path}: {prefix}{format_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
+    )
+
+
+def load_config(path: Path | str) -> LoadedConfig:
+    """Read, parse and validate a config file; every problem is reported at once."""
+    path = Path(path)
+    raw, data = _read(path)
     try:
         config = HashsparkConfig.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
-        raise ConfigError(
-            [f"{path}: {format_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
-        ) from None
+        raise _errors(path, exc) from None
     return LoadedConfig(config=config, path=path, version=hashlib.sha256(raw).hexdigest()[:12])
+
+
+def load_daemon_settings(path: Path | str) -> DaemonConfig:
+    """Only the ``[daemon]`` table of a config file, validated.
+
+    For the readers of the daemon's state (``hashspark ledger``): they need its state
+    directory, not the sites' secrets, which they may not be allowed to read.
+    """
+    path = Path(path)
+    _, data = _read(path)
+    try:
+        return DaemonConfig.model_validate(data.get("daemon", {}))
+    except ValidationError as exc:
+        raise _errors(path, exc, "daemon.") from None
 
 
 def _message(error: Any) -> str:

@@ -141,6 +141,7 @@ class SiteLoop:
         self.last_plan: Plan | None = None
         self.last_status: SiteStatus | None = None
         self.cycle_started: float | None = None  # monotonic; None between cycles
+        self._reload: tuple[SiteModel, float] | None = None  # arrived mid-cycle: adopted after
 
     @property
     def feeds(self) -> tuple[ReadingFeed, ReadingFeed]:
@@ -157,6 +158,8 @@ class SiteLoop:
             return await self._cycle(began)
         finally:
             self.cycle_started = None
+            if self._reload is not None:  # a reload that came in during the cycle
+                self._adopt(*self._reload)
 
     def stuck_for(self) -> float:
         """Seconds the current cycle has been running (0 between cycles)."""
@@ -211,7 +214,7 @@ class SiteLoop:
         if self._accrual.open_key is None and key is not None:
             assert snapshot.price is not None
             assert snapshot.hashprice is not None
-            self._accrual.open(
+            down = self._accrual.open(
                 now,
                 key,
                 snapshot.price,
@@ -221,6 +224,7 @@ class SiteLoop:
                 running=int((after.point > OFF).sum()),
                 curtailed=int((after.point == OFF).sum()),
             )
+            self._book(down)
         self._flush_ledger()
         status = self._status(plan, snapshot, after, model_mw)
         self._log_transitions(plan)
@@ -578,20 +582,38 @@ class SiteLoop:
         self._settling.clear()
 
     def reconfigure(self, site: SiteModel, cycle_s: float) -> None:
-        """Adopt a reloaded site model (same fleet): settle the open interval first."""
+        """Adopt a reloaded site model (same fleet) without cutting or losing time.
+
+        The open interval goes on, or is split at this instant if the settlement terms
+        changed (``IntervalAccumulator.rebase``). A reload that arrives during a cycle is
+        adopted as the cycle ends: the cycle's intervals open and close at its start.
+        """
         if (
             site.fleet.size != self.site.fleet.size
             or site.fleet.model_names != self.site.fleet.model_names
         ):
             raise ValueError("a reload cannot change the fleet: restart the daemon")
-        self._settle(self._clock.now())
+        if self.cycle_started is not None:
+            self._reload = (site, cycle_s)
+            return
+        self._adopt(site, cycle_s)
+
+    def _adopt(self, site: SiteModel, cycle_s: float) -> None:
+        self._reload = None
+        self._book(self._accrual.rebase(site, self._clock.now()))
         self._flush_ledger()
         self.site = site
         self._cycle_s = cycle_s
-        self._accrual.site = site
+
+    def resume_from(self, booked_until: EpochS | None) -> None:
+        """The ledger holds this site up to ``booked_until``: the span from there to the
+        first interval this run opens is booked as ``down``."""
+        self._accrual.resume_from(booked_until)
 
     def finish(self, end: EpochS) -> None:
-        """Account up to ``end`` and settle the interval still open."""
+        """Account up to ``end`` and settle the interval still open (or the down time, if
+        no interval opened)."""
+        self._book(self._accrual.take_down(end))
         self._settle(end)
         self._flush_ledger()
 
@@ -611,7 +633,9 @@ class SiteLoop:
         return (price.observed_at, hashprice.observed_at, now >= price_dl, now >= hp_dl, active)
 
     def _settle(self, end: EpochS) -> None:
-        record = self._accrual.close(end)
+        self._book(self._accrual.close(end))
+
+    def _book(self, record: IntervalRecord | None) -> None:
         if record is not None:
             self._unwritten.append(record)
 
