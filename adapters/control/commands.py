@@ -1,5 +1,8 @@
 """Operator and grid commands (MQTT ``<prefix>/<site>/command``, or the CLI): models, bounds, acks.
 
+Over 300 lines: the wire format of every command kind, its bounds and its ack are one
+contract with the operators' tools, and read best side by side.
+
 Every command is JSON with ``command`` (the kind) and a unique ``id``; every one ends by
 itself: no command holds the site for longer than ``CommandLimits.max_hold_s`` from now.
 

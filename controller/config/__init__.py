@@ -29,6 +29,7 @@ from controller.config.load import (
     parse_time,
     render,
 )
+from controller.config.plausibility import contract_warnings
 from controller.config.scenario import (
     CompareConfig,
     GridEventConfig,
@@ -77,6 +78,7 @@ __all__ = [
     "SupplyConfig",
     "Term",
     "Window",
+    "contract_warnings",
     "format_loc",
     "hedge_book",
     "load_config",

@@ -1,7 +1,13 @@
-"""A site's config: its feeds, fleet, driver, supply and hedges, policy and fail-safe."""
+"""A site's config: its feeds, fleet, driver, supply and hedges, policy and fail-safe.
+
+Over 300 lines: every check that spans a site's sections (addresses against the driver,
+MQTT topics across feeds, sharding against the fleet) is a validator of the site, so that
+``check-config`` and ``run`` refuse the same configs.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -176,6 +182,60 @@ class SiteConfig(Strict):
     def _unique_hedge_ids(self) -> SiteConfig:
         unique("hedge ids", [h.id for h in self.hedges])
         return self
+
+    @model_validator(mode="after")
+    def _distinct_mqtt_topics(self) -> SiteConfig:
+        """Two feeds on one broker cannot read one topic, nor the site's own topics."""
+        seen: dict[tuple[MqttBrokerConfig, str], str] = {}
+        for name, feed in (
+            ("price_feed", self.price_feed),
+            ("hashprice_feed", self.hashprice_feed),
+        ):
+            if not isinstance(feed, MqttFeedConfig):
+                continue
+            prefix = f"{feed.broker.topic_prefix.rstrip('/')}/{self.id}"
+            topic = feed.topic or f"{prefix}/{name.removesuffix('_feed')}"
+            if topic in (f"{prefix}/status", f"{prefix}/command", f"{prefix}/command/ack"):
+                raise ValueError(f"{name}.topic {topic} is the site's own status or command topic")
+            other = seen.setdefault((feed.broker, topic), name)
+            if other != name:
+                raise ValueError(f"{other} and {name} both read {topic} on the same broker")
+        return self
+
+    @model_validator(mode="after")
+    def _addresses_for_the_driver(self) -> SiteConfig:
+        """A driver that talks to miners needs every group's addresses, and no address may
+        be in two groups (checked here, so ``check-config`` refuses what ``run`` refuses)."""
+        if self.driver.needs_addresses:
+            missing = [
+                f"miners[{k}] ({g.model})" for k, g in enumerate(self.miners) if not g.addresses
+            ]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(missing)}: the {self.driver.type} driver needs every group's "
+                    "addresses"
+                )
+        listed = [ip for g in self.miners if g.addresses for ip in expand_all(g.addresses)]
+        dupes = sorted(ip for ip, n in Counter(listed).items() if n > 1)
+        if dupes:
+            raise ValueError(f"addresses listed twice: {', '.join(dupes)}")
+        return self
+
+    def addresses(self) -> tuple[list[str], list[str | None]]:
+        """Every miner's address and expected firmware, in fleet order (group by group).
+
+        Only for a site whose groups all list addresses: the validator makes sure of it for a
+        driver that talks to miners.
+        """
+        addresses: list[str] = []
+        firmware: list[str | None] = []
+        for k, group in enumerate(self.miners):
+            if group.addresses is None:
+                raise ValueError(f"sites[{self.id}].miners[{k}] ({group.model}) has no addresses")
+            ips = expand_all(group.addresses)
+            addresses += ips
+            firmware += [group.firmware] * len(ips)
+        return addresses, firmware
 
     @model_validator(mode="after")
     def _sharding_needs_pyasic_and_a_broker(self) -> SiteConfig:
