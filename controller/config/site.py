@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from adapters.feeds.config import MqttBrokerConfig
@@ -19,7 +20,7 @@ from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.simulated import SimulatedDriverConfig
 from adapters.sharding.config import ShardingConfig
 from controller.accounting.instruments import Hedge, Supply
-from controller.catalog import NAMEPLATES
+from controller.catalog import DEFAULT_SLEEP_FRACTION, NAMEPLATES, SLEEP_POWER_W
 from controller.config.adapters import DriverConfig, FeedConfig
 from controller.config.contracts import (
     HedgeConfig,
@@ -31,7 +32,7 @@ from controller.config.contracts import (
 from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.curves.fit import FitParams
 from controller.decision.policy import PolicyParams
-from controller.domain import FailSafeAction, FleetSpec, build_fleet
+from controller.domain import FailSafeAction, FleetSpec, FloatArray, build_fleet
 from controller.runtime.config_base import NonEmpty, Strict
 
 
@@ -64,6 +65,9 @@ class MinerGroup(Strict):
     curve_source: CurvePreference = CurvePreference.CONFIG
     # No point above this power, whatever the source (e.g. a LuxOS overclock profile).
     max_power_w: float | None = Field(default=None, gt=0)
+    # What one miner draws asleep (curtailed): counted in grid compliance. Default: the
+    # catalog's figure for the model, else 1 % of its top point (controller/catalog.py).
+    sleep_power_w: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -98,6 +102,14 @@ class MinerGroup(Strict):
                     "(the nameplate's, if no curve is given)"
                 )
         return self
+
+    def sleep_w(self) -> float:
+        """What one miner of the group draws asleep."""
+        if self.sleep_power_w is not None:
+            return self.sleep_power_w
+        if self.model in SLEEP_POWER_W:
+            return SLEEP_POWER_W[self.model]
+        return DEFAULT_SLEEP_FRACTION * max(w for _, w in self.points())
 
     def points(self) -> list[tuple[float, float]]:
         """The curve as (hashrate_th, power_w) pairs."""
@@ -262,6 +274,10 @@ class SiteConfig(Strict):
     def fleet(self) -> FleetSpec:
         """The fleet as arrays for the core."""
         return build_fleet([(g.model, g.count, g.points()) for g in self.miners])
+
+    def sleep_power_w(self) -> FloatArray:
+        """Each miner's draw asleep, in fleet order (group by group)."""
+        return np.concatenate([np.full(g.count, g.sleep_w()) for g in self.miners])
 
     def supply_contract(self) -> Supply:
         """The supply contract as a core value."""
