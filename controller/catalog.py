@@ -13,3 +13,14 @@ NAMEPLATES: dict[str, tuple[float, float]] = {
     "Whatsminer M50S": (126.0, 3276.0),
     "Whatsminer M60": (172.0, 3422.0),
 }
+
+
+#: Wall power of a sleeping miner (boards off, control board and fans on), by model: the
+#: figures the simulated ASICs draw (``simulators/miners/models.py``). Other models fall back
+#: to ``DEFAULT_SLEEP_FRACTION`` of their top point; a site should set the measured figure
+#: (``sleep_power_w`` on the group).
+SLEEP_POWER_W: dict[str, float] = {
+    "Antminer S19j Pro": 22.0,
+    "Antminer S21": 25.0,
+}
+DEFAULT_SLEEP_FRACTION = 0.01

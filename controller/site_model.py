@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.accounting.instruments import FixedPpa, HashrateForward, Hedge, Supply
 from controller.decision.economics import hashspark_spread_usd_per_mwh
 from controller.decision.policy import PolicyParams
-from controller.domain import FleetSpec
+from controller.domain import OFF, FleetSpec, FloatArray, IntArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,17 @@ class SiteModel:
     params: PolicyParams
     supply: Supply
     hedges: tuple[Hedge, ...]
+    # Each miner's draw asleep (W); None: not known, taken as 0. Only the measured draw
+    # (grid compliance, ``draw_mw``) counts it: the plans and the P&L take off as 0 W.
+    sleep_w: FloatArray | None = field(default=None, compare=False)
+
+    def draw_mw(self, point: IntArray) -> float:
+        """What the fleet draws at ``point`` (MW), sleeping miners' draw included: what the
+        site's meter reads, and what a grid program is measured against."""
+        running = float(self.fleet.power_at(point).sum())
+        if self.sleep_w is None:
+            return running / 1e6
+        return (running + float(self.sleep_w[point == OFF].sum())) / 1e6
 
     @property
     def fleet_efficiency_j_per_th(self) -> float:

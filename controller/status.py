@@ -49,6 +49,7 @@ class SiteStatus:
     spread_usd_per_mwh: float | None
     ramp_limited: int
     grid: tuple[GridStatus, ...] = ()
+    draw_mw: float | None = None  # load_mw plus what sleeping miners draw: the meter's view
     state: str = "running"  # "stopped": the last status, as shutdown left the miners
 
     @property

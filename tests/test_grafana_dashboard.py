@@ -48,6 +48,8 @@ RANGE_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\})\[([0-9]+[smhd]
 MAY_BE_EMPTY = {
     # The in-process fleet applies commands at once: no telemetry confirmation to time.
     "Command confirmation latency",
+    # The replayed day has no grid program: the draw is there, the caps and compliance not.
+    "Grid programs: cap, draw and compliance",
 }
 
 
@@ -134,6 +136,8 @@ def test_dashboard_has_the_site_variable_and_the_panels_ops_expect() -> None:
         "histogram_quantile(0.99, sum by (le) (rate(hashspark_command_confirmation_seconds_bucket",
         "hashspark_cycle_duration_seconds_bucket",
         "hashspark_ledger_write_errors_total",
+        "hashspark_grid_compliant",
+        "hashspark_draw_mw",
     ):
         assert needle in exprs, needle
     for _, _, query in _queries(board):

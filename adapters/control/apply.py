@@ -9,6 +9,7 @@ from pathlib import Path
 import structlog
 
 from adapters.control.commands import (
+    ActiveCommand,
     BasePoint,
     Clear,
     Command,
@@ -17,15 +18,16 @@ from adapters.control.commands import (
     DemandResponse,
     ForceCurtail,
     ForceResume,
+    ListCommands,
     PeakWindow,
 )
 from controller.decision.overrides import Override
-from controller.domain import EpochS, iso
+from controller.domain import EpochS, iso, to_datetime
 from controller.runtime.override_book import OverrideBook
 
 
 def to_override(cmd: Command, now: EpochS) -> Override | None:
-    """The override a command asks for (None for ``clear``)."""
+    """The override a command asks for (None for ``clear`` and ``list``)."""
     match cmd:
         case ForceCurtail(until=until):
             return Override(
@@ -52,8 +54,23 @@ def to_override(cmd: Command, now: EpochS) -> Override | None:
             return Override(
                 cmd.id, "base_point", now, until.timestamp(), mw, cmd.issued_by, tolerance_mw=tol
             )
-        case Clear():
+        case Clear() | ListCommands():
             return None
+
+
+def listed(override: Override, now: EpochS) -> ActiveCommand:
+    """An override as the answer to ``list`` shows it."""
+    return ActiveCommand(
+        id=override.id,
+        command=override.kind,
+        issued_by=override.issued_by,
+        state="active" if override.active(now) else "scheduled",
+        start=to_datetime(override.start),
+        end=to_datetime(override.end),
+        deadline=None if override.deadline is None else to_datetime(override.deadline),
+        cap_mw=override.cap_mw,
+        tolerance_mw=override.tolerance_mw if override.kind == "base_point" else None,
+    )
 
 
 class AuditLog:
@@ -83,9 +100,20 @@ class CommandHandler:
         self._audit = audit
         self._log = structlog.get_logger("hashspark.commands").bind(site=site_id)
 
+    def _applicable(self, cmd: Command) -> str | None:
+        """Why a command cannot apply to the book as it is (a ``clear`` naming nothing)."""
+        if isinstance(cmd, Clear) and not self._book.matching(cmd.target):
+            return f"no active or scheduled command with id or kind {cmd.target!r}"
+        return None
+
     def receive(self, raw: bytes, now: EpochS) -> CommandAck:
-        """Handle one payload; the ack says accepted, rejected (why) or duplicate."""
-        cmd, ack = self._intake.receive(raw, now)
+        """Handle one payload; the ack says accepted, rejected (why) or duplicate.
+
+        The answer to ``list`` carries the active and scheduled commands, in start order.
+        """
+        self._book.current(now)  # drops the overrides that ended: they can be neither
+        # cleared nor listed
+        cmd, ack = self._intake.receive(raw, now, self._applicable)
         entry: dict[str, object] = {
             "at": iso(now),
             "site": self._site,
@@ -97,7 +125,11 @@ class CommandHandler:
         if cmd is not None:
             entry["payload"] = cmd.model_dump(mode="json")
             override = to_override(cmd, now)
-            if override is None:
+            if isinstance(cmd, ListCommands):
+                current = sorted(self._book.current(now), key=lambda o: (o.start, o.id))
+                ack = ack.model_copy(update={"active": tuple(listed(o, now) for o in current)})
+                entry["listed"] = [o.id for o in current]
+            elif override is None:
                 assert isinstance(cmd, Clear)
                 entry["cleared"] = self._book.clear(cmd.target)
             else:

@@ -1,5 +1,8 @@
 """Operator and grid commands (MQTT ``<prefix>/<site>/command``, or the CLI): models, bounds, acks.
 
+Over 300 lines: the wire format of every command kind, its bounds and its ack are one
+contract with the operators' tools, and read best side by side.
+
 Every command is JSON with ``command`` (the kind) and a unique ``id``; every one ends by
 itself: no command holds the site for longer than ``CommandLimits.max_hold_s`` from now.
 
@@ -13,28 +16,43 @@ itself: no command holds the site for longer than ``CommandLimits.max_hold_s`` f
 |  |  | (default 0) within the window |
 | ``base_point`` | ``mw``, ``tolerance_mw``, ``until`` | follow a base point: draw ``mw`` |
 |  |  | within the tolerance (controllable load) |
-| ``clear`` | ``target`` (optional) | end the command with that id, or all active commands |
+| ``clear`` | ``target`` | end the command with that id, or every command of that kind |
+|  |  | (e.g. ``force_curtail``); a target matching nothing is rejected |
+| ``list`` | | change nothing: the ack carries the active and scheduled commands |
 
 Optional on all: ``issued_by`` (who, for the audit log) and ``reason``. Each command is
 answered on ``<prefix>/<site>/command/ack`` with ``accepted``, ``rejected`` (with the
-reason) or ``duplicate`` (an id seen before: QoS 1 may deliver twice).
+reason) or ``duplicate`` (an id seen before: QoS 1 may deliver twice). An id may not be a
+command kind, so that a ``clear`` target is never ambiguous.
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
+from controller.decision.overrides import OVERRIDE_KINDS
 from controller.domain import EpochS, to_datetime
 
 MAX_COMMAND_BYTES = 4096
 _ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 _PRINTABLE = r"^[\x20-\x7e]{0,200}$"
+#: Every ``command`` value; none of them may be used as an id.
+COMMAND_KINDS: frozenset[str] = frozenset(OVERRIDE_KINDS) | {"clear", "list"}
 
 
 class _Command(BaseModel):
@@ -43,6 +61,13 @@ class _Command(BaseModel):
     id: str = Field(pattern=_ID)
     issued_by: str = Field(default="operator", min_length=1, max_length=64, pattern=_PRINTABLE)
     reason: str = Field(default="", max_length=200, pattern=_PRINTABLE)
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_kind(cls, value: str) -> str:
+        if value in COMMAND_KINDS:
+            raise ValueError(f"{value!r} is a command kind, not an id (clear targets name either)")
+        return value
 
 
 class ForceCurtail(_Command):
@@ -87,14 +112,24 @@ class BasePoint(_Command):
 
 
 class Clear(_Command):
-    """End the command ``target``, or every active command if no target is given."""
+    """End the command with id ``target``, or every command of kind ``target``.
+
+    The target is required: a bare ``clear`` used to end every command, grid programs
+    included, which no operator means when tidying up their own ``force_curtail``.
+    """
 
     command: Literal["clear"]
-    target: str | None = Field(default=None, pattern=_ID)
+    target: str = Field(pattern=_ID)
+
+
+class ListCommands(_Command):
+    """Change nothing; the ack lists the active and scheduled commands."""
+
+    command: Literal["list"]
 
 
 Command = Annotated[
-    ForceCurtail | ForceResume | DemandResponse | PeakWindow | BasePoint | Clear,
+    ForceCurtail | ForceResume | DemandResponse | PeakWindow | BasePoint | Clear | ListCommands,
     Field(discriminator="command"),
 ]
 _COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
@@ -110,6 +145,22 @@ class CommandLimits:
     clock_skew_s: float = 60.0  # a deadline this far in the past is still "now"
 
 
+class ActiveCommand(BaseModel):
+    """One command in force or scheduled, as the ``list`` ack shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    command: str  # the kind: force_curtail, demand_response, ...
+    issued_by: str
+    state: Literal["active", "scheduled"]
+    start: datetime  # from when it applies
+    end: datetime  # when it expires by itself
+    deadline: datetime | None = None  # demand response: when the cap must be met
+    cap_mw: float | None = None  # the site power cap, or a base point's target
+    tolerance_mw: float | None = None  # base point only
+
+
 class CommandAck(BaseModel):
     """The reply published for every command received."""
 
@@ -121,10 +172,12 @@ class CommandAck(BaseModel):
     reason: str | None = None
     site: str
     received_at: datetime
+    active: tuple[ActiveCommand, ...] | None = None  # the answer to ``list``, only
 
     def to_bytes(self) -> bytes:
-        """The JSON published on the ack topic."""
-        return self.model_dump_json(exclude_none=False).encode()
+        """The JSON published on the ack topic (``active`` only in the answer to ``list``)."""
+        exclude = {"active"} if self.active is None else None
+        return self.model_dump_json(exclude_none=False, exclude=exclude).encode()
 
 
 def _conditions(cmd: Command, now: EpochS, limits: CommandLimits) -> list[tuple[bool, str]]:
@@ -164,7 +217,7 @@ def _conditions(cmd: Command, now: EpochS, limits: CommandLimits) -> list[tuple[
                     f"window is longer than {hold}",
                 ),
             ]
-        case Clear():
+        case Clear() | ListCommands():
             return []
 
 
@@ -207,8 +260,17 @@ class CommandIntake:
         while len(self._seen) > self._remember:
             self._seen.popitem(last=False)
 
-    def receive(self, raw: bytes, now: EpochS) -> tuple[Command | None, CommandAck]:
-        """The command to apply (None if rejected or a duplicate) and the ack to publish."""
+    def receive(
+        self,
+        raw: bytes,
+        now: EpochS,
+        applicable: Callable[[Command], str | None] | None = None,
+    ) -> tuple[Command | None, CommandAck]:
+        """The command to apply (None if rejected or a duplicate) and the ack to publish.
+
+        ``applicable`` says why a well-formed command cannot apply to the site as it is
+        (a ``clear`` naming nothing active), or None; it is asked after the bounds.
+        """
         received_at = to_datetime(now)
         try:
             if len(raw) > MAX_COMMAND_BYTES:
@@ -230,6 +292,8 @@ class CommandIntake:
                 received_at=received_at,
             )
         problem = check_bounds(cmd, now, self.limits)
+        if problem is None and applicable is not None:
+            problem = applicable(cmd)
         if problem is not None:
             return None, self._reject(raw, problem, received_at)
         self._seen[cmd.id] = None

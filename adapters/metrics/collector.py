@@ -190,6 +190,8 @@ class Metrics(Collector):
             if s.spread_usd_per_mwh is not None:
                 g["hashspark_spread_usd_per_mwh"].add_metric([site], s.spread_usd_per_mwh)
             g["hashspark_load_mw"].add_metric([site], s.load_mw)
+            if s.draw_mw is not None:
+                g["hashspark_draw_mw"].add_metric([site], s.draw_mw)
             g["hashspark_curtailed_mw"].add_metric([site], s.curtailed_mw)
             g["hashspark_nominal_mw"].add_metric([site], s.nominal_mw)
             g["hashspark_ramp_limited_miners"].add_metric([site], s.ramp_limited)

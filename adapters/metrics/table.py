@@ -87,6 +87,12 @@ METRICS: tuple[MetricSpec, ...] = (
         "Hashspark spread locked in by the PPA and hashrate forwards.",
     ),
     MetricSpec("hashspark_load_mw", "gauge", ("site",), "Power the fleet draws."),
+    MetricSpec(
+        "hashspark_draw_mw",
+        "gauge",
+        ("site",),
+        "Power the fleet draws, sleeping miners included: what grid programs are measured on.",
+    ),
     MetricSpec("hashspark_curtailed_mw", "gauge", ("site",), "Nominal power not drawn."),
     MetricSpec("hashspark_nominal_mw", "gauge", ("site",), "The fleet's full power."),
     MetricSpec(

@@ -29,7 +29,12 @@ from controller.status import SiteStatus
 def site_model(site: SiteConfig) -> SiteModel:
     """A site's config as the core's model: fleet, policy, supply and hedges."""
     return SiteModel(
-        site.id, site.fleet(), site.policy_params(), site.supply_contract(), site.hedge_book()
+        site.id,
+        site.fleet(),
+        site.policy_params(),
+        site.supply_contract(),
+        site.hedge_book(),
+        sleep_w=site.sleep_power_w(),
     )
 
 

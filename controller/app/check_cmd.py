@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from controller.app.cli_support import EXIT_OK
+from controller.app.preflight import preflight, print_warnings
 from controller.config import load_config, render
 
 
@@ -19,9 +20,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the file resolved, after a line saying it is valid."""
+    """Print the file resolved, after a line saying it is valid; warnings go to stderr.
+
+    Refuses exactly what ``run`` refuses before it starts (``controller/app/preflight.py``).
+    """
     path: Path = args.file
     loaded = load_config(path)
+    print_warnings(preflight(loaded))
     print(f"# {path}: valid (version {loaded.version})")
     print(json.dumps(render(loaded.config), indent=2))
     return EXIT_OK

@@ -2,6 +2,12 @@
 
 The same path as any other client: the command goes to ``<prefix>/<site>/command`` on the
 site's broker and the daemon's answer comes back on ``.../command/ack``.
+
+``--list`` sends ``{"command": "list"}`` and prints the commands in force from its ack. The
+question goes the way every command goes, and its answer comes back on the ack topic, matched
+by id: no new topic to secure in the broker's ACL, no retained state that outlives the daemon
+or goes stale, and the answer is the book as it is after every command sent before it (QoS 1
+keeps one client's messages in order).
 """
 
 from __future__ import annotations
@@ -27,11 +33,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "command",
         help="send an operator or grid command to a running daemon over MQTT",
         description="Commands: force_curtail {until}, force_resume {until}, demand_response "
-        "{max_mw, deadline, end}, peak_window {start, end}, clear {target?}; see docs/feeds.md.",
+        "{max_mw, deadline, end}, peak_window {start, end}, base_point {mw, tolerance_mw, until}, "
+        "clear {target: an id or a kind}, list; see docs/feeds.md.",
     )
     p.add_argument("config", type=Path, help="the daemon's config (for the site's broker)")
-    p.add_argument(
-        "payload", help='the command as JSON, e.g. \'{"command": "force_curtail", "until": "..."}\''
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "payload",
+        nargs="?",
+        help='the command as JSON, e.g. \'{"command": "force_curtail", "until": "..."}\'',
+    )
+    what.add_argument(
+        "--list",
+        action="store_true",
+        help="print the active and scheduled commands (id, kind, issuer, times, cap)",
     )
     p.add_argument("--site", help="site id, when the config has several")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the ack")
@@ -50,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if broker is None:
         raise ConfigError([f"{args.config}: site {site.id} has no MQTT broker (sites.mqtt)"])
     try:
-        doc = json.loads(args.payload)
+        doc = {"command": "list"} if args.list else json.loads(args.payload)
     except ValueError as exc:
         raise ConfigError([f"payload is not JSON: {exc}"]) from None
     if not isinstance(doc, dict):
@@ -81,5 +96,30 @@ def run(args: argparse.Namespace) -> int:
     if ack is None:
         print(f"no ack for {doc['id']} within {args.timeout:g} s: is the daemon running?")
         return EXIT_NO_ANSWER
-    print(json.dumps(ack))
-    return EXIT_OK if ack.get("status") == "accepted" else EXIT_REFUSED
+    accepted = ack.get("status") == "accepted"
+    active = ack.get("active")
+    if args.list and accepted and isinstance(active, list):
+        print(command_table(active))
+    else:
+        print(json.dumps(ack))
+    return EXIT_OK if accepted else EXIT_REFUSED
+
+
+_COLUMNS = ("id", "command", "issued_by", "state", "start", "end", "deadline", "cap_mw")
+
+
+def command_table(active: list[object]) -> str:
+    """The answer to ``list`` as a text table, one command a line."""
+    if not active:
+        return "no active or scheduled commands"
+    rows = [list(_COLUMNS)]
+    for item in active:
+        entry = item if isinstance(item, dict) else {}
+        cells = ["-" if entry.get(c) is None else str(entry.get(c)) for c in _COLUMNS]
+        if entry.get("tolerance_mw") is not None:
+            cells[-1] += f" ±{entry['tolerance_mw']}"
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )

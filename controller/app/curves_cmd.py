@@ -20,7 +20,6 @@ from pathlib import Path
 from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
-from controller.app.drivers import site_addresses
 from controller.app.fleet_ops import DEFAULT_NAMEPLATE, catalog_model, discover_at
 from controller.catalog import NAMEPLATES
 from controller.config import ConfigError, load_config
@@ -95,7 +94,7 @@ async def rows_for(args: argparse.Namespace) -> list[CurveRow]:
         for site in config.sites:
             if not isinstance(site.driver, PyasicDriverConfig):
                 continue
-            addresses, firmware = site_addresses(site)
+            addresses, firmware = site.addresses()
             driver = PyasicDriver(
                 site.fleet(), addresses, site.driver, SystemClock(), firmware=firmware
             )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
-from adapters.miners.addresses import expand_all
 from adapters.miners.registry import DRIVERS, Inventory
 from adapters.sharding.planner import ShardedDriver
 from controller.config import ConfigError, SiteConfig
@@ -20,7 +17,7 @@ def build_driver(site: SiteConfig, fleet: FleetSpec, clock: Clock) -> MinerDrive
     """
     inventory = Inventory((), ())
     if site.driver.needs_addresses:
-        addresses, firmware = site_addresses(site)
+        addresses, firmware = site.addresses()  # all there, none twice: the config says so
         if len(addresses) != fleet.size:
             raise ConfigError(
                 [f"site {site.id}: {len(addresses)} addresses for {fleet.size} miners"]
@@ -33,29 +30,3 @@ def build_driver(site: SiteConfig, fleet: FleetSpec, clock: Clock) -> MinerDrive
             )
         inventory = Inventory(addresses, firmware)
     return DRIVERS.get(site.driver.type).build(site.driver, fleet, clock, inventory)
-
-
-def site_addresses(site: SiteConfig) -> tuple[list[str], list[str | None]]:
-    """Every miner's address and expected firmware, in fleet order (group by group).
-
-    A driver that talks to miners needs an address for every miner: a group without
-    ``addresses`` is a start-up error naming it.
-    """
-    addresses: list[str] = []
-    firmware: list[str | None] = []
-    missing = [
-        f"sites[{site.id}].miners[{k}] ({g.model}): the pyasic driver needs its addresses"
-        for k, g in enumerate(site.miners)
-        if g.addresses is None
-    ]
-    if missing:
-        raise ConfigError(missing)
-    for group in site.miners:
-        assert group.addresses is not None
-        ips = expand_all(group.addresses)
-        addresses += ips
-        firmware += [group.firmware] * len(ips)
-    dupes = sorted(ip for ip, n in Counter(addresses).items() if n > 1)
-    if dupes:
-        raise ConfigError([f"site {site.id}: addresses listed in two groups: {', '.join(dupes)}"])
-    return addresses, firmware

@@ -23,7 +23,6 @@ from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.capabilities import Capabilities
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
-from controller.app.drivers import site_addresses
 from controller.catalog import NAMEPLATES
 from controller.config import ConfigError, load_config
 from controller.decision.reconcile import (
@@ -116,7 +115,7 @@ def _targets(args: argparse.Namespace) -> tuple[list[str], PyasicDriverConfig]:
             config = pyasic_configs[0]
         for site in loaded.config.sites:
             if all(g.addresses is not None for g in site.miners):
-                specs += site_addresses(site)[0]
+                specs += site.addresses()[0]
     if not specs:
         raise ValueError("name at least one TARGET or --config FILE")
     addresses = list(dict.fromkeys(expand_all(dict.fromkeys(specs))))

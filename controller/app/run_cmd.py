@@ -8,6 +8,7 @@ from pathlib import Path
 
 from controller.app.cli_support import EXIT_OK, positive
 from controller.app.daemon import DaemonOptions, run_daemon
+from controller.app.preflight import preflight, print_warnings
 from controller.config import load_config
 from controller.runtime import logs
 
@@ -47,6 +48,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     """Run the daemon until it ends (``--simulated``) or is stopped."""
     loaded = load_config(args.config)
+    print_warnings(preflight(loaded))  # the checks check-config makes, and its warnings
     logs.configure(loaded.config.daemon.log_level)
     options = DaemonOptions(
         simulated=args.simulated,

@@ -39,7 +39,6 @@ from adapters.sharding.shards import (
     points_of,
     watts_of,
 )
-from controller.app.drivers import site_addresses
 from controller.config import ConfigError, SiteConfig
 from controller.decision.reconcile import CommandBatch, DispatchReport, failed_name
 from controller.domain import FleetSpec, IntArray, ObservedFleet
@@ -76,7 +75,7 @@ class ShardWorker:
             raise ConfigError([f"sites[{site.id}]: not a sharded pyasic site"])
         if not 0 <= shard < sharding.shards:
             raise ConfigError([f"sites[{site.id}]: shard {shard} not in 0..{sharding.shards - 1}"])
-        addresses, firmware = site_addresses(site)
+        addresses, firmware = site.addresses()
         rows = partition(addresses, sharding.shards)[shard]
         self.site_id = site.id
         self.shard = shard

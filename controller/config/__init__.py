@@ -30,6 +30,7 @@ from controller.config.load import (
     parse_time,
     render,
 )
+from controller.config.plausibility import contract_warnings
 from controller.config.scenario import (
     CompareConfig,
     GridEventConfig,
@@ -78,6 +79,7 @@ __all__ = [
     "SupplyConfig",
     "Term",
     "Window",
+    "contract_warnings",
     "format_loc",
     "hedge_book",
     "load_config",

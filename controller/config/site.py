@@ -1,9 +1,16 @@
-"""A site's config: its feeds, fleet, driver, supply and hedges, policy and fail-safe."""
+"""A site's config: its feeds, fleet, driver, supply and hedges, policy and fail-safe.
+
+Over 300 lines: every check that spans a site's sections (addresses against the driver,
+MQTT topics across feeds, sharding against the fleet) is a validator of the site, so that
+``check-config`` and ``run`` refuse the same configs.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from adapters.feeds.config import MqttBrokerConfig
@@ -13,7 +20,7 @@ from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.simulated import SimulatedDriverConfig
 from adapters.sharding.config import ShardingConfig
 from controller.accounting.instruments import Hedge, Supply
-from controller.catalog import NAMEPLATES
+from controller.catalog import DEFAULT_SLEEP_FRACTION, NAMEPLATES, SLEEP_POWER_W
 from controller.config.adapters import DriverConfig, FeedConfig
 from controller.config.contracts import (
     HedgeConfig,
@@ -25,7 +32,7 @@ from controller.config.contracts import (
 from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.curves.fit import FitParams
 from controller.decision.policy import PolicyParams
-from controller.domain import FailSafeAction, FleetSpec, build_fleet
+from controller.domain import FailSafeAction, FleetSpec, FloatArray, build_fleet
 from controller.runtime.config_base import NonEmpty, Strict
 
 
@@ -58,6 +65,9 @@ class MinerGroup(Strict):
     curve_source: CurvePreference = CurvePreference.CONFIG
     # No point above this power, whatever the source (e.g. a LuxOS overclock profile).
     max_power_w: float | None = Field(default=None, gt=0)
+    # What one miner draws asleep (curtailed): counted in grid compliance. Default: the
+    # catalog's figure for the model, else 1 % of its top point (controller/catalog.py).
+    sleep_power_w: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -92,6 +102,14 @@ class MinerGroup(Strict):
                     "(the nameplate's, if no curve is given)"
                 )
         return self
+
+    def sleep_w(self) -> float:
+        """What one miner of the group draws asleep."""
+        if self.sleep_power_w is not None:
+            return self.sleep_power_w
+        if self.model in SLEEP_POWER_W:
+            return SLEEP_POWER_W[self.model]
+        return DEFAULT_SLEEP_FRACTION * max(w for _, w in self.points())
 
     def points(self) -> list[tuple[float, float]]:
         """The curve as (hashrate_th, power_w) pairs."""
@@ -178,6 +196,60 @@ class SiteConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _distinct_mqtt_topics(self) -> SiteConfig:
+        """Two feeds on one broker cannot read one topic, nor the site's own topics."""
+        seen: dict[tuple[MqttBrokerConfig, str], str] = {}
+        for name, feed in (
+            ("price_feed", self.price_feed),
+            ("hashprice_feed", self.hashprice_feed),
+        ):
+            if not isinstance(feed, MqttFeedConfig):
+                continue
+            prefix = f"{feed.broker.topic_prefix.rstrip('/')}/{self.id}"
+            topic = feed.topic or f"{prefix}/{name.removesuffix('_feed')}"
+            if topic in (f"{prefix}/status", f"{prefix}/command", f"{prefix}/command/ack"):
+                raise ValueError(f"{name}.topic {topic} is the site's own status or command topic")
+            other = seen.setdefault((feed.broker, topic), name)
+            if other != name:
+                raise ValueError(f"{other} and {name} both read {topic} on the same broker")
+        return self
+
+    @model_validator(mode="after")
+    def _addresses_for_the_driver(self) -> SiteConfig:
+        """A driver that talks to miners needs every group's addresses, and no address may
+        be in two groups (checked here, so ``check-config`` refuses what ``run`` refuses)."""
+        if self.driver.needs_addresses:
+            missing = [
+                f"miners[{k}] ({g.model})" for k, g in enumerate(self.miners) if not g.addresses
+            ]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(missing)}: the {self.driver.type} driver needs every group's "
+                    "addresses"
+                )
+        listed = [ip for g in self.miners if g.addresses for ip in expand_all(g.addresses)]
+        dupes = sorted(ip for ip, n in Counter(listed).items() if n > 1)
+        if dupes:
+            raise ValueError(f"addresses listed twice: {', '.join(dupes)}")
+        return self
+
+    def addresses(self) -> tuple[list[str], list[str | None]]:
+        """Every miner's address and expected firmware, in fleet order (group by group).
+
+        Only for a site whose groups all list addresses: the validator makes sure of it for a
+        driver that talks to miners.
+        """
+        addresses: list[str] = []
+        firmware: list[str | None] = []
+        for k, group in enumerate(self.miners):
+            if group.addresses is None:
+                raise ValueError(f"sites[{self.id}].miners[{k}] ({group.model}) has no addresses")
+            ips = expand_all(group.addresses)
+            addresses += ips
+            firmware += [group.firmware] * len(ips)
+        return addresses, firmware
+
+    @model_validator(mode="after")
     def _sharding_needs_pyasic_and_a_broker(self) -> SiteConfig:
         if self.sharding is None:
             return self
@@ -202,6 +274,10 @@ class SiteConfig(Strict):
     def fleet(self) -> FleetSpec:
         """The fleet as arrays for the core."""
         return build_fleet([(g.model, g.count, g.points()) for g in self.miners])
+
+    def sleep_power_w(self) -> FloatArray:
+        """Each miner's draw asleep, in fleet order (group by group)."""
+        return np.concatenate([np.full(g.count, g.sleep_w()) for g in self.miners])
 
     def supply_contract(self) -> Supply:
         """The supply contract as a core value."""

@@ -21,7 +21,7 @@ fits under the cap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from controller.domain import OFF, BoolArray, EpochS, FleetSpec, IntArray
 OverrideKind = Literal[
     "force_curtail", "force_resume", "demand_response", "peak_window", "base_point"
 ]
+OVERRIDE_KINDS: tuple[str, ...] = get_args(OverrideKind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,9 +30,21 @@ class OverrideBook:
         self._items[override.id] = override
         self._changed()
 
-    def clear(self, target: str | None = None) -> list[str]:
-        """End one override by id, or all; returns the ids ended."""
-        ended = list(self._items) if target is None else [target] if target in self._items else []
+    def matching(self, target: str) -> list[str]:
+        """The ids ``target`` names: the override with that id, else every one of that kind.
+
+        Command ids cannot be kind names (``adapters/control/commands.py``), so the two never
+        clash. Scheduled overrides (a peak window not yet started) count as well as active ones.
+        """
+        if target in self._items:
+            return [target]
+        return [oid for oid, o in self._items.items() if o.kind == target]
+
+    def clear(self, target: str) -> list[str]:
+        """End the override with id ``target``, or every one of kind ``target``; returns the
+        ids ended (none: nothing matched). There is no "clear everything": a grid program is
+        ended only by naming it or its kind."""
+        ended = self.matching(target)
         for oid in ended:
             del self._items[oid]
         if ended:

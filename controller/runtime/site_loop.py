@@ -659,6 +659,8 @@ class SiteLoop:
         fleet = self.site.fleet
         point = after.point
         top = point == fleet.top_point
+        # Grid programs are measured on what the site draws, sleeping miners included.
+        draw_mw = self.site.draw_mw(point)
         models = []
         for m, name in enumerate(fleet.model_names):
             members = fleet.model_index == m
@@ -696,10 +698,11 @@ class SiteLoop:
             spread_usd_per_mwh=self.site.spread_usd_per_mwh,
             ramp_limited=plan.ramp_limited,
             grid=tuple(
-                GridStatus(o.kind, o.id, o.cap_mw, o.compliant(float(model_mw.sum()), plan.now))
+                GridStatus(o.kind, o.id, o.cap_mw, o.compliant(draw_mw, plan.now))
                 for o in snapshot.overrides
                 if o.active(plan.now)
             ),
+            draw_mw=draw_mw,
         )
 
     def _log_transitions(self, plan: Plan) -> None:

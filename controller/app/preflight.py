@@ -1,0 +1,41 @@
+"""The checks ``run`` makes before it starts, shared with ``check-config``: one validation path.
+
+Whatever the schema can say is said by ``load_config`` (``controller/config``), so every
+command refuses the same configs with the same message. What needs more than the file, here:
+
+- a recorded feed's CSV is read and checked (``run`` reads it at start-up);
+- implausible contracts are warned about (``controller/config/plausibility.py``).
+
+What only a run can find out stays with the run: a ``--simulated`` run without recorded feeds,
+a state directory it cannot write, a port in use, a broker or a miner that does not answer.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from adapters.feeds.recorded import (
+    HASHPRICE_COLUMN,
+    PRICE_COLUMN,
+    RecordedFeedConfig,
+    load_recording,
+)
+from controller.config import LoadedConfig, contract_warnings
+
+
+def preflight(loaded: LoadedConfig) -> list[str]:
+    """Raise what ``run`` would refuse (``RecordingError``); return the warnings, one a line."""
+    for site in loaded.config.sites:
+        for feed, column in (
+            (site.price_feed, PRICE_COLUMN),
+            (site.hashprice_feed, HASHPRICE_COLUMN),
+        ):
+            if isinstance(feed, RecordedFeedConfig):
+                load_recording(feed.path, column)
+    return [f"{loaded.path}: {line}" for line in contract_warnings(loaded.config)]
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """Each warning on stderr, one line each, the way errors are printed."""
+    for line in warnings:
+        print(f"hashspark: warning: {line}", file=sys.stderr)
