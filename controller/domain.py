@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -76,6 +77,11 @@ class FleetSpec:
     valid: BoolArray  # (N, K+1)
     model_index: IntArray  # (N,)
     model_names: tuple[str, ...]
+    #: Each miner's config group (``sites.miners[k]``) and the groups' names; None: one
+    #: group per model. Groups only label the fleet: no decision reads them.
+    groups: IntArray | None = None  # (N,)
+    group_names: tuple[str, ...] = ()
+    group_of: IntArray = field(init=False)  # (N,) each miner's group, always set
     top_point: IntArray = field(init=False)  # (N,) index of the highest-power point
     class_of: IntArray = field(init=False)  # (N,) class of identical curves of each miner
     class_rows: IntArray = field(init=False)  # (C,) one miner of each class
@@ -86,6 +92,14 @@ class FleetSpec:
             raise ValueError("fleet arrays must share one shape")
         if k < 2 or not bool(self.valid[:, :2].all()):
             raise ValueError("every miner needs off and at least one operating point")
+        if self.groups is None:
+            object.__setattr__(self, "group_of", self.model_index.astype(np.int64))
+            object.__setattr__(self, "group_names", self.model_names)
+        else:
+            group_of = np.asarray(self.groups, dtype=np.int64)
+            if group_of.shape != (n,) or (n and int(group_of.max()) >= len(self.group_names)):
+                raise ValueError("groups must name one of group_names for every miner")
+            object.__setattr__(self, "group_of", group_of)
         top = (k - 1) - np.argmax(self.valid[:, ::-1], axis=1)
         object.__setattr__(self, "top_point", top.astype(np.int64))
         # Classes of identical curves, found once: the optimiser searches over classes.
@@ -114,6 +128,10 @@ class FleetSpec:
         """The fleet's full power in MW."""
         return float(self.nominal_power_w.sum()) / 1e6
 
+    def group_model(self, group: int) -> str:
+        """The model of a group's miners (its first miner's)."""
+        return self.model_names[int(self.model_index[np.argmax(self.group_of == group)])]
+
     def power_at(self, point: IntArray) -> FloatArray:
         """Power (W) of every miner at the given point indices."""
         return self.power_w[np.arange(self.size), point]
@@ -123,18 +141,44 @@ class FleetSpec:
         return self.hashrate_th[np.arange(self.size), point]
 
 
-def build_fleet(groups: list[tuple[str, int, list[tuple[float, float]]]]) -> FleetSpec:
-    """Fleet arrays from (model, count, [(hashrate_th, power_w), ...]) groups."""
+def group_names(
+    models: Sequence[str], firmware: Sequence[str | None] | None = None
+) -> tuple[str, ...]:
+    """Names for config groups: the model, with the firmware (or ``#k``, the group's index
+    in ``sites.miners``) when another group has the same model."""
+    fw = list(firmware) if firmware is not None else [None] * len(models)
     names: list[str] = []
-    for model, _, _ in groups:
-        if model not in names:
+    for k, model in enumerate(models):
+        same = [j for j, m in enumerate(models) if m == model]
+        if len(same) == 1:
             names.append(model)
+        elif fw[k] is not None and [fw[j] for j in same].count(fw[k]) == 1:
+            names.append(f"{model} ({fw[k]})")
+        else:
+            names.append(f"{model} #{k}")
+    return tuple(names)
+
+
+def build_fleet(
+    groups: list[tuple[str, int, list[tuple[float, float]]]],
+    names: Sequence[str] | None = None,
+) -> FleetSpec:
+    """Fleet arrays from (model, count, [(hashrate_th, power_w), ...]) groups; each entry is
+    one group (named by ``names``, else by ``group_names`` of the models)."""
+    models: list[str] = []
+    for model, _, _ in groups:
+        if model not in models:
+            models.append(model)
+    labels = tuple(names) if names is not None else group_names([m for m, _, _ in groups])
+    if len(labels) != len(groups):
+        raise ValueError("one name per group")
     width = 1 + max((len(points) for _, _, points in groups), default=1)
     rows_h: list[FloatArray] = []
     rows_w: list[FloatArray] = []
     rows_v: list[BoolArray] = []
     rows_m: list[IntArray] = []
-    for model, count, points in groups:
+    rows_g: list[IntArray] = []
+    for g, (model, count, points) in enumerate(groups):
         ordered = sorted(points, key=lambda p: p[1])
         h = np.zeros(width)
         w = np.zeros(width)
@@ -145,7 +189,8 @@ def build_fleet(groups: list[tuple[str, int, list[tuple[float, float]]]]) -> Fle
         rows_h.append(np.tile(h, (count, 1)))
         rows_w.append(np.tile(w, (count, 1)))
         rows_v.append(np.tile(v, (count, 1)))
-        rows_m.append(np.full(count, names.index(model), dtype=np.int64))
+        rows_m.append(np.full(count, models.index(model), dtype=np.int64))
+        rows_g.append(np.full(count, g, dtype=np.int64))
     if not rows_h:
         raise ValueError("a fleet needs at least one miner")
     return FleetSpec(
@@ -153,7 +198,9 @@ def build_fleet(groups: list[tuple[str, int, list[tuple[float, float]]]]) -> Fle
         power_w=np.concatenate(rows_w),
         valid=np.concatenate(rows_v),
         model_index=np.concatenate(rows_m),
-        model_names=tuple(names),
+        model_names=tuple(models),
+        groups=np.concatenate(rows_g),
+        group_names=labels,
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controller.decision.explain import GroupState, Reason
+from controller.decision.overrides import Override
 from controller.domain import EpochS, Reading, iso
 
 
@@ -51,6 +53,9 @@ class SiteStatus:
     grid: tuple[GridStatus, ...] = ()
     draw_mw: float | None = None  # load_mw plus what sleeping miners draw: the meter's view
     state: str = "running"  # "stopped": the last status, as shutdown left the miners
+    groups: tuple[GroupState, ...] = ()  # per config group, as the miners report
+    reason: Reason | None = None  # the rule that decided the plan
+    commands: tuple[Override, ...] = ()  # operator and grid commands not yet over
 
     @property
     def curtailed_mw(self) -> float:
@@ -63,8 +68,79 @@ class SiteStatus:
         return None if reading is None else reading.age_s(self.at)
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def reading_document(r: Reading | None) -> dict[str, object] | None:
+    """A reading: its value, when it was observed, where it came from."""
+    if r is None:
+        return None
+    return {"value": r.value, "observed_at": iso(r.observed_at), "source": r.source}
+
+
+def group_document(g: GroupState) -> dict[str, object]:
+    """One config group: counts, load, and energy hashprice, breakeven and margin (USD/MWh)
+    at its nominal efficiency and at each point of its curve."""
+    return {
+        "group": g.group,
+        "name": g.name,
+        "model": g.model,
+        "miners": g.miners,
+        "running": g.running,
+        "throttled": g.throttled,
+        "curtailed": g.curtailed,
+        "unreachable": g.unreachable,
+        "load_mw": round(g.load_mw, 6),
+        "energy_hashprice_usd_per_mwh": _round(g.energy_hashprice_usd_per_mwh),
+        "breakeven_usd_per_mwh": _round(g.breakeven_usd_per_mwh),
+        "margin_usd_per_mwh": _round(g.margin_usd_per_mwh),
+        "points": [
+            {
+                "power_w": p.power_w,
+                "hashrate_th": p.hashrate_th,
+                "efficiency_j_per_th": round(p.efficiency_j_per_th, 4),
+                "energy_hashprice_usd_per_mwh": _round(p.energy_hashprice_usd_per_mwh),
+                "breakeven_usd_per_mwh": _round(p.breakeven_usd_per_mwh),
+                "margin_usd_per_mwh": _round(p.margin_usd_per_mwh),
+                "miners": p.miners,
+            }
+            for p in g.points
+        ],
+    }
+
+
+def command_document(o: Override, now: EpochS) -> dict[str, object]:
+    """An operator or grid command: who issued it, what it asks, until when."""
+    return {
+        "id": o.id,
+        "kind": o.kind,
+        "issued_by": o.issued_by,
+        "active": o.active(now),
+        "start": iso(o.start),
+        "expires": iso(o.end),
+        "max_mw": o.max_mw,
+        "deadline": None if o.deadline is None else iso(o.deadline),
+        "tolerance_mw": o.tolerance_mw,
+    }
+
+
+def decision_document(status: SiteStatus) -> dict[str, object]:
+    """Why the site does what it does: the reason, the inputs, the commands, each group."""
+    return {
+        "reason": None if status.reason is None else status.reason.as_dict(),
+        "inputs": {
+            "price": reading_document(status.price),
+            "hashprice": reading_document(status.hashprice),
+        },
+        "net_hashprice_usd_per_ph_day": status.net_hashprice_usd_per_ph_day,
+        "commands": [command_document(o, status.at) for o in status.commands],
+        "groups": [group_document(g) for g in status.groups],
+    }
+
+
 def status_document(status: SiteStatus) -> dict[str, object]:
-    """The retained status topic's JSON: state, mode, last decision, feed ages."""
+    """The retained status topic's JSON: state, mode, last decision and why, feed ages."""
     return {
         "state": status.state,
         "mode": status.decision_reason,
@@ -88,4 +164,5 @@ def status_document(status: SiteStatus) -> dict[str, object]:
             }
             for m in status.models
         },
+        **decision_document(status),
     }

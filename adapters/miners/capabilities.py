@@ -87,4 +87,6 @@ def restrict_fleet(fleet: FleetSpec, mask: BoolArray) -> FleetSpec:
         valid=v,
         model_index=fleet.model_index.copy(),
         model_names=fleet.model_names,
+        groups=fleet.group_of.copy(),
+        group_names=fleet.group_names,
     )

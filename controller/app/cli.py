@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from adapters.feeds.recorded import RecordingError
 from adapters.ledger.sqlite import LedgerError
-from controller.app import check_cmd, compare_cmd, replay_cmd, run_cmd
+from controller.app import check_cmd, compare_cmd, explain_cmd, replay_cmd, run_cmd
 from controller.app import command_cmd as command_cli
 from controller.app import fleet_cmd as fleet_cli
 from controller.app import ledger_cmd as ledger_cli
@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     command_cli.add_parser(sub)
     fleet_cli.add_parser(sub)
     worker_cli.add_parser(sub)
+    explain_cmd.add_parser(sub)
     return parser
 
 
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command_cli.run,
         "fleet": fleet_cli.run,
         "worker": worker_cli.run,
+        "explain": explain_cmd.run,
     }
     try:
         return commands[args.command](args)

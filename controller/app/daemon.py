@@ -71,7 +71,7 @@ from controller.runtime.site_curves import CurveDriver, SiteCurves
 from controller.runtime.site_loop import SiteLoop
 from controller.runtime.supervisor import Supervised, Supervisor
 from controller.runtime.taskdump import dump_tasks
-from controller.status import SiteStatus, status_document
+from controller.status import SiteStatus, decision_document, status_document
 
 #: Daemon settings read only at start: a reload names a change and keeps the old value.
 #: (Rebinding the metrics endpoint live could fail on the new address and leave the site
@@ -419,12 +419,14 @@ class Daemon:
     # --- HTTP --------------------------------------------------------------------------
 
     def health(self) -> tuple[dict[str, object], int]:
-        """``/healthz``: each site's cycles and decision; 503 while a loop is stuck."""
+        """``/healthz``: each site's cycles and decision, and why (the reason, the inputs,
+        the commands not yet over, each group's counts and economics); 503 while stuck."""
         sites = {
             s.loop.site.site_id: {
                 "cycles": s.loop.cycles,
                 "at": iso(s.loop.last_status.at) if s.loop.last_status else None,
                 "decision": s.loop.last_status.decision_reason if s.loop.last_status else None,
+                **(decision_document(s.loop.last_status) if s.loop.last_status else {}),
                 **(
                     {"shards": s.loop.driver.summary()["shards"]}
                     if isinstance(s.loop.driver, ReportsShards)

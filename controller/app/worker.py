@@ -57,6 +57,8 @@ def sub_fleet(fleet: FleetSpec, rows: IntArray) -> FleetSpec:
         valid=fleet.valid[rows],
         model_index=fleet.model_index[rows],
         model_names=fleet.model_names,
+        groups=fleet.group_of[rows],
+        group_names=fleet.group_names,
     )
 
 

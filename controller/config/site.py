@@ -32,7 +32,7 @@ from controller.config.contracts import (
 from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.curves.fit import FitParams
 from controller.decision.policy import PolicyParams
-from controller.domain import FailSafeAction, FleetSpec, FloatArray, build_fleet
+from controller.domain import FailSafeAction, FleetSpec, FloatArray, build_fleet, group_names
 from controller.runtime.config_base import NonEmpty, Strict
 
 
@@ -273,7 +273,10 @@ class SiteConfig(Strict):
 
     def fleet(self) -> FleetSpec:
         """The fleet as arrays for the core."""
-        return build_fleet([(g.model, g.count, g.points()) for g in self.miners])
+        return build_fleet(
+            [(g.model, g.count, g.points()) for g in self.miners],
+            group_names([g.model for g in self.miners], [g.firmware for g in self.miners]),
+        )
 
     def sleep_power_w(self) -> FloatArray:
         """Each miner's draw asleep, in fleet order (group by group)."""

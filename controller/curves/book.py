@@ -28,7 +28,14 @@ from enum import StrEnum
 import numpy as np
 
 from controller.curves.fit import FitParams, LearnedCurve, NotEnough, SampleStore, fit_curve
-from controller.domain import EpochS, FleetSpec, FloatArray, IntArray, build_fleet
+from controller.domain import (
+    EpochS,
+    FleetSpec,
+    FloatArray,
+    IntArray,
+    build_fleet,
+    group_names,
+)
 
 Points = tuple[tuple[float, float], ...]  #: (hashrate_th, power_w) by increasing power
 
@@ -337,7 +344,8 @@ class CurveBook:
             [
                 (g.model, g.count, list(c.points))
                 for g, c in zip(self.groups, self.curves, strict=True)
-            ]
+            ],
+            group_names([g.model for g in self.groups], [g.firmware for g in self.groups]),
         )
         # build_fleet lays groups out one after another; miner i is the next row of its group
         rows = np.argsort(np.argsort(self.group_of, kind="stable"), kind="stable")
@@ -349,6 +357,8 @@ class CurveBook:
             valid=grouped.valid[rows],
             model_index=grouped.model_index[rows],
             model_names=grouped.model_names,
+            groups=grouped.group_of[rows],
+            group_names=grouped.group_names,
         )
 
 

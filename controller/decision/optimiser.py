@@ -127,6 +127,8 @@ def onoff_fleet(fleet: FleetSpec) -> FleetSpec:
         valid=np.ones((fleet.size, width), dtype=bool),
         model_index=fleet.model_index.copy(),
         model_names=fleet.model_names,
+        groups=fleet.group_of.copy(),
+        group_names=fleet.group_names,
     )
 
 

@@ -139,6 +139,9 @@ class Plan:
     failsafe: FailSafe | None
     ramp_limited: int  # miners whose increase waits for ramp budget
     override: str | None = None  # the override that shaped the plan, e.g. "peak_window:4cp-1"
+    #: What overrode the economics: an override ("demand_response:dr-17") whose cap bound
+    #: or that forces running, or "site_cap" (the site's own limit bound); None: nothing.
+    bound_by: str | None = None
 
 
 def check_inputs(params: PolicyParams, snapshot: Snapshot) -> FailSafe | None:
@@ -205,6 +208,14 @@ def decide(
         else:  # no economics to optimise with (a fail-safe decides): shed worst J/TH first
             wanted = apply_cap(fleet, wanted, snapshot.reachable, cap_mw)
 
+    bound_by = instructed.reason if instructed.force_run and failsafe is None else None
+    if cap_binds and cap_mw is not None:
+        bound_by = (
+            instructed.reason
+            if instructed.cap_mw is not None and instructed.cap_mw <= cap_mw
+            else "site_cap"
+        )
+
     p_now = fleet.power_w[rows, current]
     p_want = fleet.power_w[rows, wanted]
     change = wanted != current
@@ -256,6 +267,7 @@ def decide(
         failsafe=failsafe,
         ramp_limited=ramp_limited,
         override=instructed.reason,
+        bound_by=bound_by,
     )
     return plan, new_state
 

@@ -20,6 +20,7 @@ import structlog
 
 from controller.accounting.accrual import IntervalAccumulator, IntervalKey
 from controller.decision.economics import energy_hashprice_usd_per_mwh
+from controller.decision.explain import GroupState, changes, group_states, reason_of
 from controller.decision.policy import Plan, PolicyParams, PolicyState, Snapshot, decide
 from controller.decision.reconcile import (
     Applied,
@@ -137,6 +138,7 @@ class SiteLoop:
         self._in_doubt: dict[int, tuple[int, EpochS]] = {}  # miner -> (raise not confirmed, when)
         self._settling: dict[int, tuple[int, EpochS]] = {}  # miner -> (confirmed running, when)
         self._failsafe_reason: str | None = None
+        self._logged: tuple[IntArray, str, tuple[GroupState, ...]] | None = None  # last decision
         self.cycles = 0
         self.last_plan: Plan | None = None
         self.last_status: SiteStatus | None = None
@@ -228,6 +230,7 @@ class SiteLoop:
         self._flush_ledger()
         status = self._status(plan, snapshot, after, model_mw)
         self._log_transitions(plan)
+        self._log_decision(plan, snapshot)
         self.cycles += 1
         self.last_plan = plan
         self.last_status = status
@@ -683,6 +686,7 @@ class SiteLoop:
                     load_mw=float(model_mw[m]),
                 )
             )
+        params = self.site.params
         return SiteStatus(
             site_id=self.site.site_id,
             at=plan.now,
@@ -703,6 +707,62 @@ class SiteLoop:
                 if o.active(plan.now)
             ),
             draw_mw=draw_mw,
+            groups=group_states(
+                fleet,
+                point,
+                after.reachable,
+                net_hashprice_usd_per_ph_day=plan.net_hashprice_usd_per_ph_day,
+                opportunity_cost_usd_per_mwh=plan.opportunity_cost_usd_per_mwh,
+                adders_usd_per_mwh=params.adders_usd_per_mwh,
+            ),
+            reason=reason_of(plan),
+            commands=snapshot.overrides,
+        )
+
+    def _log_decision(self, plan: Plan, snapshot: Snapshot) -> None:
+        """One ``decision`` line per change of plan (not per cycle): what changed per
+        config group, the inputs, each group's energy hashprice and margin, and the rule."""
+        reason = reason_of(plan)
+        action = "" if plan.failsafe is None else str(plan.failsafe.action)
+        key = f"{reason.rule}|{reason.override_id}|{action}"  # not the details: ages move
+        last = self._logged
+        if last is not None and np.array_equal(last[0], plan.point) and last[1] == key:
+            return
+        groups = group_states(
+            self.site.fleet,
+            plan.point,
+            snapshot.reachable,
+            net_hashprice_usd_per_ph_day=plan.net_hashprice_usd_per_ph_day,
+            opportunity_cost_usd_per_mwh=plan.opportunity_cost_usd_per_mwh,
+            adders_usd_per_mwh=self.site.params.adders_usd_per_mwh,
+        )
+        changed = changes(None if last is None else last[2], groups)
+        self._logged = (plan.point.copy(), key, groups)
+        self._log.info(
+            "decision",
+            at=iso(plan.now),
+            rule=reason.rule,
+            reason=reason.detail,
+            override=None if reason.override_id is None else reason.override_id,
+            override_kind=reason.override_kind,
+            ramp_limited=reason.ramp_limited,
+            price_usd_per_mwh=None if snapshot.price is None else snapshot.price.value,
+            hashprice_usd_per_ph_day=None
+            if snapshot.hashprice is None
+            else snapshot.hashprice.value,
+            opportunity_cost_usd_per_mwh=plan.opportunity_cost_usd_per_mwh,
+            changed={c.name: c.describe() for c in changed},
+            groups={
+                g.name: {
+                    "running": g.running,
+                    "throttled": g.throttled,
+                    "curtailed": g.curtailed,
+                    "energy_hashprice_usd_per_mwh": _rounded(g.energy_hashprice_usd_per_mwh),
+                    "margin_usd_per_mwh": _rounded(g.margin_usd_per_mwh),
+                }
+                for g in groups
+            },
+            dry_run=self.dry_run,
         )
 
     def _log_transitions(self, plan: Plan) -> None:
@@ -744,6 +804,10 @@ def _nearest_points(fleet: FleetSpec, power_w: FloatArray) -> IntArray:
     gap[~fleet.valid[:, 1:]] = np.inf
     nearest: IntArray = np.argmin(gap, axis=1).astype(np.int64) + 1
     return nearest
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
 
 
 def _count(mask: IntArray | np.ndarray) -> int:
