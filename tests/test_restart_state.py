@@ -124,7 +124,7 @@ def test_an_override_survives_json() -> None:
 def test_a_restored_command_redelivered_is_a_duplicate() -> None:
     intake = CommandIntake("s", CommandLimits())
     intake.remember(["dr-1"])
-    raw = json.dumps({"command": "clear", "id": "dr-1"}).encode()
+    raw = json.dumps({"command": "clear", "id": "dr-1", "target": "force_curtail"}).encode()
     cmd, ack = intake.receive(raw, NOW)
     assert cmd is None
     assert ack.status == "duplicate"
