@@ -67,6 +67,14 @@ BENCHES = (
         quick=("--n", "200"),
     ),
     Bench(
+        "bench_spike.py",
+        "a price spike to curtail commands and to all asleep, 1,000 miners in real time, "
+        "with a resume in flight and without",
+        full=("--miners", "1000", "--trials", "3"),
+        quick=("--miners", "150", "--trials", "1"),
+        needs_root=True,  # stock Antminer web UIs listen on port 80
+    ),
+    Bench(
         "bench_simulated_fleet.py",
         "simulated ASICs: start time, a full pyasic get_data sweep, the simulator's RSS",
         quick=("--count", "100"),

@@ -244,18 +244,27 @@ class SiteLoop:
         return plan
 
     async def _sense(self) -> ObservedFleet:
-        """Read the fleet; a reading that arrives during the sweep has its curtails sent at
-        once, on what the miners last reported, instead of waiting for the sweep to end."""
-        sweep = asyncio.ensure_future(self._driver.observe())
-        waiters = [asyncio.ensure_future(e.wait()) for e in self._input_events()]
-        try:
-            await asyncio.wait({sweep, *waiters}, return_when=asyncio.FIRST_COMPLETED)
-            if not sweep.done():
-                self._act_early(self._clock.now())  # the events stay set: decided on again
-            return await sweep
-        finally:
-            for task in (sweep, *waiters):
-                task.cancel()  # a no-op on the finished sweep; ends it if we are cancelled
+        """Read the fleet. A reading that arrives during the sweep stops it: the curtails
+        are sent at once, on what the miners last reported, then the fleet is read again
+        (the sweep's reads would otherwise queue ahead of the commands for the miners)."""
+        acted = False
+        while True:
+            sweep = asyncio.ensure_future(self._driver.observe())
+            waiters = (
+                [] if acted else [asyncio.ensure_future(e.wait()) for e in self._input_events()]
+            )
+            try:
+                await asyncio.wait({sweep, *waiters}, return_when=asyncio.FIRST_COMPLETED)
+                if sweep.done():
+                    return sweep.result()
+            finally:
+                for task in (sweep, *waiters):
+                    task.cancel()  # a no-op on the finished sweep; ends it if we are cancelled
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
+            acted = True
+            if self._act_early(self._clock.now()):  # the events stay set: decided on again
+                await self._actuator.wait([], ACTUATION_WAIT_S)
 
     def _act_early(self, now: EpochS) -> bool:
         """Curtails and throttle-downs first, on what the miners last reported.
