@@ -16,8 +16,15 @@ from typing import Any
 import pytest
 
 from controller.app.cli import main
+from controller.app.replay import live as live_module
 from controller.app.replay.html_report import live_path_section
-from controller.app.replay.live import LiveOptions, live_driver_config, replay_live
+from controller.app.replay.live import (
+    LiveOptions,
+    live_driver_config,
+    miner_specs,
+    replay_live,
+    resolve_family,
+)
 from controller.app.replay.runner import ReplayInputs, replay
 from controller.records import COMPONENTS, IntervalTable
 from controller.runtime.clocks.replay import LoopClock, ReplayClock
@@ -293,6 +300,24 @@ def test_cli_refuses_live_options_without_live_path(capsys: pytest.CaptureFixtur
     assert "--fault" in capsys.readouterr().err
     assert main(["replay", str(HEDGED), "--fault", '{"kind": "liar"}', "--quiet"]) == 2
     assert "only go with --live-path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port_80", [True, False])
+def test_family_auto_is_all_three_with_port_80_else_the_two_that_need_none(
+    monkeypatch: pytest.MonkeyPatch, port_80: bool
+) -> None:
+    monkeypatch.setattr(live_module, "privileged_port_allowed", lambda ip: port_80)
+    options, note = resolve_family(LiveOptions(family="auto"))
+    specs = miner_specs(inputs_for(HEDGED, 6, window="scarcity-2024-08-20"), options)
+    families = [s.family.value for s in specs]
+    if port_80:
+        assert (options.family, note) == ("mixed", None)
+        assert families == ["luxos", "antminer", "braiins"] * 2
+    else:
+        assert options.family == "luxos+braiins"
+        assert note is not None
+        assert "antminer left out (port 80 needs root or CAP_NET_BIND_SERVICE)" in note
+        assert families == ["luxos", "braiins"] * 3
 
 
 # --- faults are real ---------------------------------------------------------------------------

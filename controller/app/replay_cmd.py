@@ -87,8 +87,10 @@ def _live_args(p: argparse.ArgumentParser) -> None:
     )
     live.add_argument(
         "--family",
-        choices=("luxos", "antminer", "braiins", "mixed"),
-        help="firmware the simulated miners speak (default luxos; antminer needs port 80)",
+        choices=("luxos", "antminer", "braiins", "mixed", "auto"),
+        help="firmware the simulated miners speak (default luxos; antminer needs port 80; "
+        "mixed: the three round robin; auto: mixed if port 80 can be bound, else luxos and "
+        "braiins)",
     )
     live.add_argument(
         "--ip-start",
@@ -156,6 +158,7 @@ def _replay_live(args: argparse.Namespace, inputs: ReplayInputs) -> ReplayResult
         DEFAULT_SPEED,
         LiveOptions,
         replay_live,
+        resolve_family,
     )
     from simulators.miners.state import DEFAULT_RAMP_S  # noqa: PLC0415
 
@@ -173,7 +176,10 @@ def _replay_live(args: argparse.Namespace, inputs: ReplayInputs) -> ReplayResult
         resume_ramp_s=DEFAULT_RAMP_S if args.resume_ramp_s is None else args.resume_ramp_s,
         meter_port=args.meter_port or 0,
     )
+    options, note = resolve_family(options)
     progress = None if args.quiet else LiveProgress(inputs.start, inputs.end, sys.stderr)
+    if note is not None and not args.quiet:
+        print(f"hashspark replay: {note}", file=sys.stderr)
     try:
         return asyncio.run(replay_live(inputs, options, progress))
     finally:
