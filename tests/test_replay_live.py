@@ -300,6 +300,10 @@ def test_cli_refuses_live_options_without_live_path(capsys: pytest.CaptureFixtur
     assert "--fault" in capsys.readouterr().err
     assert main(["replay", str(HEDGED), "--fault", '{"kind": "liar"}', "--quiet"]) == 2
     assert "only go with --live-path" in capsys.readouterr().err
+    assert main(["replay", str(HEDGED), "--decisions", "--quiet"]) == 2
+    assert "--decisions only go with --live-path" in capsys.readouterr().err
+    assert main(["replay", str(HEDGED), "--live-path", "--decisions", "--quiet"]) == 2
+    assert "--decisions and --quiet exclude each other" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("port_80", [True, False])

@@ -30,6 +30,7 @@ from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
 from controller.accounting.report import totals
 from controller.app.assemble import assemble, scenario_events
+from controller.app.replay.decisions import CycleView
 from controller.app.replay.live_feeds import LiveFeeds
 from controller.app.replay.report import LivePath, RampLosses
 from controller.app.replay.runner import ReplayError, ReplayInputs, ReplayResult, replay_report
@@ -65,6 +66,8 @@ BOOT_SETTLE_S = 5.0
 Progress = Callable[[EpochS, float], None]
 #: Called after every cycle with its plan and the meter's reading (what ``GET /meter`` serves).
 MeterProbe = Callable[[Plan, dict[str, Any]], None]
+#: Called after every cycle with its plan, its status and each miner's family.
+DecisionProbe = Callable[[CycleView], None]
 
 
 def live_driver_config() -> PyasicDriverConfig:
@@ -311,11 +314,13 @@ async def run_live(
     options: LiveOptions,
     progress: Progress | None = None,
     meter_probe: MeterProbe | None = None,
+    decisions: DecisionProbe | None = None,
 ) -> tuple[IntervalTable, LivePath]:
     """Run the live path over the replay window; the interval table and the run's figures."""
     began = time.perf_counter()
     options, _ = resolve_family(options)
     specs = miner_specs(inputs, options)
+    families = tuple(s.family.value for s in specs)
     _raise_fd_limit(len(specs) * 6 + 512)
     clock = ReplayClock(inputs.start - PREPARE_S, options.speed)
     ledger = MemoryLedger()
@@ -362,6 +367,8 @@ async def run_live(
             ramps.sample(plan.now, clock.now())
             if meter_probe is not None:
                 meter_probe(plan, snapshot(fleet))
+            if decisions is not None and loop.last_status is not None:
+                decisions(CycleView(loop.site.fleet, families, plan, loop.last_status))
             if progress is not None:
                 records = ledger.records
                 net[0] += sum(r.component("net_usd") for r in records[int(net[1]) :])
@@ -411,10 +418,11 @@ async def replay_live(
     options: LiveOptions,
     progress: Progress | None = None,
     meter_probe: MeterProbe | None = None,
+    decisions: DecisionProbe | None = None,
 ) -> ReplayResult:
     """Run the live path and build the report (the fast path's shape plus ``live_path``)."""
     began = time.perf_counter()
-    table, stats = await run_live(inputs, options, progress, meter_probe)
+    table, stats = await run_live(inputs, options, progress, meter_probe, decisions)
     report = replace(replay_report(inputs, table, "live"), live_path=stats)
     return ReplayResult(
         table=table, typed_report=report, engine="live", wall_s=time.perf_counter() - began
