@@ -155,7 +155,7 @@ def header(families: Sequence[str], note: str | None = None) -> str:
         f"  decisions   each change of plan as the site loop makes it (times UTC)\n"
         f"  miners      {len(families)} simulated: {_families(families, range(len(families)))}"
     )
-    return text + (f"\n              {note}" if note else "")
+    return "\n".join([text, *(_wrap(note, " " * 14, " " * 16) if note else [])])
 
 
 def _changes(view: CycleView, before: IntArray) -> list[str]:
