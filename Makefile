@@ -41,9 +41,15 @@ audit: $(TOOLS_VENV)/.installed
 	  || { echo "make audit: FAILED: a known vulnerability, or pip-audit could not reach its" \
 	            "vulnerability data (PyPI JSON API) for some package: see above" >&2; exit 1; }
 
+# The main job first: the daemon's live path over the 2024-08-20 scarcity window (two
+# evenings, 36 h), 36 simulated miners commanded through pyasic (the three firmware
+# families; without port 80, i.e. not root, the two that need none), each decision printed
+# with its reason, in under a minute; then the year's fast replay. No broker, no network.
+DEMO_SCENARIO := deploy/scenarios/ercot-hb-south-hedged.toml
 demo: $(STAMP)
 	@mkdir -p out
-	$(BIN)/hashspark replay deploy/scenarios/ercot-hb-south-hedged.toml --report-json out/demo-report.json
+	$(BIN)/hashspark replay $(DEMO_SCENARIO) --live-path --window scarcity-2024-08-20 --miners 36 --family auto --decisions --report-json out/demo-live-report.json
+	$(BIN)/hashspark replay $(DEMO_SCENARIO) --report-json out/demo-report.json
 
 # The hedged scenario's strategy comparison over the whole recording, as HTML with charts.
 report: $(STAMP)

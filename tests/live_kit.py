@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +19,13 @@ HEDGED = ROOT / "deploy" / "scenarios" / "ercot-hb-south-hedged.toml"
 NO_RAMP_LIMIT = "# ramp_up_mw_per_min unset: no ramp limit"
 
 #: Address blocks of the live-path tests (this work's share of loopback: 127.50/16, 127.51/16).
-DEFAULT_SUITE_IPS = ("127.50.10.1", "127.50.20.1", "127.50.30.1", "127.50.40.1")
+DEFAULT_SUITE_IPS = (
+    "127.50.10.1",
+    "127.50.20.1",
+    "127.50.30.1",
+    "127.50.40.1",
+    "127.50.80.1",
+)
 SLOW_SUITE_IPS = ("127.51.0.1", "127.51.8.1", "127.51.12.1")
 
 
@@ -90,3 +98,19 @@ class MeterLog:
 
     def __call__(self, plan: Plan, reading: dict[str, Any]) -> None:
         self.rows.append((plan.now, float(reading["observed_at"]), reading))
+
+
+def demo_commands() -> list[list[str]]:
+    """The ``hashspark`` command lines of the Makefile's ``demo`` recipe, in order, as argv
+    lists after ``hashspark`` (Makefile variables of the form ``NAME := value`` expanded)."""
+    text = (ROOT / "Makefile").read_text()
+    variables = dict(re.findall(r"^(\w+)\s*:=\s*(.*)$", text, re.M))
+    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", text, re.M)
+    assert recipe is not None, "the Makefile has no demo target"
+    commands = []
+    for line in recipe.group(1).splitlines():
+        expanded = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), line)
+        argv = shlex.split(expanded)
+        if argv and argv[0].endswith("/hashspark"):
+            commands.append(argv[1:])
+    return commands

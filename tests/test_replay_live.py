@@ -10,14 +10,23 @@ import asyncio
 import itertools
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from controller.app.cli import main
+from controller.app.replay import live as live_module
 from controller.app.replay.html_report import live_path_section
-from controller.app.replay.live import LiveOptions, live_driver_config, replay_live
+from controller.app.replay.live import (
+    LiveOptions,
+    live_driver_config,
+    miner_specs,
+    privileged_port_allowed,
+    replay_live,
+    resolve_family,
+)
 from controller.app.replay.runner import ReplayInputs, replay
 from controller.records import COMPONENTS, IntervalTable
 from controller.runtime.clocks.replay import LoopClock, ReplayClock
@@ -26,7 +35,9 @@ from simulators.miners.fleet_file import FaultConfig
 from tests.live_kit import (
     DEFAULT_SUITE_IPS,
     HEDGED,
+    ROOT,
     MeterLog,
+    demo_commands,
     energy_hashprice_at,
     inputs_for,
     price_intervals,
@@ -293,6 +304,112 @@ def test_cli_refuses_live_options_without_live_path(capsys: pytest.CaptureFixtur
     assert "--fault" in capsys.readouterr().err
     assert main(["replay", str(HEDGED), "--fault", '{"kind": "liar"}', "--quiet"]) == 2
     assert "only go with --live-path" in capsys.readouterr().err
+    assert main(["replay", str(HEDGED), "--decisions", "--quiet"]) == 2
+    assert "--decisions only go with --live-path" in capsys.readouterr().err
+    assert main(["replay", str(HEDGED), "--live-path", "--decisions", "--quiet"]) == 2
+    assert "--decisions and --quiet exclude each other" in capsys.readouterr().err
+
+
+def _option(argv: list[str], name: str, *values: str) -> list[str]:
+    """``argv`` with option ``name`` (and its value) replaced by ``values`` (none: removed)."""
+    i = argv.index(name)
+    has_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+    return [*argv[:i], *values, *argv[i + 1 + has_value :]]
+
+
+def test_make_demo_live_path_prints_each_decision_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's own live-path command line, on 6 miners over part of its window: the
+    curtails of the scarcity evening print as they happen, with the prices that made them."""
+    live_argv = demo_commands()[0]
+    assert live_argv[:2] == ["replay", "deploy/scenarios/ercot-hb-south-hedged.toml"]
+    assert {"--live-path", "--decisions"} <= set(live_argv)
+    assert live_argv[live_argv.index("--window") + 1] == "scarcity-2024-08-20"
+    assert live_argv[live_argv.index("--family") + 1] == "auto"
+    window = inputs_for(HEDGED, 6, window="scarcity-2024-08-20")
+    part = inputs_for(HEDGED, 6, start=SCARCITY_PART[0], end=SCARCITY_PART[1])
+    assert window.start <= part.start < part.end <= window.end
+    argv = _option(live_argv, "--window", "--from", SCARCITY_PART[0], "--to", SCARCITY_PART[1])
+    argv = _option(argv, "--miners", "--miners", "6")
+    argv = _option(argv, "--report-json", "--report-json", str(tmp_path / "live.json"))
+    argv = [argv[0], str(ROOT / argv[1]), *argv[2:], "--ip-start", DEFAULT_SUITE_IPS[4]]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+
+    antminers = privileged_port_allowed(DEFAULT_SUITE_IPS[4])
+    families = "luxos 2, antminer 2, braiins 2" if antminers else "luxos 3, braiins 3"
+    assert f"  miners      6 simulated: {families}\n" in out
+    assert ("left out (port 80 needs root" in out) is not antminers
+    decisions, summary = out.split("hashspark replay: ercot-hb-south-hedged", 1)
+    assert "live engine" in summary
+    blocks = ["  2024-" + b for b in decisions.split("\n  2024-")[1:]]
+    curtails = [b for b in blocks if "\n" + " " * 24 + "curtail " in b]
+    assert curtails, decisions
+    # The first: the S19j Pros, because the price went above their energy hashprice.
+    first = " ".join(curtails[0].split())
+    assert "curtail 4 Antminer S19j Pro (" in first  # 4 of the 6 are S19j Pros
+    assert "why: economics: price above the energy hashprice of Antminer S19j Pro (" in first
+    at = first.split()[0]
+    price = float(first.split("price ", 1)[1].split()[0].replace(",", ""))
+    ehp = energy_hashprice_at(part, datetime.fromisoformat(at).timestamp())
+    assert price > ehp["Antminer S19j Pro"]
+    # Later every model is off: the price above both energy hashprices.
+    assert any("-> 0/6 mining" in b for b in curtails)
+    assert any(
+        "above the energy hashprice of Antminer S19j Pro" in b and "and Antminer S21" in b
+        for b in (" ".join(b.split()) for b in curtails)
+    )
+
+    report = json.loads((tmp_path / "live.json").read_text())
+    assert report["engine"] == "live"
+    assert report["live_path"]["family"] == ("mixed" if antminers else "luxos+braiins")
+    assert "decisions" not in json.dumps(report)  # the report is what it was
+
+
+@pytest.mark.parametrize("port_80", [True, False])
+def test_family_auto_is_all_three_with_port_80_else_the_two_that_need_none(
+    monkeypatch: pytest.MonkeyPatch, port_80: bool
+) -> None:
+    monkeypatch.setattr(live_module, "privileged_port_allowed", lambda ip: port_80)
+    options, note = resolve_family(LiveOptions(family="auto"))
+    specs = miner_specs(inputs_for(HEDGED, 6, window="scarcity-2024-08-20"), options)
+    families = [s.family.value for s in specs]
+    if port_80:
+        assert (options.family, note) == ("mixed", None)
+        assert families == ["luxos", "antminer", "braiins"] * 2
+    else:
+        assert options.family == "luxos+braiins"
+        assert note is not None
+        assert "antminer left out (port 80 needs root or CAP_NET_BIND_SERVICE)" in note
+        assert families == ["luxos", "braiins"] * 3
+
+
+def test_make_demo_still_writes_the_years_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's second command, as the Makefile runs it (from the repository's layout)."""
+    recipe = (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "\t@mkdir -p out\n" in recipe
+    fast_argv = demo_commands()[1]
+    assert fast_argv == [
+        "replay",
+        "deploy/scenarios/ercot-hb-south-hedged.toml",
+        "--report-json",
+        "out/demo-report.json",
+    ]
+    for folder in ("deploy", "simulators"):
+        (tmp_path / folder).symlink_to(ROOT / folder)
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(fast_argv) == 0
+    out = capsys.readouterr().out
+    assert "(site hb-south, fast engine," in out
+    assert "    net                           1,177,575.34\n" in out  # as README.md shows it
+    report = json.loads((tmp_path / "out" / "demo-report.json").read_text())
+    assert report["engine"] == "fast"
+    assert report["totals"]["intervals"] == 28_796
+    assert report["totals"]["net_usd"] == pytest.approx(1_177_575.34, abs=0.005)
 
 
 # --- faults are real ---------------------------------------------------------------------------

@@ -87,8 +87,16 @@ def _live_args(p: argparse.ArgumentParser) -> None:
     )
     live.add_argument(
         "--family",
-        choices=("luxos", "antminer", "braiins", "mixed"),
-        help="firmware the simulated miners speak (default luxos; antminer needs port 80)",
+        choices=("luxos", "antminer", "braiins", "mixed", "auto"),
+        help="firmware the simulated miners speak (default luxos; antminer needs port 80; "
+        "mixed: the three round robin; auto: mixed if port 80 can be bound, else luxos and "
+        "braiins)",
+    )
+    live.add_argument(
+        "--decisions",
+        action="store_true",
+        help="print each change of plan as it happens on standard output: time, price, the "
+        "miners it moves by model and family, and why (economics, override, fail-safe, ramp)",
     )
     live.add_argument(
         "--ip-start",
@@ -114,6 +122,7 @@ def _live_args(p: argparse.ArgumentParser) -> None:
 
 
 _LIVE_ONLY = ("speed", "family", "ip_start", "resume_ramp_s", "meter_port", "fault")
+_LIVE_FLAGS = ("decisions",)  # store_true: given when True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         result = _replay_live(args, inputs)
     else:
         given = [f"--{k.replace('_', '-')}" for k in _LIVE_ONLY if getattr(args, k) is not None]
+        given += [f"--{k.replace('_', '-')}" for k in _LIVE_FLAGS if getattr(args, k)]
         if given:
             raise ReplayError(f"{', '.join(given)} only go with --live-path")
         progress = (
@@ -151,16 +161,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _replay_live(args: argparse.Namespace, inputs: ReplayInputs) -> ReplayResult:
+    from controller.app.replay.decisions import DecisionLog  # noqa: PLC0415
     from controller.app.replay.live import (  # noqa: PLC0415 (pyasic and the simulators: slow)
         DEFAULT_IP_START,
         DEFAULT_SPEED,
         LiveOptions,
         replay_live,
+        resolve_family,
     )
     from simulators.miners.state import DEFAULT_RAMP_S  # noqa: PLC0415
 
     if args.engine != "auto":
         raise ReplayError("--live-path and --engine exclude each other")
+    if args.decisions and args.quiet:
+        raise ReplayError("--decisions and --quiet exclude each other")
     if args.resume_ramp_s is not None and not 0 <= args.resume_ramp_s <= 3600:
         raise ReplayError(f"--resume-ramp-s must be within 0..3600, not {args.resume_ramp_s}")
     if args.meter_port is not None and not 0 <= args.meter_port <= 65_535:
@@ -173,9 +187,15 @@ def _replay_live(args: argparse.Namespace, inputs: ReplayInputs) -> ReplayResult
         resume_ramp_s=DEFAULT_RAMP_S if args.resume_ramp_s is None else args.resume_ramp_s,
         meter_port=args.meter_port or 0,
     )
+    options, note = resolve_family(options)
     progress = None if args.quiet else LiveProgress(inputs.start, inputs.end, sys.stderr)
+    decisions = None
+    if args.decisions:
+        decisions = DecisionLog(sys.stdout, None if progress is None else progress.clear, note=note)
+    elif note is not None and not args.quiet:
+        print(f"hashspark replay: {note}", file=sys.stderr)
     try:
-        return asyncio.run(replay_live(inputs, options, progress))
+        return asyncio.run(replay_live(inputs, options, progress, decisions=decisions))
     finally:
         if progress is not None:
             progress.close()
@@ -230,6 +250,13 @@ class LiveProgress:
         if self._last_line < 0 or wall - self._last_line >= self.LINE_EVERY_S:
             self._last_line = wall
             print(f"  live path {text}", file=self._stream, flush=True)
+
+    def clear(self) -> None:
+        """Erase the bar, so that a line printed next starts at the margin; the next update
+        draws it again below that line."""
+        if self._drawn:
+            print("\r\033[K", end="", file=self._stream, flush=True)
+            self._drawn = False
 
     def close(self) -> None:
         """End the bar's line."""

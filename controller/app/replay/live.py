@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import errno
 import resource
+import socket
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -28,6 +30,7 @@ from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
 from controller.accounting.report import totals
 from controller.app.assemble import assemble, scenario_events
+from controller.app.replay.decisions import CycleView
 from controller.app.replay.live_feeds import LiveFeeds
 from controller.app.replay.report import LivePath, RampLosses
 from controller.app.replay.runner import ReplayError, ReplayInputs, ReplayResult, replay_report
@@ -37,8 +40,9 @@ from controller.domain import EpochS
 from controller.records import IntervalRecord, IntervalTable
 from controller.runtime.clocks.replay import LoopClock, ReplayClock
 from controller.status import SiteStatus
-from simulators.miners.fleet import Fleet, MinerSpec, consecutive_ips
+from simulators.miners.fleet import NEEDS_ROOT, Fleet, MinerSpec, consecutive_ips
 from simulators.miners.fleet_file import FaultConfig
+from simulators.miners.host import PortPermissionError
 from simulators.miners.meter import Meter, snapshot
 from simulators.miners.miner import Family
 from simulators.miners.models import MODELS
@@ -46,7 +50,10 @@ from simulators.miners.state import DEFAULT_RAMP_S
 
 DEFAULT_SPEED = 10.0  #: a 90 s resume ramp takes 9 wall seconds; a 3 s stop 0.3 s
 DEFAULT_IP_START = "127.50.0.1"
-FAMILY_CHOICES = ("luxos", "antminer", "braiins", "mixed")
+FAMILY_CHOICES = ("luxos", "antminer", "braiins", "mixed", "auto")
+#: ``mixed``: the three families round robin. ``auto`` resolves to ``mixed`` where stock
+#: Antminers can listen on port 80, else to the families that need no privileged port.
+MIXED = (Family.LUXOS, Family.ANTMINER, Family.BRAIINS)
 #: The fleet starts and is discovered this long (simulated) before the window opens.
 PREPARE_S = 3600.0
 #: Discovery passes before a miner that never answered stops the replay.
@@ -59,6 +66,8 @@ BOOT_SETTLE_S = 5.0
 Progress = Callable[[EpochS, float], None]
 #: Called after every cycle with its plan and the meter's reading (what ``GET /meter`` serves).
 MeterProbe = Callable[[Plan, dict[str, Any]], None]
+#: Called after every cycle with its plan, its status and each miner's family.
+DecisionProbe = Callable[[CycleView], None]
 
 
 def live_driver_config() -> PyasicDriverConfig:
@@ -89,7 +98,7 @@ class LiveOptions:
     """How to run the live path."""
 
     speed: float = DEFAULT_SPEED  # simulated s per wall s while the clock runs
-    family: str = "luxos"  # luxos | antminer | braiins | mixed (round robin)
+    family: str = "luxos"  # luxos | antminer | braiins | mixed (round robin) | auto, or a+b
     ip_start: str = DEFAULT_IP_START
     resume_ramp_s: float = DEFAULT_RAMP_S  # the simulated miners' resume ramp
     meter_port: int = 0  # 0: any free port
@@ -139,20 +148,61 @@ def sim_model_keys(model_names: tuple[str, ...]) -> list[str]:
     return keys
 
 
+def privileged_port_allowed(ip: str, port: int = 80) -> bool:
+    """Whether this process may listen on a port below 1024 (root, CAP_NET_BIND_SERVICE or a
+    low ``net.ipv4.ip_unprivileged_port_start``): tried, not guessed from the user id."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip, port))
+        except OSError as exc:  # in use or else: not a permission; starting the fleet says so
+            return exc.errno not in (errno.EACCES, errno.EPERM)
+    return True
+
+
+def resolve_family(options: LiveOptions) -> tuple[LiveOptions, str | None]:
+    """``auto`` made concrete: ``mixed``, or without port 80 the families that need no
+    privileged port (``luxos+braiins``), with a note saying why. Others are unchanged."""
+    if options.family != "auto":
+        return options, None
+    if privileged_port_allowed(options.ip_start):
+        return replace(options, family="mixed"), None
+    ran = "+".join(f.value for f in MIXED if f not in NEEDS_ROOT)
+    left = ", ".join(f.value for f in MIXED if f in NEEDS_ROOT)
+    return replace(options, family=ran), (
+        f"family auto: {ran}; {left} left out (port 80 needs root or CAP_NET_BIND_SERVICE)"
+    )
+
+
+def families_of(family: str) -> tuple[Family, ...]:
+    """The families a ``family`` option simulates, round robin: one, ``mixed``, or ``a+b``."""
+    if family == "mixed":
+        return MIXED
+    try:
+        chosen = tuple(Family(name) for name in family.split("+"))
+    except ValueError:
+        known = ", ".join(FAMILY_CHOICES)
+        raise ReplayError(
+            f"unknown family {family!r}; known: {known}, or families joined by +"
+        ) from None
+    if len(set(chosen)) != len(chosen):
+        raise ReplayError(f"family {family!r} names a family twice")
+    return chosen
+
+
 def miner_specs(inputs: ReplayInputs, options: LiveOptions) -> list[MinerSpec]:
     """One simulated miner per fleet row, on consecutive loopback addresses."""
-    if options.family not in FAMILY_CHOICES:
-        raise ReplayError(f"unknown family {options.family!r}; known: {', '.join(FAMILY_CHOICES)}")
+    options, _ = resolve_family(options)
+    families = families_of(options.family)
     fleet = inputs.model.fleet
     keys = sim_model_keys(fleet.model_names)
     try:
         ips = consecutive_ips(options.ip_start, fleet.size)
     except ValueError as exc:
         raise ReplayError(f"--ip-start {options.ip_start}: {exc}") from None
-    families = [Family.LUXOS, Family.ANTMINER, Family.BRAIINS]
     specs = []
     for i, ip in enumerate(ips):
-        family = families[i % 3] if options.family == "mixed" else Family(options.family)
+        family = families[i % len(families)]
         specs.append(MinerSpec(ip, family, keys[int(fleet.model_index[i])]))
     return specs
 
@@ -244,7 +294,10 @@ async def _start_fleet(
         if getattr(inputs.site.driver, "initial_state", "running") == "curtailed":
             miner.state.sleep(now)
         miner.state.booted_at = now - BOOT_SETTLE_S  # up and settled at the start
-    await fleet.start()
+    try:
+        await fleet.start()
+    except PortPermissionError as exc:
+        raise ReplayError(f"--family {options.family}: {exc}; or --family auto") from None
     stack.push_async_callback(fleet.stop)
     for fc in options.faults:
         try:
@@ -261,10 +314,13 @@ async def run_live(
     options: LiveOptions,
     progress: Progress | None = None,
     meter_probe: MeterProbe | None = None,
+    decisions: DecisionProbe | None = None,
 ) -> tuple[IntervalTable, LivePath]:
     """Run the live path over the replay window; the interval table and the run's figures."""
     began = time.perf_counter()
+    options, _ = resolve_family(options)
     specs = miner_specs(inputs, options)
+    families = tuple(s.family.value for s in specs)
     _raise_fd_limit(len(specs) * 6 + 512)
     clock = ReplayClock(inputs.start - PREPARE_S, options.speed)
     ledger = MemoryLedger()
@@ -311,6 +367,8 @@ async def run_live(
             ramps.sample(plan.now, clock.now())
             if meter_probe is not None:
                 meter_probe(plan, snapshot(fleet))
+            if decisions is not None and loop.last_status is not None:
+                decisions(CycleView(loop.site.fleet, families, plan, loop.last_status))
             if progress is not None:
                 records = ledger.records
                 net[0] += sum(r.component("net_usd") for r in records[int(net[1]) :])
@@ -360,10 +418,11 @@ async def replay_live(
     options: LiveOptions,
     progress: Progress | None = None,
     meter_probe: MeterProbe | None = None,
+    decisions: DecisionProbe | None = None,
 ) -> ReplayResult:
     """Run the live path and build the report (the fast path's shape plus ``live_path``)."""
     began = time.perf_counter()
-    table, stats = await run_live(inputs, options, progress, meter_probe)
+    table, stats = await run_live(inputs, options, progress, meter_probe, decisions)
     report = replace(replay_report(inputs, table, "live"), live_path=stats)
     return ReplayResult(
         table=table, typed_report=report, engine="live", wall_s=time.perf_counter() - began
