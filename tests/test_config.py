@@ -532,3 +532,14 @@ def test_secret_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     for out in outputs:
         assert SECRET_VALUE not in out, out
     assert m.model_dump(mode="json") == {"password": "**********"}
+
+
+def test_a_bad_pyasic_driver_key_reads_as_its_key_path(
+    make_scenario: Callable[..., Path],
+) -> None:
+    """The driver union's tags come from the registry: no tag in the key path, for any type."""
+    path = make_scenario(('type = "simulated"', 'type = "pyasic"\nconcurrency = 0\nbogus = 1'))
+    messages = errors_of(path)
+    assert any(m.startswith(f"{path}: sites[0].driver.concurrency: ") for m in messages), messages
+    assert f"{path}: sites[0].driver.bogus: unknown key" in messages
+    assert not any(".pyasic." in m for m in messages), messages
