@@ -172,10 +172,8 @@ class SiteLoop:
         self._accrual.accrue(now)
         earlier = self._take_finished()  # jobs that ended between cycles
         self._clear(self._wake_events())  # this cycle decides on everything arrived so far
-        if self._act_early(now):
-            # The fleet's read competes with the commands for the miners and the CPU: let
-            # the curtails go out first (they end, or a newer input arrives, or time is up).
-            await self._actuator.wait(self._input_events(), ACTUATION_WAIT_S)
+        # Curtails first: their calls take the driver's slots before the sweep's reads do.
+        self._act_early(now)
         observed = await self._sense()  # what miners really do
         plan, snapshot = self._decide(now, observed)
         # A reading or command that arrived while the fleet was read makes this plan old:
@@ -246,7 +244,7 @@ class SiteLoop:
     async def _sense(self) -> ObservedFleet:
         """Read the fleet. A reading that arrives during the sweep stops it: the curtails
         are sent at once, on what the miners last reported, then the fleet is read again
-        (the sweep's reads would otherwise queue ahead of the commands for the miners)."""
+        (the sweep's reads would otherwise hold the driver's slots ahead of the commands)."""
         acted = False
         while True:
             sweep = asyncio.ensure_future(self._driver.observe())
@@ -263,8 +261,7 @@ class SiteLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweep
             acted = True
-            if self._act_early(self._clock.now()):  # the events stay set: decided on again
-                await self._actuator.wait([], ACTUATION_WAIT_S)
+            self._act_early(self._clock.now())  # the events stay set: decided on again
 
     def _act_early(self, now: EpochS) -> bool:
         """Curtails and throttle-downs first, on what the miners last reported.

@@ -231,7 +231,7 @@ def test_sighup_applies_max_hold_and_log_level_and_names_the_metrics_port(
     with _daemon(config, state, log, None) as proc:
         wait_for(lambda: summed(port, "hashspark_feed_up{") == 1, what="the link up")
         assert _command(config, {**hold, "id": "before"})[0] == 0  # accepted
-        assert _command(config, {"command": "clear", "id": "clear-1"})[0] == 0
+        assert _command(config, {"command": "clear", "id": "clear-1", "target": "before"})[0] == 0
         redelivered = json.dumps({"usd_per_mwh": 20.0, "ts": _ts()})
         for _ in range(2):  # the second is a plain duplicate: a debug line, if at debug
             broker.publish(f"hashspark/{SITE}/price", redelivered)
