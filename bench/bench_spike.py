@@ -229,7 +229,11 @@ async def _run(args: argparse.Namespace, port: int, ips: list[str]) -> None:
         )
     late = sum(r["late_wakes"] for results in rows.values() for r in results)
     print(f"  wake commands after a spike, all trials: {late:.0f}")
-    print("  (the simulator's stop takes 3 s: all asleep = last command + 3 s + meter poll)")
+    print(
+        "  all asleep: the meter shows every miner in sleep mode and under 150 W, polled every"
+        " 0.2 s;\n  boards wind down over up to 3 s, less for a miner that had only begun its"
+        " ramp"
+    )
 
 
 def main() -> None:
