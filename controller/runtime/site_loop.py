@@ -125,6 +125,7 @@ class SiteLoop:
         self.dry_run = dry_run  # decide, log and export; command nothing
         self.state = PolicyState.initial(site.fleet.size)
         self._next_state = self.state
+        self._sent_early = False  # this cycle sent curtails before reading the fleet
         self._latest: tuple[Plan, Snapshot] | None = None  # the newest decision and its inputs
         self._actuator = Actuator(
             driver,
@@ -173,7 +174,7 @@ class SiteLoop:
         earlier = self._take_finished()  # jobs that ended between cycles
         self._clear(self._wake_events())  # this cycle decides on everything arrived so far
         # Curtails first: their calls take the driver's slots before the sweep's reads do.
-        self._act_early(now)
+        self._sent_early = self._act_early(now)
         observed = await self._sense()  # what miners really do
         plan, snapshot = self._decide(now, observed)
         # A reading or command that arrived while the fleet was read makes this plan old:
@@ -199,8 +200,9 @@ class SiteLoop:
                 )
         elif len(batch):
             self._actuator.submit(batch, plan, self.site.fleet, observed.point)
-            # Commands run beside the loop: wait for them to end unless a newer input (a
-            # reading, a command, a stale feed) needs a decision first, or the status is due.
+        if (len(batch) and not self.dry_run) or self._sent_early:
+            # Commands run beside the loop: wait for this cycle's to end unless a newer input
+            # (a reading, a command, a stale feed) needs a decision first, or the status is due.
             await self._actuator.wait(self._input_events(), ACTUATION_WAIT_S)
         ended = self._take_finished()
         # Read back after commands: account what miners do, not what we sent. A cycle whose
@@ -261,7 +263,8 @@ class SiteLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweep
             acted = True
-            self._act_early(self._clock.now())  # the events stay set: decided on again
+            if self._act_early(self._clock.now()):  # the events stay set: decided on again
+                self._sent_early = True
 
     def _act_early(self, now: EpochS) -> bool:
         """Curtails and throttle-downs first, on what the miners last reported.
