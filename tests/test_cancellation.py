@@ -19,7 +19,7 @@ from controller.app import run_cmd
 from controller.runtime.notify import Notifier
 from controller.runtime.retry import reap
 from controller.runtime.supervisor import Supervised, Supervisor
-from tests.test_actuation import FLEET, T0, _loop
+from tests.test_actuation import FLEET, T0, _loop, _price
 
 
 class IdleClock:
@@ -111,3 +111,31 @@ def test_a_daemon_that_fails_exits_non_zero_with_one_log_line(
 
 
 CONFIG = SimpleNamespace(daemon=SimpleNamespace(log_level="info"))
+
+
+class SlowToWakeClock(IdleClock):
+    """A clock whose cancelled sleep takes a moment to end (cleanup on the way out)."""
+
+    async def sleep_until(self, t: float) -> None:
+        try:
+            await super().sleep_until(t)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.2)
+            raise
+
+
+async def test_the_loops_sleep_passes_on_a_cancel_that_arrives_as_it_wakes() -> None:
+    """Woken by a reading, the sleep ends its sleeper; a cancel arriving then is not lost."""
+    clock = SlowToWakeClock()
+    loop, price, _ = _loop(InProcessFleet(FLEET, clock, running=False), clock)  # type: ignore[arg-type]
+    for event in loop._input_events():
+        event.clear()
+    sleep = asyncio.ensure_future(loop._sleep(T0 + 3600.0, None))
+    await asyncio.sleep(0.05)
+    _price(price, clock, 40.0)  # type: ignore[arg-type]  # wakes it; the sleeper is ending
+    await asyncio.sleep(0.05)
+    assert not sleep.done()
+    sleep.cancel()
+    done, _ = await asyncio.wait({sleep}, timeout=2)
+    assert sleep in done
+    assert sleep.cancelled(), "the cancellation was swallowed"
