@@ -35,8 +35,12 @@ def to_epoch(dt: datetime) -> EpochS:
 
 
 def iso(t: EpochS) -> str:
-    """Epoch seconds as ISO-8601 UTC with a Z suffix."""
-    return to_datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Epoch seconds as ISO-8601 UTC with a Z suffix; never raises (it names bad input in
+    logs): a time no datetime can hold (NaN, year 0 or 10000) comes back as its number."""
+    try:
+        return to_datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"{t!r} s (not a representable time)"
 
 
 @dataclass(frozen=True, slots=True)

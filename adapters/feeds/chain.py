@@ -35,6 +35,14 @@ from controller.runtime.retry import Backoff
 SATS_PER_BTC = 100_000_000
 HALVING_INTERVAL_BLOCKS = 210_000
 
+# Magnitudes no real chain reaches, checked before any arithmetic: more fees in a block than
+# all bitcoin there will ever be, a height of two centuries, a difficulty 1e16 times today's,
+# a billion dollars per coin. Python's ints have no ceiling, and their division raises.
+MAX_FEES_SATS = 21_000_000 * SATS_PER_BTC
+MAX_HEIGHT = 10_000_000
+MAX_DIFFICULTY = 1e30
+MAX_BTC_USD = 1e9
+
 
 class ChainFeedConfig(BoundedFeedConfig):
     """Hashprice computed from chain data served by a mempool.space-style REST API."""
@@ -54,15 +62,15 @@ class _Lax(BaseModel):
 class BlockExtras(_Lax):
     """The part of mempool's block extras we use."""
 
-    totalFees: int = Field(ge=0)  # noqa: N815 (API name; satoshis)
+    totalFees: int = Field(ge=0, le=MAX_FEES_SATS)  # noqa: N815 (API name; satoshis)
 
 
 class Block(_Lax):
     """One block of ``/api/v1/blocks``."""
 
-    height: int = Field(ge=0)
+    height: int = Field(ge=0, le=MAX_HEIGHT)
     timestamp: int
-    difficulty: float = Field(gt=0)
+    difficulty: float = Field(gt=0, le=MAX_DIFFICULTY, allow_inf_nan=False)
     extras: BlockExtras | None = None
 
 
@@ -70,7 +78,7 @@ class Prices(_Lax):
     """``/api/v1/prices``: the latest BTC price per currency."""
 
     time: int
-    USD: float = Field(gt=0)
+    USD: float = Field(gt=0, le=MAX_BTC_USD, allow_inf_nan=False)
 
 
 _BLOCKS = TypeAdapter(list[Block])
@@ -103,10 +111,13 @@ def parse_chain(
             RejectReason.MALFORMED, f"{len(fees)} blocks with fee data, need {min_blocks}"
         )
     tip = max(blocks, key=lambda b: b.height)
-    fees_btc_per_block = sum(fees) / len(fees) / SATS_PER_BTC
-    value = hashprice_usd_per_ph_day(
-        tip.difficulty, subsidy_btc(tip.height), fees_btc_per_block, prices.USD
-    )
+    try:  # bounded above, so this cannot fail; if it ever does, it is a rejection
+        fees_btc_per_block = sum(fees) / len(fees) / SATS_PER_BTC
+        value = hashprice_usd_per_ph_day(
+            tip.difficulty, subsidy_btc(tip.height), fees_btc_per_block, prices.USD
+        )
+    except (ArithmeticError, ValueError) as exc:
+        return Rejected(RejectReason.OUT_OF_RANGE, f"hashprice not computable: {exc}")
     return check_value(value, observed_at, f"{source}@{tip.height}", bound)
 
 

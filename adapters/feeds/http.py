@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 import aiohttp
+import structlog
 
 from adapters.feeds.config import BackoffConfig
 from adapters.feeds.health import (
@@ -31,7 +32,7 @@ from adapters.feeds.health import (
     TransientFeedError,
 )
 from adapters.feeds.payloads import Candidate, ReadingKind, ValueBound, ingest
-from adapters.feeds.store import LatestStore, Rejected, StoreFeed
+from adapters.feeds.store import LatestStore, Rejected, RejectReason, StoreFeed
 from controller.domain import EpochS, Reading
 from controller.runtime.ports import Clock
 from controller.runtime.retry import Backoff
@@ -41,6 +42,8 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 #: A Retry-After beyond this is taken as this (a misconfigured server must not park us a week).
 MAX_RETRY_AFTER_S = 3600.0
 USER_AGENT = "hashspark/0.1 (+https://github.com/hashspark)"
+
+_log = structlog.get_logger("hashspark.feeds")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -221,6 +224,11 @@ class PollingFeed(ABC):
             self.health.down(str(exc))
             if exc.retry_after_s is not None:
                 return exc.retry_after_s
+            return self._backoff.next_delay_s()
+        except Exception as exc:  # a parser bug on one response: retried, never the task's end
+            _log.exception("feed_poll_failed", feed=self.name)
+            self.store.reject(RejectReason.MALFORMED, f"{type(exc).__name__} while parsing")
+            self.health.down(f"unusable response: {type(exc).__name__}")
             return self._backoff.next_delay_s()
         if isinstance(result, Rejected):
             ingest(self.store, result, self._clock.now())  # counted and logged by the store

@@ -35,7 +35,7 @@ from adapters.feeds.config import BoundedFeedConfig, MqttBrokerConfig, Topic
 from adapters.feeds.health import FeedHealth
 from adapters.feeds.payloads import ReadingKind, ValueBound, ingest, parse_reading
 from adapters.feeds.registry import FEEDS, FeedContext
-from adapters.feeds.store import FeedStats, LatestStore, StoreFeed
+from adapters.feeds.store import FeedStats, LatestStore, RejectReason, StoreFeed
 from adapters.mqtt_client import make_client
 from controller.runtime.ports import Clock
 from controller.runtime.retry import Backoff
@@ -318,8 +318,12 @@ class MqttLink:
         sub = self._subs.get(topic)
         if sub is None:
             return  # a topic we no longer want (the broker can lag an unsubscribe)
-        result = parse_reading(raw, sub.kind, sub.bound, default_source=f"mqtt:{topic}")
-        ingest(sub.store, result, self._clock.now())
+        try:
+            result = parse_reading(raw, sub.kind, sub.bound, default_source=f"mqtt:{topic}")
+            ingest(sub.store, result, self._clock.now())
+        except Exception as exc:  # a parser or listener bug: one payload lost, not the feeds
+            _log.exception("reading_dispatch_failed", topic=topic)
+            sub.store.reject(RejectReason.MALFORMED, f"{type(exc).__name__} while parsing")
 
 
 def _build(config: MqttFeedConfig, kind: ReadingKind, ctx: FeedContext) -> StoreFeed:

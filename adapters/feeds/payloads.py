@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.feeds.store import Accepted, LatestStore, Rejected, RejectReason
+from adapters.feeds.store import Accepted, LatestStore, Rejected, RejectReason, check_time
 from controller.domain import EpochS
 
 #: Longest payload any parser looks at; a price update is ~100 bytes.
@@ -97,14 +97,15 @@ def validation_detail(exc: ValidationError) -> str:
 
 
 def check_value(value: float, observed_at: EpochS, source: str, bound: ValueBound) -> ParseResult:
-    """Refuse NaN, infinities and values outside ``bound``; otherwise a candidate."""
+    """Refuse NaN, infinities, values outside ``bound`` and times outside 2000..2100."""
     if not math.isfinite(value):
         return Rejected(RejectReason.NOT_FINITE, f"value {value!r} is not finite")
     problem = bound.check(value)
     if problem is not None:
         return Rejected(RejectReason.OUT_OF_RANGE, problem)
-    if not math.isfinite(observed_at):
-        return Rejected(RejectReason.MALFORMED, "timestamp out of range")
+    bad_time = check_time(observed_at)
+    if bad_time is not None:
+        return bad_time
     return Candidate(value, observed_at, source)
 
 

@@ -23,6 +23,12 @@ from controller.domain import EpochS, Reading, iso
 
 _log = structlog.get_logger("hashspark.feeds")
 
+#: The only times a reading may carry: 2000-01-01 up to 2100-01-01 UTC. Anything else is a
+#: publisher's bug (year 0, year 10000, milliseconds taken for seconds), and is refused
+#: before any arithmetic or datetime conversion downstream can fail on it.
+EARLIEST_EPOCH_S = 946_684_800.0
+LATEST_EPOCH_S = 4_102_444_800.0
+
 #: A rejection of the same (feed, reason) is logged at most once per this many seconds.
 REJECTION_LOG_INTERVAL_S = 60.0
 
@@ -76,6 +82,17 @@ class Rejected:
 Outcome = Accepted | Rejected
 
 
+def check_time(observed_at: EpochS) -> Rejected | None:
+    """Why ``observed_at`` can be no reading's time (not finite, outside 2000..2100), or None."""
+    if not math.isfinite(observed_at):
+        return Rejected(RejectReason.NOT_FINITE, f"timestamp {observed_at!r} is not finite")
+    if observed_at > LATEST_EPOCH_S:
+        return Rejected(RejectReason.FUTURE, f"timestamp {iso(observed_at)} is after 2100")
+    if observed_at < EARLIEST_EPOCH_S:
+        return Rejected(RejectReason.OUT_OF_RANGE, f"timestamp {iso(observed_at)} is before 2000")
+    return None
+
+
 class LatestStore:
     """The newest accepted reading of one feed, with rejection accounting and wake-ups."""
 
@@ -90,6 +107,9 @@ class LatestStore:
         self.stats = stats
         self._max_future_s = max_future_s
         self._latest: Reading | None = None
+        #: The newest accepted reading's own timestamp (its ``observed_at`` is capped at the
+        #: time it arrived); a redelivery of it is a duplicate.
+        self._latest_stamp: EpochS | None = None
         self._listeners: list[Callable[[Reading], None]] = []
         self._last_logged: dict[RejectReason, float] = {}
         self._suppressed: Counter[RejectReason] = Counter()
@@ -110,25 +130,39 @@ class LatestStore:
         return None if self._latest is None else self._latest.age_s(now)
 
     def restore(self, reading: Reading, now: EpochS) -> bool:
-        """Hold ``reading`` (remembered from an earlier run) unless a reading is already held
-        or it claims to come from the future; not counted, not passed to listeners."""
-        if self._latest is not None or reading.observed_at > now + self._max_future_s:
+        """Hold ``reading`` (remembered from an earlier run) unless a reading is already held,
+        it claims to come from the future or its time is impossible; not counted, not passed
+        to listeners."""
+        if self._latest is not None or check_time(reading.observed_at) is not None:
+            return False
+        if reading.observed_at > now + self._max_future_s or not math.isfinite(reading.value):
             return False
         self._latest = reading
+        self._latest_stamp = reading.observed_at
         return True
 
     def offer(self, value: float, observed_at: EpochS, source: str, now: EpochS) -> Outcome:
-        """Accept the reading if it is finite, newer than the last one and not from the future."""
-        if not (math.isfinite(value) and math.isfinite(observed_at)):
+        """Accept the reading if it is finite, newer than the last one and not from the future.
+
+        A reading stamped ahead of the clock (within the allowed skew) is held as observed
+        when it arrived: it cannot push the newest time ahead of the clock, so the valid
+        readings that follow it are not taken for out-of-order ones.
+        """
+        if not math.isfinite(value):
             return self.reject(RejectReason.NOT_FINITE, f"value {value!r} at {observed_at!r}")
+        bad_time = check_time(observed_at)
+        if bad_time is not None:
+            return self.reject(bad_time.reason, bad_time.detail)
         if observed_at > now + self._max_future_s:
             return self.reject(
                 RejectReason.FUTURE,
                 f"observed at {iso(observed_at)}, {observed_at - now:.0f} s ahead of the clock",
             )
         last = self._latest
-        if last is not None and observed_at <= last.observed_at:
-            if observed_at == last.observed_at:
+        if last is not None and (
+            observed_at == self._latest_stamp or observed_at <= last.observed_at
+        ):
+            if observed_at in (self._latest_stamp, last.observed_at):
                 return self.reject(
                     RejectReason.DUPLICATE,
                     f"already hold {last.value!r} observed at {iso(observed_at)}; got {value!r}",
@@ -138,8 +172,14 @@ class LatestStore:
                 RejectReason.OUT_OF_ORDER,
                 f"observed at {iso(observed_at)}, older than {iso(last.observed_at)}",
             )
-        reading = Reading(value, observed_at, source)
+        held_at = min(observed_at, now) if math.isfinite(now) else observed_at
+        if last is not None and held_at <= last.observed_at:
+            # Stamped ahead of the clock, and the clock has not passed the last reading
+            # (itself capped at its arrival): newer by its stamp, so it replaces the last.
+            held_at = math.nextafter(last.observed_at, math.inf)
+        reading = Reading(value, held_at, source)
         self._latest = reading
+        self._latest_stamp = observed_at
         self.stats.count_accepted(self.feed)
         self.updated.set()
         for listener in self._listeners:

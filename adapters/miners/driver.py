@@ -40,6 +40,7 @@ from adapters.miners.telemetry import (
     Thresholds,
     confirms,
     curve_sample,
+    implausible,
     point_of,
     rebooted_within,
     telemetry_of,
@@ -376,6 +377,9 @@ class PyasicDriver:
         t = telemetry_of(data)
         if t.empty:
             return Unreachable("read: no telemetry (connection refused or empty replies)")
+        problem = implausible(t, m.curve)
+        if problem is not None:  # a fault, not a state: never taken (or booked) as asleep
+            return Unreachable(f"read: implausible telemetry: {problem}")
         return t
 
     async def _sense(self, m: _Miner) -> None:

@@ -7,6 +7,7 @@ nothing happened, so only hashrate and wattage decide.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,35 @@ class Curve:
         """The valid running point whose power is nearest ``power_w``."""
         on = [j for j in range(1, len(self.valid)) if self.valid[j]]
         return min(on, key=lambda j: abs(self.power_w[j] - power_w))
+
+
+#: No miner draws or hashes this many times its nameplate: a read beyond it is a fault.
+IMPLAUSIBLE_FACTOR = 10.0
+
+
+def implausible(t: Telemetry, curve: Curve) -> str | None:
+    """Why the read cannot be a real miner's, or None if it could be.
+
+    Negative, NaN or infinite watts, hashrate, power target or uptime, or watts or hashrate
+    beyond ten times the nameplate, are a firmware (or proxy) fault, not a state: a miner
+    reporting -5 W is not asleep, and must not be taken, or booked, as curtailed.
+    """
+    limits = (
+        ("power", t.power_w, "W", IMPLAUSIBLE_FACTOR * curve.nominal_power_w),
+        ("hashrate", t.hashrate_th, "TH/s", IMPLAUSIBLE_FACTOR * curve.nominal_hashrate_th),
+        ("power target", t.power_limit_w, "W", math.inf),
+        ("uptime", t.uptime_s, "s", math.inf),
+    )
+    for name, value, unit, most in limits:
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            return f"{name} {value!r} is not finite"
+        if value < 0.0:
+            return f"{name} {value:g} {unit} is negative"
+        if value > most:
+            return f"{name} {value:g} {unit} is over {IMPLAUSIBLE_FACTOR:g}x the nameplate"
+    return None
 
 
 def rebooted_within(t: Telemetry, elapsed_s: float, margin_s: float = 2.0) -> bool:

@@ -21,7 +21,6 @@ Across a restart the daemon keeps, in its state directory, each feed's last read
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import uuid
 from collections.abc import Awaitable, Callable
@@ -67,6 +66,7 @@ from controller.runtime.http import serve
 from controller.runtime.notify import Notifier
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.ports import Addressed, Clock, Discovers, MinerDriver, ReportsShards
+from controller.runtime.retry import reap
 from controller.runtime.site_curves import CurveDriver, SiteCurves
 from controller.runtime.site_loop import SiteLoop
 from controller.runtime.supervisor import Supervised, Supervisor
@@ -188,9 +188,7 @@ class Daemon:
                 await self._stop.wait()
         finally:
             self.notifier.stopping()
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
+            await reap(watchdog)
             await runner.cleanup()
 
     def build_site(self, site: SiteConfig, ledger: SqliteLedger) -> _Site:

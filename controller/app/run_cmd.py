@@ -6,11 +6,25 @@ import argparse
 import asyncio
 from pathlib import Path
 
+import structlog
+
 from controller.app.cli_support import EXIT_OK, positive
 from controller.app.daemon import DaemonOptions, run_daemon
 from controller.app.preflight import preflight, print_warnings
 from controller.config import load_config
 from controller.runtime import logs
+
+_log = structlog.get_logger("hashspark.daemon")
+
+#: The daemon died of an error it could not handle (systemd's Restart=on-failure).
+EXIT_FAILED = 1
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost errors of ``exc`` (task groups nest them), as one line."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,5 +72,9 @@ def run(args: argparse.Namespace) -> int:
         stay=args.stay,
         dry_run=args.dry_run,
     )
-    asyncio.run(run_daemon(loaded, options))
+    try:
+        asyncio.run(run_daemon(loaded, options))
+    except Exception as exc:  # a task that failed: one line, a non-zero exit, systemd restarts
+        _log.critical("daemon_failed", error=_describe(exc), exc_info=exc)
+        return EXIT_FAILED
     return EXIT_OK

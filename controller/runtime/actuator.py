@@ -13,7 +13,6 @@ may have heard their command, so they are commanded again to the newest plan's p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from controller.decision.policy import Plan
 from controller.decision.reconcile import CommandBatch, DispatchReport
 from controller.domain import OFF, FleetSpec, IntArray
 from controller.runtime.ports import MinerDriver
+from controller.runtime.retry import reap
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +151,7 @@ class Actuator:
         try:
             await asyncio.wait({idle, *waiters}, timeout=timeout_s, return_when="FIRST_COMPLETED")
         finally:
-            for task in (idle, *waiters):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await reap(idle, *waiters)
 
     async def cancel_all(self) -> None:
         """Drop the queue, cancel what runs, and wait for it to end (shutdown)."""
@@ -162,11 +159,7 @@ class Actuator:
         if not self._running:
             self._quiet.set()
         running = [j.task for j in self._running if j.task is not None]
-        for task in running:
-            task.cancel()
-        for task in running:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await reap(*running)
 
     # --- internals ---------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -18,6 +18,30 @@ _abandoned: set[asyncio.Task[object]] = set()
 def abandoned_calls() -> int:
     """Calls given up at their deadline that have not yet ended (they still hold a socket)."""
     return len(_abandoned)
+
+
+async def reap(*tasks: asyncio.Future[Any]) -> None:
+    """Cancel ``tasks`` and wait until they have ended; their errors are dropped.
+
+    Unlike ``task.cancel()`` then ``with suppress(CancelledError): await task``, this never
+    swallows a cancellation of the caller: there, the caller's own ``cancel()`` arrives as
+    that same ``CancelledError`` and is suppressed, and the caller runs on, cancelled in
+    name only (a task group that failed would wait for it for ever).
+    """
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
+def caller_cancelled() -> bool:
+    """Whether the running task has been asked to cancel (and has not taken it back)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _forget(task: asyncio.Task[object]) -> None:

@@ -10,7 +10,6 @@ over which the inputs hold: a new reading, or an input turning stale, closes one
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -55,6 +54,7 @@ from controller.runtime.ports import (
     ReadingFeed,
     RemembersFleet,
 )
+from controller.runtime.retry import caller_cancelled, reap
 from controller.site_model import SiteModel
 from controller.status import GridStatus, ModelStatus, SiteStatus
 
@@ -258,10 +258,7 @@ class SiteLoop:
                 if sweep.done():
                     return sweep.result()
             finally:
-                for task in (sweep, *waiters):
-                    task.cancel()  # a no-op on the finished sweep; ends it if we are cancelled
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+                await reap(sweep, *waiters)  # ends the sweep early, or if we are cancelled
             acted = True
             if self._act_early(self._clock.now()):  # the events stay set: decided on again
                 self._sent_early = True
@@ -442,10 +439,17 @@ class SiteLoop:
             try:
                 await asyncio.wait({sleeper, *waiters}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                # One by one, as before (the spike tests time this path); but a cancellation
+                # of this task, arriving while a waiter ends, is passed on, not swallowed.
+                cancelled = False
                 for task in (sleeper, *waiters):
                     task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    try:
                         await task
+                    except asyncio.CancelledError:
+                        cancelled = cancelled or caller_cancelled()
+                if cancelled:
+                    raise asyncio.CancelledError
         for event in events:
             if event is not stop:
                 event.clear()

@@ -16,6 +16,7 @@ import structlog
 from controller.decision.policy import Plan
 from controller.domain import EpochS
 from controller.runtime.notify import Notifier
+from controller.runtime.retry import reap
 from controller.runtime.site_loop import SiteLoop
 
 
@@ -60,12 +61,18 @@ class Supervisor:
             for s in self.loops
         ]
         # A loop that dies takes the daemon down, loudly; the others stop cleanly first.
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        failed = [t for t in done if t.exception() is not None]
-        if failed:
-            self.stop.set()
-        if pending:
-            await asyncio.wait(pending)
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failed = [t for t in done if t.exception() is not None]
+            if failed:
+                self.stop.set()
+            if pending:
+                await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            # Something under us failed (a feed's task group cancels the daemon's task):
+            # the loops go too, or they would run on, half alive, with nothing to wake them.
+            await reap(*tasks)
+            raise
         if failed:
             failed[0].result()
         if self.stop.is_set():

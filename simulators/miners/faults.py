@@ -17,6 +17,7 @@ class FaultKind(StrEnum):
     REJECT = "reject"  # commands are refused with the firmware's error reply
     REBOOT = "reboot"  # the miner reboots now: unreachable for ``reboot_s``, then mining
     DRIFT = "drift"  # a sleeping miner resumes by itself after ``drift_after_s``
+    BOGUS_POWER = "bogus_power"  # reports ``reported_w`` (e.g. negative) as its wattage
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class Fault:
     latency_s: float = 2.0
     reboot_s: float = 60.0
     drift_after_s: float = 60.0
+    reported_w: float = -5.0
 
     def to_json(self) -> dict[str, object]:
         """The fault as the meter API shows it."""
@@ -37,6 +39,8 @@ class Fault:
             out["reboot_s"] = self.reboot_s
         elif self.kind is FaultKind.DRIFT:
             out["drift_after_s"] = self.drift_after_s
+        elif self.kind is FaultKind.BOGUS_POWER:
+            out["reported_w"] = self.reported_w
         return out
 
 
@@ -61,4 +65,9 @@ def parse_fault(raw: Mapping[str, object]) -> Fault:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"fault {name} must be a number >= 0, got {value!r}")
             params[name] = float(value)
+    if "reported_w" in raw:  # any finite number: the point is to report nonsense
+        value = raw["reported_w"]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"fault reported_w must be a number, got {value!r}")
+        params["reported_w"] = float(value)
     return Fault(kind=kind, **params)

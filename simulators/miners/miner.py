@@ -74,6 +74,11 @@ class SimMiner:
         """The true operating point now."""
         return self.state.read(self.clock.now())
 
+    def reported_power_w(self) -> float:
+        """The wattage the firmware reports: the truth, unless a fault makes it lie."""
+        bogus = self.faults.get(FaultKind.BOGUS_POWER)
+        return self.read().power_w if bogus is None else bogus.reported_w
+
     def command(self, action: Callable[[float], object]) -> CommandResult:
         """Run a state-changing ``action(now)`` unless a fault says otherwise; count it."""
         self.commands += 1

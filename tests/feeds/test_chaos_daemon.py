@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_kit import (
     EXE,
     assert_no_overlap,
@@ -239,3 +241,32 @@ def test_sigkill_on_the_live_clock_then_restart_counts_nothing_twice(
     conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("ts", "reason"),
+    [
+        ("9999-12-31T23:59:59-23:59", "future"),  # year 10000 in UTC: exited at every start
+        ("0001-01-01T00:00:00+23:59", "out_of_range"),  # year 0 in UTC: left the daemon hung
+    ],
+)
+def test_a_retained_price_with_an_impossible_time_is_rejected_and_the_daemon_runs_on(
+    tmp_path: Path, broker: Broker, ts: str, reason: str
+) -> None:
+    """Issue 16: the retained reading arrives first, at every start; it is counted, no more."""
+    broker.publish(
+        "hashspark/chaos/price", json.dumps({"usd_per_mwh": 20.0, "ts": ts}), retain=True
+    )
+    port, state, log = free_port(), tmp_path / "state", tmp_path / "daemon.log"
+    rejected = (
+        'hashspark_feed_readings_rejected_total{feed="chaos:price:mqtt:hashspark/chaos/price",'
+        f'reason="{reason}"}}'
+    )
+    for _ in range(2):  # and again after a restart: the broker still holds it
+        with daemon(_config(tmp_path, broker.port), state, port, log) as proc:
+            wait_for(lambda: metric(port, rejected) == 1.0, timeout=10, what="the rejection")
+            _publish_prices(broker)
+            wait_for(lambda: metric(port, LOAD) == FULL_MW, timeout=10, what="the fleet mining")
+            assert proc.poll() is None
+            assert healthz(port)["stuck"] == []
+    assert sum(e.startswith("reading_rejected") for e in _events(log)) == 2

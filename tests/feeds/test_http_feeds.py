@@ -259,7 +259,7 @@ def test_chain_hashprice_matches_economics_check() -> None:
     result = parse_chain(
         fixture("mempool_blocks.json"),
         fixture("mempool_prices.json"),
-        observed_at=1.0,
+        observed_at=1_795_300_000.0,
         source="chain:test",
         min_blocks=6,
         bound=DEFAULT_HASHPRICE_BOUND,

@@ -51,8 +51,62 @@ def test_store_accepts_newer_and_wakes_listeners() -> None:
     store.offer(42.0, NOW + 200, "b", NOW)  # within the allowed skew
     assert [r.value for r in seen] == [41.0, 42.0]
     assert store.updated.is_set()
-    assert store.age_s(NOW) == -200
+    assert store.age_s(NOW) == 0.0  # held as observed when it arrived, not 200 s ahead
     assert store.stats.accepted["site:price:test"] == 2
+
+
+def test_a_future_dated_reading_does_not_block_the_valid_ones_after_it() -> None:
+    """Issue 16: a reading stamped 290 s ahead made every valid one "out of order"."""
+    store = _store()
+    assert isinstance(store.offer(41.0, NOW - 10, "a", NOW), Accepted)
+    assert isinstance(store.offer(999.0, NOW + 290, "skewed", NOW), Accepted)
+    for i, t in enumerate((NOW + 5, NOW + 10, NOW + 60), start=1):
+        outcome = store.offer(40.0 + i, t, "a", t)
+        assert isinstance(outcome, Accepted), outcome
+        assert store.current is not None
+        assert store.current.value == 40.0 + i
+    assert store.stats.rejected_total() == 0
+
+
+def test_a_redelivered_future_dated_reading_is_a_duplicate() -> None:
+    store = _store()
+    store.offer(41.0, NOW + 100, "a", NOW)
+    outcome = store.offer(41.0, NOW + 100, "a", NOW + 1)
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason is RejectReason.DUPLICATE
+
+
+def test_two_future_dated_readings_in_one_instant_keep_their_order() -> None:
+    store = _store()
+    store.offer(41.0, NOW + 100, "a", NOW)
+    assert isinstance(store.offer(42.0, NOW + 200, "a", NOW), Accepted)
+    assert store.current is not None
+    assert store.current.value == 42.0
+
+
+@pytest.mark.parametrize(
+    ("t", "reason"),
+    [
+        (253_402_387_139.0, RejectReason.FUTURE),  # 9999-12-31T23:59:59-23:59: year 10000 UTC
+        (-62_135_683_140.0, RejectReason.OUT_OF_RANGE),  # 0001-01-01T00:00:00+23:59: year 0
+        (1e300, RejectReason.FUTURE),
+        (1e12, RejectReason.FUTURE),  # year 33658
+        (0.0, RejectReason.OUT_OF_RANGE),  # 1970: no live price is that old
+        (4_102_444_801.0, RejectReason.FUTURE),  # just past 2100
+        (float("nan"), RejectReason.NOT_FINITE),
+    ],
+)
+def test_impossible_times_are_rejected_and_counted_not_raised(
+    t: float, reason: RejectReason
+) -> None:
+    stats = FeedStats()
+    store = LatestStore("site:price:test", stats, max_future_s=1e12)  # the window, not the skew
+    outcome = store.offer(41.0, t, "src", NOW)
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason is reason
+    assert stats.rejected[("site:price:test", reason)] == 1
+    assert store.current is None
+    assert not store.restore(Reading(41.0, t, "src"), NOW)
 
 
 def test_rejection_logs_are_paced_but_every_rejection_is_counted() -> None:

@@ -133,3 +133,23 @@ async def test_slow_miner_within_the_call_deadline_is_applied(make_site: SiteFac
     await site.fault([site.ips[0]], {"kind": "slow", "latency_s": 0.3})
     report = await site.driver.apply(everyone(2, OFF))
     assert report.applied.tolist() == [0, 1], report.failed
+
+
+@pytest.mark.parametrize("reported_w", [-5.0, -3068.0, 1e9])
+async def test_impossible_wattage_through_pyasic_is_a_fault_not_a_curtailment(
+    make_site: SiteFactory, reported_w: float
+) -> None:
+    """Issue 16: a LuxOS miner reporting -5 W was taken as asleep while it mined on."""
+    site = await make_site([(Family.LUXOS, "S19jPro", 3)])
+    before = await site.driver.observe()
+    assert before.reachable.all()
+    assert (before.point != OFF).all()
+    await site.fault([site.ips[1]], {"kind": "bogus_power", "reported_w": reported_w})
+    with capture_logs() as logs:
+        observed = await site.driver.observe()
+    assert observed.reachable.tolist() == [True, False, True]
+    assert observed.point[1] == before.point[1] != OFF  # its last known point: mining
+    [event] = [e for e in logs if e["event"] == "miners_unreachable"]
+    assert "implausible telemetry: power" in str(event)
+    truth = await site.truth()
+    assert truth[site.ips[1]]["mode"] == "normal"  # the meter agrees: it never slept

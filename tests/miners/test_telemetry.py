@@ -9,6 +9,7 @@ from adapters.miners.telemetry import (
     Telemetry,
     Thresholds,
     confirms,
+    implausible,
     point_of,
     rebooted_within,
 )
@@ -83,3 +84,42 @@ def test_a_miner_that_booted_during_the_command_rebooted(
         hashrate_th=100.0, power_w=3000.0, power_limit_w=None, is_mining=True, uptime_s=uptime_s
     )
     assert rebooted_within(t, elapsed_s) is rebooted
+
+
+@pytest.mark.parametrize(
+    ("t", "problem"),
+    [
+        (tel(0.0, -5.0), "power -5 W is negative"),  # was taken for asleep, booked curtailed
+        (tel(104.0, float("nan")), "power nan is not finite"),
+        (tel(float("nan"), 3068.0), "hashrate nan is not finite"),
+        (tel(104.0, float("inf")), "power inf is not finite"),
+        (tel(104.0, 1e308), "power 1e+308 W is over 10x the nameplate"),
+        (tel(1e308, 3068.0), "hashrate 1e+308 TH/s is over 10x the nameplate"),
+        (tel(-1.0, None, None, False), "hashrate -1 TH/s is negative"),
+        (tel(104.0, 3068.0, float("nan")), "power target nan is not finite"),
+        (tel(104.0, 3068.0, -3068.0), "power target -3068 W is negative"),
+        (
+            Telemetry(
+                hashrate_th=104.0, power_w=3068.0, power_limit_w=None, is_mining=True, uptime_s=-1.0
+            ),
+            "uptime -1 s is negative",
+        ),
+    ],
+)
+def test_impossible_telemetry_is_a_fault_not_a_state(t: Telemetry, problem: str) -> None:
+    assert implausible(t, CURVE) == problem
+
+
+@pytest.mark.parametrize(
+    "t",
+    [
+        tel(0.0, 22.0, 3068.0),  # asleep
+        tel(0.0, 0.0, None, False),  # asleep, 0 W
+        tel(104.0, 3068.0, 3068.0),
+        tel(110.0, 3300.0, 5000.0),  # a little over nameplate: overclocked, not impossible
+        tel(None, None),
+        tel(1000.0, 30000.0),  # just under 10x
+    ],
+)
+def test_physical_telemetry_is_plausible(t: Telemetry) -> None:
+    assert implausible(t, CURVE) is None
