@@ -8,10 +8,12 @@ from pathlib import Path
 
 import structlog
 
+from adapters.feeds.recorded import RecordingError
+from adapters.ledger.sqlite import LedgerError
 from controller.app.cli_support import EXIT_OK, positive
 from controller.app.daemon import DaemonOptions, run_daemon
 from controller.app.preflight import preflight, print_warnings
-from controller.config import load_config
+from controller.config import ConfigError, load_config
 from controller.runtime import logs
 
 _log = structlog.get_logger("hashspark.daemon")
@@ -59,6 +61,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
+#: Errors the user can fix: ``cli.main`` prints them as one line and exits 2.
+USAGE_ERRORS = (ConfigError, LedgerError, RecordingError)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the daemon until it ends (``--simulated``) or is stopped."""
     loaded = load_config(args.config)
@@ -74,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(run_daemon(loaded, options))
+    except USAGE_ERRORS:
+        raise  # bad config, recording or state directory: one line and exit 2 (cli.main)
     except Exception as exc:  # a task that failed: one line, a non-zero exit, systemd restarts
         _log.critical("daemon_failed", error=_describe(exc), exc_info=exc)
         return EXIT_FAILED

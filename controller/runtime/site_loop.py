@@ -257,11 +257,13 @@ class SiteLoop:
                 await asyncio.wait({sweep, *waiters}, return_when=asyncio.FIRST_COMPLETED)
                 if sweep.done():
                     return sweep.result()
+                # A reading arrived: the curtails go out (and resumes in flight are cancelled)
+                # before anything else, even before the sweep has wound down.
+                acted = True
+                if self._act_early(self._clock.now()):  # the events stay set: decided again
+                    self._sent_early = True
             finally:
                 await reap(sweep, *waiters)  # ends the sweep early, or if we are cancelled
-            acted = True
-            if self._act_early(self._clock.now()):  # the events stay set: decided on again
-                self._sent_early = True
 
     def _act_early(self, now: EpochS) -> bool:
         """Curtails and throttle-downs first, on what the miners last reported.
