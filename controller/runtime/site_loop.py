@@ -247,6 +247,8 @@ class SiteLoop:
         """Read the fleet. A reading that arrives during the sweep stops it: the curtails
         are sent at once, on what the miners last reported, then the fleet is read again
         (the sweep's reads would otherwise hold the driver's slots ahead of the commands)."""
+        if self.dry_run or not isinstance(self._driver, RemembersFleet):
+            return await self._driver.observe()  # nothing could be sent early anyway
         acted = False
         while True:
             sweep = asyncio.ensure_future(self._driver.observe())
@@ -722,6 +724,8 @@ class SiteLoop:
                 if o.active(plan.now)
             ),
             draw_mw=draw_mw,
+            # Per group and point: for whoever reads the status (the daemon's topic, /healthz
+            # and metrics); a replay that publishes nothing does not pay for it every cycle.
             groups=group_states(
                 fleet,
                 point,
@@ -729,7 +733,9 @@ class SiteLoop:
                 net_hashprice_usd_per_ph_day=plan.net_hashprice_usd_per_ph_day,
                 opportunity_cost_usd_per_mwh=plan.opportunity_cost_usd_per_mwh,
                 adders_usd_per_mwh=params.adders_usd_per_mwh,
-            ),
+            )
+            if self._status_sink is not None or self._observer is not None
+            else (),
             reason=reason_of(plan),
             commands=snapshot.overrides,
         )
