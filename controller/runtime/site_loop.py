@@ -172,9 +172,11 @@ class SiteLoop:
         now = self._clock.now()
         self._accrual.accrue(now)
         earlier = self._take_finished()  # jobs that ended between cycles
+        arrived = self._inputs_arrived()
         self._clear(self._wake_events())  # this cycle decides on everything arrived so far
-        # Curtails first: their calls take the driver's slots before the sweep's reads do.
-        self._sent_early = self._act_early(now)
+        # A reading or command woke the loop: its curtails go first, and take the driver's
+        # slots before the sweep's reads do. Otherwise the last cycle's plan acted already.
+        self._sent_early = arrived and self._act_early(now)
         observed = await self._sense()  # what miners really do
         plan, snapshot = self._decide(now, observed)
         # A reading or command that arrived while the fleet was read makes this plan old:
