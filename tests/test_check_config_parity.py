@@ -74,7 +74,7 @@ BAD = {
             feeds='price_feed = { type = "recorded", path = "bad.csv" }\n'
             f'hashprice_feed = {{ type = "recorded", path = "{HASHPRICE}" }}'
         ),
-        "bad.csv:2: timestamp 'yesterday' is not ISO-8601",
+        "bad.csv:2: timestamp is not ISO-8601",
     ),
     "two MQTT feeds on one topic": (
         _config(

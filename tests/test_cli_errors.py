@@ -114,8 +114,8 @@ CASES: dict[str, Build] = {
     "missing-scenario": _missing_scenario,
     "missing-recording": _missing_recording,
     "csv-malformed-row": _bad_csv("2024-08-20T00:15:00Z,1.0,2.0", "expected 2 fields, found 3"),
-    "csv-nan": _bad_csv("2024-08-20T00:15:00Z,NaN", "'NaN' is not finite"),
-    "csv-inf": _bad_csv("2024-08-20T00:15:00Z,inf", "'inf' is not finite"),
+    "csv-nan": _bad_csv("2024-08-20T00:15:00Z,NaN", "value is not finite"),
+    "csv-inf": _bad_csv("2024-08-20T00:15:00Z,inf", "value is not finite"),
     "csv-empty-price": _bad_csv("2024-08-20T00:15:00Z,", "empty value"),
     "window-before-recording": _window_before_recording,
 }

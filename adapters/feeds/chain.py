@@ -134,7 +134,9 @@ class ChainHashpriceFeed(PollingFeed):
     ) -> None:
         super().__init__(config, ReadingKind.HASHPRICE, store, clock, backoff=backoff)
         self._cfg = config
-        self._source = f"chain:{urlsplit(config.base_url).netloc}"
+        # The host only: the netloc would carry a ``user:pass@`` into readings and the ledger.
+        netloc = urlsplit(config.base_url).netloc
+        self._source = f"chain:{netloc.rsplit('@', 1)[-1]}"
 
     async def poll(self, session: aiohttp.ClientSession) -> Candidate | Rejected:
         """Fetch the recent blocks and the price; compute the hashprice."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from adapters.feeds.payloads import (
     DEFAULT_HASHPRICE_BOUND,
@@ -20,8 +20,13 @@ from adapters.feeds.payloads import (
     ValueBound,
 )
 from controller.runtime.config_base import Secret, Strict
+from controller.runtime.redact import register_url
 
-HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/$.?#][^\s]*$")]
+#: Credentials a URL carries (userinfo, ``?api_key=``) are registered as secrets: every log
+#: line and message shows the URL redacted (``controller/runtime/redact.py``).
+HttpUrl = Annotated[
+    str, Field(pattern=r"^https?://[^\s/$.?#][^\s]*$"), AfterValidator(register_url)
+]
 #: MQTT topic names without wildcards (we publish to some of them).
 Topic = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^#+\x00]+$")]
 
@@ -94,7 +99,8 @@ class MqttTlsConfig(Strict):
 class MqttBrokerConfig(Strict):
     """One site's MQTT connection: broker, credentials, TLS, session and retry settings."""
 
-    host: str = Field(min_length=1)
+    # A name or an address: no scheme, path or ``user:pass@`` (credentials would be logged).
+    host: str = Field(min_length=1, max_length=253)
     port: int = Field(default=1883, ge=1, le=65_535)
     client_id: str | None = Field(default=None, min_length=1, max_length=64)
     username: str | None = Field(default=None, min_length=1)
@@ -105,6 +111,16 @@ class MqttBrokerConfig(Strict):
     topic_prefix: Topic = "hashspark"
     connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
     backoff: BackoffConfig = BackoffConfig(base_s=0.5, cap_s=60.0)
+
+    @field_validator("host")
+    @classmethod
+    def _plain_host(cls, value: str) -> str:
+        if any(c in value for c in "@/") or not value.isprintable() or " " in value:
+            raise ValueError(
+                "a host name or address, not a URL: no scheme, path or user:pass@ "
+                "(credentials go in username and password)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> MqttBrokerConfig:

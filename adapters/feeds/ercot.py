@@ -39,6 +39,7 @@ from adapters.feeds.store import LatestStore, Rejected, RejectReason, StoreFeed
 from controller.domain import EpochS
 from controller.runtime.config_base import Secret
 from controller.runtime.ports import Clock
+from controller.runtime.redact import redact_url, register_secret
 from controller.runtime.retry import Backoff
 
 MARKET_TZ = ZoneInfo("America/Chicago")
@@ -203,6 +204,7 @@ class ErcotFeed(PollingFeed):
             token = TokenResponse.model_validate_json(body)
         except ValidationError as exc:
             raise TransientFeedError(f"ERCOT token response: {validation_detail(exc)}") from None
+        register_secret(token.id_token)  # masked if a server or library ever echoes it
         self._token = token.id_token
         self._token_expires_at = now + max(token.expires_in - TOKEN_REFRESH_MARGIN_S, 30.0)
         return self._token
@@ -241,7 +243,7 @@ class ErcotFeed(PollingFeed):
                 raise
             result = parse_report(body, cfg.product, cfg.settlement_point, self._bound)
             if result is None:
-                raise TransientFeedError(f"no {cfg.settlement_point} rows in {url} yet")
+                raise TransientFeedError(f"no {cfg.settlement_point} rows in {redact_url(url)} yet")
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 

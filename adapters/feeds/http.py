@@ -9,6 +9,9 @@ Failure classes, each with one behaviour:
 | 401, 403, other 4xx (not 408/429) | permanent | logged once, polling stops, value goes stale |
 | 408, 5xx, timeout, connection error | transient | retry with capped full-jitter backoff |
 | 429 | transient | retry after ``Retry-After`` (seconds or HTTP date), else backoff |
+
+Errors name the status, the URL with its credentials masked and at most an error code from a
+JSON body: never the body's text, which may echo the request's headers.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from adapters.feeds.health import (
     PermanentFeedError,
     TransientFeedError,
 )
+from adapters.feeds.http_errors import client_error_reason, error_code, status_text
 from adapters.feeds.payloads import Candidate, ReadingKind, ValueBound, ingest
 from adapters.feeds.store import LatestStore, Rejected, RejectReason, StoreFeed
 from controller.domain import EpochS, Reading
 from controller.runtime.ports import Clock
+from controller.runtime.redact import redact_url
 from controller.runtime.retry import Backoff
 
 #: Bodies above this are refused unread (an ERCOT page of one settlement point is ~10 kB).
@@ -73,7 +78,13 @@ async def fetch_bytes(
     params: Mapping[str, str] | None = None,
     data: Mapping[str, str] | None = None,
 ) -> bytes:
-    """One request; the body of a 2xx, or a transient/permanent ``FeedError``."""
+    """One request; the body of a 2xx, or a transient/permanent ``FeedError``.
+
+    An error names the status, the URL redacted and a short reason of our own: never the
+    response body or the text of the client's exception, either of which may echo the
+    request's headers (``Authorization: Bearer ...``) or its query string.
+    """
+    shown = redact_url(url)
     try:
         async with session.request(
             method,
@@ -89,20 +100,21 @@ async def fetch_bytes(
             if status == 429:
                 retry = parse_retry_after(resp.headers.get("Retry-After"))
                 raise TransientFeedError(
-                    f"HTTP 429 rate limited from {url}", status=429, retry_after_s=retry
+                    f"HTTP 429 rate limited from {shown}", status=429, retry_after_s=retry
                 )
             if status == 408 or status >= 500:
-                raise TransientFeedError(f"HTTP {status} from {url}", status=status)
+                raise TransientFeedError(f"HTTP {status_text(status)} from {shown}", status=status)
             if status >= 300:
-                snippet = body[:200].decode("utf-8", "replace").replace("\n", " ")
-                raise PermanentFeedError(f"HTTP {status} from {url}: {snippet}", status=status)
+                code = error_code(body)
+                why = f"HTTP {status_text(status)}" + (f" ({code})" if code else "")
+                raise PermanentFeedError(f"{why} from {shown}", status=status)
             if len(body) > MAX_BODY_BYTES:
-                raise TransientFeedError(f"body from {url} exceeds {MAX_BODY_BYTES} bytes")
+                raise TransientFeedError(f"body from {shown} exceeds {MAX_BODY_BYTES} bytes")
             return body
     except TimeoutError:
-        raise TransientFeedError(f"timeout after {timeout_s:g} s from {url}") from None
+        raise TransientFeedError(f"timeout after {timeout_s:g} s from {shown}") from None
     except aiohttp.ClientError as exc:
-        raise TransientFeedError(f"{type(exc).__name__} from {url}: {exc}") from None
+        raise TransientFeedError(f"{client_error_reason(exc)} from {shown}") from None
 
 
 class PollerConfig(Protocol):

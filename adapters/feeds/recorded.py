@@ -29,7 +29,11 @@ HASHPRICE_COLUMN = "usd_per_ph_day"
 
 
 class RecordingError(Exception):
-    """A recording that cannot be used, with file and line in its message."""
+    """A recording that cannot be used: file, line and what was expected in its message.
+
+    Never the content of the line: pointed at the wrong file (``/etc/shadow``), the message
+    must not print what it read.
+    """
 
 
 def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recording:
@@ -56,9 +60,7 @@ def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recordin
         if header is None:
             raise RecordingError(f"{path}:1: empty file (expected header timestamp,{column})")
         if [h.strip() for h in header] != ["timestamp", column]:
-            raise RecordingError(
-                f"{path}:1: header is {','.join(header)!r}, expected 'timestamp,{column}'"
-            )
+            raise RecordingError(f"{path}:1: header is not the expected 'timestamp,{column}'")
         for row in reader:
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -66,11 +68,11 @@ def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recordin
             t, v = _parse_row(path, line, row, max_abs)
             if times and t <= times[-1]:
                 what = "duplicate" if t == times[-1] else "out-of-order"
-                raise RecordingError(f"{path}:{line}: {what} timestamp {row[0].strip()}")
+                raise RecordingError(f"{path}:{line}: {what} timestamp")
             times.append(t)
             values.append(v)
     except csv.Error as exc:
-        raise RecordingError(f"{path}:{reader.line_num}: {exc}") from None
+        raise RecordingError(f"{path}:{reader.line_num}: not CSV ({_csv_reason(exc)})") from None
     if not times:
         raise RecordingError(f"{path}:{reader.line_num}: no data rows after the header")
     return Recording(
@@ -82,6 +84,12 @@ def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recordin
     )
 
 
+def _csv_reason(exc: csv.Error) -> str:
+    """The csv module's reason, cut before any quoted content."""
+    text = str(exc)
+    return text.split(":", 1)[0].split("'", 1)[0].strip() or "malformed"
+
+
 def _parse_row(path: Path, line: int, row: list[str], max_abs: float) -> tuple[float, float]:
     if len(row) != 2:
         raise RecordingError(f"{path}:{line}: expected 2 fields, found {len(row)}")
@@ -89,19 +97,21 @@ def _parse_row(path: Path, line: int, row: list[str], max_abs: float) -> tuple[f
     try:
         ts = datetime.fromisoformat(ts_text)
     except ValueError:
-        raise RecordingError(f"{path}:{line}: timestamp {ts_text!r} is not ISO-8601") from None
+        raise RecordingError(
+            f"{path}:{line}: timestamp is not ISO-8601 (expected e.g. 2024-08-20T00:15:00Z)"
+        ) from None
     if ts.tzinfo is None:
-        raise RecordingError(f"{path}:{line}: timestamp {ts_text!r} has no time zone (add Z)")
+        raise RecordingError(f"{path}:{line}: timestamp has no time zone (add Z)")
     if not value_text:
         raise RecordingError(f"{path}:{line}: empty value")
     try:
         value = float(value_text)
     except ValueError:
-        raise RecordingError(f"{path}:{line}: value {value_text!r} is not a number") from None
+        raise RecordingError(f"{path}:{line}: value is not a number") from None
     if not math.isfinite(value):
-        raise RecordingError(f"{path}:{line}: value {value_text!r} is not finite")
+        raise RecordingError(f"{path}:{line}: value is not finite (NaN or infinity)")
     if abs(value) > max_abs:
-        raise RecordingError(f"{path}:{line}: value {value_text} beyond +-{max_abs:g}")
+        raise RecordingError(f"{path}:{line}: value beyond +-{max_abs:g}")
     return ts.timestamp(), value
 
 

@@ -1,7 +1,8 @@
 """The ``hashspark`` command: the composition root that wires config, core and adapters.
 
 Each command lives in its own module with ``add_parser(sub)`` and ``run(args)``; this one
-parses, dispatches and turns the errors a user can fix into exit code 2.
+parses, dispatches and turns the errors a user can fix into exit code 2 (one line each,
+URL credentials and resolved secrets masked).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from controller.app.replay.runner import ReplayError
 from controller.config import ConfigError
 from controller.runtime import logs
 from controller.runtime.config_base import one_line
+from controller.runtime.redact import scrub
 from simulators.miners import cli as simulate_cli
 
 
@@ -64,10 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except ConfigError as exc:
         for message in exc.messages:
-            print(f"hashspark: error: {message}", file=sys.stderr)
+            print(f"hashspark: error: {scrub(message)}", file=sys.stderr)
         return EXIT_USAGE
     except (RecordingError, ReplayError, LedgerError) as exc:
-        print(f"hashspark: error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"hashspark: error: {scrub(one_line(str(exc)))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("hashspark: interrupted", file=sys.stderr)

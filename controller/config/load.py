@@ -16,6 +16,7 @@ from controller.config.contracts import unique
 from controller.config.scenario import CompareConfig, ScenarioConfig
 from controller.config.site import SiteConfig
 from controller.runtime.config_base import ConfigError, NonEmpty, Strict
+from controller.runtime.redact import scrub_value
 
 
 class DaemonConfig(Strict):
@@ -80,7 +81,34 @@ def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+        raise ConfigError([f"{path}: invalid TOML: {toml_reason(str(exc))}"]) from None
+
+
+#: tomllib messages that quote the file's content (a key, a character), and what we say instead.
+_TOML_QUOTING = (
+    ("Cannot declare", "a key or table declared twice"),
+    ("Cannot mutate immutable namespace", "a key or table redefined"),
+    ("Cannot redefine namespace", "a key or table redefined"),
+    ("Duplicate inline table key", "a key repeated in an inline table"),
+    ("Found invalid character", "invalid character"),
+    ("Illegal character", "invalid character"),
+)
+
+
+def toml_reason(message: str) -> str:
+    """tomllib's message without any content of the file: the reason and where it is.
+
+    Pointed at the wrong file (``/etc/shadow``), the error must not print what it read.
+    """
+    reason, sep, where = message.rpartition(" (at ")
+    if not sep:
+        reason, where = message, ""
+    for prefix, replacement in _TOML_QUOTING:
+        if reason.startswith(prefix):
+            reason = replacement
+    if not reason.isascii() or len(reason) > 80:
+        reason = "not valid TOML"
+    return f"{reason} (at {where}" if where else reason
 
 
 def _errors(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
@@ -127,8 +155,12 @@ def _message(error: Any) -> str:
 
 
 def render(config: HashsparkConfig) -> dict[str, Any]:
-    """The resolved config as plain data, secrets masked (for ``check-config``)."""
-    return config.model_dump(mode="json")
+    """The resolved config as plain data, secrets masked (for ``check-config``).
+
+    Secret fields dump as ``**********``; URLs are shown with their credentials masked.
+    """
+    dumped: dict[str, Any] = scrub_value(config.model_dump(mode="json"))
+    return dumped
 
 
 def parse_time(text: str) -> datetime:

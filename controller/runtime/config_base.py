@@ -20,6 +20,8 @@ from pydantic import (
     ValidationInfo,
 )
 
+from controller.runtime.redact import register_secret
+
 SECRET_ENV_PREFIX = "HASHSPARK_"  # noqa: S105 (a name prefix, not a password)
 
 
@@ -66,7 +68,7 @@ def resolve_secret(value: Any) -> Any:
             raise ValueError(f"secret environment variables start with {SECRET_ENV_PREFIX}: {name}")
         if name not in os.environ:
             raise ValueError(f"environment variable {name} is not set")
-        return os.environ[name]
+        return registered(os.environ[name])
     path = Path(str(value["file"]))
     try:
         mode = path.stat().st_mode
@@ -74,7 +76,13 @@ def resolve_secret(value: Any) -> Any:
         raise ValueError(f"secret file {path}: {exc.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ValueError(f"secret file {path} is readable by others: chmod 600 it")
-    return path.read_text(encoding="utf-8").rstrip("\n")
+    return registered(path.read_text(encoding="utf-8").rstrip("\n"))
+
+
+def registered(value: str) -> str:
+    """``value``, registered as a secret: masked in every log line and message from now on."""
+    register_secret(value)
+    return value
 
 
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]

@@ -1,5 +1,8 @@
 """Structured JSON logs on stderr (configure after importing pyasic: it resets the root level).
 
+Every line passes through ``controller.runtime.redact``: URL credentials and every secret the
+process resolved are masked, in structlog events and stdlib records alike.
+
 The level can change while the daemon runs (``set_level``, on SIGHUP): the loggers bound at
 start keep passing every event to one filter that reads the level in force.
 """
@@ -12,6 +15,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from controller.runtime.redact import scrub, scrub_value
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -50,6 +55,23 @@ def _below_level(
     return event_dict
 
 
+def _scrubbed(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Every value with URL credentials and registered secrets masked (``redact.scrub``)."""
+    del logger, method_name
+    for key, value in event_dict.items():
+        event_dict[key] = scrub_value(value)
+    return event_dict
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    """Stdlib records (aiohttp, aiomqtt, asyncio) masked the same way as structlog's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
 def level() -> str:
     """The level in force, by name."""
     return next(name for name, n in _LEVELS.items() if n == _level[0])
@@ -66,7 +88,9 @@ def configure(level: str = "info") -> None:
     """Send structlog and stdlib logging to stderr as one JSON object per line."""
     numeric = _LEVELS[level]
     _level[0] = numeric
-    logging.basicConfig(stream=_Stderr(), level=numeric, format="%(message)s", force=True)
+    handler = logging.StreamHandler(_Stderr())
+    handler.setFormatter(_ScrubbingFormatter("%(message)s"))
+    logging.basicConfig(handlers=[handler], level=numeric, force=True)
     structlog.configure(
         processors=[
             _below_level,
@@ -74,6 +98,7 @@ def configure(level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _scrubbed,  # last before rendering: exception text included
             structlog.processors.JSONRenderer(),
         ],
         # Every method passes to the processors, whose first one filters: a bound logger
