@@ -453,15 +453,15 @@ async def test_broker_failures_leak_no_secret(
     code, text = await _run("command", str(config), command, "--timeout", "3", env=env)
     out.add("command", text)
     assert code != 0, text  # refused, or no answer: never a success
-    assert b"Traceback" not in text
-    # Replay with the failing broker for status and commands: a one-line refusal.
+    assert text.count(b"\n") == 1, text  # one line, no traceback
+    # Replay with the secret-bearing broker config (its fast path does not connect).
     replay_cfg = scenario(tmp_path, "2024-08-19T00:00:00Z", "2024-08-19T06:00:00Z")
     lines = "\n".join(_broker_lines(port, user, tls))
     replay_cfg.write_text(replay_cfg.read_text() + "\n[sites.mqtt]\n" + lines + "\n")
     code, text = await _run("replay", str(replay_cfg), "--report-json",
                             str(tmp_path / "report.json"), env=env)  # fmt: skip
     out.add("replay", text)
-    assert b"Traceback" not in text
+    assert code == 0, text
     out.add("broker log", b.broker.log.read_bytes())
     watched = s.watched()
     assert out.leaks(watched) == []
