@@ -15,6 +15,7 @@ from adapters.metrics.table import METRICS, SPEC
 from controller.curves.book import GroupCurve
 from controller.decision.reconcile import DispatchReport
 from controller.runtime.ports import ShardView
+from controller.runtime.redact import scrub
 from controller.status import SiteStatus
 
 
@@ -119,16 +120,16 @@ class Metrics(Collector):
 
         accepted = counter("hashspark_feed_readings_accepted")
         for feed, n in sorted(self.feeds.accepted.items()):
-            accepted.add_metric([feed], n)
+            accepted.add_metric([scrub(feed)], n)
         rejected = counter("hashspark_feed_readings_rejected")
         for (feed, reason), n in sorted(self.feeds.rejected.items()):
-            rejected.add_metric([feed, str(reason)], n)
+            rejected.add_metric([scrub(feed), str(reason)], n)
         outages = counter("hashspark_feed_outages")
         spec = SPEC["hashspark_feed_up"]
         up = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
         for feed, health in sorted(self.feed_health.items()):
-            up.add_metric([feed], 1.0 if health.state is FeedState.UP else 0.0)
-            outages.add_metric([feed], health.outages)
+            up.add_metric([scrub(feed)], 1.0 if health.state is FeedState.UP else 0.0)
+            outages.add_metric([scrub(feed)], health.outages)
         yield from (accepted, rejected, up, outages)
 
     def _curve_gauges(self) -> Iterator[Metric]:

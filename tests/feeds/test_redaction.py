@@ -17,15 +17,18 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 import structlog
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from adapters.control.persist import ActiveCommands
 from adapters.feeds.chain import ChainFeedConfig, ChainHashpriceFeed
 from adapters.feeds.config import MqttBrokerConfig
-from adapters.feeds.health import PermanentFeedError, TransientFeedError
+from adapters.feeds.health import FeedHealth, PermanentFeedError, TransientFeedError
 from adapters.feeds.http import fetch_bytes
 from adapters.feeds.recorded import PRICE_COLUMN, RecordingError, load_recording
 from adapters.feeds.store import FeedStats, LatestStore
+from adapters.metrics.book import PnlBook
+from adapters.metrics.collector import Metrics
 from controller.app.cli import main
 from controller.config import ConfigError, load_config, render
 from controller.runtime import logs
@@ -187,6 +190,20 @@ async def test_a_connection_error_names_no_credentials() -> None:
             await fetch_bytes(session, "GET", url, timeout_s=5)
     assert pw not in str(info.value)
     assert str(info.value).startswith("cannot connect"), info.value
+
+
+def test_feed_metric_labels_are_scrubbed() -> None:
+    pw = _token("pw")
+    register_secret(pw)
+    registry = CollectorRegistry()
+    stats = FeedStats()
+    metrics = Metrics(registry, PnlBook(), stats)
+    name = f"s:price:https://u:{pw}@h/x?key={pw}"
+    stats.count_accepted(name)
+    metrics.feed_health[name] = FeedHealth(name)
+    text = generate_latest(registry).decode()
+    assert pw not in text
+    assert text.count(MASK) >= 2, text
 
 
 def test_chain_source_has_no_userinfo() -> None:
