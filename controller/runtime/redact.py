@@ -82,14 +82,16 @@ def register_secret(value: str | None) -> None:
 
 
 def url_secrets(url: str) -> list[str]:
-    """The credentials a URL carries: userinfo password (and user), secret query values."""
+    """The credentials a URL carries: the userinfo password (the user name when it stands
+    alone, as a token does: ``https://TOKEN@host``) and the values of credential query keys."""
     try:
         parts = urlsplit(url)
-        found = [parts.password or "", parts.username or ""] if "@" in parts.netloc else []
+        found = [parts.password or parts.username or ""] if "@" in parts.netloc else []
     except ValueError:
         return []
+    found = [unquote(f) for f in found]
     found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if is_secret_key(k)]
-    return [unquote(f) for f in found if f]
+    return [f for f in found if f]
 
 
 def register_url(url: str) -> str:

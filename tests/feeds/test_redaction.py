@@ -94,6 +94,13 @@ def test_scrub_masks_urls_and_registered_secrets_in_any_text() -> None:
     assert "h.example/p" in out  # still says where
 
 
+def test_a_user_name_is_a_secret_only_when_it_stands_alone() -> None:
+    token, pw = _token("ghp"), _token("pw")
+    register_url(f"https://{token}@h.example/x")
+    register_url(f"https://operator:{pw}@h.example/x")
+    assert scrub(f"{token} operator {pw}") == f"{MASK} operator {MASK}"
+
+
 def test_registered_secrets_are_masked_raw_and_url_encoded() -> None:
     value = "p@ss w/rd+" + secrets.token_hex(4)
     register_secret(value)
