@@ -25,6 +25,7 @@ from controller.catalog import NAMEPLATES
 from controller.config import ConfigError, load_config
 from controller.curves.book import CurveBook, CurvePreference, GroupCurve, GroupSpec
 from controller.runtime.clocks.system import SystemClock
+from controller.runtime.redact import scrub
 from controller.runtime.site_curves import SiteCurves
 
 EXIT_OK = 0
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         rows = asyncio.run(rows_for(args))
     except (AddressError, ConfigError, ValueError) as exc:
-        print(f"hashspark fleet curves: {exc}", file=sys.stderr)
+        print(f"hashspark fleet curves: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
         print(json.dumps([r.as_json() for r in rows], indent=1))

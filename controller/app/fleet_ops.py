@@ -33,6 +33,7 @@ from controller.decision.reconcile import (
 )
 from controller.domain import OFF, FleetSpec, build_fleet
 from controller.runtime.clocks.system import SystemClock
+from controller.runtime.redact import scrub
 
 EXIT_OK = 0
 EXIT_UNCONFIRMED = 1
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         addresses, config = _targets(args)
     except (AddressError, ConfigError, ValueError) as exc:
-        print(f"hashspark fleet {args.fleet_command}: {exc}", file=sys.stderr)
+        print(f"hashspark fleet {args.fleet_command}: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     started = time.perf_counter()
     rows = asyncio.run(operate(args.fleet_command, addresses, config, getattr(args, "watts", None)))
