@@ -24,6 +24,7 @@ import os
 import secrets
 import signal
 import sqlite3
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -175,15 +176,15 @@ type = "spot"
 def _http_config(tmp: Path, s: Secrets, url: str, password_file: Path) -> Path:
     """Two sites: ERCOT + hashprice index (key in header, URL userinfo and query), ERCOT +
     chain (URL userinfo)."""
-    host = url.removeprefix("http://")
-    index_url = f"http://idxuser:{s.index_url_pw}@{host}/index?api_key={s.index_query_key}&v=1"
+    scheme, host = url.split("://", 1)
+    index_url = f"{scheme}://idxuser:{s.index_url_pw}@{host}/index?api_key={s.index_query_key}&v=1"
     index = (
         f'{{ type = "hashprice_index", url = "{index_url}", '
         'api_key = { env = "HASHSPARK_INDEX_KEY" }, interval_s = 10, timeout_s = 5, '
         "backoff = { base_s = 0.2, cap_s = 1 } }"
     )
     chain = (
-        f'{{ type = "chain", base_url = "http://chainuser:{s.chain_url_pw}@{host}", '
+        f'{{ type = "chain", base_url = "{scheme}://chainuser:{s.chain_url_pw}@{host}", '
         "interval_s = 10, timeout_s = 5, min_blocks = 1, backoff = { base_s = 0.2, cap_s = 1 } }"
     )
     path = tmp / "http.toml"
@@ -336,21 +337,35 @@ HTTP_CASES = {
     "200 echoing the request (does not parse)": ("ok", "echo-200"),
     "token endpoint 400 echoing the password form": ("echo-400", "ok"),
     "token endpoint 401": ("401", "ok"),
+    "TLS to a plain HTTP port (every feed https://)": ("ok", "tls"),
+    "a server certificate from an unknown CA": ("ok", "unknown-ca"),
 }
 
 
 @pytest.mark.parametrize(("token_mode", "mode"), HTTP_CASES.values(), ids=HTTP_CASES.keys())
 async def test_http_feed_failures_leak_no_secret(
-    tmp_path: Path, secret_file: tuple[Secrets, Path], token_mode: str, mode: str
+    tmp_path: Path,
+    secret_file: tuple[Secrets, Path],
+    test_ca: CaFiles,
+    token_mode: str,
+    mode: str,
 ) -> None:
     s, password_file = secret_file
     upstream = Upstream(s)
-    upstream.mode, upstream.token_mode = mode, token_mode
+    # "tls": the server answers plain HTTP, the feeds speak TLS to it. "unknown-ca": the server
+    # speaks TLS with a certificate the system's CAs never signed.
+    tls = mode in ("tls", "unknown-ca")
+    upstream.mode, upstream.token_mode = ("ok" if tls else mode), token_mode
     server = TestServer(upstream.app(), host="127.0.0.1")
-    await server.start_server()
+    context = None
+    if mode == "unknown-ca":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(test_ca.server_cert, test_ca.server_key)
+    await server.start_server(ssl=context)
     out = Outputs()
     try:
         url = str(server.make_url("")).rstrip("/")
+        url = url.replace("http://", "https://") if tls else url
         config = _http_config(tmp_path, s, url, password_file)
         code, text = await _run("check-config", str(config), env=s.env())
         out.add("check-config", text)
@@ -363,15 +378,18 @@ async def test_http_feed_failures_leak_no_secret(
     finally:
         await server.close()
     # Each route was really exercised with the secrets (a case that never asked proves nothing).
-    assert upstream.hits.get("/token", 0) >= 1
-    if token_mode == "ok":
+    assert upstream.hits.get("/token", 0) >= 1 or tls
+    if token_mode == "ok" and not tls:
         assert upstream.hits.get(SPP, 0) >= 1
         assert upstream.hits.get("/index", 0) >= 1
         assert upstream.hits.get("/api/v1/blocks", 0) >= 1
     # The failure was logged, with its status: the case ran the path it names.
     errors = " ".join(str(e.get("error")) for e in _events(tmp_path / "daemon.log"))
     status = next(m for m in (mode, token_mode) if m != "ok").removeprefix("echo-")
-    if status != "200":
+    if tls:
+        reason = "TLS handshake failed" if mode == "tls" else "TLS certificate does not verify"
+        assert f"{reason} from https://**********@127.0.0.1" in errors, errors
+    elif status != "200":
         assert f"HTTP {status} " in errors, errors
     code, text = await _run("ledger", "summary", "--state-dir", str(tmp_path / "daemon-state"),
                             env=s.env())  # fmt: skip
