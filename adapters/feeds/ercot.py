@@ -39,7 +39,7 @@ from adapters.feeds.store import LatestStore, Rejected, RejectReason, StoreFeed
 from controller.domain import EpochS
 from controller.runtime.config_base import Secret
 from controller.runtime.ports import Clock
-from controller.runtime.redact import redact_url, register_secret
+from controller.runtime.redact import forget_secret, redact_url, register_secret
 from controller.runtime.retry import Backoff
 
 MARKET_TZ = ZoneInfo("America/Chicago")
@@ -177,6 +177,7 @@ class ErcotFeed(PollingFeed):
         super().__init__(config, ReadingKind.PRICE, store, clock, backoff=backoff)
         self._cfg = config
         self._token: str | None = None
+        self._last_token: str | None = None  # the token registered for masking
         self._token_expires_at: EpochS = 0.0
         self.token_requests = 0
 
@@ -204,7 +205,10 @@ class ErcotFeed(PollingFeed):
             token = TokenResponse.model_validate_json(body)
         except ValidationError as exc:
             raise TransientFeedError(f"ERCOT token response: {validation_detail(exc)}") from None
-        register_secret(token.id_token)  # masked if a server or library ever echoes it
+        if token.id_token != self._last_token:  # masked if a server or library echoes it
+            forget_secret(self._last_token)  # one token an hour: the set must not grow for ever
+            register_secret(token.id_token)
+            self._last_token = token.id_token
         self._token = token.id_token
         self._token_expires_at = now + max(token.expires_in - TOKEN_REFRESH_MARGIN_S, 30.0)
         return self._token

@@ -73,12 +73,26 @@ def register_secret(value: str | None) -> None:
     """Remember ``value`` as a secret: ``scrub`` masks it wherever it appears from now on."""
     if value is None or len(value) < MIN_SECRET_LEN:
         return
-    forms = {value, quote(value, safe=""), quote(value)}
+    forms = _forms(value)
     with _registry.lock:
         if forms <= _registry.values:
             return
         _registry.values.update(forms)
         _registry.rebuild()
+
+
+def forget_secret(value: str | None) -> None:
+    """Stop masking ``value`` (a token replaced by a fresh one: the set stays bounded)."""
+    if value is None:
+        return
+    with _registry.lock:
+        _registry.values.difference_update(_forms(value))
+        _registry.rebuild()
+
+
+def _forms(value: str) -> set[str]:
+    """``value`` as it is, and URL-encoded as a form or a query would carry it."""
+    return {value, quote(value, safe=""), quote(value)}
 
 
 def url_secrets(url: str) -> list[str]:

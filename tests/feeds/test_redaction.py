@@ -18,11 +18,12 @@ import aiohttp
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry, generate_latest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from adapters.control.persist import ActiveCommands
 from adapters.feeds.chain import ChainFeedConfig, ChainHashpriceFeed
 from adapters.feeds.config import MqttBrokerConfig
+from adapters.feeds.ercot import ErcotFeed, ErcotFeedConfig
 from adapters.feeds.health import FeedHealth, PermanentFeedError, TransientFeedError
 from adapters.feeds.http import fetch_bytes
 from adapters.feeds.recorded import PRICE_COLUMN, RecordingError, load_recording
@@ -39,10 +40,11 @@ from controller.runtime.redact import (
     redact_url,
     register_secret,
     register_url,
+    registered_count,
     scrub,
 )
 from tests.daemon_kit import free_port
-from tests.feeds.scripted_server import Reply, scripted_server
+from tests.feeds.scripted_server import Reply, fixture, scripted_server
 
 
 @pytest.fixture(autouse=True)
@@ -197,6 +199,34 @@ async def test_a_connection_error_names_no_credentials() -> None:
             await fetch_bytes(session, "GET", url, timeout_s=5)
     assert pw not in str(info.value)
     assert str(info.value).startswith("cannot connect"), info.value
+
+
+async def test_ercot_tokens_are_masked_and_a_replaced_one_forgotten() -> None:
+    first, second = _token("idtok1"), _token("idtok2")
+    async with scripted_server() as s:
+        s.on(
+            "POST",
+            "/token",
+            Reply(body=json.dumps({"id_token": first, "expires_in": 3600}).encode()),
+            Reply(body=json.dumps({"id_token": second, "expires_in": 3600}).encode()),
+        )
+        spp = "/np6-905-cd/spp_node_zone_hub"
+        s.on("GET", spp, Reply(status=401), Reply(body=fixture("ercot_np6-905-cd_hb_west.json")))
+        cfg = ErcotFeedConfig(
+            type="ercot",
+            settlement_point="HB_WEST",
+            username="ops@example.com",
+            password=SecretStr("pw"),
+            subscription_key=SecretStr("sub-key"),
+            base_url=s.base_url,
+            token_url=s.base_url + "/token",
+        ).model_copy(update={"interval_s": 0.05, "timeout_s": 2.0})
+        store = LatestStore("t:price:ercot", FeedStats())
+        async with ErcotFeed(cfg, store, SystemClock()) as feed:
+            await feed.wait_up(5)  # a 401 on data: a fresh token, then the report
+    assert feed.token_requests == 2
+    assert scrub(f"{first} {second}") == f"{first} {MASK}"
+    assert registered_count() <= 3  # the forms of one token, not one per refresh
 
 
 def test_feed_metric_labels_are_scrubbed() -> None:
