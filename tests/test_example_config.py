@@ -25,6 +25,8 @@ SECRETS = {
     "HASHSPARK_INDEX_API_KEY": "index-key-value",
     "HASHSPARK_ANTMINER_PASSWORD": "antminer-secret-value",
     "HASHSPARK_BRAIINS_PASSWORD": "braiins-secret-value",
+    "HASHSPARK_COMMAND_KEY_OPS": "ops-command-key-value",
+    "HASHSPARK_COMMAND_KEY_QSE": "qse-command-key-value",
 }
 
 
