@@ -300,6 +300,9 @@ class CommandIntake:
             return None, self._reject(raw, parsed, received_at)
         cmd, body, signer = parsed
         self._forget_expired(now)
+        problem = self._replay(cmd, now, signed=signer is not None)
+        if problem is not None:  # before the ids: an id is remembered only for the window
+            return None, self._reject(body, problem, received_at)
         if cmd.id in self._seen or cmd.id in self._signed:
             self.duplicates += 1
             return None, CommandAck(
@@ -309,10 +312,8 @@ class CommandIntake:
                 site=self.site,
                 received_at=received_at,
             )
-        problem = self._replay(cmd, now, signed=signer is not None)
-        if problem is None:
-            bound = check_bounds(cmd, now, self.limits)
-            problem = None if bound is None else Refusal("bounds", bound)
+        bound = check_bounds(cmd, now, self.limits)
+        problem = None if bound is None else Refusal("bounds", bound)
         if problem is None and applicable is not None:
             why = applicable(cmd)
             problem = Refusal("not_applicable", why) if isinstance(why, str) else why
