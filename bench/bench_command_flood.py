@@ -3,16 +3,17 @@
 Starts a private Mosquitto and ``hashspark run`` (the real daemon, its own process) on live
 MQTT prices with the in-process fleet (1,000 miners) as its driver. Each trial publishes a
 low price, waits for the fleet to mine, then publishes a spike far above every breakeven and
-reads, from the daemon's command audit (``<state>/audit/<site>-commands.jsonl``), when the
-first curtail decision was taken: the reaction is that time minus the moment the spike was
-handed to the broker.
+reads, from the daemon's log (its ``decision`` line, stamped to the microsecond; the command
+audit stamps whole seconds), when the decision on the spike was taken: the reaction is that
+time minus the moment the spike was handed to the broker.
 
 "flooded" trials first publish N invalid commands (by default 20,000: a third malformed
 JSON, a third well-formed but out of bounds, a third clearing nothing) from another client,
 as fast as it can, at QoS 1, then publish the spike from the price client at once.
 
 It prints the reaction with and without the flood, the extra delay and the ratio, what the
-daemon logged about the flood (warning lines, the summaries) and the growth of its audit log.
+daemon logged about the flood (warning lines, the summaries), the growth of its command
+audit (``<state>/audit/<site>.jsonl``), and how many commands it refused or dropped.
 
     .venv/bin/python bench/bench_command_flood.py [--commands 20000] [--trials 3]
 """
