@@ -18,6 +18,8 @@ from adapters.control.apply import AuditLog, CommandHandler
 from adapters.control.auth import CommandAuth, CommandAuthConfig, IssuerConfig, sign
 from adapters.control.commands import CommandIntake, CommandLimits
 from adapters.control.rejections import CommandStats, RejectionLimiter
+from controller.app.preflight import preflight
+from controller.config import load_config
 from controller.domain import iso
 from controller.runtime.override_book import OverrideBook
 
@@ -206,3 +208,33 @@ def test_a_flood_of_refusals_is_counted_and_summarised_once_per_burst(tmp_path: 
     assert (stats.total("rejected"), stats.total("accepted")) == (20_000, 1)
     # After a quiet spell the allowance is back: the next typo gets its own answer.
     assert handler.handle(b"{", NOW + 30.0) is not None
+
+
+def test_check_config_warns_when_a_sites_commands_are_unauthenticated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HASHSPARK_TEST_KEY", "k" * 64)
+    base = """
+[[sites]]
+id = "w1"
+price_feed = { type = "mqtt", broker = { host = "127.0.0.1", port = 1883 } }
+hashprice_feed = { type = "mqtt", broker = { host = "127.0.0.1", port = 1883 } }
+
+[[sites.miners]]
+model = "Antminer S21"
+count = 10
+
+[sites.supply]
+type = "spot"
+"""
+    path = tmp_path / "site.toml"
+    path.write_text(base)
+    assert preflight(load_config(path)) == [
+        f"{path}: sites[0] (w1): commands are unauthenticated: any client the broker admits "
+        "may command the site (sign them: [sites.commands.issuers])"
+    ]
+    path.write_text(base + '\n[sites.commands.issuers.ops]\nkey = { env = "HASHSPARK_TEST_KEY" }\n')
+    loaded = load_config(path)
+    assert preflight(loaded) == []
+    assert loaded.config.sites[0].commands.issuers["ops"].role == "grid"  # the default role
+    assert "k" * 64 not in repr(loaded.config)  # a key prints as a secret

@@ -71,7 +71,11 @@ async def test_a_broker_without_mqtt5_gets_311_commands_with_a_warning(broker: B
     async with _v311_only(broker.port) as (port, levels):
         config = MqttBrokerConfig(host="127.0.0.1", port=port, backoff={"base_s": 0.05})
         link = MqttLink(SITE, config, SystemClock(), FeedStats())
-        link.on_command(lambda raw: received.append(raw) or None, refused=refused.append)
+
+        def handle(raw: bytes) -> None:
+            received.append(raw)
+
+        link.on_command(handle, refused=refused.append)
         with capture_logs() as logs:
             async with link:
                 await link.wait_up(10)
