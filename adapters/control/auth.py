@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,7 +37,7 @@ Role = Literal["operator", "grid"]
 GRID_PROGRAM_KINDS = frozenset({"demand_response", "peak_window", "base_point"})
 #: Unsigned commands: the claimed names that hold the operator role.
 UNSIGNED_OPERATORS = frozenset({"operator", "cli"})
-_ISSUER = r"^[A-Za-z0-9_.:@-]{1,64}$"
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class IssuerConfig(Strict):
@@ -140,7 +141,7 @@ def _envelope(raw: bytes) -> tuple[str, str] | Refusal:
     signed, mac = doc.get("signed"), doc.get("hmac_sha256")
     if set(doc) != {"signed", "hmac_sha256"} or not isinstance(signed, str):
         return Refusal("malformed", "a signed command is {signed, hmac_sha256} only")
-    if not isinstance(mac, str) or len(mac) != 64:
+    if not isinstance(mac, str) or _HEX64.fullmatch(mac) is None:
         return Refusal("bad_signature", "hmac_sha256 is not 64 hex digits")
     return signed, mac
 

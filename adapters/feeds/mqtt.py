@@ -345,7 +345,7 @@ class MqttLink:
         backoff = Backoff(self._broker.backoff.base_s, self._broker.backoff.cap_s)
         while not self._stop.is_set():
             try:
-                await self._command_session()
+                await self._command_session(backoff)
             except aiomqtt.MqttCodeError as exc:
                 code = _connack_code(exc)
                 v5 = self._command_protocol == aiomqtt.ProtocolVersion.V5
@@ -378,9 +378,18 @@ class MqttLink:
 
     def _dropped(self) -> None:
         self.commands_dropped += 1
-        self._command_refused("overflow")
+        self._tell(self._command_refused, "overflow")
 
-    async def _command_session(self) -> None:
+    @staticmethod
+    def _tell(hook: Callable[..., None], *args: str) -> None:
+        """Call a command hook; a bug (or a full disk under its audit) is logged, never
+        raised into the connection."""
+        try:
+            hook(*args)
+        except Exception:
+            _log.exception("command_hook_failed")
+
+    async def _command_session(self, backoff: Backoff) -> None:
         identifier = f"{self._broker.client_id or f'hashspark-{self.site_id}'}-commands"
         v5 = self._command_protocol == aiomqtt.ProtocolVersion.V5
         client = make_client(
@@ -400,6 +409,7 @@ class MqttLink:
                 raise _SubscriptionRefusedError(self.command_topic)
             self._command_client = client
             self._commands_up.set()
+            backoff.reset()
             async for message in client.messages:
                 self._on_command(message)
                 # One command at a time, the site loop and the feeds between two of them.
@@ -408,7 +418,7 @@ class MqttLink:
     async def _commands_idle(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self._command_idle()
+            self._tell(self._command_idle)
 
     def _on_command(self, message: aiomqtt.Message) -> None:
         assert self._command_handler is not None
@@ -419,7 +429,7 @@ class MqttLink:
         if message.retain:
             # A retained command would replay on every reconnect: refuse it outright.
             self.retained_commands_ignored += 1
-            self._command_refused("retained")
+            self._tell(self._command_refused, "retained")
             return
         try:
             ack = self._command_handler(raw)

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
@@ -103,6 +105,7 @@ def test_a_signed_command_from_a_configured_issuer_is_applied(tmp_path: Path) ->
         (_signed("ops", _curtail("future"), at=+301), "replay"),
         (sign(json.dumps({"issued_by": "ops"} | _curtail("no-at")), OPS_KEY), "replay"),
         (b'{"signed": 1, "hmac_sha256": "00"}', "malformed"),
+        (json.dumps({"signed": "{}", "hmac_sha256": "\u00e9" * 64}).encode(), "bad_signature"),
         (b"not json", "malformed"),
     ],
     ids=[
@@ -114,6 +117,7 @@ def test_a_signed_command_from_a_configured_issuer_is_applied(tmp_path: Path) ->
         "too new",
         "no issued_at",
         "bad envelope",
+        "non-ascii hmac",
         "not json",
     ],
 )
@@ -238,3 +242,42 @@ type = "spot"
     assert preflight(loaded) == []
     assert loaded.config.sites[0].commands.issuers["ops"].role == "grid"  # the default role
     assert "k" * 64 not in repr(loaded.config)  # a key prints as a secret
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=24),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+_FIELDS = st.sampled_from(["command", "id", "until", "target", "issued_at", "issued_by", "x"])
+_GOOD = st.sampled_from(["force_curtail", "clear", "op-1", _at(60), _at(0), "ops", "qse"])
+_INNER = st.dictionaries(_FIELDS, _GOOD | _VALUES, max_size=6)
+_PAYLOADS = st.one_of(
+    st.binary(max_size=300),
+    st.builds(
+        lambda signed, mac: json.dumps({"signed": signed, "hmac_sha256": mac}).encode(),
+        st.text(max_size=120) | _INNER.map(json.dumps),
+        st.text(max_size=70) | st.text("0123456789abcdef", min_size=64, max_size=64),
+    ),
+    st.dictionaries(st.sampled_from(["signed", "hmac_sha256", "command", "id"]), _VALUES).map(
+        lambda d: json.dumps(d).encode()
+    ),
+    # Well signed by ops, whatever is inside: only these may ever be applied.
+    _INNER.map(lambda d: sign(json.dumps({**d, "issued_by": "ops"}), OPS_KEY)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=_PAYLOADS)
+def test_any_payload_to_a_signing_site_is_answered_and_only_a_signed_one_applied(
+    tmp_path_factory: pytest.TempPathFactory, raw: bytes
+) -> None:
+    handler, book = _handler(tmp_path_factory.mktemp("fuzz"))
+    ack = handler.receive(raw, NOW)
+    assert ack.status in {"accepted", "rejected", "duplicate"}
+    if ack.status == "accepted":
+        signed = json.loads(json.loads(raw)["signed"])
+        assert signed["issued_by"] == "ops"
+        assert all(o.issued_by == "ops" for o in book.current(NOW))
+    else:
+        assert book.current(NOW) == ()
