@@ -10,7 +10,9 @@ or goes stale, and the answer is the book as it is after every command sent befo
 keeps one client's messages in order).
 
 A site with issuers (``[sites.commands.issuers]``) takes only signed commands: ``--issuer``
-names who signs, with the key from ``--key-file`` or else from the config. The command gets
+names who signs, with the key from ``--key-file`` or else from the config. An operator's own
+config (their broker user, no daemon secrets) need not list the issuers: ``--key-file``
+alone turns signing on. The command gets
 ``issued_by`` and ``issued_at`` (now) and goes out in the signed envelope
 (``adapters/control/auth.py``).
 """
@@ -90,11 +92,8 @@ def run(args: argparse.Namespace) -> int:
     doc.setdefault("issued_by", "cli")
     if args.issuer:
         doc["issued_by"] = args.issuer
-    if args.key_file is not None and not site.commands.issuers:
-        raise ConfigError(
-            [f"site {site.id} has no [sites.commands.issuers]: it takes unsigned commands"]
-        )
-    payload = _signed(site, doc, args) if site.commands.issuers else json.dumps(doc).encode()
+    signing = args.key_file is not None or bool(site.commands.issuers)
+    payload = _signed(site, doc, args) if signing else json.dumps(doc).encode()
     prefix = f"{broker.topic_prefix}/{site.id}"
 
     async def exchange() -> dict[str, object] | None:
@@ -130,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _signed(site: SiteConfig, doc: dict[str, object], args: argparse.Namespace) -> bytes:
     """``doc`` as a signed envelope, stamped now, with the issuer's key."""
-    names = ", ".join(sorted(site.commands.issuers))
+    names = ", ".join(sorted(site.commands.issuers)) or "the name its key was issued to"
     if not args.issuer:
         raise ConfigError([f"site {site.id} takes only signed commands: give --issuer ({names})"])
     if args.key_file is not None:

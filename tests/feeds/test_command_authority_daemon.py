@@ -44,9 +44,9 @@ class Daemon:
     metrics_port: int
     broker: Broker
 
-    def command(self, *args: str) -> tuple[int, str]:
+    def command(self, *args: str, config: Path | None = None) -> tuple[int, str]:
         done = subprocess.run(
-            [EXE, "command", str(self.config), *args, "--timeout", "10"],
+            [EXE, "command", str(config or self.config), *args, "--timeout", "10"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -165,6 +165,18 @@ def test_a_site_with_issuers_takes_only_signed_commands(
     d.broker.publish(f"hashspark/{SITE}/command", json.dumps(curtail | {"issued_by": "ops"}))
     out_b, _ = acks.communicate(timeout=30)
     assert json.loads(out_b)["code"] == "unsigned"
+    # An operator's own config lists no issuers (and holds no keys): --key-file signs.
+    own = tmp_path / "operator"
+    own.mkdir()
+    key = own / "ops.key"
+    key.write_text(KEYS["HASHSPARK_TEST_CMD_OPS"] + "\n")
+    curtail_2 = json.dumps(curtail | {"id": "op-2"})
+    config = _config(own, d.broker.port, signed=False)
+    code, out = d.command(curtail_2, "--issuer", "ops", "--key-file", str(key), config=config)
+    assert code == 0, out
+    assert sorted(d.listed()) == ["ers-1", "op-2"]
+    assert d.command(json.dumps({"command": "clear", "id": "c-0", "target": "op-2"}), "--issuer",
+                     "qse")[0] == 0  # fmt: skip
     # qse issued the grid program; ops, an operator, may clear it.
     clear = {"command": "clear", "id": "c-1", "target": "ers-1"}
     assert d.listed() == ["ers-1"]
