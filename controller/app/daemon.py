@@ -234,6 +234,13 @@ class Daemon:
             active = ActiveCommands(self.state_dir / COMMANDS_DIR / f"{site.id}.json", site.id)
             restored = active.restore(book, clock.now())
             book.on_change = active.save
+            if not site.commands.issuers:
+                self._log.warning(
+                    "commands_unauthenticated",
+                    site=site.id,
+                    note="any client the broker admits may command the site: sign commands "
+                    "with [sites.commands.issuers] (docs/configuration.md)",
+                )
             intake = CommandIntake(
                 site.id,
                 _limits(site, model.fleet.nominal_mw),

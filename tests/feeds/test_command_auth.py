@@ -20,7 +20,7 @@ from adapters.control.apply import AuditLog, CommandHandler
 from adapters.control.auth import CommandAuth, CommandAuthConfig, IssuerConfig, sign
 from adapters.control.commands import CommandIntake, CommandLimits
 from adapters.control.rejections import CommandStats, RejectionLimiter
-from controller.app.preflight import preflight
+from controller.app.preflight import command_warnings
 from controller.config import load_config
 from controller.domain import iso
 from controller.runtime.override_book import OverrideBook
@@ -233,13 +233,13 @@ type = "spot"
 """
     path = tmp_path / "site.toml"
     path.write_text(base)
-    assert preflight(load_config(path)) == [
+    assert command_warnings(load_config(path)) == [
         f"{path}: sites[0] (w1): commands are unauthenticated: any client the broker admits "
         "may command the site (sign them: [sites.commands.issuers])"
     ]
     path.write_text(base + '\n[sites.commands.issuers.ops]\nkey = { env = "HASHSPARK_TEST_KEY" }\n')
     loaded = load_config(path)
-    assert preflight(loaded) == []
+    assert command_warnings(loaded) == []
     assert loaded.config.sites[0].commands.issuers["ops"].role == "grid"  # the default role
     assert "k" * 64 not in repr(loaded.config)  # a key prints as a secret
 

@@ -144,6 +144,7 @@ def test_a_site_with_issuers_takes_only_signed_commands(
     signed_daemon: Daemon, tmp_path: Path
 ) -> None:
     d = signed_daemon
+    assert d.events("commands_unauthenticated") == []
     dr = {"command": "demand_response", "id": "ers-1", "max_mw": 0.05,
           "deadline": _at(300), "end": _at(3600)}  # fmt: skip
     code, out = d.command(json.dumps(dr), "--issuer", "qse")
@@ -189,6 +190,7 @@ def test_a_site_with_issuers_takes_only_signed_commands(
 
 def test_a_command_retained_while_the_daemon_is_connected_is_refused(open_daemon: Daemon) -> None:
     d = open_daemon
+    assert [e["site"] for e in d.events("commands_unauthenticated")] == [SITE]
     curtail = {"command": "force_curtail", "id": "op-r", "until": _at(600)}
     d.broker.publish(f"hashspark/{SITE}/command", json.dumps(curtail), retain=True)
     wait_for(
