@@ -187,50 +187,30 @@ class Bench:
                     times.append(at)
         return times
 
-    def metric(self, name: str) -> float:
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the daemon's samples of ``name`` with ``labels``."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as resp:
             text = resp.read().decode()
+        wanted = [f'{k}="{v}"' for k, v in labels.items()]
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith(name + "{") or line.startswith(name + " ")
+            if line.split("{")[0].split(" ")[0] == name and all(w in line for w in wanted)
         )
 
     def settle_low(self) -> None:
-        since = self.publish_price(LOW) - 1.0
-        # Mining: either it resumed (a "run" decision) or it was mining already.
+        self.publish_price(LOW)
         _wait(
             "the fleet mining",
             lambda: (
-                self.metric("hashspark_miners") > 0
-                and self.metric_state("running") == self.metric("hashspark_miners")
+                0
+                < self.metric("hashspark_miners", state="running")
+                == self.metric("hashspark_miners")
             ),
             60,
         )
-        del since
         time.sleep(1.0)  # the loop has settled
-
-    def metric_status(self, status: str) -> float:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            text = resp.read().decode()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("hashspark_operator_commands_total{")
-            and f'status="{status}"' in line
-        )
-
-    def metric_state(self, state: str) -> float:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            text = resp.read().decode()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("hashspark_miners{") and f'state="{state}"' in line
-        )
 
     def trial(self, flood: list[bytes] | None) -> float:
         self.settle_low()
@@ -289,8 +269,8 @@ def main() -> None:
                 f"{len(summaries)} of them summaries), command audit +{grew / 1024:.1f} KiB",
                 flush=True,
             )
-        rejected = bench.metric_status("rejected")
-        dropped = bench.metric_status("ignored")
+        rejected = bench.metric("hashspark_operator_commands_total", status="rejected")
+        dropped = bench.metric("hashspark_operator_commands_total", status="ignored")
         q, f = statistics.median(quiet), statistics.median(flooded)
         print()
         print(
