@@ -7,6 +7,7 @@ broker that demands mutual TLS or a password is met the same way everywhere.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 import aiomqtt
@@ -29,8 +30,17 @@ def make_client(
     broker: MqttBrokerConfig,
     identifier: str,
     will: tuple[str, bytes] | None = None,
+    *,
+    protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V311,
+    queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None,
+    max_queued: int | None = None,
 ) -> aiomqtt.Client:
-    """A client for ``broker``; ``will`` is (topic, payload), sent retained at QoS 1."""
+    """A client for ``broker``; ``will`` is (topic, payload), sent retained at QoS 1.
+
+    ``protocol`` V5 starts clean (MQTT 5 has no clean session flag); ``queue_type`` and
+    ``max_queued`` bound the incoming messages not yet read.
+    """
+    v5 = protocol == aiomqtt.ProtocolVersion.V5
     return aiomqtt.Client(
         broker.host,
         broker.port,
@@ -41,5 +51,8 @@ def make_client(
         keepalive=broker.keepalive_s,
         timeout=broker.connect_timeout_s,
         tls_context=tls_context(broker),
-        clean_session=True,
+        clean_session=None if v5 else True,
+        protocol=protocol,
+        queue_type=queue_type,
+        max_queued_incoming_messages=max_queued,
     )

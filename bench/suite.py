@@ -75,6 +75,13 @@ BENCHES = (
         needs_root=True,  # stock Antminer web UIs listen on port 80
     ),
     Bench(
+        "bench_command_flood.py",
+        "a price spike's reaction with and without a flood of 20,000 invalid commands, over a "
+        "real Mosquitto to the running daemon",
+        full=("--commands", "20000", "--trials", "3"),
+        quick=("--commands", "20000", "--trials", "1"),
+    ),
+    Bench(
         "bench_simulated_fleet.py",
         "simulated ASICs: start time, a full pyasic get_data sweep, the simulator's RSS",
         quick=("--count", "100"),

@@ -12,6 +12,7 @@ from tests.daemon_kit import ROOT
 
 PROM = ROOT / "deploy" / "prometheus"
 ALERTS = {
+    "HashsparkCommandsRefused",
     "HashsparkGridNonCompliant",
     "HashsparkShardUnmanaged",
     "HashsparkDown",

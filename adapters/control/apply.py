@@ -8,6 +8,7 @@ from pathlib import Path
 
 import structlog
 
+from adapters.control.auth import Refusal
 from adapters.control.commands import (
     ActiveCommand,
     BasePoint,
@@ -21,6 +22,7 @@ from adapters.control.commands import (
     ListCommands,
     PeakWindow,
 )
+from adapters.control.rejections import CommandStats, RejectionLimiter
 from controller.decision.overrides import Override
 from controller.domain import EpochS, iso, to_datetime
 from controller.runtime.override_book import OverrideBook
@@ -89,21 +91,50 @@ class AuditLog:
 
 
 class CommandHandler:
-    """Takes raw command payloads for one site: validate, apply, audit, acknowledge."""
+    """Takes raw command payloads for one site: validate, apply, audit, acknowledge.
+
+    Refusals past a rate are counted and summarised rather than logged, audited and
+    acknowledged one by one (``adapters/control/rejections.py``).
+    """
 
     def __init__(
-        self, site_id: str, intake: CommandIntake, book: OverrideBook, audit: AuditLog
+        self,
+        site_id: str,
+        intake: CommandIntake,
+        book: OverrideBook,
+        audit: AuditLog,
+        *,
+        stats: CommandStats | None = None,
+        limiter: RejectionLimiter | None = None,
     ) -> None:
         self._site = site_id
         self._intake = intake
         self._book = book
         self._audit = audit
+        self.stats = stats or CommandStats()
+        self._limiter = limiter or RejectionLimiter()
         self._log = structlog.get_logger("hashspark.commands").bind(site=site_id)
+        self._now: EpochS = 0.0
 
-    def _applicable(self, cmd: Command) -> str | None:
-        """Why a command cannot apply to the book as it is (a ``clear`` naming nothing)."""
-        if isinstance(cmd, Clear) and not self._book.matching(cmd.target):
+    def _applicable(self, cmd: Command) -> str | Refusal | None:
+        """Why a command cannot apply to the book as it is: a ``clear`` naming nothing, or
+        naming a grid program that neither its issuer nor an operator asks to end."""
+        if not isinstance(cmd, Clear):
+            return None
+        ids = self._book.matching(cmd.target)
+        if not ids:
             return f"no active or scheduled command with id or kind {cmd.target!r}"
+        book = {o.id: o for o in self._book.current(self._now)}
+        for oid in ids:
+            o = book.get(oid)
+            if o is not None and not self._intake.auth.may_clear(
+                cmd.issued_by, o.kind, o.issued_by
+            ):
+                return Refusal(
+                    "not_permitted",
+                    f"{o.kind} {oid} was issued by {o.issued_by}: only its issuer or an "
+                    "operator may clear it",
+                )
         return None
 
     def receive(self, raw: bytes, now: EpochS) -> CommandAck:
@@ -111,9 +142,53 @@ class CommandHandler:
 
         The answer to ``list`` carries the active and scheduled commands, in start order.
         """
+        return self._process(raw, now)[0]
+
+    def handle(self, raw: bytes, now: EpochS) -> bytes | None:
+        """``receive``, for the broker: the ack to publish, or None for a refusal past the
+        rate (counted, and summarised when its burst ends)."""
+        ack, detailed = self._process(raw, now)
+        return ack.to_bytes() if detailed else None
+
+    def refuse(self, code: str, now: EpochS) -> None:
+        """A command the link refused before reading it (``retained``, ``overflow``)."""
+        self.idle(now)
+        self.stats.count(self._site, "ignored", code)
+        if self._limiter.admit(now, code):
+            self._log.warning("command_ignored", reason=code)
+            self._audit.write(
+                {"at": iso(now), "site": self._site, "status": "ignored", "reason": code}
+            )
+
+    def idle(self, now: EpochS) -> None:
+        """Write the summary of a burst of refusals that has ended."""
+        summary = self._limiter.due(now)
+        if summary is None:
+            return
+        span = {"from": iso(summary.first), "to": iso(summary.last)}
+        self._log.warning(
+            "commands_refused_summary", count=summary.count, codes=summary.codes, **span
+        )
+        self._audit.write(
+            {
+                "at": iso(now),
+                "site": self._site,
+                "status": "refused_summary",
+                "count": summary.count,
+                "codes": summary.codes,
+                **span,
+            }
+        )
+
+    def _process(self, raw: bytes, now: EpochS) -> tuple[CommandAck, bool]:
+        self.idle(now)
+        self._now = now
         self._book.current(now)  # drops the overrides that ended: they can be neither
         # cleared nor listed
         cmd, ack = self._intake.receive(raw, now, self._applicable)
+        self.stats.count(self._site, ack.status, ack.code)
+        if cmd is None and not self._limiter.admit(now, ack.code or ack.status):
+            return ack, False
         entry: dict[str, object] = {
             "at": iso(now),
             "site": self._site,
@@ -139,8 +214,9 @@ class CommandHandler:
                 "command_accepted", id=cmd.id, command=cmd.command, issued_by=cmd.issued_by
             )
         else:
+            entry["code"] = ack.code
             self._log.warning(
                 "command_not_applied", id=ack.id, status=ack.status, reason=ack.reason
             )
         self._audit.write(entry)
-        return ack
+        return ack, True

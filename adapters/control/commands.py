@@ -20,10 +20,12 @@ itself: no command holds the site for longer than ``CommandLimits.max_hold_s`` f
 |  |  | (e.g. ``force_curtail``); a target matching nothing is rejected |
 | ``list`` | | change nothing: the ack carries the active and scheduled commands |
 
-Optional on all: ``issued_by`` (who, for the audit log) and ``reason``. Each command is
-answered on ``<prefix>/<site>/command/ack`` with ``accepted``, ``rejected`` (with the
-reason) or ``duplicate`` (an id seen before: QoS 1 may deliver twice). An id may not be a
-command kind, so that a ``clear`` target is never ambiguous.
+Optional on all: ``issued_by`` (who, for the audit log), ``reason`` and ``issued_at`` (when
+it was issued: outside the replay window it is refused; required on signed commands). Each
+command is answered on ``<prefix>/<site>/command/ack`` with ``accepted``, ``rejected`` (with
+the reason and a short ``code``) or ``duplicate`` (an id seen before: QoS 1 may deliver
+twice). An id may not be a command kind, so that a ``clear`` target is never ambiguous. A
+site with issuers takes only signed commands (``adapters/control/auth.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pydantic import (
     field_validator,
 )
 
+from adapters.control.auth import UNSIGNED, CommandAuth, Refusal
 from controller.decision.overrides import OVERRIDE_KINDS
 from controller.domain import EpochS, to_datetime
 
@@ -61,6 +64,7 @@ class _Command(BaseModel):
     id: str = Field(pattern=_ID)
     issued_by: str = Field(default="operator", min_length=1, max_length=64, pattern=_PRINTABLE)
     reason: str = Field(default="", max_length=200, pattern=_PRINTABLE)
+    issued_at: AwareDatetime | None = None
 
     @field_validator("id")
     @classmethod
@@ -170,6 +174,7 @@ class CommandAck(BaseModel):
     command: str | None
     status: Literal["accepted", "rejected", "duplicate"]
     reason: str | None = None
+    code: str | None = None  # a rejection's short reason: malformed, bounds, bad_signature...
     site: str
     received_at: datetime
     active: tuple[ActiveCommand, ...] | None = None  # the answer to ``list``, only
@@ -232,6 +237,11 @@ def _best_effort_id(raw: bytes) -> tuple[str | None, str | None]:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
         return None, None
+    if isinstance(doc, dict) and isinstance(doc.get("signed"), str):  # a signed envelope
+        try:
+            doc = json.loads(doc["signed"])
+        except (ValueError, RecursionError):
+            return None, None
     if not isinstance(doc, dict):
         return None, None
     cid, kind = doc.get("id"), doc.get("command")
@@ -241,13 +251,25 @@ def _best_effort_id(raw: bytes) -> tuple[str | None, str | None]:
 
 
 class CommandIntake:
-    """Parses, bounds and de-duplicates commands for one site; every call yields an ack."""
+    """Parses, authenticates, bounds and de-duplicates commands for one site; every call
+    yields an ack."""
 
-    def __init__(self, site: str, limits: CommandLimits, *, remember: int = 1024) -> None:
+    def __init__(
+        self,
+        site: str,
+        limits: CommandLimits,
+        *,
+        remember: int = 1024,
+        auth: CommandAuth = UNSIGNED,
+    ) -> None:
         self.site = site
         self.limits = limits
+        self.auth = auth
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
+        # Ids of accepted signed commands, until their replay window has passed: a replay
+        # within the window is a duplicate however many commands came since.
+        self._signed: dict[str, float] = {}
         self.accepted = 0
         self.rejected = 0
         self.duplicates = 0
@@ -264,25 +286,24 @@ class CommandIntake:
         self,
         raw: bytes,
         now: EpochS,
-        applicable: Callable[[Command], str | None] | None = None,
+        applicable: Callable[[Command], str | Refusal | None] | None = None,
     ) -> tuple[Command | None, CommandAck]:
         """The command to apply (None if rejected or a duplicate) and the ack to publish.
 
         ``applicable`` says why a well-formed command cannot apply to the site as it is
-        (a ``clear`` naming nothing active), or None; it is asked after the bounds.
+        (a ``clear`` naming nothing active, or a grid program its issuer may not clear), or
+        None; it is asked after the bounds.
         """
         received_at = to_datetime(now)
-        try:
-            if len(raw) > MAX_COMMAND_BYTES:
-                raise ValueError(f"command of {len(raw)} bytes is too large")
-            cmd = _COMMAND.validate_json(raw)
-        except ValidationError as exc:
-            err = exc.errors(include_input=False, include_url=False)[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            return None, self._reject(raw, f"{loc}: {err['msg']}", received_at)
-        except ValueError as exc:
-            return None, self._reject(raw, str(exc), received_at)
-        if cmd.id in self._seen:
+        parsed = self._parse(raw)
+        if isinstance(parsed, Refusal):
+            return None, self._reject(raw, parsed, received_at)
+        cmd, body, signer = parsed
+        self._forget_expired(now)
+        problem = self._replay(cmd, now, signed=signer is not None)
+        if problem is not None:  # before the ids: an id is remembered only for the window
+            return None, self._reject(body, problem, received_at)
+        if cmd.id in self._seen or cmd.id in self._signed:
             self.duplicates += 1
             return None, CommandAck(
                 id=cmd.id,
@@ -291,14 +312,18 @@ class CommandIntake:
                 site=self.site,
                 received_at=received_at,
             )
-        problem = check_bounds(cmd, now, self.limits)
+        bound = check_bounds(cmd, now, self.limits)
+        problem = None if bound is None else Refusal("bounds", bound)
         if problem is None and applicable is not None:
-            problem = applicable(cmd)
+            why = applicable(cmd)
+            problem = Refusal("not_applicable", why) if isinstance(why, str) else why
         if problem is not None:
-            return None, self._reject(raw, problem, received_at)
+            return None, self._reject(body, problem, received_at)
         self._seen[cmd.id] = None
         while len(self._seen) > self._remember:
             self._seen.popitem(last=False)
+        if signer is not None:
+            self._signed[cmd.id] = now + 2 * self.auth.replay_window_s
         self.accepted += 1
         ack = CommandAck(
             id=cmd.id,
@@ -309,14 +334,50 @@ class CommandIntake:
         )
         return cmd, ack
 
-    def _reject(self, raw: bytes, reason: str, received_at: datetime) -> CommandAck:
+    def _parse(self, raw: bytes) -> tuple[Command, bytes, str | None] | Refusal:
+        """The command, its JSON text and who signed it (None: unsigned), or why not."""
+        if len(raw) > MAX_COMMAND_BYTES:
+            return Refusal("too_large", f"command of {len(raw)} bytes is too large")
+        body, signer = raw, None
+        if self.auth.required:
+            opened = self.auth.open(raw)
+            if isinstance(opened, Refusal):
+                return opened
+            body, signer = opened.raw, opened.issuer
+        try:
+            cmd = _COMMAND.validate_json(body)
+        except ValidationError as exc:
+            err = exc.errors(include_input=False, include_url=False)[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            return Refusal("malformed", f"{loc}: {err['msg']}")
+        except ValueError as exc:
+            return Refusal("malformed", str(exc))
+        if signer is not None and cmd.issued_by != signer:
+            return Refusal("bad_signature", "issued_by is not the issuer that signed")
+        return cmd, body, signer
+
+    def _replay(self, cmd: Command, now: EpochS, *, signed: bool) -> Refusal | None:
+        """Why ``cmd`` falls outside the replay window (signed commands must say when)."""
+        if cmd.issued_at is None:
+            return Refusal("replay", "a signed command carries issued_at") if signed else None
+        window = self.auth.replay_window_s
+        if abs(cmd.issued_at.timestamp() - now) > window:
+            return Refusal("replay", f"issued_at is outside the replay window of {window:g} s")
+        return None
+
+    def _forget_expired(self, now: EpochS) -> None:
+        if self._signed and next(iter(self._signed.values())) <= now:
+            self._signed = {cid: t for cid, t in self._signed.items() if t > now}
+
+    def _reject(self, raw: bytes, refusal: Refusal, received_at: datetime) -> CommandAck:
         self.rejected += 1
         cid, kind = _best_effort_id(raw[:MAX_COMMAND_BYTES])
         return CommandAck(
             id=cid,
             command=kind,
             status="rejected",
-            reason=reason,
+            reason=refusal.reason,
+            code=refusal.code,
             site=self.site,
             received_at=received_at,
         )

@@ -12,6 +12,15 @@ feeds go stale (``wait_up`` raises).
 
 A will message (``{"state": "offline", "reason": "connection lost"}``, retained) replaces
 the retained status if the daemon vanishes; a clean exit publishes ``"stopped"``.
+
+Commands come on a connection of their own (client id ``<client_id>-commands``), so that a
+flood of them queues at the broker and in the socket apart from the prices: a price never
+waits behind commands. It speaks MQTT 5 and subscribes with *retain as published*, so a
+command published retained is seen as retained even when it arrives live, and refused (in
+MQTT 3.1.1 the broker clears the flag for current subscribers). A broker without MQTT 5 gets
+3.1.1 and a warning that only retained commands replayed on subscribe can be told apart.
+Commands are read one at a time, the loop yielding between them, from a queue of at most
+``COMMAND_QUEUE`` (the rest are dropped and counted as ``overflow``).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import aiomqtt
 import structlog
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from adapters.feeds.config import BoundedFeedConfig, MqttBrokerConfig, Topic
 from adapters.feeds.health import FeedHealth
@@ -44,6 +54,10 @@ _log = structlog.get_logger("hashspark.mqtt")
 
 #: CONNACK codes that no retry will fix (MQTT 3.1.1 codes 4, 5; their MQTT 5 equivalents).
 _PERMANENT_CONNACK = {4, 5, 134, 135, 140}
+#: CONNACK codes of a broker that does not speak the protocol version asked for.
+_UNSUPPORTED_PROTOCOL = {1, 132}
+#: Commands received and not yet read; past this the broker's excess is dropped and counted.
+COMMAND_QUEUE = 1000
 
 
 class MqttFeedConfig(BoundedFeedConfig):
@@ -128,11 +142,18 @@ class MqttLink:
         self.health = FeedHealth(f"{site_id}:mqtt:{broker.host}:{broker.port}")
         self._subs: dict[str, _Subscription] = {}
         self._command_handler: Callable[[bytes], bytes | None] | None = None
+        self._command_refused: Callable[[str], None] = lambda code: None
+        self._command_idle: Callable[[], None] = lambda: None
+        self._command_client: aiomqtt.Client | None = None
+        self._commands_up = asyncio.Event()
+        self._command_protocol = aiomqtt.ProtocolVersion.V5
+        self.commands_dropped = 0
         self._status: dict[str, object] = {"state": "online"}
         self._client: aiomqtt.Client | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._command_tasks: tuple[asyncio.Task[None], ...] = ()
         self.connect_attempts = 0
         self.connections = 0
         self.retained_commands_ignored = 0
@@ -158,13 +179,25 @@ class MqttLink:
         self._subs[topic] = _Subscription(kind, bound, store)
         return StoreFeed(store)
 
-    def on_command(self, handler: Callable[[bytes], bytes | None]) -> None:
+    def on_command(
+        self,
+        handler: Callable[[bytes], bytes | None],
+        *,
+        refused: Callable[[str], None] | None = None,
+        idle: Callable[[], None] | None = None,
+    ) -> None:
         """Hand every command payload to ``handler``; what it returns is published as the ack.
 
         ``adapters.control.commands.CommandIntake.receive`` parses and bounds the payload;
-        the handler applies the command, audits it, and returns ``ack.to_bytes()``.
+        the handler applies the command, audits it, and returns ``ack.to_bytes()`` (None:
+        no ack). ``refused`` hears of the commands refused unread (``retained``,
+        ``overflow``); ``idle`` is called every second (to summarise a burst of refusals).
         """
         self._command_handler = handler
+        if refused is not None:
+            self._command_refused = refused
+        if idle is not None:
+            self._command_idle = idle
 
     # --- publishing --------------------------------------------------------------------
 
@@ -183,10 +216,12 @@ class MqttLink:
 
     async def publish_ack(self, ack: bytes) -> bool:
         """Publish a command acknowledgement on ``<prefix>/<site>/command/ack`` (QoS 1)."""
-        return await self._publish(self.reply_topic, ack, retain=False)
+        return await self._publish(self.reply_topic, ack, retain=False, commands=True)
 
-    async def _publish(self, topic: str, payload: bytes, *, retain: bool) -> bool:
-        client = self._client
+    async def _publish(
+        self, topic: str, payload: bytes, *, retain: bool, commands: bool = False
+    ) -> bool:
+        client = self._command_client if commands else self._client
         if client is None:
             return False
         try:
@@ -202,6 +237,11 @@ class MqttLink:
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         self._task = self._tasks.create_task(self._run(), name=f"mqtt:{self.site_id}")
+        if self._command_handler is not None:
+            self._command_tasks = (
+                self._tasks.create_task(self._commands_run(), name=f"mqtt-commands:{self.site_id}"),
+                self._tasks.create_task(self._commands_idle(), name=f"mqtt-idle:{self.site_id}"),
+            )
         return self
 
     async def __aexit__(
@@ -218,11 +258,17 @@ class MqttLink:
         self._stop.set()
         if self._task is not None and self._client is None:
             self._task.cancel()  # connecting or backing off: do not wait for it
+        for task in self._command_tasks:
+            task.cancel()  # a command being read is not worth waiting for
         await self._tasks.__aexit__(exc_type, exc, tb)
 
     async def wait_up(self, timeout_s: float) -> None:
-        """Return once connected; ``FeedFailedError`` on a permanent error, else TimeoutError."""
-        await self.health.wait_up(timeout_s)
+        """Return once connected (and subscribed to commands, if taken); ``FeedFailedError``
+        on a permanent error, else TimeoutError."""
+        async with asyncio.timeout(timeout_s):
+            await self.health.wait_up(timeout_s)
+            if self._command_handler is not None:
+                await self._commands_up.wait()
 
     def _make_client(self) -> aiomqtt.Client:
         will = json_bytes({"state": "offline", "reason": "connection lost"})
@@ -267,8 +313,6 @@ class MqttLink:
         async with self._make_client() as client:
             qos = self._broker.qos
             wanted = [(topic, qos) for topic in self._subs]
-            if self._command_handler is not None:
-                wanted.append((self.command_topic, max(qos, 1)))
             for topic, topic_qos in wanted:
                 granted = await client.subscribe(topic, qos=topic_qos)
                 if any(_code(g) >= _SUBACK_FAILURE for g in granted):
@@ -295,26 +339,110 @@ class MqttLink:
                     # Retrieve whatever it ends with, or asyncio logs it as never retrieved.
                     nxt.add_done_callback(lambda f: f.cancelled() or f.exception())
 
+    # --- the command connection ------------------------------------------------------------
+
+    async def _commands_run(self) -> None:
+        backoff = Backoff(self._broker.backoff.base_s, self._broker.backoff.cap_s)
+        while not self._stop.is_set():
+            try:
+                await self._command_session(backoff)
+            except aiomqtt.MqttCodeError as exc:
+                code = _connack_code(exc)
+                v5 = self._command_protocol == aiomqtt.ProtocolVersion.V5
+                if isinstance(exc, MqttConnectError) and code in _UNSUPPORTED_PROTOCOL and v5:
+                    _log.warning(
+                        "mqtt_commands_v311",
+                        site=self.site_id,
+                        note="the broker does not speak MQTT 5: a command published retained "
+                        "while the daemon is connected cannot be told apart from a live one",
+                    )
+                    self._command_protocol = aiomqtt.ProtocolVersion.V311
+                    continue
+                if isinstance(exc, MqttConnectError) and code in _PERMANENT_CONNACK:
+                    self.health.fail(f"broker refused the command connection: {exc}")
+                    return
+                _log.warning("mqtt_commands_down", site=self.site_id, error=str(exc))
+            except _SubscriptionRefusedError as exc:
+                self.health.fail(str(exc))
+                return
+            except (ssl.SSLError, OSError) as exc:
+                self.health.fail(f"TLS setup failed: {exc}")
+                return
+            except aiomqtt.MqttError as exc:
+                _log.warning("mqtt_commands_down", site=self.site_id, error=str(exc) or "")
+            finally:
+                self._command_client = None
+            if self._stop.is_set():
+                return
+            await asyncio.sleep(backoff.next_delay_s())
+
+    def _dropped(self) -> None:
+        self.commands_dropped += 1
+        self._tell(self._command_refused, "overflow")
+
+    @staticmethod
+    def _tell(hook: Callable[..., None], *args: str) -> None:
+        """Call a command hook; a bug (or a full disk under its audit) is logged, never
+        raised into the connection."""
+        try:
+            hook(*args)
+        except Exception:
+            _log.exception("command_hook_failed")
+
+    async def _command_session(self, backoff: Backoff) -> None:
+        identifier = f"{self._broker.client_id or f'hashspark-{self.site_id}'}-commands"
+        v5 = self._command_protocol == aiomqtt.ProtocolVersion.V5
+        client = make_client(
+            self._broker,
+            identifier,
+            protocol=self._command_protocol,
+            queue_type=_dropping_queue(self._dropped),
+            max_queued=COMMAND_QUEUE,
+        )
+        async with client:
+            if v5:
+                options = SubscribeOptions(qos=1, retainAsPublished=True)
+                granted = await client.subscribe(self.command_topic, options=options)
+            else:
+                granted = await client.subscribe(self.command_topic, qos=1)
+            if any(_code(g) >= _SUBACK_FAILURE for g in granted):
+                raise _SubscriptionRefusedError(self.command_topic)
+            self._command_client = client
+            self._commands_up.set()
+            backoff.reset()
+            async for message in client.messages:
+                self._on_command(message)
+                # One command at a time, the site loop and the feeds between two of them.
+                await asyncio.sleep(0)
+
+    async def _commands_idle(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._tell(self._command_idle)
+
+    def _on_command(self, message: aiomqtt.Message) -> None:
+        assert self._command_handler is not None
+        payload = message.payload
+        raw = payload if isinstance(payload, bytes) else str(payload).encode()
+        if not raw:
+            return  # an empty payload deletes a retained message: nothing to do
+        if message.retain:
+            # A retained command would replay on every reconnect: refuse it outright.
+            self.retained_commands_ignored += 1
+            self._tell(self._command_refused, "retained")
+            return
+        try:
+            ack = self._command_handler(raw)
+        except Exception:  # a handler bug must not take the link down with it
+            _log.exception("command_handler_failed", topic=self.command_topic)
+            return
+        if ack is not None and self._tasks is not None:
+            self._tasks.create_task(self.publish_ack(ack), name=f"mqtt-ack:{self.site_id}")
+
     def _dispatch(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value
         payload = message.payload
         raw = payload if isinstance(payload, bytes) else str(payload).encode()
-        if topic == self.command_topic and self._command_handler is not None:
-            if not raw:
-                return  # an empty payload deletes a retained message: nothing to do
-            if message.retain:
-                # A retained command would replay on every reconnect: refuse it outright.
-                _log.warning("command_ignored", topic=topic, reason="retained")
-                self.retained_commands_ignored += 1
-                return
-            try:
-                ack = self._command_handler(raw)
-            except Exception:  # a handler bug must not take the price feeds down with it
-                _log.exception("command_handler_failed", topic=topic)
-                return
-            if ack is not None and self._tasks is not None:
-                self._tasks.create_task(self.publish_ack(ack), name=f"mqtt-ack:{self.site_id}")
-            return
         sub = self._subs.get(topic)
         if sub is None:
             return  # a topic we no longer want (the broker can lag an unsubscribe)
@@ -324,6 +452,20 @@ class MqttLink:
         except Exception as exc:  # a parser or listener bug: one payload lost, not the feeds
             _log.exception("reading_dispatch_failed", topic=topic)
             sub.store.reject(RejectReason.MALFORMED, f"{type(exc).__name__} while parsing")
+
+
+def _dropping_queue(on_drop: Callable[[], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A queue class that drops what does not fit, telling ``on_drop`` (aiomqtt would log a
+    line per message dropped)."""
+
+    class DroppingQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            if self.full():
+                on_drop()
+                return
+            super().put_nowait(item)
+
+    return DroppingQueue
 
 
 def _build(config: MqttFeedConfig, kind: ReadingKind, ctx: FeedContext) -> StoreFeed:

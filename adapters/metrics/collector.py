@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from adapters.control.rejections import CommandStats
 from adapters.feeds.health import FeedHealth, FeedState
 from adapters.feeds.store import FeedStats
 from adapters.metrics.book import PnlBook
@@ -28,6 +29,7 @@ class Metrics(Collector):
         self.book = book
         self.feeds = feeds or FeedStats()
         self.feed_health: dict[str, FeedHealth] = {}
+        self.operator_commands = CommandStats()  # operator and grid commands received
         self.shards: dict[str, Sequence[ShardView]] = {}  # sharded sites' shards, by site
         self._status: dict[str, SiteStatus] = {}
         self._curves: dict[str, tuple[GroupCurve, ...]] = {}
@@ -131,6 +133,10 @@ class Metrics(Collector):
             up.add_metric([scrub(feed)], 1.0 if health.state is FeedState.UP else 0.0)
             outages.add_metric([scrub(feed)], health.outages)
         yield from (accepted, rejected, up, outages)
+        received = counter("hashspark_operator_commands")
+        for (site, status, code), n in sorted(self.operator_commands.counts.items()):
+            received.add_metric([site, status, code], n)
+        yield received
 
     def _curve_gauges(self) -> Iterator[Metric]:
         g = {

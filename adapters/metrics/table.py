@@ -177,6 +177,13 @@ METRICS: tuple[MetricSpec, ...] = (
         "Live payloads or readings refused, by reason.",
     ),
     MetricSpec(
+        "hashspark_operator_commands",
+        "counter",
+        ("site", "status", "code"),
+        "Operator and grid commands received, by status (accepted, rejected, duplicate, "
+        "ignored) and refusal code.",
+    ),
+    MetricSpec(
         "hashspark_feed_up", "gauge", ("feed",), "1 while a live feed's link or poll works."
     ),
     MetricSpec(

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from controller.app.cli_support import EXIT_OK
-from controller.app.preflight import preflight, print_warnings
+from controller.app.preflight import command_warnings, preflight, print_warnings
 from controller.config import load_config, render
 
 
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     """
     path: Path = args.file
     loaded = load_config(path)
-    print_warnings(preflight(loaded))
+    print_warnings(preflight(loaded) + command_warnings(loaded))
     print(f"# {path}: valid (version {loaded.version})")
     print(json.dumps(render(loaded.config), indent=2))
     return EXIT_OK

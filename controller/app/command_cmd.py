@@ -8,6 +8,13 @@ question goes the way every command goes, and its answer comes back on the ack t
 by id: no new topic to secure in the broker's ACL, no retained state that outlives the daemon
 or goes stale, and the answer is the book as it is after every command sent before it (QoS 1
 keeps one client's messages in order).
+
+A site with issuers (``[sites.commands.issuers]``) takes only signed commands: ``--issuer``
+names who signs, with the key from ``--key-file`` or else from the config. An operator's own
+config (their broker user, no daemon secrets) need not list the issuers: ``--key-file``
+alone turns signing on. The command gets
+``issued_by`` and ``issued_at`` (now) and goes out in the signed envelope
+(``adapters/control/auth.py``).
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ import asyncio
 import json
 import ssl
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiomqtt
 
+from adapters.control.auth import sign
 from adapters.mqtt_client import make_client
-from controller.config import ConfigError, load_config
+from controller.config import ConfigError, SiteConfig, load_config
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ANSWER = 0, 2, 3, 4
 
@@ -49,6 +58,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="print the active and scheduled commands (id, kind, issuer, times, cap)",
     )
     p.add_argument("--site", help="site id, when the config has several")
+    p.add_argument(
+        "--issuer",
+        help="who issues it (issued_by); on a site with issuers, the one whose key signs",
+    )
+    p.add_argument(
+        "--key-file",
+        type=Path,
+        help="the issuer's HMAC key (default: the issuer's key in the config)",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the ack")
 
 
@@ -72,12 +90,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(["payload must be a JSON object"])
     doc.setdefault("id", f"cli-{uuid.uuid4().hex[:12]}")
     doc.setdefault("issued_by", "cli")
+    if args.issuer:
+        doc["issued_by"] = args.issuer
+    signing = args.key_file is not None or bool(site.commands.issuers)
+    payload = _signed(site, doc, args) if signing else json.dumps(doc).encode()
     prefix = f"{broker.topic_prefix}/{site.id}"
 
     async def exchange() -> dict[str, object] | None:
         async with make_client(broker, f"hashspark-cli-{uuid.uuid4().hex[:8]}") as client:
             await client.subscribe(f"{prefix}/command/ack", qos=1)
-            await client.publish(f"{prefix}/command", json.dumps(doc).encode(), qos=1)
+            await client.publish(f"{prefix}/command", payload, qos=1)
             async with asyncio.timeout(args.timeout):
                 async for message in client.messages:
                     ack = json.loads(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
@@ -103,6 +125,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(ack))
     return EXIT_OK if accepted else EXIT_REFUSED
+
+
+def _signed(site: SiteConfig, doc: dict[str, object], args: argparse.Namespace) -> bytes:
+    """``doc`` as a signed envelope, stamped now, with the issuer's key."""
+    names = ", ".join(sorted(site.commands.issuers)) or "the name its key was issued to"
+    if not args.issuer:
+        raise ConfigError([f"site {site.id} takes only signed commands: give --issuer ({names})"])
+    if args.key_file is not None:
+        try:
+            key = args.key_file.read_text(encoding="utf-8").rstrip("\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"--key-file {args.key_file}: cannot read it ({exc})"]) from None
+    elif args.issuer in site.commands.issuers:
+        key = site.commands.issuers[args.issuer].key.get_secret_value()
+    else:
+        raise ConfigError([f"site {site.id} has no issuer {args.issuer!r} ({names})"])
+    doc.setdefault("issued_at", datetime.now(UTC).isoformat(timespec="milliseconds"))
+    return sign(json.dumps(doc), key)
 
 
 _COLUMNS = ("id", "command", "issued_by", "state", "start", "end", "deadline", "cap_mw")

@@ -32,6 +32,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from adapters.control.apply import AuditLog, CommandHandler
+from adapters.control.auth import CommandAuth
 from adapters.control.command_audit import CommandAuditLog
 from adapters.control.commands import CommandIntake, CommandLimits
 from adapters.control.persist import COMMANDS_DIR, ActiveCommands
@@ -233,15 +234,31 @@ class Daemon:
             active = ActiveCommands(self.state_dir / COMMANDS_DIR / f"{site.id}.json", site.id)
             restored = active.restore(book, clock.now())
             book.on_change = active.save
-            intake = CommandIntake(site.id, _limits(site, model.fleet.nominal_mw))
+            if not site.commands.issuers:
+                self._log.warning(
+                    "commands_unauthenticated",
+                    site=site.id,
+                    note="any client the broker admits may command the site: sign commands "
+                    "with [sites.commands.issuers] (docs/configuration.md)",
+                )
+            intake = CommandIntake(
+                site.id,
+                _limits(site, model.fleet.nominal_mw),
+                auth=CommandAuth.from_config(site.commands),
+            )
             intake.remember([o.id for o in restored])
             handler = CommandHandler(
                 site.id,
                 intake,
                 book,
                 AuditLog(self.state_dir / "audit" / f"{site.id}.jsonl"),
+                stats=self.metrics.operator_commands,
             )
-            link.on_command(lambda raw: handler.receive(raw, clock.now()).to_bytes())
+            link.on_command(
+                lambda raw: handler.handle(raw, clock.now()),
+                refused=lambda code: handler.refuse(code, clock.now()),
+                idle=lambda: handler.idle(clock.now()),
+            )
         driver = self._driver_factory(site, model.fleet, clock)
         loop = assemble(
             model,
@@ -359,6 +376,7 @@ class Daemon:
             s.curves.reconfigure(s.config.curves)
             if s.intake is not None:
                 s.intake.limits = _limits(s.config, model.fleet.nominal_mw)
+                s.intake.auth = CommandAuth.from_config(s.config.commands)
         # After the sites: an interval split on the old terms is written under the old version
         # (one a cycle in flight splits as it ends is written under the new one).
         self.ledger.config_version = new.version

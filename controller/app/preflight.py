@@ -4,7 +4,9 @@ Whatever the schema can say is said by ``load_config`` (``controller/config``), 
 command refuses the same configs with the same message. What needs more than the file, here:
 
 - a recorded feed's CSV is read and checked (``run`` reads it at start-up);
-- implausible contracts are warned about (``controller/config/plausibility.py``).
+- implausible contracts are warned about (``controller/config/plausibility.py``);
+- a site that takes commands over MQTT without issuers is warned about: its commands are
+  unauthenticated (``adapters/control/auth.py``; ``command_warnings``).
 
 What only a run can find out stays with the run: a ``--simulated`` run without recorded feeds,
 a state directory it cannot write, a port in use, a broker or a miner that does not answer.
@@ -33,6 +35,20 @@ def preflight(loaded: LoadedConfig) -> list[str]:
             if isinstance(feed, RecordedFeedConfig):
                 load_recording(feed.path, column)
     return [f"{loaded.path}: {line}" for line in contract_warnings(loaded.config)]
+
+
+def command_warnings(loaded: LoadedConfig) -> list[str]:
+    """One line per site whose commands are unauthenticated (it has a broker, no issuers).
+
+    ``check-config`` prints them with the other warnings; ``run`` logs each as
+    ``commands_unauthenticated`` (its stderr is JSON lines).
+    """
+    return [
+        f"{loaded.path}: sites[{i}] ({site.id}): commands are unauthenticated: any client the "
+        "broker admits may command the site (sign them: [sites.commands.issuers])"
+        for i, site in enumerate(loaded.config.sites)
+        if site.broker is not None and not site.commands.issuers
+    ]
 
 
 def print_warnings(warnings: list[str]) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from adapters.control.auth import CommandAuthConfig
 from adapters.feeds.config import MqttBrokerConfig
 from adapters.feeds.mqtt import MqttFeedConfig
 from adapters.miners.addresses import AddressError, expand_all
@@ -36,8 +37,10 @@ from controller.domain import FailSafeAction, FleetSpec, FloatArray, build_fleet
 from controller.runtime.config_base import NonEmpty, Strict
 
 
-class CommandsConfig(Strict):
-    """Bounds on operator and grid commands (the site's nominal MW caps demand response)."""
+class CommandsConfig(CommandAuthConfig):
+    """Bounds on operator and grid commands (the site's nominal MW caps demand response), and
+    who may send them: issuers with keys (then every command must be signed) and the replay
+    window."""
 
     max_hold_s: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
     max_lead_s: float = Field(default=172_800.0, gt=0, le=14 * 86_400)
