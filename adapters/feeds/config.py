@@ -20,6 +20,7 @@ from adapters.feeds.payloads import (
     ValueBound,
 )
 from controller.runtime.config_base import Secret, Strict
+from controller.runtime.config_bounds import MAX_BACKOFF_S, MAX_READING_ABS
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/$.?#][^\s]*$")]
 #: MQTT topic names without wildcards (we publish to some of them).
@@ -39,8 +40,8 @@ def _existing_file(value: Path | None, info: ValidationInfo) -> Path | None:
 class BackoffConfig(Strict):
     """Capped full-jitter exponential backoff between retries."""
 
-    base_s: float = Field(default=1.0, gt=0)
-    cap_s: float = Field(default=300.0, gt=0)
+    base_s: float = Field(default=1.0, gt=0, le=MAX_BACKOFF_S)
+    cap_s: float = Field(default=300.0, gt=0, le=MAX_BACKOFF_S)
 
     @model_validator(mode="after")
     def _ordered(self) -> BackoffConfig:
@@ -52,8 +53,8 @@ class BackoffConfig(Strict):
 class BoundedFeedConfig(Strict):
     """Plausibility bounds of a feed's values (defaults per kind) and allowed clock skew."""
 
-    min_value: float | None = None
-    max_value: float | None = None
+    min_value: float | None = Field(default=None, ge=-MAX_READING_ABS, le=MAX_READING_ABS)
+    max_value: float | None = Field(default=None, ge=-MAX_READING_ABS, le=MAX_READING_ABS)
     max_future_s: float = Field(default=300.0, ge=0, le=86_400)
 
     def bound(self, kind: ReadingKind) -> ValueBound:
@@ -94,10 +95,10 @@ class MqttTlsConfig(Strict):
 class MqttBrokerConfig(Strict):
     """One site's MQTT connection: broker, credentials, TLS, session and retry settings."""
 
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[^\s/]+$")
     port: int = Field(default=1883, ge=1, le=65_535)
     client_id: str | None = Field(default=None, min_length=1, max_length=64)
-    username: str | None = Field(default=None, min_length=1)
+    username: str | None = Field(default=None, min_length=1, max_length=256)
     password: Secret | None = None
     tls: MqttTlsConfig | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)

@@ -15,6 +15,16 @@ from controller.accounting.instruments import (
     Supply,
 )
 from controller.runtime.config_base import Strict
+from controller.runtime.config_bounds import (
+    MAX_HASHPRICE_USD_PER_PH_DAY,
+    MAX_PRICE_USD_PER_MWH,
+    MAX_SITE_MW,
+    MAX_SITE_PH,
+)
+
+#: A price, strike or premium in USD/MWh, within ``MAX_PRICE_USD_PER_MWH`` either way.
+UsdPerMwh = Annotated[float, Field(ge=-MAX_PRICE_USD_PER_MWH, le=MAX_PRICE_USD_PER_MWH)]
+Mw = Annotated[float, Field(gt=0, le=MAX_SITE_MW)]
 
 
 def unique(kind: str, ids: list[str]) -> None:
@@ -33,17 +43,17 @@ class FixedPpaConfig(Strict):
     """Fixed-price PPA; spare power resold at spot."""
 
     type: Literal["fixed_ppa"]
-    quantity_mw: float = Field(gt=0)
-    price_usd_per_mwh: float
+    quantity_mw: Mw
+    price_usd_per_mwh: UsdPerMwh
 
 
 class CappedPpaConfig(Strict):
     """Fixed-price PPA whose resale is capped at a strike (an embedded short call)."""
 
     type: Literal["capped_ppa"]
-    quantity_mw: float = Field(gt=0)
-    price_usd_per_mwh: float
-    strike_usd_per_mwh: float
+    quantity_mw: Mw
+    price_usd_per_mwh: UsdPerMwh
+    strike_usd_per_mwh: UsdPerMwh
 
 
 SupplyConfig = Annotated[
@@ -69,9 +79,9 @@ class ShortCallConfig(Term):
 
     type: Literal["short_call"]
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    quantity_mw: float = Field(gt=0)
-    strike_usd_per_mwh: float
-    premium_usd_per_mwh: float = Field(ge=0)
+    quantity_mw: Mw
+    strike_usd_per_mwh: UsdPerMwh
+    premium_usd_per_mwh: float = Field(ge=0, le=MAX_PRICE_USD_PER_MWH)
 
 
 class HashrateForwardConfig(Term):
@@ -79,8 +89,8 @@ class HashrateForwardConfig(Term):
 
     type: Literal["hashrate_forward"]
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    hashrate_ph: float = Field(gt=0)
-    price_usd_per_ph_day: float = Field(gt=0)
+    hashrate_ph: float = Field(gt=0, le=MAX_SITE_PH)
+    price_usd_per_ph_day: float = Field(gt=0, le=MAX_HASHPRICE_USD_PER_PH_DAY)
 
 
 HedgeConfig = Annotated[ShortCallConfig | HashrateForwardConfig, Field(discriminator="type")]

@@ -3,32 +3,67 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import os
+import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from controller.config.adapters import union_tags
 from controller.config.contracts import unique
 from controller.config.scenario import CompareConfig, ScenarioConfig
 from controller.config.site import SiteConfig
 from controller.runtime.config_base import ConfigError, NonEmpty, Strict
+from controller.runtime.config_bounds import (
+    MAX_CONFIG_BYTES,
+    MAX_CYCLE_S,
+    MAX_CYCLE_TIMEOUT_S,
+    MAX_SITES,
+    MAX_TOML_DEPTH,
+    MIN_CYCLE_S,
+)
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _bind_host(value: str) -> str:
+    """An address to listen on, written out: an IP address or a host name, never empty
+    (an empty host binds every interface, IPv4 and IPv6, without saying so)."""
+    if not value:
+        raise ValueError(
+            "empty: it would listen on every interface; write the address "
+            '("127.0.0.1", or "0.0.0.0" to open it to every IPv4 interface)'
+        )
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        labels = value.removesuffix(".").split(".")
+        if len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
+    return value
+
+
+BindHost = Annotated[str, AfterValidator(_bind_host)]
 
 
 class DaemonConfig(Strict):
     """Process-wide settings."""
 
-    cycle_s: float = Field(default=15.0, gt=0, le=3600)
+    cycle_s: float = Field(default=15.0, ge=MIN_CYCLE_S, le=MAX_CYCLE_S)
     state_dir: Path = Path("/var/lib/hashspark")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    metrics_host: str = "127.0.0.1"  # loopback unless the operator opens it up
+    metrics_host: BindHost = "127.0.0.1"  # loopback unless the operator opens it up
     metrics_port: int = Field(default=9108, ge=0, le=65535)  # 0: any free port
     ledger_sync: Literal["full", "normal"] = "full"  # normal: survives kill -9, not power loss
     on_shutdown: Literal["keep", "curtail", "run"] = "keep"  # where SIGTERM leaves the miners
-    cycle_timeout_s: float = Field(default=120.0, gt=0)  # a cycle running longer is stuck
+    # A cycle running longer is stuck (the watchdog is withheld).
+    cycle_timeout_s: float = Field(default=120.0, gt=0, le=MAX_CYCLE_TIMEOUT_S)
 
 
 class HashsparkConfig(Strict):
@@ -37,7 +72,7 @@ class HashsparkConfig(Strict):
     daemon: DaemonConfig = DaemonConfig()
     scenario: ScenarioConfig | None = None
     compare: CompareConfig | None = None
-    sites: Annotated[tuple[SiteConfig, ...], NonEmpty]
+    sites: Annotated[tuple[SiteConfig, ...], NonEmpty, Field(max_length=MAX_SITES)]
 
     @model_validator(mode="after")
     def _unique_sites(self) -> HashsparkConfig:
@@ -67,20 +102,63 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
-    """A config file's bytes and its TOML."""
+def _read_bytes(path: Path) -> bytes:
+    """A regular file's bytes, at most ``MAX_CONFIG_BYTES`` of them.
+
+    Opened without blocking and checked before it is read: a FIFO would block the open (and
+    ``run`` with it), ``/dev/zero`` would never end.
+    """
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: {exc.strerror}"]) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "Is a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ConfigError([f"{path}: {kind} (a config is a TOML file)"])
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError([f"{path}: {exc.strerror}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES} bytes"])
+    return raw
+
+
+def _depth(data: dict[str, Any]) -> int:
+    """How deep tables and arrays nest (iteratively: no recursion limit to hit)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_TOML_DEPTH:
+            break
+        children = list(value.values()) if isinstance(value, dict) else value
+        if isinstance(children, list):
+            stack += [(v, depth + 1) for v in children if isinstance(v, dict | list)]
+    return deepest
+
+
+def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """A config file's bytes and its TOML."""
+    raw = _read_bytes(path)
+    too_deep = ConfigError([f"{path}: tables or arrays nested deeper than {MAX_TOML_DEPTH}"])
     try:
-        return raw, tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    except RecursionError:
+        raise too_deep from None
+    if _depth(data) > MAX_TOML_DEPTH:
+        raise too_deep
+    return raw, data
 
 
 def _errors(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field, model_validator
 from controller.config.contracts import HedgeConfig, SupplyConfig, unique
 from controller.decision.overrides import Override, OverrideKind
 from controller.runtime.config_base import NonEmpty, Strict
+from controller.runtime.config_bounds import MAX_HEDGES, MAX_SITE_MW
 
 
 class Window(Strict):
@@ -33,9 +34,9 @@ class GridEventConfig(Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     start: AwareDatetime
     end: AwareDatetime
-    max_mw: float | None = Field(default=None, ge=0)  # cap, or the base point's target
+    max_mw: float | None = Field(default=None, ge=0, le=MAX_SITE_MW)  # cap, or base point
     deadline: AwareDatetime | None = None  # demand response: when the cap must be met
-    tolerance_mw: float = Field(default=0.0, ge=0)  # base point
+    tolerance_mw: float = Field(default=0.0, ge=0, le=MAX_SITE_MW)  # base point
 
     @model_validator(mode="after")
     def _consistent(self) -> GridEventConfig:
@@ -92,7 +93,7 @@ class StrategyConfig(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
     description: str = ""
     supply: SupplyConfig
-    hedges: tuple[HedgeConfig, ...] = ()
+    hedges: tuple[HedgeConfig, ...] = Field(default=(), max_length=MAX_HEDGES)
 
     @model_validator(mode="after")
     def _unique_hedge_ids(self) -> StrategyConfig:
