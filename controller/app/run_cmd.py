@@ -29,6 +29,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _usage_error(exc: BaseException) -> BaseException | None:
+    """The first error the user can fix among those ``exc`` nests (task groups wrap them)."""
+    if isinstance(exc, USAGE_ERRORS):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _usage_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``run``."""
     run = sub.add_parser("run", help="run the daemon: site loops, ledger, metrics")
@@ -83,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     except USAGE_ERRORS:
         raise  # bad config, recording or state directory: one line and exit 2 (cli.main)
     except Exception as exc:  # a task that failed: one line, a non-zero exit, systemd restarts
+        usage = _usage_error(exc)
+        if usage is not None:  # e.g. the metrics port in use, raised inside a feed's task group
+            raise usage from None
         _log.critical("daemon_failed", error=_describe(exc), exc_info=exc)
         return EXIT_FAILED
     return EXIT_OK
