@@ -8,10 +8,12 @@ broker that demands mutual TLS or a password is met the same way everywhere.
 from __future__ import annotations
 
 import ssl
+from typing import TYPE_CHECKING
 
 import aiomqtt
 
-from adapters.feeds.config import MqttBrokerConfig
+if TYPE_CHECKING:  # at run time the import would cycle: adapters.feeds imports this module
+    from adapters.feeds.config import MqttBrokerConfig
 
 
 def tls_context(broker: MqttBrokerConfig) -> ssl.SSLContext | None:

@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
             await client.publish(f"{prefix}/command", json.dumps(doc).encode(), qos=1)
             async with asyncio.timeout(args.timeout):
                 async for message in client.messages:
-                    ack = json.loads(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
-                    if isinstance(ack, dict) and ack.get("id") == doc["id"]:
+                    ack = ack_document(message.payload)
+                    if ack is not None and ack.get("id") == doc["id"]:
                         return ack
         return None
 
@@ -103,6 +103,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(ack))
     return EXIT_OK if accepted else EXIT_REFUSED
+
+
+def ack_document(payload: object) -> dict[str, object] | None:
+    """An ack as a JSON object, or None for anything else on the ack topic (not JSON, not
+    UTF-8, nested past the parser's limit, not an object): another client's garbage,
+    possibly retained, is skipped while the answer is awaited, never fatal."""
+    if not isinstance(payload, bytes | bytearray):
+        return None
+    try:
+        doc = json.loads(bytes(payload))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 _COLUMNS = ("id", "command", "issued_by", "state", "start", "end", "deadline", "cap_mw")
