@@ -395,3 +395,14 @@ def test_a_metrics_host_not_on_this_machine_is_one_line_and_exit_2(tmp_path: Pat
         "hashspark: error: site.toml: daemon.metrics_host, metrics_port: cannot listen on "
         "192.0.2.1:0 (Cannot assign requested address)"
     )
+
+
+def test_a_metrics_port_override_past_65535_is_a_usage_error(tmp_path: Path) -> None:
+    _write(tmp_path, Parts())
+    proc = _hashspark("run", "site.toml", "--metrics-port", "70000", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr  # was OverflowError from bind(), exit 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        "hashspark run: error: argument --metrics-port: '70000' is not a port (0 to 65535)"
+    )
+    assert not (tmp_path / "state").exists()

@@ -22,6 +22,7 @@ from pathlib import Path
 import aiomqtt
 
 from adapters.mqtt_client import make_client
+from controller.app.cli_support import positive
 from controller.config import ConfigError, load_config
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ANSWER = 0, 2, 3, 4
@@ -49,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="print the active and scheduled commands (id, kind, issuer, times, cap)",
     )
     p.add_argument("--site", help="site id, when the config has several")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the ack")
+    p.add_argument("--timeout", type=positive, default=10.0, help="seconds to wait for the ack")
 
 
 def run(args: argparse.Namespace) -> int:

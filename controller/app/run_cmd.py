@@ -10,7 +10,7 @@ import structlog
 
 from adapters.feeds.recorded import RecordingError
 from adapters.ledger.sqlite import LedgerError
-from controller.app.cli_support import EXIT_OK, positive
+from controller.app.cli_support import EXIT_OK, port, positive
 from controller.app.daemon import DaemonOptions, run_daemon
 from controller.app.preflight import preflight, print_warnings
 from controller.config import ConfigError, load_config
@@ -61,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--state-dir", type=Path, help="where the ledger lives (default: daemon.state_dir)"
     )
     run.add_argument(
-        "--metrics-port", type=int, help="override daemon.metrics_port (0: any free port)"
+        "--metrics-port", type=port, help="override daemon.metrics_port (0: any free port)"
     )
     run.add_argument(
         "--stay", action="store_true", help="with --simulated: keep serving metrics at the end"
