@@ -34,6 +34,7 @@ class Parts:
     daemon: str = ""
     metrics_port: int = 0
     cycle_s: str = "60"
+    site_id: str = "s"
     site: str = ""
     price_feed: str = f'type = "recorded"\npath = "{PRICE}"'
     group: str = "count = 50"
@@ -58,7 +59,7 @@ start = "2024-08-20T00:00:00Z"
 end = "2024-08-20T06:00:00Z"
 
 [[sites]]
-id = "s"
+id = "{self.site_id}"
 {self.site}
 
 [sites.price_feed]
@@ -115,6 +116,11 @@ ABSURD: dict[str, tuple[Parts, str, str]] = {
         Parts(metrics_port=70000),
         "daemon.metrics_port",
         f"{LE} 65535",
+    ),
+    "a site id too long for a file name": (
+        Parts(site_id="a" * 300),
+        "sites[0].id",
+        "at most 64 characters",
     ),
     "a billion miners": (
         Parts(group="count = 1000000000"),

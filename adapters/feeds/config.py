@@ -22,7 +22,7 @@ from adapters.feeds.payloads import (
 from controller.runtime.config_base import Secret, Strict
 from controller.runtime.config_bounds import MAX_BACKOFF_S, MAX_READING_ABS
 
-HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/$.?#][^\s]*$")]
+HttpUrl = Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s/$.?#][^\s]*$")]
 #: MQTT topic names without wildcards (we publish to some of them).
 Topic = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^#+\x00]+$")]
 

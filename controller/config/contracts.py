@@ -78,7 +78,7 @@ class ShortCallConfig(Term):
     """A financially settled short call on power."""
 
     type: Literal["short_call"]
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     quantity_mw: Mw
     strike_usd_per_mwh: UsdPerMwh
     premium_usd_per_mwh: float = Field(ge=0, le=MAX_PRICE_USD_PER_MWH)
@@ -88,7 +88,7 @@ class HashrateForwardConfig(Term):
     """A hashrate forward or fixed pool payout, cash-settled on the hashprice index."""
 
     type: Literal["hashrate_forward"]
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     hashrate_ph: float = Field(gt=0, le=MAX_SITE_PH)
     price_usd_per_ph_day: float = Field(gt=0, le=MAX_HASHPRICE_USD_PER_PH_DAY)
 

@@ -15,7 +15,7 @@ from controller.runtime.config_bounds import MAX_HEDGES, MAX_SITE_MW
 class Window(Strict):
     """A named part of a scenario to zoom into (``hashspark replay --window NAME``)."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     start: AwareDatetime
     end: AwareDatetime
@@ -90,7 +90,7 @@ class ScenarioConfig(Strict):
 class StrategyConfig(Strict):
     """One supply and hedge book to compare, in the same schema as a site's."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.+-]+$")
     description: str = ""
     supply: SupplyConfig
     hedges: tuple[HedgeConfig, ...] = Field(default=(), max_length=MAX_HEDGES)

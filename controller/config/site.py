@@ -190,7 +190,7 @@ class FailSafeConfig(Strict):
 class SiteConfig(Strict):
     """One site: feeds, fleet, driver, supply and hedges, and its policy."""
 
-    id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     pool_fee: float = Field(default=0.0, ge=0, lt=1)
     price_feed: FeedConfig
     hashprice_feed: FeedConfig
