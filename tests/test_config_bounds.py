@@ -412,3 +412,15 @@ def test_a_metrics_port_override_past_65535_is_a_usage_error(tmp_path: Path) -> 
         "hashspark run: error: argument --metrics-port: '70000' is not a port (0 to 65535)"
     )
     assert not (tmp_path / "state").exists()
+
+
+def test_the_simulators_fleet_file_is_read_the_same_way(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fleet.toml")
+    (tmp_path / "deep.toml").write_text(_nested(100_000), encoding="utf-8")
+    for name, reason in (
+        ("fleet.toml", "not a regular file (a config is a TOML file)"),
+        ("deep.toml", f"tables or arrays nested deeper than {MAX_TOML_DEPTH}"),
+    ):
+        proc = _hashspark("simulate", "--fleet", name, cwd=tmp_path)  # a hang times out
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.splitlines() == [f"hashspark simulate: error: {name}: {reason}"]

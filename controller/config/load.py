@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import re
-import stat
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,13 +18,12 @@ from controller.config.scenario import CompareConfig, ScenarioConfig
 from controller.config.site import SiteConfig
 from controller.runtime.config_base import ConfigError, NonEmpty, Strict
 from controller.runtime.config_bounds import (
-    MAX_CONFIG_BYTES,
     MAX_CYCLE_S,
     MAX_CYCLE_TIMEOUT_S,
     MAX_SITES,
-    MAX_TOML_DEPTH,
     MIN_CYCLE_S,
 )
+from controller.runtime.config_file import read_toml
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -102,65 +98,6 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _read_bytes(path: Path) -> bytes:
-    """A regular file's bytes, at most ``MAX_CONFIG_BYTES`` of them.
-
-    Opened without blocking and checked before it is read: a FIFO would block the open (and
-    ``run`` with it), ``/dev/zero`` would never end.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: {exc.strerror}"]) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = "Is a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise ConfigError([f"{path}: {kind} (a config is a TOML file)"])
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError([f"{path}: {exc.strerror}"]) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES} bytes"])
-    return raw
-
-
-def _depth(data: dict[str, Any]) -> int:
-    """How deep tables and arrays nest (iteratively: no recursion limit to hit)."""
-    deepest = 0
-    stack: list[tuple[object, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > MAX_TOML_DEPTH:
-            break
-        children = list(value.values()) if isinstance(value, dict) else value
-        if isinstance(children, list):
-            stack += [(v, depth + 1) for v in children if isinstance(v, dict | list)]
-    return deepest
-
-
-def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
-    """A config file's bytes and its TOML."""
-    raw = _read_bytes(path)
-    too_deep = ConfigError([f"{path}: tables or arrays nested deeper than {MAX_TOML_DEPTH}"])
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
-    except RecursionError:
-        raise too_deep from None
-    if _depth(data) > MAX_TOML_DEPTH:
-        raise too_deep
-    return raw, data
-
-
 def _errors(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
     return ConfigError(
         [f"{path}: {prefix}{format_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
@@ -170,7 +107,7 @@ def _errors(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
 def load_config(path: Path | str) -> LoadedConfig:
     """Read, parse and validate a config file; every problem is reported at once."""
     path = Path(path)
-    raw, data = _read(path)
+    raw, data = read_toml(path)
     try:
         config = HashsparkConfig.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
@@ -185,7 +122,7 @@ def load_daemon_settings(path: Path | str) -> DaemonConfig:
     directory, not the sites' secrets, which they may not be allowed to read.
     """
     path = Path(path)
-    _, data = _read(path)
+    _, data = read_toml(path)
     try:
         return DaemonConfig.model_validate(data.get("daemon", {}))
     except ValidationError as exc:

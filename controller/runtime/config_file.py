@@ -1,0 +1,77 @@
+"""Reading a TOML file someone else wrote: a bounded regular file, parsed to a bounded depth.
+
+Shared by the config loader (``controller/config/load.py``) and the simulators' fleet files:
+a FIFO or a device as the path is refused without blocking or reading, at most
+``MAX_CONFIG_BYTES`` are read, and tables and arrays nest at most ``MAX_TOML_DEPTH`` deep
+(checked iteratively; the parser's own ``RecursionError`` is caught).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from controller.runtime.config_base import ConfigError
+from controller.runtime.config_bounds import MAX_CONFIG_BYTES, MAX_TOML_DEPTH
+
+
+def _read_bytes(path: Path) -> bytes:
+    """A regular file's bytes, at most ``MAX_CONFIG_BYTES`` of them.
+
+    Opened without blocking and checked before it is read: a FIFO would block the open (and
+    ``run`` with it), ``/dev/zero`` would never end.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: {exc.strerror}"]) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "Is a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ConfigError([f"{path}: {kind} (a config is a TOML file)"])
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError([f"{path}: {exc.strerror}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES} bytes"])
+    return raw
+
+
+def _depth(data: dict[str, Any]) -> int:
+    """How deep tables and arrays nest (iteratively: no recursion limit to hit)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_TOML_DEPTH:
+            break
+        children = list(value.values()) if isinstance(value, dict) else value
+        if isinstance(children, list):
+            stack += [(v, depth + 1) for v in children if isinstance(v, dict | list)]
+    return deepest
+
+
+def read_toml(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """A config file's bytes and its TOML; every problem a ``ConfigError`` of one line."""
+    raw = _read_bytes(path)
+    too_deep = ConfigError([f"{path}: tables or arrays nested deeper than {MAX_TOML_DEPTH}"])
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    except RecursionError:
+        raise too_deep from None
+    if _depth(data) > MAX_TOML_DEPTH:
+        raise too_deep
+    return raw, data
