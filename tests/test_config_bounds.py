@@ -218,6 +218,17 @@ ABSURD: dict[str, tuple[Parts, str, str]] = {
         "sites[0].price_feed.broker.backoff.cap_s",
         f"{LE} 3600",
     ),
+    "2,000 windows (a quadratic uniqueness check before)": (
+        Parts(
+            tail="".join(
+                f'[[scenario.windows]]\nname = "w{i}"\nstart = "2024-08-20T01:00:00Z"\n'
+                'end = "2024-08-20T02:00:00Z"\n'
+                for i in range(2000)
+            )
+        ),
+        "scenario.windows",
+        "at most 1024 items",
+    ),
     "a grid event of 1e300 MW": (
         Parts(
             tail='[[scenario.events]]\ntype = "demand_response"\nid = "dr"\n'
@@ -344,6 +355,33 @@ def test_the_console_script_refuses_deep_nesting(tmp_path: Path) -> None:
     assert (
         line == f"hashspark: error: deep.toml: tables or arrays nested deeper than {MAX_TOML_DEPTH}"
     )
+
+
+def test_a_key_of_too_many_dotted_parts_is_refused_before_the_parser(tmp_path: Path) -> None:
+    # tomllib is quadratic in a dotted key's parts: 10,000 took 8 s, these would take days.
+    long_key = ".".join(["a"] * 1_000_000) + " = 1\n"
+    (tmp_path / "site.toml").write_text(long_key, encoding="utf-8")
+    line = _refused_alike(tmp_path, "site.toml")  # a hang would time the subprocess out
+    assert line == (
+        f"hashspark: error: site.toml:1: a key or table header of more than {MAX_TOML_DEPTH} "
+        "dotted parts"
+    )
+
+
+def test_a_long_table_header_is_refused_and_a_real_config_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text("[" + ".".join(["t"] * 40) + "]\nx = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"site.toml:1: a key or table header of more than"):
+        load_config(path)
+    # Dots in values (addresses, floats, URLs) are not key parts.
+    ips = ", ".join(f'"10.0.{i // 256}.{i % 256}"' for i in range(50))
+    text = (
+        Parts()
+        .text()
+        .replace("[sites.policy]", f"[sites.policy]\nadders_usd_per_mwh = 1.5 # {ips}")
+    )
+    path.write_text(text, encoding="utf-8")
+    assert load_config(path).config.sites[0].policy.adders_usd_per_mwh == 1.5
 
 
 def test_a_fifo_as_the_config_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -28,7 +29,7 @@ Mw = Annotated[float, Field(gt=0, le=MAX_SITE_MW)]
 
 
 def unique(kind: str, ids: list[str]) -> None:
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    dupes = sorted(i for i, n in Counter(ids).items() if n > 1)  # linear: lists are long
     if dupes:
         raise ValueError(f"{kind} must be unique: {', '.join(dupes)}")
 

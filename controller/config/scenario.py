@@ -9,7 +9,13 @@ from pydantic import AwareDatetime, Field, model_validator
 from controller.config.contracts import HedgeConfig, SupplyConfig, unique
 from controller.decision.overrides import Override, OverrideKind
 from controller.runtime.config_base import NonEmpty, Strict
-from controller.runtime.config_bounds import MAX_HEDGES, MAX_SITE_MW
+from controller.runtime.config_bounds import (
+    MAX_EVENTS,
+    MAX_HEDGES,
+    MAX_SITE_MW,
+    MAX_STRATEGIES,
+    MAX_WINDOWS,
+)
 
 
 class Window(Strict):
@@ -67,8 +73,9 @@ class ScenarioConfig(Strict):
     description: str = ""
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None
-    events: tuple[GridEventConfig, ...] = ()  # grid programs to replay (site loop engine)
-    windows: tuple[Window, ...] = ()
+    # Grid programs to replay (site loop engine).
+    events: tuple[GridEventConfig, ...] = Field(default=(), max_length=MAX_EVENTS)
+    windows: tuple[Window, ...] = Field(default=(), max_length=MAX_WINDOWS)
 
     @model_validator(mode="after")
     def _ordered(self) -> ScenarioConfig:
@@ -104,7 +111,7 @@ class StrategyConfig(Strict):
 class CompareConfig(Strict):
     """The books ``hashspark compare`` replays side by side (a built-in set when absent)."""
 
-    strategies: Annotated[tuple[StrategyConfig, ...], NonEmpty]
+    strategies: Annotated[tuple[StrategyConfig, ...], NonEmpty, Field(max_length=MAX_STRATEGIES)]
 
     @model_validator(mode="after")
     def _unique_names(self) -> CompareConfig:

@@ -46,6 +46,10 @@ MAX_SITE_MINERS = 1_000_000
 MAX_GROUPS = 1_024
 MAX_HEDGES = 256
 MAX_SITES = 64
+#: A scenario's grid events and named windows, ``compare``'s strategies.
+MAX_EVENTS = 10_000
+MAX_WINDOWS = 1_024
+MAX_STRATEGIES = 64
 
 #: Delays, dwell times and command holds on the decision path, s.
 MAX_DELAY_S = 86_400.0

@@ -4,6 +4,12 @@ Shared by the config loader (``controller/config/load.py``) and the simulators' 
 a FIFO or a device as the path is refused without blocking or reading, at most
 ``MAX_CONFIG_BYTES`` are read, and tables and arrays nest at most ``MAX_TOML_DEPTH`` deep
 (checked iteratively; the parser's own ``RecursionError`` is caught).
+
+Keys are bounded before the parser sees them: ``tomllib`` takes time quadratic in the parts
+of a dotted key (``a.a.a...a = 1``: 10,000 parts take 8 s, a 4 MB line would take days),
+and a long table header slows every key under it. A key or header of more than
+``MAX_TOML_DEPTH`` dotted parts is refused from a scan of the lines (dots inside a quoted key
+part count too: no real key has 32 of them).
 """
 
 from __future__ import annotations
@@ -60,14 +66,38 @@ def _depth(data: dict[str, Any]) -> int:
     return deepest
 
 
+def _long_key(text: str) -> int | None:
+    """The number of the first line whose key or table header has too many dotted parts."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.count(".") <= MAX_TOML_DEPTH:
+            continue  # the common case, and most lines of a big file
+        stripped = line.lstrip()
+        if stripped.startswith("["):
+            key = stripped.partition("]")[0]
+        elif "=" in stripped and not stripped.startswith(("{", "#")):
+            key = stripped.partition("=")[0]
+        else:
+            continue
+        if key.count(".") >= MAX_TOML_DEPTH:
+            return number
+    return None
+
+
 def read_toml(path: Path) -> tuple[bytes, dict[str, Any]]:
     """A config file's bytes and its TOML; every problem a ``ConfigError`` of one line."""
     raw = _read_bytes(path)
     too_deep = ConfigError([f"{path}: tables or arrays nested deeper than {MAX_TOML_DEPTH}"])
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    line = _long_key(text)
+    if line is not None:
+        raise ConfigError(
+            [f"{path}:{line}: a key or table header of more than {MAX_TOML_DEPTH} dotted parts"]
+        )
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
     except RecursionError:
