@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import TYPE_CHECKING
 
 import aiomqtt
 
-from adapters.feeds.config import MqttBrokerConfig
+if TYPE_CHECKING:  # at run time the import would cycle: adapters.feeds imports this module
+    from adapters.feeds.config import MqttBrokerConfig
 
 
 def tls_context(broker: MqttBrokerConfig) -> ssl.SSLContext | None:

@@ -20,12 +20,15 @@ from adapters.feeds.payloads import (
     ValueBound,
 )
 from controller.runtime.config_base import Secret, Strict
+from controller.runtime.config_bounds import MAX_BACKOFF_S, MAX_READING_ABS
 from controller.runtime.redact import register_url
 
 #: Credentials a URL carries (userinfo, ``?api_key=``) are registered as secrets: every log
 #: line and message shows the URL redacted (``controller/runtime/redact.py``).
 HttpUrl = Annotated[
-    str, Field(pattern=r"^https?://[^\s/$.?#][^\s]*$"), AfterValidator(register_url)
+    str,
+    Field(max_length=2048, pattern=r"^https?://[^\s/$.?#][^\s]*$"),
+    AfterValidator(register_url),
 ]
 #: MQTT topic names without wildcards (we publish to some of them).
 Topic = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^#+\x00]+$")]
@@ -44,8 +47,8 @@ def _existing_file(value: Path | None, info: ValidationInfo) -> Path | None:
 class BackoffConfig(Strict):
     """Capped full-jitter exponential backoff between retries."""
 
-    base_s: float = Field(default=1.0, gt=0)
-    cap_s: float = Field(default=300.0, gt=0)
+    base_s: float = Field(default=1.0, gt=0, le=MAX_BACKOFF_S)
+    cap_s: float = Field(default=300.0, gt=0, le=MAX_BACKOFF_S)
 
     @model_validator(mode="after")
     def _ordered(self) -> BackoffConfig:
@@ -57,8 +60,8 @@ class BackoffConfig(Strict):
 class BoundedFeedConfig(Strict):
     """Plausibility bounds of a feed's values (defaults per kind) and allowed clock skew."""
 
-    min_value: float | None = None
-    max_value: float | None = None
+    min_value: float | None = Field(default=None, ge=-MAX_READING_ABS, le=MAX_READING_ABS)
+    max_value: float | None = Field(default=None, ge=-MAX_READING_ABS, le=MAX_READING_ABS)
     max_future_s: float = Field(default=300.0, ge=0, le=86_400)
 
     def bound(self, kind: ReadingKind) -> ValueBound:
@@ -100,10 +103,10 @@ class MqttBrokerConfig(Strict):
     """One site's MQTT connection: broker, credentials, TLS, session and retry settings."""
 
     # A name or an address: no scheme, path or ``user:pass@`` (credentials would be logged).
-    host: str = Field(min_length=1, max_length=253)
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[^\s/]+$")
     port: int = Field(default=1883, ge=1, le=65_535)
     client_id: str | None = Field(default=None, min_length=1, max_length=64)
-    username: str | None = Field(default=None, min_length=1)
+    username: str | None = Field(default=None, min_length=1, max_length=256)
     password: Secret | None = None
     tls: MqttTlsConfig | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)

@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from controller.runtime.config_base import Secret, Strict
+from controller.runtime.config_bounds import MAX_GROUP_MINERS
 
 
 class PyasicDriverConfig(Strict):
@@ -28,7 +29,7 @@ class PyasicDriverConfig(Strict):
     retry_attempts: int = Field(default=3, ge=1, le=10)  # per call, transient failures only
     retry_base_s: float = Field(default=0.2, gt=0, le=10)  # full-jitter backoff base ...
     retry_cap_s: float = Field(default=2.0, gt=0, le=60)  # ... and cap
-    resume_batch_size: int = Field(default=100, ge=1)  # miners resumed per step
+    resume_batch_size: int = Field(default=100, ge=1, le=MAX_GROUP_MINERS)  # resumed per step
     off_hashrate_fraction: float = Field(default=0.02, ge=0, lt=1)  # of nameplate: "off"
     sleep_power_fraction: float = Field(default=0.05, ge=0, lt=1)  # of nameplate: "asleep"
     resume_hashrate_fraction: float = Field(default=0.03, gt=0, lt=1)  # "climbing"

@@ -44,6 +44,17 @@ def positive(text: str) -> float:
     return value
 
 
+def port(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return value
+
+
 def window_args(p: argparse.ArgumentParser) -> None:
     """``--window``/``--from``/``--to``/``--site``: which site and which part of a scenario."""
     p.add_argument(

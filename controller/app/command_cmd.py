@@ -31,6 +31,7 @@ import aiomqtt
 
 from adapters.control.auth import sign
 from adapters.mqtt_client import make_client
+from controller.app.cli_support import positive
 from controller.config import ConfigError, SiteConfig, load_config
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_NO_ANSWER = 0, 2, 3, 4
@@ -67,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=Path,
         help="the issuer's HMAC key (default: the issuer's key in the config)",
     )
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the ack")
+    p.add_argument("--timeout", type=positive, default=10.0, help="seconds to wait for the ack")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
             await client.publish(f"{prefix}/command", payload, qos=1)
             async with asyncio.timeout(args.timeout):
                 async for message in client.messages:
-                    ack = json.loads(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
-                    if isinstance(ack, dict) and ack.get("id") == doc["id"]:
+                    ack = ack_document(message.payload)
+                    if ack is not None and ack.get("id") == doc["id"]:
                         return ack
         return None
 
@@ -143,6 +144,19 @@ def _signed(site: SiteConfig, doc: dict[str, object], args: argparse.Namespace) 
         raise ConfigError([f"site {site.id} has no issuer {args.issuer!r} ({names})"])
     doc.setdefault("issued_at", datetime.now(UTC).isoformat(timespec="milliseconds"))
     return sign(json.dumps(doc), key)
+
+
+def ack_document(payload: object) -> dict[str, object] | None:
+    """An ack as a JSON object, or None for anything else on the ack topic (not JSON, not
+    UTF-8, nested past the parser's limit, not an object): another client's garbage,
+    possibly retained, is skipped while the answer is awaited, never fatal."""
+    if not isinstance(payload, bytes | bytearray):
+        return None
+    try:
+        doc = json.loads(bytes(payload))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 _COLUMNS = ("id", "command", "issued_by", "state", "start", "end", "deadline", "cap_mw")

@@ -63,7 +63,7 @@ from controller.domain import EpochS, FleetSpec, iso
 from controller.runtime import logs
 from controller.runtime.clocks.simulated import SimulatedClock
 from controller.runtime.clocks.system import SystemClock
-from controller.runtime.http import serve
+from controller.runtime.http import bind_problem, serve
 from controller.runtime.notify import Notifier
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.ports import Addressed, Clock, Discovers, MinerDriver, ReportsShards
@@ -177,7 +177,11 @@ class Daemon:
     async def _serve_and_run(self) -> None:
         cfg = self.loaded.config.daemon
         port = cfg.metrics_port if self.options.metrics_port is None else self.options.metrics_port
-        runner, self.port = await serve(self.registry, self.health, cfg.metrics_host, port)
+        try:
+            runner, self.port = await serve(self.registry, self.health, cfg.metrics_host, port)
+        except OSError as exc:  # in use, unresolvable, not this host's: one line, exit 2
+            problem = bind_problem(exc, cfg.metrics_host, port)
+            raise ConfigError([f"{self.loaded.path}: {problem}"]) from None
         self.supervisor.loops = [Supervised(s.loop, s.until, _learn_curves(s)) for s in self.sites]
         watchdog = asyncio.create_task(self.supervisor.watchdog(), name="watchdog")
         try:

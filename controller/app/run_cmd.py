@@ -10,7 +10,7 @@ import structlog
 
 from adapters.feeds.recorded import RecordingError
 from adapters.ledger.sqlite import LedgerError
-from controller.app.cli_support import EXIT_OK, positive
+from controller.app.cli_support import EXIT_OK, port, positive
 from controller.app.daemon import DaemonOptions, run_daemon
 from controller.app.preflight import preflight, print_warnings
 from controller.config import ConfigError, load_config
@@ -27,6 +27,18 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _usage_error(exc: BaseException) -> BaseException | None:
+    """The first error the user can fix among those ``exc`` nests (task groups wrap them)."""
+    if isinstance(exc, USAGE_ERRORS):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _usage_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--state-dir", type=Path, help="where the ledger lives (default: daemon.state_dir)"
     )
     run.add_argument(
-        "--metrics-port", type=int, help="override daemon.metrics_port (0: any free port)"
+        "--metrics-port", type=port, help="override daemon.metrics_port (0: any free port)"
     )
     run.add_argument(
         "--stay", action="store_true", help="with --simulated: keep serving metrics at the end"
@@ -83,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     except USAGE_ERRORS:
         raise  # bad config, recording or state directory: one line and exit 2 (cli.main)
     except Exception as exc:  # a task that failed: one line, a non-zero exit, systemd restarts
+        usage = _usage_error(exc)
+        if usage is not None:  # e.g. the metrics port in use, raised inside a feed's task group
+            raise usage from None
         _log.critical("daemon_failed", error=_describe(exc), exc_info=exc)
         return EXIT_FAILED
     return EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -15,10 +16,20 @@ from controller.accounting.instruments import (
     Supply,
 )
 from controller.runtime.config_base import Strict
+from controller.runtime.config_bounds import (
+    MAX_HASHPRICE_USD_PER_PH_DAY,
+    MAX_PRICE_USD_PER_MWH,
+    MAX_SITE_MW,
+    MAX_SITE_PH,
+)
+
+#: A price, strike or premium in USD/MWh, within ``MAX_PRICE_USD_PER_MWH`` either way.
+UsdPerMwh = Annotated[float, Field(ge=-MAX_PRICE_USD_PER_MWH, le=MAX_PRICE_USD_PER_MWH)]
+Mw = Annotated[float, Field(gt=0, le=MAX_SITE_MW)]
 
 
 def unique(kind: str, ids: list[str]) -> None:
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    dupes = sorted(i for i, n in Counter(ids).items() if n > 1)  # linear: lists are long
     if dupes:
         raise ValueError(f"{kind} must be unique: {', '.join(dupes)}")
 
@@ -33,17 +44,17 @@ class FixedPpaConfig(Strict):
     """Fixed-price PPA; spare power resold at spot."""
 
     type: Literal["fixed_ppa"]
-    quantity_mw: float = Field(gt=0)
-    price_usd_per_mwh: float
+    quantity_mw: Mw
+    price_usd_per_mwh: UsdPerMwh
 
 
 class CappedPpaConfig(Strict):
     """Fixed-price PPA whose resale is capped at a strike (an embedded short call)."""
 
     type: Literal["capped_ppa"]
-    quantity_mw: float = Field(gt=0)
-    price_usd_per_mwh: float
-    strike_usd_per_mwh: float
+    quantity_mw: Mw
+    price_usd_per_mwh: UsdPerMwh
+    strike_usd_per_mwh: UsdPerMwh
 
 
 SupplyConfig = Annotated[
@@ -68,19 +79,19 @@ class ShortCallConfig(Term):
     """A financially settled short call on power."""
 
     type: Literal["short_call"]
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    quantity_mw: float = Field(gt=0)
-    strike_usd_per_mwh: float
-    premium_usd_per_mwh: float = Field(ge=0)
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    quantity_mw: Mw
+    strike_usd_per_mwh: UsdPerMwh
+    premium_usd_per_mwh: float = Field(ge=0, le=MAX_PRICE_USD_PER_MWH)
 
 
 class HashrateForwardConfig(Term):
     """A hashrate forward or fixed pool payout, cash-settled on the hashprice index."""
 
     type: Literal["hashrate_forward"]
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    hashrate_ph: float = Field(gt=0)
-    price_usd_per_ph_day: float = Field(gt=0)
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    hashrate_ph: float = Field(gt=0, le=MAX_SITE_PH)
+    price_usd_per_ph_day: float = Field(gt=0, le=MAX_HASHPRICE_USD_PER_PH_DAY)
 
 
 HedgeConfig = Annotated[ShortCallConfig | HashrateForwardConfig, Field(discriminator="type")]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
+import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from controller.config.adapters import union_tags
 from controller.config.contracts import unique
@@ -17,19 +18,49 @@ from controller.config.scenario import CompareConfig, ScenarioConfig
 from controller.config.site import SiteConfig
 from controller.runtime.config_base import ConfigError, NonEmpty, Strict
 from controller.runtime.redact import scrub_value
+from controller.runtime.config_bounds import (
+    MAX_CYCLE_S,
+    MAX_CYCLE_TIMEOUT_S,
+    MAX_SITES,
+    MIN_CYCLE_S,
+)
+from controller.runtime.config_file import read_toml
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _bind_host(value: str) -> str:
+    """An address to listen on, written out: an IP address or a host name, never empty
+    (an empty host binds every interface, IPv4 and IPv6, without saying so)."""
+    if not value:
+        raise ValueError(
+            "empty: it would listen on every interface; write the address "
+            '("127.0.0.1", or "0.0.0.0" to open it to every IPv4 interface)'
+        )
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        labels = value.removesuffix(".").split(".")
+        if len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
+    return value
+
+
+BindHost = Annotated[str, AfterValidator(_bind_host)]
 
 
 class DaemonConfig(Strict):
     """Process-wide settings."""
 
-    cycle_s: float = Field(default=15.0, gt=0, le=3600)
+    cycle_s: float = Field(default=15.0, ge=MIN_CYCLE_S, le=MAX_CYCLE_S)
     state_dir: Path = Path("/var/lib/hashspark")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    metrics_host: str = "127.0.0.1"  # loopback unless the operator opens it up
+    metrics_host: BindHost = "127.0.0.1"  # loopback unless the operator opens it up
     metrics_port: int = Field(default=9108, ge=0, le=65535)  # 0: any free port
     ledger_sync: Literal["full", "normal"] = "full"  # normal: survives kill -9, not power loss
     on_shutdown: Literal["keep", "curtail", "run"] = "keep"  # where SIGTERM leaves the miners
-    cycle_timeout_s: float = Field(default=120.0, gt=0)  # a cycle running longer is stuck
+    # A cycle running longer is stuck (the watchdog is withheld).
+    cycle_timeout_s: float = Field(default=120.0, gt=0, le=MAX_CYCLE_TIMEOUT_S)
 
 
 class HashsparkConfig(Strict):
@@ -38,7 +69,7 @@ class HashsparkConfig(Strict):
     daemon: DaemonConfig = DaemonConfig()
     scenario: ScenarioConfig | None = None
     compare: CompareConfig | None = None
-    sites: Annotated[tuple[SiteConfig, ...], NonEmpty]
+    sites: Annotated[tuple[SiteConfig, ...], NonEmpty, Field(max_length=MAX_SITES)]
 
     @model_validator(mode="after")
     def _unique_sites(self) -> HashsparkConfig:
@@ -68,49 +99,6 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
-    """A config file's bytes and its TOML."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: {exc.strerror}"]) from None
-    try:
-        return raw, tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {toml_reason(str(exc))}"]) from None
-
-
-#: tomllib messages that quote the file's content (a key, a character), and what we say instead.
-_TOML_QUOTING = (
-    ("Cannot declare", "a key or table declared twice"),
-    ("Cannot mutate immutable namespace", "a key or table redefined"),
-    ("Cannot redefine namespace", "a key or table redefined"),
-    ("Duplicate inline table key", "a key repeated in an inline table"),
-    ("Found invalid character", "invalid character"),
-    ("Illegal character", "invalid character"),
-)
-
-
-def toml_reason(message: str) -> str:
-    """tomllib's message without any content of the file: the reason and where it is.
-
-    Pointed at the wrong file (``/etc/shadow``), the error must not print what it read.
-    """
-    reason, sep, where = message.rpartition(" (at ")
-    if not sep:
-        reason, where = message, ""
-    for prefix, replacement in _TOML_QUOTING:
-        if reason.startswith(prefix):
-            reason = replacement
-    if not reason.isascii() or len(reason) > 80:
-        reason = "not valid TOML"
-    return f"{reason} (at {where}" if where else reason
-
-
 def _errors(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
     return ConfigError(
         [f"{path}: {prefix}{format_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
@@ -120,7 +108,7 @@ def _errors(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
 def load_config(path: Path | str) -> LoadedConfig:
     """Read, parse and validate a config file; every problem is reported at once."""
     path = Path(path)
-    raw, data = _read(path)
+    raw, data = read_toml(path)
     try:
         config = HashsparkConfig.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
@@ -135,7 +123,7 @@ def load_daemon_settings(path: Path | str) -> DaemonConfig:
     directory, not the sites' secrets, which they may not be allowed to read.
     """
     path = Path(path)
-    _, data = _read(path)
+    _, data = read_toml(path)
     try:
         return DaemonConfig.model_validate(data.get("daemon", {}))
     except ValidationError as exc:

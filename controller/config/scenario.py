@@ -9,12 +9,19 @@ from pydantic import AwareDatetime, Field, model_validator
 from controller.config.contracts import HedgeConfig, SupplyConfig, unique
 from controller.decision.overrides import Override, OverrideKind
 from controller.runtime.config_base import NonEmpty, Strict
+from controller.runtime.config_bounds import (
+    MAX_EVENTS,
+    MAX_HEDGES,
+    MAX_SITE_MW,
+    MAX_STRATEGIES,
+    MAX_WINDOWS,
+)
 
 
 class Window(Strict):
     """A named part of a scenario to zoom into (``hashspark replay --window NAME``)."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     start: AwareDatetime
     end: AwareDatetime
@@ -33,9 +40,9 @@ class GridEventConfig(Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     start: AwareDatetime
     end: AwareDatetime
-    max_mw: float | None = Field(default=None, ge=0)  # cap, or the base point's target
+    max_mw: float | None = Field(default=None, ge=0, le=MAX_SITE_MW)  # cap, or base point
     deadline: AwareDatetime | None = None  # demand response: when the cap must be met
-    tolerance_mw: float = Field(default=0.0, ge=0)  # base point
+    tolerance_mw: float = Field(default=0.0, ge=0, le=MAX_SITE_MW)  # base point
 
     @model_validator(mode="after")
     def _consistent(self) -> GridEventConfig:
@@ -66,8 +73,9 @@ class ScenarioConfig(Strict):
     description: str = ""
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None
-    events: tuple[GridEventConfig, ...] = ()  # grid programs to replay (site loop engine)
-    windows: tuple[Window, ...] = ()
+    # Grid programs to replay (site loop engine).
+    events: tuple[GridEventConfig, ...] = Field(default=(), max_length=MAX_EVENTS)
+    windows: tuple[Window, ...] = Field(default=(), max_length=MAX_WINDOWS)
 
     @model_validator(mode="after")
     def _ordered(self) -> ScenarioConfig:
@@ -89,10 +97,10 @@ class ScenarioConfig(Strict):
 class StrategyConfig(Strict):
     """One supply and hedge book to compare, in the same schema as a site's."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.+-]+$")
     description: str = ""
     supply: SupplyConfig
-    hedges: tuple[HedgeConfig, ...] = ()
+    hedges: tuple[HedgeConfig, ...] = Field(default=(), max_length=MAX_HEDGES)
 
     @model_validator(mode="after")
     def _unique_hedge_ids(self) -> StrategyConfig:
@@ -103,7 +111,7 @@ class StrategyConfig(Strict):
 class CompareConfig(Strict):
     """The books ``hashspark compare`` replays side by side (a built-in set when absent)."""
 
-    strategies: Annotated[tuple[StrategyConfig, ...], NonEmpty]
+    strategies: Annotated[tuple[StrategyConfig, ...], NonEmpty, Field(max_length=MAX_STRATEGIES)]
 
     @model_validator(mode="after")
     def _unique_names(self) -> CompareConfig:

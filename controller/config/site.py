@@ -35,6 +35,23 @@ from controller.curves.fit import FitParams
 from controller.decision.policy import PolicyParams
 from controller.domain import FailSafeAction, FleetSpec, FloatArray, build_fleet, group_names
 from controller.runtime.config_base import NonEmpty, Strict
+from controller.runtime.config_bounds import (
+    MAX_ADDERS_USD_PER_MWH,
+    MAX_CURVE_POINTS,
+    MAX_DELAY_S,
+    MAX_GROUP_MINERS,
+    MAX_GROUPS,
+    MAX_HASHPRICE_AGE_S,
+    MAX_HEDGES,
+    MAX_MINER_HASHRATE_TH,
+    MAX_MINER_POWER_W,
+    MAX_OUTLIER_MADS,
+    MAX_PRICE_AGE_S,
+    MAX_REFRESH_S,
+    MAX_SAMPLES,
+    MAX_SITE_MINERS,
+    MAX_SITE_MW,
+)
 
 
 class CommandsConfig(CommandAuthConfig):
@@ -49,16 +66,16 @@ class CommandsConfig(CommandAuthConfig):
 class CurvePoint(Strict):
     """One operating point: hashrate at a wall power."""
 
-    hashrate_th: float = Field(gt=0)
-    power_w: float = Field(gt=0)
+    hashrate_th: float = Field(gt=0, le=MAX_MINER_HASHRATE_TH)
+    power_w: float = Field(gt=0, le=MAX_MINER_POWER_W)
 
 
 class MinerGroup(Strict):
     """Identical miners: a model, how many (or their addresses), and a curve (nameplate if none)."""
 
-    model: str = Field(min_length=1)
-    count: int = Field(ge=1)
-    curve: tuple[CurvePoint, ...] | None = None
+    model: str = Field(min_length=1, max_length=128)
+    count: int = Field(ge=1, le=MAX_GROUP_MINERS)
+    curve: tuple[CurvePoint, ...] | None = Field(default=None, max_length=MAX_CURVE_POINTS)
     # Where the miners are (pyasic driver): addresses, FIRST-LAST ranges or CIDR blocks;
     # ``count`` defaults to how many they expand to. ``firmware`` is what discovery must find.
     addresses: tuple[str, ...] | None = None
@@ -67,10 +84,10 @@ class MinerGroup(Strict):
     # config (this curve, or the nameplate), firmware, learned, or auto.
     curve_source: CurvePreference = CurvePreference.CONFIG
     # No point above this power, whatever the source (e.g. a LuxOS overclock profile).
-    max_power_w: float | None = Field(default=None, gt=0)
+    max_power_w: float | None = Field(default=None, gt=0, le=MAX_MINER_POWER_W)
     # What one miner draws asleep (curtailed): counted in grid compliance. Default: the
     # catalog's figure for the model, else 1 % of its top point (controller/catalog.py).
-    sleep_power_w: float | None = Field(default=None, ge=0)
+    sleep_power_w: float | None = Field(default=None, ge=0, le=MAX_MINER_POWER_W)
 
     @model_validator(mode="before")
     @classmethod
@@ -124,14 +141,19 @@ class MinerGroup(Strict):
 class CurvesConfig(Strict):
     """How learned curves are fitted and when a new curve replaces the one in use."""
 
-    min_samples: int = Field(default=60, ge=1)  # samples over all levels after rejection
-    min_samples_per_point: int = Field(default=5, ge=1)  # a power level with fewer is no point
-    min_points: int = Field(default=2, ge=1)  # power levels a learned curve needs
+    # Samples over all levels after rejection.
+    min_samples: int = Field(default=60, ge=1, le=MAX_SAMPLES)
+    # A power level with fewer is no point.
+    min_samples_per_point: int = Field(default=5, ge=1, le=MAX_SAMPLES)
+    min_points: int = Field(default=2, ge=1, le=MAX_CURVE_POINTS)  # levels a learned curve needs
     level_tolerance: float = Field(default=0.03, gt=0, le=0.2)  # one level spans 3 % of power
-    outlier_mads: float = Field(default=3.5, gt=0)  # rejection beyond this many scaled MADs
-    refit_interval_s: float = Field(default=600.0, ge=0)  # between fits of the learned curves
+    # Rejection beyond this many scaled MADs.
+    outlier_mads: float = Field(default=3.5, gt=0, le=MAX_OUTLIER_MADS)
+    # Between fits of the learned curves.
+    refit_interval_s: float = Field(default=600.0, ge=0, le=MAX_REFRESH_S)
     change_threshold: float = Field(default=0.02, ge=0, lt=1)  # smaller moves keep the curve
-    firmware_refresh_s: float | None = Field(default=None, gt=0)  # re-read; None: at start
+    # Re-read the firmware's curves this often; None: at start only.
+    firmware_refresh_s: float | None = Field(default=None, gt=0, le=MAX_REFRESH_S)
 
     def fit_params(self) -> FitParams:
         """The fit's parameters as a core value."""
@@ -147,35 +169,38 @@ class CurvesConfig(Strict):
 class PolicyConfig(Strict):
     """Hysteresis, delays, dwell times and ramp; all zero reproduces the pure rule."""
 
-    adders_usd_per_mwh: float = 0.0
-    hysteresis_usd_per_mwh: float = Field(default=0.0, ge=0)
-    curtail_delay_s: float = Field(default=0.0, ge=0)
-    resume_delay_s: float = Field(default=0.0, ge=0)
-    min_run_s: float = Field(default=0.0, ge=0)
-    min_off_s: float = Field(default=0.0, ge=0)
-    ramp_up_mw_per_min: float | None = Field(default=None, gt=0)
-    site_cap_mw: float | None = Field(default=None, ge=0)  # never draw more (interconnect)
+    adders_usd_per_mwh: float = Field(
+        default=0.0, ge=-MAX_ADDERS_USD_PER_MWH, le=MAX_ADDERS_USD_PER_MWH
+    )
+    hysteresis_usd_per_mwh: float = Field(default=0.0, ge=0, le=MAX_ADDERS_USD_PER_MWH)
+    curtail_delay_s: float = Field(default=0.0, ge=0, le=MAX_DELAY_S)
+    resume_delay_s: float = Field(default=0.0, ge=0, le=MAX_DELAY_S)
+    min_run_s: float = Field(default=0.0, ge=0, le=MAX_DELAY_S)
+    min_off_s: float = Field(default=0.0, ge=0, le=MAX_DELAY_S)
+    ramp_up_mw_per_min: float | None = Field(default=None, gt=0, le=MAX_SITE_MW)
+    # Never draw more (the interconnect).
+    site_cap_mw: float | None = Field(default=None, ge=0, le=MAX_SITE_MW)
 
 
 class FailSafeConfig(Strict):
     """What to do when an input is older than its maximum age."""
 
-    price_max_age_s: float = Field(default=900.0, gt=0)
-    hashprice_max_age_s: float = Field(default=172_800.0, gt=0)
+    price_max_age_s: float = Field(default=900.0, gt=0, le=MAX_PRICE_AGE_S)
+    hashprice_max_age_s: float = Field(default=172_800.0, gt=0, le=MAX_HASHPRICE_AGE_S)
     action: FailSafeAction = FailSafeAction.HOLD
 
 
 class SiteConfig(Strict):
     """One site: feeds, fleet, driver, supply and hedges, and its policy."""
 
-    id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     pool_fee: float = Field(default=0.0, ge=0, lt=1)
     price_feed: FeedConfig
     hashprice_feed: FeedConfig
     driver: DriverConfig = SimulatedDriverConfig(type="simulated")
-    miners: Annotated[tuple[MinerGroup, ...], NonEmpty]
+    miners: Annotated[tuple[MinerGroup, ...], NonEmpty, Field(max_length=MAX_GROUPS)]
     supply: SupplyConfig
-    hedges: tuple[HedgeConfig, ...] = ()
+    hedges: tuple[HedgeConfig, ...] = Field(default=(), max_length=MAX_HEDGES)
     policy: PolicyConfig = PolicyConfig()
     failsafe: FailSafeConfig = FailSafeConfig()
     mqtt: MqttBrokerConfig | None = None  # status and commands; default: an MQTT feed's broker
@@ -196,6 +221,13 @@ class SiteConfig(Strict):
     @model_validator(mode="after")
     def _unique_hedge_ids(self) -> SiteConfig:
         unique("hedge ids", [h.id for h in self.hedges])
+        return self
+
+    @model_validator(mode="after")
+    def _plausible_fleet(self) -> SiteConfig:
+        total = sum(g.count for g in self.miners)
+        if total > MAX_SITE_MINERS:
+            raise ValueError(f"the miners' counts add up to {total}, more than {MAX_SITE_MINERS}")
         return self
 
     @model_validator(mode="after")

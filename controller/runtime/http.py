@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 from collections.abc import Callable
 
 import structlog
@@ -11,6 +14,16 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 #: The health document and its HTTP status (503 while a site loop is stuck).
 HealthProbe = Callable[[], tuple[dict[str, object], int]]
+
+
+def bind_problem(exc: OSError, host: str, port: int) -> str:
+    """Why the endpoint could not listen on ``host:port``, as one line naming the key."""
+    if isinstance(exc, socket.gaierror):
+        return f"daemon.metrics_host: cannot resolve {host!r} ({exc.strerror})"
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        return f"daemon.metrics_port: {host}:{port} is already in use ({reason})"
+    return f"daemon.metrics_host, metrics_port: cannot listen on {host}:{port} ({reason})"
 
 
 async def serve(

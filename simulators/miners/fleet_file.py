@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from controller.runtime.config_base import ConfigError
+from controller.runtime.config_file import read_toml
 from simulators.miners.faults import Fault, FaultKind
 from simulators.miners.fleet import MinerSpec, consecutive_ips
 from simulators.miners.meter import DEFAULT_METER_PORT
@@ -88,9 +88,9 @@ class FleetFileError(ValueError):
 def load_fleet_file(path: Path) -> FleetConfig:
     """Parse and validate a fleet file."""
     try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise FleetFileError(f"{path}: {exc}") from None
+        _, raw = read_toml(path)  # a FIFO, /dev/zero, 4 GB or deep nesting: refused
+    except ConfigError as exc:
+        raise FleetFileError("; ".join(exc.messages)) from None
     try:
         return FleetConfig.model_validate(raw)
     except ValidationError as exc:
