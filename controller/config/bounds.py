@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from types import NoneType, UnionType
 from typing import Annotated, Any, Union
 
-import annotated_types as at
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -34,15 +33,15 @@ class NumberField:
 def _bounds(metadata: list[Any]) -> tuple[tuple[str, float] | None, tuple[str, float] | None]:
     lower: tuple[str, float] | None = None
     upper: tuple[str, float] | None = None
+    # pydantic's constraint objects (annotated-types' Gt, Ge, Lt, Le), read by attribute:
+    # annotated-types is pydantic's dependency, not ours.
     for m in metadata:
-        if isinstance(m, at.Gt):
-            lower = (">", float(m.gt))  # type: ignore[arg-type]
-        elif isinstance(m, at.Ge):
-            lower = (">=", float(m.ge))  # type: ignore[arg-type]
-        elif isinstance(m, at.Lt):
-            upper = ("<", float(m.lt))  # type: ignore[arg-type]
-        elif isinstance(m, at.Le):
-            upper = ("<=", float(m.le))  # type: ignore[arg-type]
+        for attr, op in (("gt", ">"), ("ge", ">=")):
+            if isinstance(getattr(m, attr, None), int | float):
+                lower = (op, float(getattr(m, attr)))
+        for attr, op in (("lt", "<"), ("le", "<=")):
+            if isinstance(getattr(m, attr, None), int | float):
+                upper = (op, float(getattr(m, attr)))
     return lower, upper
 
 

@@ -17,7 +17,6 @@ from controller.config.contracts import unique
 from controller.config.scenario import CompareConfig, ScenarioConfig
 from controller.config.site import SiteConfig
 from controller.runtime.config_base import ConfigError, NonEmpty, Strict
-from controller.runtime.redact import scrub_value
 from controller.runtime.config_bounds import (
     MAX_CYCLE_S,
     MAX_CYCLE_TIMEOUT_S,
@@ -25,6 +24,7 @@ from controller.runtime.config_bounds import (
     MIN_CYCLE_S,
 )
 from controller.runtime.config_file import read_toml
+from controller.runtime.redact import scrub_value
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
