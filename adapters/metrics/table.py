@@ -30,7 +30,16 @@ class MetricSpec:
 
 #: The money components of an interval (the rest are energy and counts).
 MONEY = tuple(c for c in COMPONENTS if c.endswith("_usd"))
-INSTRUMENT_COMPONENTS = ("call_premium_usd", "call_payout_usd", "forward_settlement_usd")
+INSTRUMENT_COMPONENTS = (
+    "call_premium_usd",
+    "call_payout_usd",
+    "forward_settlement_usd",
+    # A supply stack's tranches (and ``spot`` above them) and virtual PPAs.
+    "contract_energy_usd",
+    "resale_revenue_usd",
+    "spot_energy_usd",
+    "swap_settlement_usd",
+)
 
 METRICS: tuple[MetricSpec, ...] = (
     # P&L and energy, cumulative since the ledger began (seeded from it on start).
@@ -48,7 +57,8 @@ METRICS: tuple[MetricSpec, ...] = (
             f"hashspark_instrument_{c}",
             "counter",
             ("site", "instrument", "direction"),
-            f"Cumulative {c.removesuffix('_usd').replace('_', ' ')} (USD) per hedge instrument.",
+            f"Cumulative {c.removesuffix('_usd').replace('_', ' ')} (USD) per hedge instrument"
+            " or supply tranche.",
         )
         for c in INSTRUMENT_COMPONENTS
     ),

@@ -11,6 +11,7 @@ from controller.accounting.report_types import (
     TOTAL_KEYS,
     DayRow,
     GridEventResult,
+    InstrumentRow,
     ModelRow,
     Report,
     Summary,
@@ -26,7 +27,7 @@ from controller.decision.overrides import Override
 from controller.domain import FleetSpec, FloatArray, iso
 from controller.records import COMPONENTS, IntervalTable
 
-__all__ = ["TOTAL_KEYS", "build_report", "grid_compliance", "totals"]
+__all__ = ["TOTAL_KEYS", "build_report", "grid_compliance", "per_instrument", "totals"]
 
 #: Running below this share of nominal power counts as curtailed (float noise aside).
 _CURTAILED_TOLERANCE = 1e-9
@@ -38,6 +39,14 @@ def totals(table: IntervalTable, mask: np.ndarray | None = None) -> Totals:
     dt_h = table.inputs.dt_h[sel]
     components = {name: float(getattr(table.settlement, name)[sel].sum()) for name in COMPONENTS}
     return Totals(intervals=int(dt_h.size), hours=float(dt_h.sum()), **components)
+
+
+def per_instrument(table: IntervalTable) -> tuple[InstrumentRow, ...]:
+    """Each instrument's and supply tranche's flows summed over the window, in book order."""
+    sums: dict[tuple[str, str], float] = {}
+    for inst, component, usd in table.settlement.by_instrument:
+        sums[inst, component] = sums.get((inst, component), 0.0) + float(usd.sum())
+    return tuple(InstrumentRow(i, c, usd) for (i, c), usd in sums.items())
 
 
 def _curtailed(table: IntervalTable) -> np.ndarray:

@@ -137,6 +137,19 @@ class GridEventResult:
 
 
 @dataclass(frozen=True, slots=True)
+class InstrumentRow:
+    """One instrument's (or supply tranche's) total of one component over the window."""
+
+    id: str
+    component: str
+    usd: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """One ``per_instrument`` row."""
+        return _fields_dict(self)
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """The settled intervals' report: window, totals, summary, per-day and per-model tables."""
 

@@ -21,9 +21,11 @@ from controller.accounting.instruments import (
     ShortCall,
     SpotSupply,
     Supply,
+    VirtualPpa,
 )
 from controller.accounting.report import build_report
 from controller.accounting.report_types import Report
+from controller.accounting.supply_stack import SupplyStack
 from controller.app.replay.runner import ReplayError, ReplayInputs
 from controller.config import CompareConfig, hedge_book, supply_contract
 from controller.domain import FloatArray
@@ -144,6 +146,12 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
                 f"PPA {supply.quantity_mw:g} MW at {supply.price_usd_per_mwh:g}, "
                 f"resale capped at {supply.resale_cap_usd_per_mwh:g}"
             ]
+        case SupplyStack(tranches=tranches):
+            parts = [
+                f"tranche {t.id} at {t.price_usd_per_mwh:g}"
+                + ("" if t.resale_cap_usd_per_mwh is None else f" cap {t.resale_cap_usd_per_mwh:g}")
+                for t in tranches
+            ] + ["spot above"]
     for h in hedges:
         match h:
             case ShortCall():
@@ -153,6 +161,8 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
                 )
             case HashrateForward():
                 parts.append(f"forward {h.hashrate_ph:g} PH/s at {h.price_usd_per_ph_day:g}")
+            case VirtualPpa():
+                parts.append(f"virtual PPA {h.id} at {h.price_usd_per_mwh:g}")
     return "; ".join(parts)
 
 

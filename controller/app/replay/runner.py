@@ -18,7 +18,7 @@ from adapters.feeds.recorded import (
 )
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
-from controller.accounting.report import build_report, grid_compliance
+from controller.accounting.report import build_report, grid_compliance, per_instrument
 from controller.app.assemble import assemble, scenario_events
 from controller.app.replay.report import FeedInfo, OptimiserGain, ReplayReport
 from controller.config import LoadedConfig, SiteConfig
@@ -252,6 +252,7 @@ def replay_report(inputs: ReplayInputs, table: IntervalTable, engine: str) -> Re
         per_day=core.per_day,
         per_model=core.per_model,
         grid_events=events,
+        per_instrument=per_instrument(table) or None,
     )
 
 

@@ -100,6 +100,10 @@ def format_summary(
         )
     if s.failsafe_hours:
         lines.append(f"  fail-safe   engaged for {s.failsafe_hours:,.2f} h")
+    if r.per_instrument:
+        lines.append("")
+        lines.append("  per instrument and supply tranche              USD")
+        lines.extend(f"    {i.id + '.' + i.component:<36} {_usd(i.usd)}" for i in r.per_instrument)
     if r.live_path is not None:
         lines.extend(_live_lines(r.live_path))
     lines.append("")
