@@ -41,16 +41,13 @@ class MeritBlocks:
 
 def merit_blocks(fleet: FleetSpec) -> MeritBlocks:
     """The fleet in merit order, best J/TH at the top point first, as blocks."""
-    top_w = fleet.nominal_power_w
-    eff = np.divide(top_w, np.maximum(fleet.nominal_hashrate_th, 1e-12))
-    idx = np.arange(fleet.size)
-    order = np.lexsort((idx, fleet.model_index, fleet.class_of, eff))
-    key = np.column_stack([fleet.class_of[order], fleet.model_index[order]])
-    cuts = np.flatnonzero((key[1:] != key[:-1]).any(axis=1)) + 1
+    order = fleet.merit_order
+    cls, model = fleet.class_of[order], fleet.model_index[order]
+    cuts = np.flatnonzero((cls[1:] != cls[:-1]) | (model[1:] != model[:-1])) + 1
     firsts = np.concatenate([[0], cuts]).astype(np.int64)
     ends = np.append(cuts, fleet.size).astype(np.int64)
     rows = order[firsts]
-    unit = top_w[rows]
+    unit = fleet.power_w[rows, fleet.top_point[rows]]
     counts = ends - firsts
     start = np.concatenate([[0.0], np.cumsum(unit * counts)[:-1]])
     return MeritBlocks(
