@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.accounting.instruments import VirtualPpa
 from controller.accounting.supply_stack import ScheduledQuantity, ShapedQuantity, SupplyStack
 from controller.config import load_config
 from tests.test_config import assert_one_error
@@ -125,3 +126,25 @@ def test_a_negative_flat_quantity_and_a_bad_virtual_ppa_are_refused(
     )
     path = make_scenario(append=vppa, name="vppa.toml")
     assert_one_error(path, "sites[0].hedges[2].quantity_mw", "greater than or equal")
+
+
+def test_a_virtual_ppa_takes_a_shape_and_a_term(make_scenario: Callable[..., Path]) -> None:
+    vppa = (
+        '\n[[sites.hedges]]\ntype = "virtual_ppa"\nid = "vppa-5x16"\nprice_usd_per_mwh = 50\n'
+        'start = "2024-07-01T05:00:00Z"\nend = "2024-10-01T05:00:00Z"\n'
+        'shape = { timezone = "America/Chicago", blocks = [{ days = ["mon"], hours = [6, 22],'
+        " quantity_mw = 1.0 }] }\n"
+    )
+    hedges = load_config(make_scenario(append=vppa)).config.sites[0].hedge_book()
+    swap = hedges[2]
+    assert isinstance(swap, VirtualPpa)
+    assert isinstance(swap.quantity, ShapedQuantity)
+    assert swap.end is not None
+    bad = vppa.replace('end = "2024-10-01T05:00:00Z"', 'end = "2024-06-01T05:00:00Z"')
+    assert_one_error(make_scenario(append=bad, name="b.toml"), "sites[0].hedges[2]", "after start")
+    none = vppa.replace("shape = ", "# shape = ")
+    assert_one_error(
+        make_scenario(append=none, name="n.toml"),
+        "sites[0].hedges[2]",
+        "give exactly one of quantity_mw, shape or schedule",
+    )

@@ -114,9 +114,19 @@ def test_no_miner_runs_on_power_that_costs_more_than_its_energy_hashprice(path: 
             pos += count * w
     assert above_breakeven == 0
     # And the money, to the cent.
-    for key in ("mined_mwh", "mining_revenue_usd", "power_cost_usd", "resale_revenue_usd"):
+    for key in (
+        "mined_mwh",
+        "mining_revenue_usd",
+        "power_cost_usd",
+        "resale_revenue_usd",
+        "net_usd",
+    ):
         expected_total = sum(r[4][key] for r in rows)
         assert round(float(getattr(table.settlement, key).sum()), 2) == round(expected_total, 2)
+
+
+def test_the_independent_code_reproduces_the_worked_check() -> None:
+    ref._self_check()  # ECONOMICS.md, "Several tranches": 285 S21, 0.9975 MW, 0.0025 resold
 
 
 def test_the_old_rule_mined_on_spot_above_breakeven_under_the_small_capped_ppa() -> None:

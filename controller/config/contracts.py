@@ -123,19 +123,16 @@ class ScheduleEntryConfig(Strict):
         return self
 
 
-class TrancheConfig(Strict):
-    """One contract tranche of a supply stack: exactly one of ``quantity_mw`` (flat),
-    ``shape`` (by local hours and days) or ``schedule`` (contiguous entries)."""
+class QuantityConfig(Strict):
+    """A quantity per interval: exactly one of ``quantity_mw`` (flat, 7x24), ``shape`` (by
+    local hours and days) or ``schedule`` (contiguous entries, no gaps)."""
 
-    id: Id
-    price_usd_per_mwh: float
-    resale_cap_usd_per_mwh: float | None = None  # spare power resells at min(P, cap)
     quantity_mw: float | None = Field(default=None, ge=0)
     shape: ShapeConfig | None = None
     schedule: tuple[ScheduleEntryConfig, ...] | None = None
 
     @model_validator(mode="after")
-    def _one_quantity(self) -> TrancheConfig:
+    def _one_quantity(self) -> QuantityConfig:
         given = [k for k in ("quantity_mw", "shape", "schedule") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
@@ -176,6 +173,15 @@ class TrancheConfig(Strict):
             )
         assert self.quantity_mw is not None
         return float(self.quantity_mw)
+
+
+class TrancheConfig(QuantityConfig):
+    """One contract tranche of a supply stack: physically delivered power at a price, spare
+    power resold at spot (or at ``min(P, resale_cap_usd_per_mwh)``)."""
+
+    id: Id
+    price_usd_per_mwh: float
+    resale_cap_usd_per_mwh: float | None = None
 
 
 class StackSupplyConfig(Strict):
@@ -230,14 +236,14 @@ class HashrateForwardConfig(Term):
     price_usd_per_ph_day: float = Field(gt=0)
 
 
-class VirtualPpaConfig(Term):
+class VirtualPpaConfig(QuantityConfig, Term):
     """A virtual PPA (fixed-for-floating swap on power): the site receives
-    ``(P - K) * Q * dt_h``; financial, so it never changes dispatch."""
+    ``(P - K) * Q * dt_h``; financial, so it never changes dispatch. Its quantity is flat,
+    shaped or scheduled, as a tranche's."""
 
     type: Literal["virtual_ppa"]
     id: Id
     price_usd_per_mwh: float
-    quantity_mw: float = Field(ge=0)
 
 
 HedgeConfig = Annotated[
@@ -285,5 +291,5 @@ def hedge_book(
                     HashrateForward(h.id, h.hashrate_ph, h.price_usd_per_ph_day, start, end)
                 )
             case VirtualPpaConfig():
-                book.append(VirtualPpa(h.id, h.quantity_mw, h.price_usd_per_mwh, start, end))
+                book.append(VirtualPpa(h.id, h.quantity(), h.price_usd_per_mwh, start, end))
     return tuple(book)
