@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.accounting.instruments import FixedPpa, SpotSupply, VirtualPpa
-from controller.accounting.settlement import IntervalInputs, settle
+from controller.accounting.settlement import IntervalInputs, settle, settle_down
 from controller.accounting.supply_stack import (
     HoursBlock,
     ScheduledQuantity,
@@ -22,6 +22,7 @@ from controller.accounting.supply_stack import (
     ShapedQuantity,
     SupplyStack,
     Tranche,
+    mean_quantity_mw,
     quantity_mw,
     tranche_costs,
 )
@@ -300,3 +301,23 @@ def test_a_virtual_ppa_settles_in_cash_and_never_changes_dispatch() -> None:
     (flow,) = hedged.settlement.by_instrument
     assert flow[:2] == ("vppa", "swap_settlement_usd")
     np.testing.assert_allclose(flow[2], swap_usd)
+
+
+def test_a_down_span_books_each_tranche_on_its_mean_quantity() -> None:
+    chicago = ZoneInfo("America/Chicago")
+    on_peak = ShapedQuantity((HoursBlock((0, 1, 2, 3, 4), 6, 22, 2.0),), chicago)
+    monthly = ScheduledQuantity(
+        (ScheduleEntry(0.0, 3600.0 * 100, 1.0), ScheduleEntry(3600.0 * 100, 3600.0 * 400, 3.0))
+    )
+    week = datetime(2024, 7, 1, tzinfo=chicago).timestamp()  # a Monday, 00:00 CDT
+    start, end = np.array([week + 600.0]), np.array([week + 7 * 86_400.0 + 600.0])
+    assert float(mean_quantity_mw(on_peak, start, end)[0]) == pytest.approx(2.0 * 80 / 168)
+    span = np.array([3600.0 * 50]), np.array([3600.0 * 150])
+    assert float(mean_quantity_mw(monthly, *span)[0]) == pytest.approx(2.0)
+    stack = SupplyStack((Tranche("peak", on_peak, 52.0), Tranche("m", 1.0, 40.0)))
+    down = settle_down(start, end, supply=stack, hedges=())
+    flows = {(i, c): float(v[0]) for i, c, v in down.by_instrument}
+    assert flows[("peak", "contract_energy_usd")] == pytest.approx(52.0 * 2.0 * 80)
+    assert flows[("m", "contract_energy_usd")] == pytest.approx(40.0 * 168)
+    assert float(down.power_cost_usd[0]) == pytest.approx(52.0 * 2.0 * 80 + 40.0 * 168)
+    assert float(down.mined_mwh[0]) == 0.0

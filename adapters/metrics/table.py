@@ -76,7 +76,8 @@ METRICS: tuple[MetricSpec, ...] = (
         "hashspark_opportunity_cost_usd_per_mwh",
         "gauge",
         ("site",),
-        "Value of a MWh not burnt under the site's supply contract.",
+        "Value of a MWh not burnt under the site's supply contract (with contract tranches:"
+        " the next MW above the load's).",
     ),
     MetricSpec(
         "hashspark_energy_hashprice_usd_per_mwh",

@@ -19,7 +19,13 @@ from controller.accounting.instruments import (
     active_fraction,
     as_stack,
 )
-from controller.accounting.supply_stack import SPOT_ID, SupplyStack, quantity_mw, settle_stack
+from controller.accounting.supply_stack import (
+    SPOT_ID,
+    SupplyStack,
+    mean_quantity_mw,
+    quantity_mw,
+    settle_stack,
+)
 from controller.domain import FloatArray
 
 
@@ -147,7 +153,7 @@ def settle_down(
     """Settle spans in which the daemon settled nothing (down intervals). Pure; vectorised.
 
     What accrues whether or not the daemon runs is booked: each tranche's ``K * Q * dt_h``
-    (its quantity read at the span's start)
+    (``Q`` its time-weighted mean over the span)
     and each short call's premium over its term. What depends on what the miners did or on
     prices nobody observed is not known, and not booked (0 here; the ledger flags the row
     ``down``): energy, mining revenue, spot power cost, consumption adders, resale, call
@@ -159,7 +165,7 @@ def settle_down(
     by_instrument: list[tuple[str, str, FloatArray]] = []
     cost = zeros.copy()
     for tranche in stack.tranches:
-        fixed = tranche.price_usd_per_mwh * quantity_mw(tranche.quantity, start) * dt_h
+        fixed = tranche.price_usd_per_mwh * mean_quantity_mw(tranche.quantity, start, end) * dt_h
         cost = cost + fixed
         if isinstance(supply, SupplyStack):
             by_instrument.append((tranche.id, "contract_energy_usd", fixed))

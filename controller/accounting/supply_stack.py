@@ -8,8 +8,9 @@ load above them. The decision (``controller.decision.stack``) and the settlement
 (``controller.accounting.settlement``) both read the stack through ``tranche_costs``, so
 they share one order.
 
-A shape is read at the start of each interval (shapes change on local hour boundaries or at
-a schedule's entries, which the recordings' 15-minute intervals start on).
+A shape is read at the start of each settled interval (shapes change on local hour
+boundaries or at a schedule's entries, which the recordings' 15-minute intervals start on);
+a ``down`` span, which can be long, books its time-weighted mean (``mean_quantity_mw``).
 """
 
 from __future__ import annotations
@@ -105,6 +106,36 @@ def quantity_mw(quantity: Quantity, t: FloatArray) -> FloatArray:
             safe = np.clip(idx, 0, len(entries) - 1)
             inside = (idx >= 0) & (t < ends[safe])
             return np.asarray(np.where(inside, values[safe], 0.0), dtype=np.float64)
+    raise TypeError(f"not a quantity: {quantity!r}")
+
+
+#: Sampling step (s) for the mean of a shape over a long span: shapes change on local hours,
+#: and every time zone's offset is a whole number of quarter hours.
+_SHAPE_STEP_S = 900.0
+
+
+def mean_quantity_mw(quantity: Quantity, start: FloatArray, end: FloatArray) -> FloatArray:
+    """The time-weighted mean quantity (MW) over each span ``[start, end)``."""
+    start = np.asarray(start, dtype=np.float64)
+    end = np.asarray(end, dtype=np.float64)
+    match quantity:
+        case float() | int():
+            return np.full(start.shape, float(quantity))
+        case ScheduledQuantity(entries=entries):
+            mwh = np.zeros(start.shape)
+            for e in entries:
+                overlap = np.clip(np.minimum(end, e.end) - np.maximum(start, e.start), 0.0, None)
+                mwh += overlap * e.quantity_mw
+            return np.asarray(mwh / np.maximum(end - start, 1e-9), dtype=np.float64)
+        case ShapedQuantity():
+            out = np.zeros(start.shape)
+            for i, (a, b) in enumerate(zip(start.tolist(), end.tolist(), strict=True)):
+                # Cuts on the quarter-hour grid: the shape is constant between them.
+                grid = np.arange(np.ceil(a / _SHAPE_STEP_S) * _SHAPE_STEP_S, b, _SHAPE_STEP_S)
+                cuts = np.unique(np.concatenate([[a], grid]))
+                spans = np.diff(np.append(cuts, b))
+                out[i] = float((quantity_mw(quantity, cuts) * spans).sum()) / max(b - a, 1e-9)
+            return out
     raise TypeError(f"not a quantity: {quantity!r}")
 
 
