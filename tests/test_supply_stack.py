@@ -321,3 +321,25 @@ def test_a_down_span_books_each_tranche_on_its_mean_quantity() -> None:
     assert flows[("m", "contract_energy_usd")] == pytest.approx(40.0 * 168)
     assert float(down.power_cost_usd[0]) == pytest.approx(52.0 * 2.0 * 80 + 40.0 * 168)
     assert float(down.mined_mwh[0]) == 0.0
+
+
+def test_an_interval_across_a_shape_change_pays_for_what_was_delivered() -> None:
+    chicago = ZoneInfo("America/Chicago")
+    on_peak = ShapedQuantity((HoursBlock((0, 1, 2, 3, 4), 6, 22, 2.0),), chicago)
+    t0 = datetime(2024, 7, 1, 5, 45, tzinfo=chicago).timestamp()  # Monday, 15 min before 06:00
+    inputs = IntervalInputs(
+        start=np.array([t0]),
+        end=np.array([t0 + 1800.0]),
+        price_usd_per_mwh=np.array([30.0]),
+        hashprice_usd_per_ph_day=np.array([50.0]),
+        running_mw=np.array([0.0]),
+        running_ph=np.array([0.0]),
+        nominal_mw=1.0,
+    )
+    stack = SupplyStack((Tranche("peak", on_peak, 52.0),))
+    r = settle(inputs, supply=stack, hedges=(VirtualPpa("v", on_peak, 40.0),), pool_fee=0.0)
+    flows = {(i, c): float(v[0]) for i, c, v in r.by_instrument}
+    # 15 minutes off-peak, 15 minutes at 2.0 MW: a mean of 1.0 MW over half an hour.
+    assert flows[("peak", "contract_energy_usd")] == pytest.approx(52.0 * 1.0 * 0.5)
+    assert flows[("peak", "resale_revenue_usd")] == pytest.approx(30.0 * 1.0 * 0.5)
+    assert flows[("v", "swap_settlement_usd")] == pytest.approx((30.0 - 40.0) * 1.0 * 0.5)

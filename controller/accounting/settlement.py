@@ -23,7 +23,6 @@ from controller.accounting.supply_stack import (
     SPOT_ID,
     SupplyStack,
     mean_quantity_mw,
-    quantity_mw,
     settle_stack,
 )
 from controller.domain import FloatArray
@@ -96,7 +95,7 @@ def settle(
     else:
         # ECONOMICS.md's table: the contracts' K * Q * dt_h is the power cost; spare power
         # resold adds to the resale, load above the tranches (bought at spot) subtracts.
-        flows = settle_stack(stack, inputs.start, dt_h, price, q)
+        flows = settle_stack(stack, inputs.start, inputs.end, price, q)
         cost = flows.contract_energy_usd.sum(axis=1) + adders
         resale = flows.resale_usd.sum(axis=1) - flows.spot_energy_usd
         if isinstance(supply, SupplyStack):
@@ -128,7 +127,7 @@ def settle(
                 by_instrument.append((hedge.id, "forward_settlement_usd", f))
             case VirtualPpa(quantity=qty, price_usd_per_mwh=k):
                 # A swap fixes the price of power: booked against the power cost.
-                swap = (price - k) * quantity_mw(qty, inputs.start) * dt_h * share
+                swap = (price - k) * mean_quantity_mw(qty, inputs.start, inputs.end) * dt_h * share
                 cost = cost - swap
                 by_instrument.append((hedge.id, "swap_settlement_usd", swap))
 

@@ -8,9 +8,9 @@ load above them. The decision (``controller.decision.stack``) and the settlement
 (``controller.accounting.settlement``) both read the stack through ``tranche_costs``, so
 they share one order.
 
-A shape is read at the start of each settled interval (shapes change on local hour
-boundaries or at a schedule's entries, which the recordings' 15-minute intervals start on);
-a ``down`` span, which can be long, books its time-weighted mean (``mean_quantity_mw``).
+A decision reads each quantity at its instant; a settlement books each tranche's
+time-weighted mean over the interval (``mean_quantity_mw``), so an interval across a shape's
+change (a new local hour, a schedule entry) pays for exactly what the contract delivered.
 """
 
 from __future__ import annotations
@@ -128,13 +128,15 @@ def mean_quantity_mw(quantity: Quantity, start: FloatArray, end: FloatArray) -> 
                 mwh += overlap * e.quantity_mw
             return np.asarray(mwh / np.maximum(end - start, 1e-9), dtype=np.float64)
         case ShapedQuantity():
-            out = np.zeros(start.shape)
-            for i, (a, b) in enumerate(zip(start.tolist(), end.tolist(), strict=True)):
-                # Cuts on the quarter-hour grid: the shape is constant between them.
-                grid = np.arange(np.ceil(a / _SHAPE_STEP_S) * _SHAPE_STEP_S, b, _SHAPE_STEP_S)
-                cuts = np.unique(np.concatenate([[a], grid]))
+            out = quantity_mw(quantity, start)
+            # Spans inside one quarter hour hold one value; only the others are integrated.
+            cell_end = (np.floor(start / _SHAPE_STEP_S) + 1.0) * _SHAPE_STEP_S
+            for i in np.flatnonzero(end > cell_end).tolist():
+                a, b = float(start[i]), float(end[i])
+                grid = np.arange(float(cell_end[i]), b, _SHAPE_STEP_S)
+                cuts = np.concatenate([[a], grid])
                 spans = np.diff(np.append(cuts, b))
-                out[i] = float((quantity_mw(quantity, cuts) * spans).sum()) / max(b - a, 1e-9)
+                out[i] = float((quantity_mw(quantity, cuts) * spans).sum()) / (b - a)
             return out
     raise TypeError(f"not a quantity: {quantity!r}")
 
@@ -158,11 +160,13 @@ def tranche_costs(
     t: FloatArray,
     price_usd_per_mwh: FloatArray,
     adders_usd_per_mwh: float = 0.0,
+    end: FloatArray | None = None,
 ) -> StackState:
     """Order the tranches by opportunity cost in each interval (stable), spot last.
 
     A tranche's opportunity cost is its resale price plus adders (every MWh not burnt also
-    saves the charges on consumption); spot's is ``P + adders``.
+    saves the charges on consumption); spot's is ``P + adders``. Quantities are those at
+    ``t`` (a decision), or their mean over ``[t, end)`` when ``end`` is given (a settlement).
     """
     price = np.asarray(price_usd_per_mwh, dtype=np.float64).reshape(-1)
     t = np.broadcast_to(np.asarray(t, dtype=np.float64).reshape(-1), price.shape)
@@ -170,7 +174,11 @@ def tranche_costs(
     qty = np.zeros((n_t, k))
     resale = np.zeros((n_t, k))
     for i, tr in enumerate(stack.tranches):
-        qty[:, i] = quantity_mw(tr.quantity, t)
+        qty[:, i] = (
+            quantity_mw(tr.quantity, t)
+            if end is None
+            else mean_quantity_mw(tr.quantity, t, np.broadcast_to(end, t.shape))
+        )
         cap = tr.resale_cap_usd_per_mwh
         resale[:, i] = price if cap is None else np.minimum(price, cap)
     order = np.argsort(resale, axis=1, kind="stable")
@@ -201,13 +209,18 @@ class StackFlows:
 
 def settle_stack(
     stack: SupplyStack,
-    t: FloatArray,
-    dt_h: FloatArray,
+    start: FloatArray,
+    end: FloatArray,
     price_usd_per_mwh: FloatArray,
     running_mw: FloatArray,
 ) -> StackFlows:
-    """Fill the tranches with the load in the decision's order; spare resold, excess at spot."""
-    state = tranche_costs(stack, t, price_usd_per_mwh)
+    """Fill the tranches with the load in the decision's order; spare resold, excess at spot.
+
+    Each tranche's quantity is its mean over the interval: ``K * Q * dt_h`` is exact even
+    when a shape changes inside an interval.
+    """
+    dt_h = np.asarray((end - start) / 3600.0, dtype=np.float64)
+    state = tranche_costs(stack, start, price_usd_per_mwh, end=end)
     n_t, k = state.quantity_mw.shape
     rows = np.arange(n_t)[:, None]
     qty_sorted = state.quantity_mw[rows, state.order]
