@@ -17,7 +17,8 @@ from controller.accounting.supply_stack import SupplyStack, Tranche
 from controller.app.replay.runner import prepare, replay
 from controller.app.replay.summary import format_summary
 from controller.config import load_config
-from controller.decision.policy import PolicyParams
+from controller.decision.explain import explain
+from controller.decision.policy import PolicyParams, PolicyState, Snapshot
 from controller.domain import FleetSpec, Reading
 from controller.site_model import SiteModel
 
@@ -113,3 +114,21 @@ def test_the_replay_report_has_a_line_per_tranche_on_both_engines() -> None:
     text = format_summary(fast, None)
     assert "ppa-5x16.contract_energy_usd" in text
     assert "spot.spot_energy_usd" in text
+
+
+def test_explain_names_what_each_span_of_the_load_costs() -> None:
+    site = _site()
+    snap = Snapshot(
+        now=0.0,
+        price=Reading(300.0, 0.0, "t"),
+        hashprice=Reading(50.0, 0.0, "t"),
+        observed_point=site.fleet.top_point.copy(),
+        reachable=np.ones(site.fleet.size, dtype=bool),
+    )
+    result = explain(site.fleet, site.params, snap, PolicyState.initial(site.fleet.size))
+    assert result.reason.rule == "economics"
+    assert result.reason.detail.endswith(
+        "with contract tranches each miner pays those its load falls in: "
+        "ppa from 0 MW at 100.00, spot from 0.007 MW at 300.00"
+    )
+    assert int((result.plan.point > 0).sum()) == 2  # 0.007 MW: two S21 on the PPA
