@@ -13,7 +13,7 @@ import numpy as np
 
 from controller.accounting.instruments import Hedge, Supply, as_stack
 from controller.accounting.settlement import IntervalInputs, settle
-from controller.accounting.supply_stack import tranche_costs
+from controller.accounting.supply_stack import quantity_changes, tranche_costs
 from controller.decision.economics import best_point, net_hashprice, point_value_usd_per_h
 from controller.decision.policy import PolicyParams
 from controller.decision.stack import merit_blocks, stack_groups
@@ -33,9 +33,17 @@ def _deadlines(rec: Recording, max_age_s: float) -> FloatArray:
 
 
 def interval_grid(
-    price: Recording, hashprice: Recording, params: PolicyParams, start: EpochS, end: EpochS
+    price: Recording,
+    hashprice: Recording,
+    params: PolicyParams,
+    start: EpochS,
+    end: EpochS,
+    *,
+    supply: Supply | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Interval bounds: every observation and every staleness deadline inside the window."""
+    """Interval bounds: every observation, every staleness deadline and every change of a
+    contract tranche's quantity inside the window (as the site loop closes intervals)."""
+    stacks = {as_stack(params.supply), as_stack(supply if supply is not None else params.supply)}
     points = np.concatenate(
         [
             [start],
@@ -43,6 +51,7 @@ def interval_grid(
             hashprice.times,
             _deadlines(price, params.price_max_age_s),
             _deadlines(hashprice, params.hashprice_max_age_s),
+            *(quantity_changes(s, start, end) for s in stacks),
         ]
     )
     cuts = np.unique(points[(points >= start) & (points < end)])
@@ -76,7 +85,7 @@ def fast_replay(
         )
     if params.site_cap_mw is not None:
         raise NotStatelessError("a site power cap is optimised per cycle on the site loop")
-    t0, t1 = interval_grid(price, hashprice, params, start, end)
+    t0, t1 = interval_grid(price, hashprice, params, start, end, supply=supply)
     p, p_at = _holding(price, t0)
     hp, hp_at = _holding(hashprice, t0)
     stale = ((t0 - p_at) >= params.price_max_age_s) | ((t0 - hp_at) >= params.hashprice_max_age_s)

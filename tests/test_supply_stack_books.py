@@ -43,7 +43,7 @@ def test_tranche_flows_reach_the_ledger_and_the_metrics(tmp_path: Path) -> None:
     acc.set_load(np.array([0.0105]), np.array([0.6]), 0.0)
     acc.open(
         0.0,
-        (0.0, 0.0, False, False, ()),
+        (0.0, 0.0, False, False, (), (0.007,)),
         Reading(300.0, 0.0, "t"),
         Reading(50.0, 0.0, "t"),
         failsafe=None,

@@ -18,6 +18,7 @@ from controller.accounting.report import TOTAL_KEYS
 from controller.app.replay.runner import ReplayInputs, prepare, replay
 from controller.config import load_config
 from tests.golden import independent_stack as ref
+from tests.scenario_kit import write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPPED_SMALL = ROOT / "deploy/scenarios/ercot-hb-south-capped-small.toml"
@@ -175,3 +176,38 @@ def _agree(fast: Any, loop: Any) -> None:
         f = getattr(fast.settlement, key)
         lp = getattr(loop.settlement, key)
         np.testing.assert_allclose(f, lp, rtol=0, atol=1e-6, err_msg=key)
+
+
+def test_both_engines_split_intervals_where_a_shape_changes_between_readings(
+    tmp_path: Path,
+) -> None:
+    # Readings every 25 minutes: the 5x16 block starts (06:00 CDT = 11:00Z) between two.
+    t0 = datetime(2024, 6, 3, 9, 0, tzinfo=UTC).timestamp()  # a Monday, 04:00 CDT
+    prices = [(t0 + k * 1500.0, p) for k, p in enumerate([30.0, 250.0, 80.0, 300.0, 60.0] * 3)]
+    supply = (
+        'type = "stack"\n\n[[sites.supply.tranches]]\nid = "peak"\nprice_usd_per_mwh = 52\n'
+        'shape = { timezone = "America/Chicago", blocks = [{ days = ["mon"], hours = [6, 22],'
+        " quantity_mw = 0.02 }] }\n\n"
+        '[[sites.supply.tranches]]\nid = "flat"\nprice_usd_per_mwh = 40\n'
+        "resale_cap_usd_per_mwh = 100\nquantity_mw = 0.01\n"
+    )
+    path = write_scenario(
+        tmp_path,
+        prices,
+        [(t0 - 3600.0, 50.0)],
+        supply=supply,
+        failsafe="price_max_age_s = 7200",
+        daemon="cycle_s = 900",
+        end=t0 + 15 * 1500.0,
+    )
+    inputs = prepare(load_config(path), start=datetime.fromtimestamp(t0, UTC))
+    fast, loop = replay(inputs, engine="fast").table, replay(inputs, engine="loop").table
+    boundary = datetime(2024, 6, 3, 11, 0, tzinfo=UTC).timestamp()
+    assert boundary in fast.inputs.start.tolist()  # not a reading: the shape's change
+    _agree(fast, loop)
+    # The interval that starts at 11:00Z books the on-peak block, the one before it not.
+    flows = {(i, c): v for i, c, v in fast.settlement.by_instrument}
+    k = fast.inputs.start.tolist().index(boundary)
+    dt_h = fast.inputs.dt_h
+    assert flows["peak", "contract_energy_usd"][k] == pytest.approx(52 * 0.02 * dt_h[k])
+    assert flows["peak", "contract_energy_usd"][k - 1] == 0.0

@@ -141,6 +141,41 @@ def mean_quantity_mw(quantity: Quantity, start: FloatArray, end: FloatArray) -> 
     raise TypeError(f"not a quantity: {quantity!r}")
 
 
+def quantity_changes(stack: SupplyStack, start: EpochS, end: EpochS) -> FloatArray:
+    """Instants in ``(start, end)`` at which a tranche's quantity changes, sorted."""
+    found: list[FloatArray] = []
+    for tr in stack.tranches:
+        match tr.quantity:
+            case ShapedQuantity():
+                first = (np.floor(start / _SHAPE_STEP_S) + 1.0) * _SHAPE_STEP_S
+                grid = np.arange(first, end, _SHAPE_STEP_S)
+                if grid.size:
+                    values = quantity_mw(tr.quantity, np.append(grid[0] - _SHAPE_STEP_S, grid))
+                    found.append(grid[np.diff(values) != 0])
+            case ScheduledQuantity(entries=entries):
+                edges = np.array([t for e in entries for t in (e.start, e.end)])
+                edges = np.unique(edges[(edges > start) & (edges < end)])
+                before = quantity_mw(tr.quantity, edges - 1e-3)
+                found.append(edges[quantity_mw(tr.quantity, edges) != before])
+    if not found:
+        return np.zeros(0)
+    return np.unique(np.concatenate(found))
+
+
+def next_quantity_change(
+    stack: SupplyStack, now: EpochS, horizon_s: float = 86_400.0
+) -> EpochS | None:
+    """The first change of a tranche's quantity after ``now`` (within the horizon), or None."""
+    changes = quantity_changes(stack, now, now + horizon_s)
+    return float(changes[0]) if changes.size else None
+
+
+def quantities_at(stack: SupplyStack, now: EpochS) -> tuple[float, ...]:
+    """Each tranche's quantity (MW) at ``now``: what an interval's settlement depends on."""
+    t = np.array([now])
+    return tuple(float(quantity_mw(tr.quantity, t)[0]) for tr in stack.tranches)
+
+
 @dataclass(frozen=True, slots=True)
 class StackState:
     """The stack in each of ``T`` intervals, tranches ordered by cost, spot last.
