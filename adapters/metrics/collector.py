@@ -189,6 +189,12 @@ class Metrics(Collector):
                 )
             if s.spread_usd_per_mwh is not None:
                 g["hashspark_spread_usd_per_mwh"].add_metric([site], s.spread_usd_per_mwh)
+            if s.hedged_share is not None:
+                g["hashspark_hedged_share"].add_metric([site], s.hedged_share)
+            if s.margin_floor_usd_per_mwh is not None:
+                g["hashspark_margin_floor_usd_per_mwh"].add_metric(
+                    [site], s.margin_floor_usd_per_mwh
+                )
             g["hashspark_load_mw"].add_metric([site], s.load_mw)
             if s.draw_mw is not None:
                 g["hashspark_draw_mw"].add_metric([site], s.draw_mw)

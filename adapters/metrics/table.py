@@ -95,7 +95,19 @@ METRICS: tuple[MetricSpec, ...] = (
         "hashspark_spread_usd_per_mwh",
         "gauge",
         ("site",),
-        "Hashspark spread locked in by the PPA and hashrate forwards.",
+        "Hashspark spread locked in by the PPA and the hashrate forwards in term.",
+    ),
+    MetricSpec(
+        "hashspark_hedged_share",
+        "gauge",
+        ("site",),
+        "Share of the fleet's nominal hashrate sold forward by the forwards in term.",
+    ),
+    MetricSpec(
+        "hashspark_margin_floor_usd_per_mwh",
+        "gauge",
+        ("site",),
+        "Margin per MWh at nominal if the unhedged hashrate earned nothing.",
     ),
     MetricSpec("hashspark_load_mw", "gauge", ("site",), "Power the fleet draws."),
     MetricSpec(

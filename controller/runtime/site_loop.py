@@ -696,6 +696,7 @@ class SiteLoop:
         top = point == fleet.top_point
         # Grid programs are measured on what the site draws, sleeping miners included.
         draw_mw = self.site.draw_mw(point)
+        spread = self.site.spread(plan.now)  # the PPA and the forwards in term now
         models = []
         for m, name in enumerate(fleet.model_names):
             members = fleet.model_index == m
@@ -731,7 +732,9 @@ class SiteLoop:
             models=tuple(models),
             load_mw=float(model_mw.sum()),
             nominal_mw=fleet.nominal_mw,
-            spread_usd_per_mwh=self.site.spread_usd_per_mwh,
+            spread_usd_per_mwh=spread.usd_per_mwh if spread else None,
+            hedged_share=spread.hedged_share if spread else None,
+            margin_floor_usd_per_mwh=spread.margin_floor_usd_per_mwh if spread else None,
             ramp_limited=plan.ramp_limited,
             grid=tuple(
                 GridStatus(o.kind, o.id, o.cap_mw, o.compliant(draw_mw, plan.now))

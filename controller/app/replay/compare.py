@@ -88,6 +88,8 @@ class StrategyResult:
             "net_margin_usd_per_mwh": s.net_margin_usd_per_mwh,
             "curtailed_hours": s.curtailed_hours,
             "hashspark_spread_usd_per_mwh": s.hashspark_spread_usd_per_mwh,
+            "hedged_share": s.hedged_share,
+            "margin_floor_usd_per_mwh": s.margin_floor_usd_per_mwh,
             "daily_net_mean_usd": self.daily.mean_usd,
             "daily_net_std_usd": self.daily.std_usd,
             "worst_day": {"date": self.daily.worst_date, "net_usd": self.daily.worst_usd},
@@ -246,12 +248,14 @@ def run_strategy(inputs: ReplayInputs, strategy: Strategy) -> StrategyResult:
     """Replay one book and build its report."""
     table = run_book(inputs, strategy.supply, strategy.hedges)
     model = replace(inputs.model, supply=strategy.supply, hedges=strategy.hedges)
+    forward, share = model.forwards_in_term(inputs.start, inputs.end)
     report = build_report(
         table,
         model.fleet,
         pool_fee=model.params.pool_fee,
         ppa_price_usd_per_mwh=model.ppa_price_usd_per_mwh,
-        forward_usd_per_ph_day=model.forward_price_usd_per_ph_day,
+        forward_usd_per_ph_day=forward,
+        hedged_share=share,
     )
     return StrategyResult(strategy, table, report, daily_net(report))
 

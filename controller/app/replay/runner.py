@@ -227,12 +227,14 @@ def replay(
 
 def replay_report(inputs: ReplayInputs, table: IntervalTable, engine: str) -> ReplayReport:
     """The report of a finished replay (every engine's has this shape)."""
+    forward, share = inputs.model.forwards_in_term(inputs.start, inputs.end)
     core = build_report(
         table,
         inputs.model.fleet,
         pool_fee=inputs.model.params.pool_fee,
         ppa_price_usd_per_mwh=inputs.model.ppa_price_usd_per_mwh,
-        forward_usd_per_ph_day=inputs.model.forward_price_usd_per_ph_day,
+        forward_usd_per_ph_day=forward,
+        hedged_share=share,
     )
     scenario = inputs.loaded.config.scenario
     events = None
