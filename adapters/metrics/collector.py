@@ -227,6 +227,12 @@ def _model_gauges(g: dict[str, GaugeMetricFamily], site: str, s: SiteStatus) -> 
             )
         for state in ("running", "throttled", "curtailed", "unreachable"):
             g["hashspark_miners"].add_metric([site, m.model, state], getattr(m, state))
+    for group in s.groups:  # dispatch uses every point: so does the breakeven
+        for p in group.points:
+            if p.breakeven_usd_per_mwh is not None:
+                g["hashspark_point_breakeven_usd_per_mwh"].add_metric(
+                    [site, group.name, f"{p.power_w:g}"], p.breakeven_usd_per_mwh
+                )
     for feed in ("price", "hashprice"):
         age = s.feed_age_s(feed)
         if age is not None:

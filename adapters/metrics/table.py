@@ -92,6 +92,13 @@ METRICS: tuple[MetricSpec, ...] = (
         "Energy hashprice less consumption adders.",
     ),
     MetricSpec(
+        "hashspark_point_breakeven_usd_per_mwh",
+        "gauge",
+        ("site", "group", "power_w"),
+        "Breakeven power price of each operating point of a config group's curve (EHP at the"
+        " point's efficiency less consumption adders).",
+    ),
+    MetricSpec(
         "hashspark_spread_usd_per_mwh",
         "gauge",
         ("site",),
