@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import AwareDatetime, Field, model_validator
 
 from controller.config.contracts import HedgeConfig, SupplyConfig, unique
 from controller.decision.overrides import Override, OverrideKind
-from controller.runtime.config_base import NonEmpty, Strict
+from controller.runtime.config_base import Strict
 
 
 class Window(Strict):
@@ -101,9 +99,17 @@ class StrategyConfig(Strict):
 
 
 class CompareConfig(Strict):
-    """The books ``hashspark compare`` replays side by side (a built-in set when absent)."""
+    """The books ``hashspark compare`` replays side by side; without ``strategies``, the
+    built-in set, whose two assumed prices can be given here."""
 
-    strategies: Annotated[tuple[StrategyConfig, ...], NonEmpty]
+    strategies: tuple[StrategyConfig, ...] = ()
+    #: What the built-in capped PPA's price is below the plain PPA's (USD/MWh): a cap buys a
+    #: lower price. Unset: the break-even concession, the embedded call's mean payout in
+    #: the window (hindsight).
+    capped_ppa_concession_usd_per_mwh: float | None = Field(default=None, ge=0)
+    #: The built-in short call's premium (USD/MWh). Unset: the break-even premium, the
+    #: call's mean payout in the window (hindsight).
+    call_premium_usd_per_mwh: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _unique_names(self) -> CompareConfig:

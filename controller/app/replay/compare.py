@@ -177,15 +177,26 @@ def strategies_from_config(compare: CompareConfig) -> tuple[Strategy, ...]:
     return tuple(out)
 
 
-def default_strategies(model: SiteModel, window: IntervalTable) -> tuple[Strategy, ...]:
+def default_strategies(
+    model: SiteModel,
+    window: IntervalTable,
+    *,
+    concession_usd_per_mwh: float | None = None,
+    premium_usd_per_mwh: float | None = None,
+) -> tuple[Strategy, ...]:
     """The built-in books, from the site's own contracts where it has them.
 
     The PPA is the site's (fixed or capped); without one, the fleet's nominal power rounded
     up to 0.1 MW at the window's time-weighted mean spot price. The call is the site's first
     short call; without one, 90% of the PPA quantity at the capped PPA's strike (or 200),
-    its premium the mean payout the window realised (a fair price in hindsight). The cap is
-    the site's, else the call's strike. The forwards are the site's; without any, half the
-    fleet's nominal hashrate at the window's time-weighted mean hashprice.
+    its premium ``premium_usd_per_mwh`` or else the **break-even premium**: the mean payout
+    the window realised (a fair price in hindsight, named so in the book's description).
+    The cap is the site's, else the call's strike. The capped PPA's price is the plain
+    PPA's less ``concession_usd_per_mwh``, or else the break-even concession: the embedded
+    call's mean payout over the window (a cap buys a lower price; without one the capped
+    book would be the plain PPA with its upside given away). The forwards are the site's;
+    without any, half the fleet's nominal hashrate at the window's time-weighted mean
+    hashprice.
     """
     dt_h = window.inputs.dt_h
     hours = float(dt_h.sum())
@@ -198,13 +209,23 @@ def default_strategies(model: SiteModel, window: IntervalTable) -> tuple[Strateg
         k = round(float((price * dt_h).sum()) / hours, 2)
     own_cap = own_ppa.resale_cap_usd_per_mwh if own_ppa is not None else None
     calls = [h for h in model.hedges if isinstance(h, ShortCall)]
+    premium_note = ""
     if calls:
         call = calls[0]
     else:
         strike = own_cap if own_cap is not None else DEFAULT_CALL_STRIKE_USD_PER_MWH
-        fair = float((np.maximum(price - strike, 0.0) * dt_h).sum()) / hours
-        call = ShortCall("call", round(0.9 * q, 3), strike, round(fair, 2))
+        premium = premium_usd_per_mwh
+        if premium is None:
+            premium = round(float((np.maximum(price - strike, 0.0) * dt_h).sum()) / hours, 2)
+            premium_note = " (break-even premium: the window's mean payout, hindsight)"
+        call = ShortCall("call", round(0.9 * q, 3), strike, premium)
     cap = own_cap if own_cap is not None else call.strike_usd_per_mwh
+    if concession_usd_per_mwh is not None:
+        k_capped, concession_note = k - concession_usd_per_mwh, " (configured concession)"
+    else:
+        payout = float((np.maximum(price - cap, 0.0) * dt_h).sum()) / hours
+        k_capped = round(k - payout, 2)
+        concession_note = f" (break-even concession {payout:.2f}: the cap's mean payout)"
     forwards: tuple[Hedge, ...] = tuple(h for h in model.hedges if isinstance(h, HashrateForward))
     if not forwards:
         hp = window.inputs.hashprice_usd_per_ph_day
@@ -219,11 +240,13 @@ def default_strategies(model: SiteModel, window: IntervalTable) -> tuple[Strateg
         ("spot", SpotSupply(), ()),
         ("ppa", ppa, ()),
         ("ppa+call", ppa, (call,)),
-        ("capped-ppa", FixedPpa(q, k, resale_cap_usd_per_mwh=cap), ()),
+        ("capped-ppa", FixedPpa(q, k_capped, resale_cap_usd_per_mwh=cap), ()),
         ("ppa+forward", ppa, forwards),
         ("ppa+forward+call", ppa, (*forwards, call)),
     ]
-    return tuple(Strategy(name, describe(s, h), s, h) for name, s, h in books)
+    notes = {"capped-ppa": concession_note, "ppa+call": premium_note}
+    notes["ppa+forward+call"] = premium_note
+    return tuple(Strategy(name, describe(s, h) + notes.get(name, ""), s, h) for name, s, h in books)
 
 
 def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) -> IntervalTable:
@@ -265,10 +288,17 @@ def compare(inputs: ReplayInputs, strategies: tuple[Strategy, ...] | None = None
     builtin = False
     if strategies is None:
         configured = inputs.loaded.config.compare
-        if configured is not None:
+        if configured is not None and configured.strategies:
             strategies = strategies_from_config(configured)
         else:
             builtin = True
             spot = run_book(inputs, SpotSupply(), ())
-            strategies = default_strategies(inputs.model, spot)
+            strategies = default_strategies(
+                inputs.model,
+                spot,
+                concession_usd_per_mwh=configured.capped_ppa_concession_usd_per_mwh
+                if configured
+                else None,
+                premium_usd_per_mwh=configured.call_premium_usd_per_mwh if configured else None,
+            )
     return Comparison(tuple(run_strategy(inputs, s) for s in strategies), builtin)
