@@ -54,8 +54,7 @@ class SiteModel:
         time in term (None: no forward in term), and the share of the fleet's nominal
         hashrate they sell, averaged over the span (ECONOMICS.md, "Hashspark spread")."""
         fwds = [h for h in self.hedges if isinstance(h, HashrateForward)]
-        t0, t1 = np.array([start]), np.array([max(end, start + 1e-9)])
-        weights = [f.hashrate_ph * float(active_fraction(f.start, f.end, t0, t1)[0]) for f in fwds]
+        weights = [f.hashrate_ph * _in_term(f, start, end) for f in fwds]
         sold = sum(weights)
         nominal_ph = float(self.fleet.nominal_hashrate_th.sum()) / 1e3
         if sold <= 0:
@@ -74,6 +73,16 @@ class SiteModel:
             hpf, self.params.pool_fee, self.fleet_efficiency_j_per_th, k
         )
         return Spread(value, share, share * (value + k) - k)
+
+
+def _in_term(forward: HashrateForward, start: EpochS, end: EpochS) -> float:
+    """Share of ``[start, end)`` inside the forward's term; at an instant, 1 or 0."""
+    if end > start:
+        return float(
+            active_fraction(forward.start, forward.end, np.array([start]), np.array([end]))[0]
+        )
+    after_start = forward.start is None or forward.start <= start
+    return 1.0 if after_start and (forward.end is None or start < forward.end) else 0.0
 
 
 @dataclass(frozen=True, slots=True)

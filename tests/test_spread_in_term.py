@@ -24,6 +24,7 @@ from controller.status import SiteStatus
 ROOT = Path(__file__).resolve().parents[1]
 HEDGED = ROOT / "deploy/scenarios/ercot-hb-south-hedged.toml"
 DAY = 86_400.0
+T = 1_720_000_000.0  # 2024-07-03: instants are real epoch seconds
 
 
 def _site(*forwards: HashrateForward) -> SiteModel:
@@ -35,24 +36,24 @@ def _site(*forwards: HashrateForward) -> SiteModel:
 
 
 def test_a_forward_counts_only_in_its_term() -> None:
-    site = _site(HashrateForward("f", 1.0, 50.0, start=0.0, end=10 * DAY))
-    inside = site.spread(5 * DAY)
-    assert inside is not None
+    site = _site(HashrateForward("f", 1.0, 50.0, start=T, end=T + 10 * DAY))
+    inside = site.spread(T + 5 * DAY)
+    assert inside is not None  # at an instant of a real epoch (1e-9 s is lost there)
     ehp = 50 * 0.98 * 1000 / (24 * 17.5)  # 116.67
     assert inside.usd_per_mwh == pytest.approx(ehp - 45.0)
     assert inside.hedged_share == pytest.approx(0.5)
     assert inside.margin_floor_usd_per_mwh == pytest.approx(0.5 * ehp - 45.0)
-    assert site.spread(10 * DAY) is None  # the term is over: nothing is locked in
+    assert site.spread(T + 10 * DAY) is None  # the term is over: nothing is locked in
     # Over a window half in term: the same price, half the share.
-    half = site.spread(5 * DAY, 15 * DAY)
+    half = site.spread(T + 5 * DAY, T + 15 * DAY)
     assert half is not None
     assert half.hedged_share == pytest.approx(0.25)
     # Two forwards, one expired: only the live one's price counts.
     two = _site(
-        HashrateForward("old", 1.0, 80.0, start=0.0, end=DAY),
-        HashrateForward("new", 0.5, 40.0, start=DAY),
+        HashrateForward("old", 1.0, 80.0, start=T, end=T + DAY),
+        HashrateForward("new", 0.5, 40.0, start=T + DAY),
     )
-    now = two.spread(2 * DAY)
+    now = two.spread(T + 2 * DAY)
     assert now is not None
     assert now.usd_per_mwh == pytest.approx(40 * 0.98 * 1000 / (24 * 17.5) - 45.0)
     assert now.hedged_share == pytest.approx(0.25)

@@ -209,7 +209,7 @@ def default_strategies(
         k = round(float((price * dt_h).sum()) / hours, 2)
     own_cap = own_ppa.resale_cap_usd_per_mwh if own_ppa is not None else None
     calls = [h for h in model.hedges if isinstance(h, ShortCall)]
-    premium_note = ""
+    p_note = ""
     if calls:
         call = calls[0]
     else:
@@ -217,15 +217,13 @@ def default_strategies(
         premium = premium_usd_per_mwh
         if premium is None:
             premium = round(float((np.maximum(price - strike, 0.0) * dt_h).sum()) / hours, 2)
-            premium_note = " (break-even premium: the window's mean payout, hindsight)"
+            p_note = " (break-even premium: the window's mean payout, hindsight)"
         call = ShortCall("call", round(0.9 * q, 3), strike, premium)
     cap = own_cap if own_cap is not None else call.strike_usd_per_mwh
+    payout = float((np.maximum(price - cap, 0.0) * dt_h).sum()) / hours
+    k_capped, c_note = round(k - payout, 2), f" (break-even concession {payout:.2f})"
     if concession_usd_per_mwh is not None:
-        k_capped, concession_note = k - concession_usd_per_mwh, " (configured concession)"
-    else:
-        payout = float((np.maximum(price - cap, 0.0) * dt_h).sum()) / hours
-        k_capped = round(k - payout, 2)
-        concession_note = f" (break-even concession {payout:.2f}: the cap's mean payout)"
+        k_capped, c_note = k - concession_usd_per_mwh, " (configured concession)"
     forwards: tuple[Hedge, ...] = tuple(h for h in model.hedges if isinstance(h, HashrateForward))
     if not forwards:
         hp = window.inputs.hashprice_usd_per_ph_day
@@ -244,8 +242,7 @@ def default_strategies(
         ("ppa+forward", ppa, forwards),
         ("ppa+forward+call", ppa, (*forwards, call)),
     ]
-    notes = {"capped-ppa": concession_note, "ppa+call": premium_note}
-    notes["ppa+forward+call"] = premium_note
+    notes = {"capped-ppa": c_note, "ppa+call": p_note, "ppa+forward+call": p_note}
     return tuple(Strategy(name, describe(s, h) + notes.get(name, ""), s, h) for name, s, h in books)
 
 
@@ -287,18 +284,16 @@ def compare(inputs: ReplayInputs, strategies: tuple[Strategy, ...] | None = None
     """Replay every book over the inputs' window; the scenario's or the built-in set."""
     builtin = False
     if strategies is None:
-        configured = inputs.loaded.config.compare
-        if configured is not None and configured.strategies:
-            strategies = strategies_from_config(configured)
-        else:
-            builtin = True
-            spot = run_book(inputs, SpotSupply(), ())
-            strategies = default_strategies(
+        configured = inputs.loaded.config.compare or CompareConfig()
+        builtin = not configured.strategies
+        strategies = (
+            default_strategies(
                 inputs.model,
-                spot,
-                concession_usd_per_mwh=configured.capped_ppa_concession_usd_per_mwh
-                if configured
-                else None,
-                premium_usd_per_mwh=configured.call_premium_usd_per_mwh if configured else None,
+                run_book(inputs, SpotSupply(), ()),
+                concession_usd_per_mwh=configured.capped_ppa_concession_usd_per_mwh,
+                premium_usd_per_mwh=configured.call_premium_usd_per_mwh,
             )
+            if builtin
+            else strategies_from_config(configured)
+        )
     return Comparison(tuple(run_strategy(inputs, s) for s in strategies), builtin)
