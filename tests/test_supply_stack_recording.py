@@ -7,6 +7,7 @@ valued at ``min(P, S)``, and the site kept mining on spot power above its breake
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from controller.accounting.instruments import FixedPpa
 from controller.accounting.report import TOTAL_KEYS
 from controller.app.replay.runner import ReplayInputs, prepare, replay
 from controller.config import load_config
+from controller.fast_replay import fast_replay
 from tests.golden import independent_stack as ref
 from tests.scenario_kit import write_scenario
 
@@ -211,3 +214,28 @@ def test_both_engines_split_intervals_where_a_shape_changes_between_readings(
     dt_h = fast.inputs.dt_h
     assert flows["peak", "contract_energy_usd"][k] == pytest.approx(52 * 0.02 * dt_h[k])
     assert flows["peak", "contract_energy_usd"][k - 1] == 0.0
+
+
+def test_what_the_stack_rule_is_worth_under_the_small_capped_ppa() -> None:
+    """Deciding with ``min(P, S)`` for every miner against the stack rule, same contract."""
+    inputs = prepare(load_config(CAPPED_SMALL))
+    m = inputs.model
+
+    def net_and_curtailed(decide_with: FixedPpa) -> tuple[float, float]:
+        t = fast_replay(
+            fleet=m.fleet,
+            params=replace(m.params, supply=decide_with),
+            supply=m.supply,
+            hedges=m.hedges,
+            price=inputs.price,
+            hashprice=inputs.hashprice,
+            start=inputs.start,
+            end=inputs.end,
+        )
+        return float(t.settlement.net_usd.sum()), float(t.settlement.curtailed_mwh.sum())
+
+    assert isinstance(m.supply, FixedPpa)
+    new = net_and_curtailed(m.supply)
+    old = net_and_curtailed(FixedPpa(100.0, 45.0, 100.0))  # covers the fleet: min(P, S) for all
+    assert round(new[0] - old[0], 2) == 5_443.50
+    assert round(new[1] - old[1], 2) == 29.10  # MWh more curtailed: 5.4% of the old figure
