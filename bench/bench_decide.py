@@ -1,7 +1,8 @@
 """Benchmark: decide() for a 100,000-miner fleet with 3-point curves, per tick.
 
-Prints the median and p95 per tick for the pure rule and with every policy feature on
-(hysteresis, delays, dwell, ramp), beside a straightforward per-miner Python loop doing
+Prints the median and p95 per tick for the pure rule, with every policy feature on
+(hysteresis, delays, dwell, ramp) and under a supply stack (two tranches, spot above),
+beside a straightforward per-miner Python loop doing
 the pure rule, and checks that both choose the same points.
 
     .venv/bin/python bench/bench_decide.py [--miners N] [--ticks T]
@@ -12,10 +13,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from controller.accounting.instruments import SpotSupply
+from controller.accounting.supply_stack import HoursBlock, ShapedQuantity, SupplyStack, Tranche
 from controller.decision.policy import PolicyParams, PolicyState, Snapshot, decide
 from controller.domain import FleetSpec, Reading, build_fleet
 from controller.runtime import logs
@@ -102,7 +105,26 @@ def main() -> None:
         f"decide(): {fleet.size:,} miners, 3-point curves "
         f"({fleet.hashrate_th.shape[1]} columns with off), {args.ticks} ticks"
     )
-    for name, params in (("pure rule", pure), ("all policy features", full)):
+    # A supply stack: a capped 7x24 PPA and a 5x16 PPA under the fleet's load, spot above.
+    nominal = fleet.nominal_mw
+    stack = SupplyStack(
+        (
+            Tranche("7x24", nominal / 3, 40.0, 100.0),
+            Tranche(
+                "5x16",
+                ShapedQuantity(
+                    (HoursBlock((0, 1, 2, 3, 4), 6, 22, nominal / 3),), ZoneInfo("America/Chicago")
+                ),
+                52.0,
+            ),
+        )
+    )
+    stacked = PolicyParams(supply=stack, pool_fee=0.02)
+    for name, params in (
+        ("pure rule", pure),
+        ("all policy features", full),
+        ("supply stack (2+spot)", stacked),
+    ):
         t = time_ticks(fleet, params, prices)
         print(
             f"  {name:<22} median {statistics.median(t) * 1e3:7.2f} ms   "

@@ -89,6 +89,9 @@ class FleetSpec:
     top_point: IntArray = field(init=False)  # (N,) index of the highest-power point
     class_of: IntArray = field(init=False)  # (N,) class of identical curves of each miner
     class_rows: IntArray = field(init=False)  # (C,) one miner of each class
+    #: Miners by efficiency at their top point, best first (ties: class, model, index):
+    #: the order in which a supply stack's tranches are taken (``controller.decision.stack``).
+    merit_order: IntArray = field(init=False)  # (N,)
 
     def __post_init__(self) -> None:
         n, k = self.hashrate_th.shape
@@ -111,6 +114,10 @@ class FleetSpec:
         _, first, inverse = np.unique(spec, axis=0, return_index=True, return_inverse=True)
         object.__setattr__(self, "class_of", inverse.reshape(-1).astype(np.int64))
         object.__setattr__(self, "class_rows", first.astype(np.int64))
+        rows = np.arange(n)
+        eff = self.power_w[rows, top] / np.maximum(self.hashrate_th[rows, top], 1e-12)
+        order = np.lexsort((rows, self.model_index, self.class_of, eff))
+        object.__setattr__(self, "merit_order", order.astype(np.int64))
 
     @property
     def size(self) -> int:

@@ -3,17 +3,20 @@
 Valid when decisions carry no memory (no hysteresis, delays, dwell or ramp, and no
 ``hold`` fail-safe that trips): each interval's decision then depends on its inputs only,
 so the whole replay is a handful of array operations. Miners with identical specs are
-grouped into classes first, so the cost grows with intervals x classes, not x miners.
+grouped into blocks in merit order first (``controller.decision.stack``), so the cost grows
+with intervals x blocks x tranches, not x miners.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from controller.accounting.instruments import Hedge, Supply, opportunity_cost_usd_per_mwh
+from controller.accounting.instruments import Hedge, Supply, as_stack
 from controller.accounting.settlement import IntervalInputs, settle
+from controller.accounting.supply_stack import quantity_changes, tranche_costs
 from controller.decision.economics import best_point, net_hashprice, point_value_usd_per_h
 from controller.decision.policy import PolicyParams
+from controller.decision.stack import merit_blocks, stack_groups
 from controller.domain import OFF, EpochS, FailSafeAction, FleetSpec, FloatArray, Recording
 from controller.records import IntervalTable
 
@@ -30,9 +33,17 @@ def _deadlines(rec: Recording, max_age_s: float) -> FloatArray:
 
 
 def interval_grid(
-    price: Recording, hashprice: Recording, params: PolicyParams, start: EpochS, end: EpochS
+    price: Recording,
+    hashprice: Recording,
+    params: PolicyParams,
+    start: EpochS,
+    end: EpochS,
+    *,
+    supply: Supply | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Interval bounds: every observation and every staleness deadline inside the window."""
+    """Interval bounds: every observation, every staleness deadline and every change of a
+    contract tranche's quantity inside the window (as the site loop closes intervals)."""
+    stacks = {as_stack(params.supply), as_stack(supply if supply is not None else params.supply)}
     points = np.concatenate(
         [
             [start],
@@ -40,6 +51,7 @@ def interval_grid(
             hashprice.times,
             _deadlines(price, params.price_max_age_s),
             _deadlines(hashprice, params.hashprice_max_age_s),
+            *(quantity_changes(s, start, end) for s in stacks),
         ]
     )
     cuts = np.unique(points[(points >= start) & (points < end)])
@@ -73,35 +85,37 @@ def fast_replay(
         )
     if params.site_cap_mw is not None:
         raise NotStatelessError("a site power cap is optimised per cycle on the site loop")
-    t0, t1 = interval_grid(price, hashprice, params, start, end)
+    t0, t1 = interval_grid(price, hashprice, params, start, end, supply=supply)
     p, p_at = _holding(price, t0)
     hp, hp_at = _holding(hashprice, t0)
     stale = ((t0 - p_at) >= params.price_max_age_s) | ((t0 - hp_at) >= params.hashprice_max_age_s)
     if stale.any() and params.failsafe_action is FailSafeAction.HOLD:
         raise NotStatelessError("a 'hold' fail-safe trips in this window: it needs the site loop")
 
-    # Classes of identical miners: (model, curve) -> count.
+    # Blocks of identical miners (curve, model) in merit order, as the site loop decides.
     n_models = len(fleet.model_names)
-    spec = np.column_stack([fleet.model_index, fleet.hashrate_th, fleet.power_w, fleet.valid])
-    _, first, counts = np.unique(spec, axis=0, return_index=True, return_counts=True)
-    h_cls = fleet.hashrate_th[first]  # (C, K)
-    w_cls = fleet.power_w[first]
-    valid_cls = fleet.valid[first]
-    model_of = np.eye(n_models)[fleet.model_index[first]] * counts[:, None]  # (C, M)
+    blocks = merit_blocks(fleet)
+    h_cls = fleet.hashrate_th[blocks.row]  # (B, P)
+    w_cls = fleet.power_w[blocks.row]
+    valid_cls = fleet.valid[blocks.row]
+    model_of = np.eye(n_models)[blocks.model]  # (B, M)
 
     hpn = net_hashprice(hp, params.pool_fee)
     # The decision sees params.supply, as decide() does; settlement applies the actual contract.
-    c = opportunity_cost_usd_per_mwh(params.supply, p, params.adders_usd_per_mwh)
-    values = point_value_usd_per_h(h_cls[None], w_cls[None], hpn[:, None, None], c[:, None, None])
-    point = best_point(values, valid_cls[None])  # (T, C)
+    state = tranche_costs(as_stack(params.supply), t0, p, params.adders_usd_per_mwh)
+    groups = stack_groups(blocks, w_cls, state)  # (T, B, G)
+    revenue = point_value_usd_per_h(h_cls[None], 0.0, hpn[:, None, None], 0.0)  # (T, B, P)
+    values = revenue[:, :, None, :] - groups.cost_usd_per_h  # (T, B, G, P)
+    point = best_point(values, valid_cls[None, :, None, :])  # (T, B, G)
     if stale.any():
         forced = OFF if params.failsafe_action is FailSafeAction.CURTAIL else None
         top = (valid_cls.shape[1] - 1) - np.argmax(valid_cls[:, ::-1], axis=1)
-        point[stale] = forced if forced is not None else top
+        point[stale] = forced if forced is not None else top[:, None]
 
-    cls = np.arange(h_cls.shape[0])
-    w_run = w_cls[cls, point]  # (T, C)
-    h_run = h_cls[cls, point]
+    count = groups.hi - groups.lo  # (T, B, G)
+    rows = np.arange(h_cls.shape[0])[None, :, None]
+    w_run = (w_cls[rows, point] * count).sum(axis=2)  # (T, B)
+    h_run = (h_cls[rows, point] * count).sum(axis=2)
     model_mw = w_run @ model_of / 1e6
     model_ph = h_run @ model_of / 1e3
     inputs = IntervalInputs(

@@ -99,6 +99,7 @@ class IntervalTable:
             call_payout_usd=c["call_payout_usd"],
             forward_settlement_usd=c["forward_settlement_usd"],
             net_usd=c["net_usd"],
+            by_instrument=_instrument_columns(records),
         )
         return cls(
             inputs=inputs,
@@ -111,3 +112,19 @@ class IntervalTable:
             ),
             failsafe=np.asarray([r.failsafe is not None for r in records], dtype=bool),
         )
+
+
+def _instrument_columns(
+    records: Sequence[IntervalRecord],
+) -> tuple[tuple[str, str, FloatArray], ...]:
+    """Each (instrument, component) flow as a column over the records (0 where absent)."""
+    keys: dict[tuple[str, str], None] = {}
+    for r in records:
+        for i, c, _ in r.instruments:
+            keys.setdefault((i, c), None)
+    index = {k: n for n, k in enumerate(keys)}
+    cols = np.zeros((len(index), len(records)))
+    for t, r in enumerate(records):
+        for i, c, usd in r.instruments:
+            cols[index[i, c], t] += usd
+    return tuple((i, c, cols[n]) for (i, c), n in index.items())

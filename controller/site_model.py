@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.accounting.instruments import FixedPpa, HashrateForward, Hedge, Supply
+import numpy as np
+
+from controller.accounting.instruments import (
+    FixedPpa,
+    HashrateForward,
+    Hedge,
+    Supply,
+    active_fraction,
+)
 from controller.decision.economics import hashspark_spread_usd_per_mwh
 from controller.decision.policy import PolicyParams
-from controller.domain import OFF, FleetSpec, FloatArray, IntArray
+from controller.domain import OFF, EpochS, FleetSpec, FloatArray, IntArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +49,50 @@ class SiteModel:
         """The fixed PPA's price, if the site has one."""
         return self.supply.price_usd_per_mwh if isinstance(self.supply, FixedPpa) else None
 
-    @property
-    def forward_price_usd_per_ph_day(self) -> float | None:
-        """Hashrate-weighted price of the site's forwards, if any."""
+    def forwards_in_term(self, start: EpochS, end: EpochS) -> tuple[float | None, float]:
+        """The forwards in term over ``[start, end)``: their price weighted by hashrate and
+        time in term (None: no forward in term), and the share of the fleet's nominal
+        hashrate they sell, averaged over the span (ECONOMICS.md, "Hashspark spread")."""
         fwds = [h for h in self.hedges if isinstance(h, HashrateForward)]
-        if not fwds:
-            return None
-        total = sum(f.hashrate_ph for f in fwds)
-        return sum(f.price_usd_per_ph_day * f.hashrate_ph for f in fwds) / total
+        weights = [f.hashrate_ph * _in_term(f, start, end) for f in fwds]
+        sold = sum(weights)
+        nominal_ph = float(self.fleet.nominal_hashrate_th.sum()) / 1e3
+        if sold <= 0:
+            return None, 0.0
+        price = sum(f.price_usd_per_ph_day * w for f, w in zip(fwds, weights, strict=True)) / sold
+        return price, sold / nominal_ph if nominal_ph > 0 else 0.0
 
-    @property
-    def spread_usd_per_mwh(self) -> float | None:
-        """The hashspark spread a PPA plus a forward lock in, if the site has both."""
-        k, hpf = self.ppa_price_usd_per_mwh, self.forward_price_usd_per_ph_day
+    def spread(self, start: EpochS, end: EpochS | None = None) -> Spread | None:
+        """The hashspark spread the PPA and the forwards in term lock in at ``start`` (or over
+        ``[start, end)``), on the share of hashrate they hedge; None without both."""
+        k = self.ppa_price_usd_per_mwh
+        hpf, share = self.forwards_in_term(start, start if end is None else end)
         if k is None or hpf is None:
             return None
-        return hashspark_spread_usd_per_mwh(
+        value = hashspark_spread_usd_per_mwh(
             hpf, self.params.pool_fee, self.fleet_efficiency_j_per_th, k
         )
+        return Spread(value, share, share * (value + k) - k)
+
+
+def _in_term(forward: HashrateForward, start: EpochS, end: EpochS) -> float:
+    """Share of ``[start, end)`` inside the forward's term; at an instant, 1 or 0."""
+    if end > start:
+        return float(
+            active_fraction(forward.start, forward.end, np.array([start]), np.array([end]))[0]
+        )
+    after_start = forward.start is None or forward.start <= start
+    return 1.0 if after_start and (forward.end is None or start < forward.end) else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """The hashspark spread and what it covers.
+
+    ``margin_floor_usd_per_mwh``: the fleet's margin per MWh at nominal if the unhedged
+    hashrate earned nothing: ``hedged_share * (spread + K) - K``.
+    """
+
+    usd_per_mwh: float
+    hedged_share: float  # forwards' PH/s in term over the fleet's nominal PH/s
+    margin_floor_usd_per_mwh: float

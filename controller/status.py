@@ -48,7 +48,7 @@ class SiteStatus:
     models: tuple[ModelStatus, ...]
     load_mw: float
     nominal_mw: float
-    spread_usd_per_mwh: float | None
+    spread_usd_per_mwh: float | None  # with the PPA and the forwards in term now
     ramp_limited: int
     grid: tuple[GridStatus, ...] = ()
     draw_mw: float | None = None  # load_mw plus what sleeping miners draw: the meter's view
@@ -56,6 +56,8 @@ class SiteStatus:
     groups: tuple[GroupState, ...] = ()  # per config group, as the miners report
     reason: Reason | None = None  # the rule that decided the plan
     commands: tuple[Override, ...] = ()  # operator and grid commands not yet over
+    hedged_share: float | None = None  # forwards' PH/s in term over the fleet's nominal
+    margin_floor_usd_per_mwh: float | None = None  # the margin if unhedged hashrate earned 0
 
     @property
     def curtailed_mw(self) -> float:

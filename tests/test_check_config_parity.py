@@ -149,12 +149,11 @@ WARNED = {
             "sites[0].hedges[0] (c1): the call's strike 40 $/MWh is below the PPA's price 45 $/MWh",
         ],
     ),
+    # A PPA smaller than the fleet is normal (the load above it is bought at spot): no warning.
     "a capped PPA struck below its price": (
         'type = "capped_ppa"\nquantity_mw = 0.06\nprice_usd_per_mwh = 45\nstrike_usd_per_mwh = 30',
         "",
         [
-            "sites[0].supply: a PPA of 0.06 MW for a fleet of 0.175 MW nominal (0.34 times its "
-            "size)",
             "sites[0].supply: the resale cap's strike 30 $/MWh is below the PPA's price 45 $/MWh",
         ],
     ),

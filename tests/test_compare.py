@@ -9,9 +9,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from controller.accounting.instruments import FixedPpa
+from controller.accounting.instruments import FixedPpa, ShortCall
 from controller.app.replay.compare import Comparison, StrategyResult, compare
 from controller.app.replay.runner import ReplayError, prepare, replay
 from controller.config import ConfigError, load_config
@@ -85,9 +86,49 @@ def test_builtin_books_are_the_five_kinds(hedged_whole: Comparison) -> None:
     # Derived from the scenario's own contracts: PPA 3.3 MW at 45, call-200, fwd-70ph.
     full = _row(hedged_whole, "ppa+forward+call").strategy
     assert [h.id for h in full.hedges] == ["fwd-70ph", "call-200"]
-    capped = _row(hedged_whole, "capped-ppa").strategy.supply
+    capped_book = _row(hedged_whole, "capped-ppa")
+    capped = capped_book.strategy.supply
     assert isinstance(capped, FixedPpa)
-    assert capped == type(capped)(3.3, 45.0, resale_cap_usd_per_mwh=200.0)
+    # A cap buys a lower price: by default the break-even concession, the cap's mean payout
+    # over the window (issue 17: the built-in capped book kept the uncapped price).
+    window = _row(hedged_whole, "spot").table.inputs
+    payout = float(
+        (np.maximum(window.price_usd_per_mwh - 200.0, 0.0) * window.dt_h).sum() / window.dt_h.sum()
+    )
+    assert capped == type(capped)(3.3, round(45.0 - payout, 2), resale_cap_usd_per_mwh=200.0)
+    assert f"break-even concession {payout:.2f}" in capped_book.strategy.description
+
+
+def test_the_builtin_books_take_a_configured_concession_and_premium(
+    baseline_toml: str, tmp_path: Path
+) -> None:
+    spot_toml = baseline_toml.replace(
+        'type = "fixed_ppa"\nquantity_mw = 3.3\nprice_usd_per_mwh = 45', 'type = "spot"'
+    )
+    start = spot_toml.index("[[sites.hedges]]")
+    end = spot_toml.index("[sites.policy]")
+    spot_toml = spot_toml[:start] + spot_toml[end:]  # no call of its own: the default one
+    path = tmp_path / "s.toml"
+    knobs = "\n[compare]\ncapped_ppa_concession_usd_per_mwh = 4\ncall_premium_usd_per_mwh = 2.5\n"
+    path.write_text(spot_toml + knobs, encoding="utf-8")
+    week = (datetime(2024, 8, 17, tzinfo=UTC), datetime(2024, 8, 24, tzinfo=UTC))
+    c = compare(prepare(load_config(path), start=week[0], end=week[1]))
+    assert c.builtin
+    ppa = _row(c, "ppa").strategy.supply
+    capped = _row(c, "capped-ppa").strategy
+    assert isinstance(ppa, FixedPpa)
+    assert isinstance(capped.supply, FixedPpa)
+    assert capped.supply.price_usd_per_mwh == pytest.approx(ppa.price_usd_per_mwh - 4.0)
+    assert capped.description.endswith("(configured concession)")
+    call = _row(c, "ppa+call").strategy
+    assert [h.premium_usd_per_mwh for h in call.hedges if isinstance(h, ShortCall)] == [2.5]
+    assert "break-even premium" not in call.description
+    # Without the knobs the premium is named for what it is.
+    path.write_text(spot_toml, encoding="utf-8")
+    c = compare(prepare(load_config(path), start=week[0], end=week[1]))
+    assert "(break-even premium: the window's mean payout, hindsight)" in (
+        _row(c, "ppa+call").strategy.description
+    )
 
 
 def test_fully_hedged_daily_cash_flow_is_steadier_than_spot(hedged_whole: Comparison) -> None:

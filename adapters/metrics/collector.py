@@ -196,6 +196,12 @@ class Metrics(Collector):
                 )
             if s.spread_usd_per_mwh is not None:
                 g["hashspark_spread_usd_per_mwh"].add_metric([site], s.spread_usd_per_mwh)
+            if s.hedged_share is not None:
+                g["hashspark_hedged_share"].add_metric([site], s.hedged_share)
+            if s.margin_floor_usd_per_mwh is not None:
+                g["hashspark_margin_floor_usd_per_mwh"].add_metric(
+                    [site], s.margin_floor_usd_per_mwh
+                )
             g["hashspark_load_mw"].add_metric([site], s.load_mw)
             if s.draw_mw is not None:
                 g["hashspark_draw_mw"].add_metric([site], s.draw_mw)
@@ -228,6 +234,12 @@ def _model_gauges(g: dict[str, GaugeMetricFamily], site: str, s: SiteStatus) -> 
             )
         for state in ("running", "throttled", "curtailed", "unreachable"):
             g["hashspark_miners"].add_metric([site, m.model, state], getattr(m, state))
+    for group in s.groups:  # dispatch uses every point: so does the breakeven
+        for p in group.points:
+            if p.breakeven_usd_per_mwh is not None:
+                g["hashspark_point_breakeven_usd_per_mwh"].add_metric(
+                    [site, group.name, f"{p.power_w:g}"], p.breakeven_usd_per_mwh
+                )
     for feed in ("price", "hashprice"):
         age = s.feed_age_s(feed)
         if age is not None:

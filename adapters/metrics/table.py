@@ -30,7 +30,16 @@ class MetricSpec:
 
 #: The money components of an interval (the rest are energy and counts).
 MONEY = tuple(c for c in COMPONENTS if c.endswith("_usd"))
-INSTRUMENT_COMPONENTS = ("call_premium_usd", "call_payout_usd", "forward_settlement_usd")
+INSTRUMENT_COMPONENTS = (
+    "call_premium_usd",
+    "call_payout_usd",
+    "forward_settlement_usd",
+    # A supply stack's tranches (and ``spot`` above them) and virtual PPAs.
+    "contract_energy_usd",
+    "resale_revenue_usd",
+    "spot_energy_usd",
+    "swap_settlement_usd",
+)
 
 METRICS: tuple[MetricSpec, ...] = (
     # P&L and energy, cumulative since the ledger began (seeded from it on start).
@@ -48,7 +57,8 @@ METRICS: tuple[MetricSpec, ...] = (
             f"hashspark_instrument_{c}",
             "counter",
             ("site", "instrument", "direction"),
-            f"Cumulative {c.removesuffix('_usd').replace('_', ' ')} (USD) per hedge instrument.",
+            f"Cumulative {c.removesuffix('_usd').replace('_', ' ')} (USD) per hedge instrument"
+            " or supply tranche.",
         )
         for c in INSTRUMENT_COMPONENTS
     ),
@@ -66,7 +76,8 @@ METRICS: tuple[MetricSpec, ...] = (
         "hashspark_opportunity_cost_usd_per_mwh",
         "gauge",
         ("site",),
-        "Value of a MWh not burnt under the site's supply contract.",
+        "Value of a MWh not burnt under the site's supply contract (with contract tranches:"
+        " the next MW above the load's).",
     ),
     MetricSpec(
         "hashspark_energy_hashprice_usd_per_mwh",
@@ -81,10 +92,29 @@ METRICS: tuple[MetricSpec, ...] = (
         "Energy hashprice less consumption adders.",
     ),
     MetricSpec(
+        "hashspark_point_breakeven_usd_per_mwh",
+        "gauge",
+        ("site", "group", "power_w"),
+        "Breakeven power price of each operating point of a config group's curve (EHP at the"
+        " point's efficiency less consumption adders).",
+    ),
+    MetricSpec(
         "hashspark_spread_usd_per_mwh",
         "gauge",
         ("site",),
-        "Hashspark spread locked in by the PPA and hashrate forwards.",
+        "Hashspark spread locked in by the PPA and the hashrate forwards in term.",
+    ),
+    MetricSpec(
+        "hashspark_hedged_share",
+        "gauge",
+        ("site",),
+        "Share of the fleet's nominal hashrate sold forward by the forwards in term.",
+    ),
+    MetricSpec(
+        "hashspark_margin_floor_usd_per_mwh",
+        "gauge",
+        ("site",),
+        "Margin per MWh at nominal if the unhedged hashrate earned nothing.",
     ),
     MetricSpec("hashspark_load_mw", "gauge", ("site",), "Power the fleet draws."),
     MetricSpec(

@@ -20,8 +20,9 @@ from controller.domain import EpochS, FloatArray, Reading
 from controller.records import IntervalRecord
 from controller.site_model import SiteModel
 
-#: (price observed_at, hashprice observed_at, price stale, hashprice stale, active overrides)
-IntervalKey = tuple[float, float, bool, bool, tuple[str, ...]]
+#: (price observed_at, hashprice observed_at, price stale, hashprice stale, active overrides,
+#: contract tranches' quantities)
+IntervalKey = tuple[float, float, bool, bool, tuple[str, ...], tuple[float, ...]]
 
 
 def settlement_terms(site: SiteModel) -> tuple[object, ...]:

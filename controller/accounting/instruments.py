@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.accounting.supply_stack import Quantity, SupplyStack, Tranche
 from controller.domain import EpochS, FloatArray
 
 
@@ -27,7 +28,20 @@ class FixedPpa:
     resale_cap_usd_per_mwh: float | None = None
 
 
-Supply = SpotSupply | FixedPpa
+#: A supply contract. ``SpotSupply`` and ``FixedPpa`` are the one-tranche cases of a
+#: ``SupplyStack`` (``as_stack``): load above a PPA's quantity is bought at spot.
+Supply = SpotSupply | FixedPpa | SupplyStack
+
+
+def as_stack(supply: Supply) -> SupplyStack:
+    """Any supply as a stack: spot is no tranche, a PPA is one flat tranche."""
+    match supply:
+        case SpotSupply():
+            return SupplyStack(())
+        case FixedPpa(quantity_mw=q, price_usd_per_mwh=k, resale_cap_usd_per_mwh=cap):
+            return SupplyStack((Tranche("ppa", float(q), k, cap),))
+        case SupplyStack():
+            return supply
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +67,19 @@ class HashrateForward:
     end: EpochS | None = None
 
 
-Hedge = ShortCall | HashrateForward
+@dataclass(frozen=True, slots=True)
+class VirtualPpa:
+    """A financial fixed-for-floating swap on power (a virtual PPA): the site receives
+    ``(P - K) * Q * dt_h``. It settles in cash and never changes dispatch."""
+
+    id: str
+    quantity: Quantity
+    price_usd_per_mwh: float
+    start: EpochS | None = None
+    end: EpochS | None = None
+
+
+Hedge = ShortCall | HashrateForward | VirtualPpa
 
 
 def opportunity_cost_usd_per_mwh(
@@ -65,6 +91,7 @@ def opportunity_cost_usd_per_mwh(
     capped at ``S``: ``min(P, S)``. Adders are charges on consumption, so every MWh not
     burnt also saves them; with zero adders this is exactly the table in ECONOMICS.md.
     Financial hedges never enter: they move cash, not the marginal value of a MWh.
+    This is the cost of load within the PPA's quantity; above it, spot's (``tranche_costs``).
     """
     price = np.asarray(price_usd_per_mwh, dtype=np.float64)
     match supply:
@@ -72,6 +99,8 @@ def opportunity_cost_usd_per_mwh(
             base = np.minimum(price, cap)
         case FixedPpa() | SpotSupply():
             base = price
+        case SupplyStack():
+            raise TypeError("a supply stack's cost depends on the load: see tranche_costs")
     return np.asarray(base + adders_usd_per_mwh, dtype=np.float64)
 
 

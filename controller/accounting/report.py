@@ -11,6 +11,7 @@ from controller.accounting.report_types import (
     TOTAL_KEYS,
     DayRow,
     GridEventResult,
+    InstrumentRow,
     ModelRow,
     Report,
     Summary,
@@ -26,7 +27,7 @@ from controller.decision.overrides import Override
 from controller.domain import FleetSpec, FloatArray, iso
 from controller.records import COMPONENTS, IntervalTable
 
-__all__ = ["TOTAL_KEYS", "build_report", "grid_compliance", "totals"]
+__all__ = ["TOTAL_KEYS", "build_report", "grid_compliance", "per_instrument", "totals"]
 
 #: Running below this share of nominal power counts as curtailed (float noise aside).
 _CURTAILED_TOLERANCE = 1e-9
@@ -38,6 +39,14 @@ def totals(table: IntervalTable, mask: np.ndarray | None = None) -> Totals:
     dt_h = table.inputs.dt_h[sel]
     components = {name: float(getattr(table.settlement, name)[sel].sum()) for name in COMPONENTS}
     return Totals(intervals=int(dt_h.size), hours=float(dt_h.sum()), **components)
+
+
+def per_instrument(table: IntervalTable) -> tuple[InstrumentRow, ...]:
+    """Each instrument's and supply tranche's flows summed over the window, in book order."""
+    sums: dict[tuple[str, str], float] = {}
+    for inst, component, usd in table.settlement.by_instrument:
+        sums[inst, component] = sums.get((inst, component), 0.0) + float(usd.sum())
+    return tuple(InstrumentRow(i, c, usd) for (i, c), usd in sums.items())
 
 
 def _curtailed(table: IntervalTable) -> np.ndarray:
@@ -52,19 +61,26 @@ def build_report(
     pool_fee: float,
     ppa_price_usd_per_mwh: float | None,
     forward_usd_per_ph_day: float | None,
+    hedged_share: float | None = None,
 ) -> Report:
-    """The replay report: metadata, ``totals``, a summary, per-day and per-model tables."""
+    """The replay report: metadata, ``totals``, a summary, per-day and per-model tables.
+
+    ``forward_usd_per_ph_day`` is the forwards' price in term over the window and
+    ``hedged_share`` the share of the fleet's hashrate they sell (``SiteModel.spread``).
+    """
     inputs = table.inputs
     dt_h = inputs.dt_h
     total = totals(table)
     curtailed = _curtailed(table)
     fully = inputs.running_mw <= 0.0
     fleet_eff = float(fleet.nominal_power_w.sum() / fleet.nominal_hashrate_th.sum())
-    spread = None
+    spread = floor = None
     if ppa_price_usd_per_mwh is not None and forward_usd_per_ph_day is not None:
         spread = hashspark_spread_usd_per_mwh(
             forward_usd_per_ph_day, pool_fee, fleet_eff, ppa_price_usd_per_mwh
         )
+        if hedged_share is not None:
+            floor = hedged_share * (spread + ppa_price_usd_per_mwh) - ppa_price_usd_per_mwh
     mined = total.mined_mwh
     summary = Summary(
         nominal_mw=fleet.nominal_mw,
@@ -76,6 +92,8 @@ def build_report(
         failsafe_hours=float(dt_h[table.failsafe].sum()),
         net_margin_usd_per_mwh=total.net_usd / mined if mined > 0 else None,
         hashspark_spread_usd_per_mwh=spread,
+        hedged_share=hedged_share if spread is not None else None,
+        margin_floor_usd_per_mwh=floor,
     )
     return Report(
         window=Window(iso(float(inputs.start[0])), iso(float(inputs.end[-1]))),

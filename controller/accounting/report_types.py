@@ -64,7 +64,11 @@ class Summary:
     curtailed_intervals: int
     failsafe_hours: float
     net_margin_usd_per_mwh: float | None  # None when nothing was mined
-    hashspark_spread_usd_per_mwh: float | None  # needs a fixed PPA and a hashrate forward
+    hashspark_spread_usd_per_mwh: float | None  # needs a fixed PPA and a forward in term
+    #: Forwards' PH/s in term over the fleet's nominal PH/s, time-weighted over the window.
+    hedged_share: float | None = None
+    #: The margin per MWh at nominal if the unhedged hashrate earned nothing.
+    margin_floor_usd_per_mwh: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON ``summary`` object."""
@@ -134,6 +138,19 @@ class GridEventResult:
             "min_mw": self.min_mw,
             "compliant": self.compliant,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentRow:
+    """One instrument's (or supply tranche's) total of one component over the window."""
+
+    id: str
+    component: str
+    usd: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """One ``per_instrument`` row."""
+        return _fields_dict(self)
 
 
 @dataclass(frozen=True, slots=True)

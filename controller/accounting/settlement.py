@@ -11,13 +11,19 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from controller.accounting.instruments import (
-    FixedPpa,
     HashrateForward,
     Hedge,
     ShortCall,
-    SpotSupply,
     Supply,
+    VirtualPpa,
     active_fraction,
+    as_stack,
+)
+from controller.accounting.supply_stack import (
+    SPOT_ID,
+    SupplyStack,
+    mean_quantity_mw,
+    settle_stack,
 )
 from controller.domain import FloatArray
 
@@ -81,22 +87,28 @@ def settle(
     # Adders are charges on consumption, paid on every MWh burnt whatever the supply.
     adders = adders_usd_per_mwh * mined_mwh
 
-    match supply:
-        case SpotSupply():
-            cost = price * mined_mwh + adders
-            resale = zeros
-        case FixedPpa(quantity_mw=qty, price_usd_per_mwh=k, resale_cap_usd_per_mwh=cap):
-            cost = k * qty * dt_h + adders
-            spare_mw = qty - q
-            resale_price = (
-                price if cap is None else np.where(spare_mw > 0, np.minimum(price, cap), price)
-            )
-            resale = spare_mw * resale_price * dt_h
+    by_instrument: list[tuple[str, str, FloatArray]] = []
+    stack = as_stack(supply)
+    if not stack.tranches:  # spot supply
+        cost = price * mined_mwh + adders
+        resale = zeros
+    else:
+        # ECONOMICS.md's table: the contracts' K * Q * dt_h is the power cost; spare power
+        # resold adds to the resale, load above the tranches (bought at spot) subtracts.
+        flows = settle_stack(stack, inputs.start, inputs.end, price, q)
+        cost = flows.contract_energy_usd.sum(axis=1) + adders
+        resale = flows.resale_usd.sum(axis=1) - flows.spot_energy_usd
+        if isinstance(supply, SupplyStack):
+            for i, tranche in enumerate(stack.tranches):
+                by_instrument += [
+                    (tranche.id, "contract_energy_usd", flows.contract_energy_usd[:, i]),
+                    (tranche.id, "resale_revenue_usd", flows.resale_usd[:, i]),
+                ]
+            by_instrument.append((SPOT_ID, "spot_energy_usd", flows.spot_energy_usd))
 
     premium = zeros.copy()
     payout = zeros.copy()
     forward = zeros.copy()
-    by_instrument: list[tuple[str, str, FloatArray]] = []
     for hedge in hedges:
         share = active_fraction(hedge.start, hedge.end, inputs.start, inputs.end)
         match hedge:
@@ -113,6 +125,11 @@ def settle(
                 f = (hpf - inputs.hashprice_usd_per_ph_day) * hc * dt_h / 24.0 * share
                 forward += f
                 by_instrument.append((hedge.id, "forward_settlement_usd", f))
+            case VirtualPpa(quantity=qty, price_usd_per_mwh=k):
+                # A swap fixes the price of power: booked against the power cost.
+                swap = (price - k) * mean_quantity_mw(qty, inputs.start, inputs.end) * dt_h * share
+                cost = cost - swap
+                by_instrument.append((hedge.id, "swap_settlement_usd", swap))
 
     net = mining + resale + premium - payout + forward - cost
     return Settlement(
@@ -134,7 +151,8 @@ def settle_down(
 ) -> Settlement:
     """Settle spans in which the daemon settled nothing (down intervals). Pure; vectorised.
 
-    What accrues whether or not the daemon runs is booked: a fixed PPA's ``K * Q * dt_h``
+    What accrues whether or not the daemon runs is booked: each tranche's ``K * Q * dt_h``
+    (``Q`` its time-weighted mean over the span)
     and each short call's premium over its term. What depends on what the miners did or on
     prices nobody observed is not known, and not booked (0 here; the ledger flags the row
     ``down``): energy, mining revenue, spot power cost, consumption adders, resale, call
@@ -142,13 +160,15 @@ def settle_down(
     """
     dt_h = np.asarray((end - start) / 3600.0, dtype=np.float64)
     zeros = np.zeros_like(dt_h)
-    match supply:
-        case FixedPpa(quantity_mw=qty, price_usd_per_mwh=k):
-            cost = k * qty * dt_h
-        case SpotSupply():
-            cost = zeros
-    premium = zeros.copy()
+    stack = as_stack(supply)
     by_instrument: list[tuple[str, str, FloatArray]] = []
+    cost = zeros.copy()
+    for tranche in stack.tranches:
+        fixed = tranche.price_usd_per_mwh * mean_quantity_mw(tranche.quantity, start, end) * dt_h
+        cost = cost + fixed
+        if isinstance(supply, SupplyStack):
+            by_instrument.append((tranche.id, "contract_energy_usd", fixed))
+    premium = zeros.copy()
     for hedge in hedges:
         if isinstance(hedge, ShortCall):
             share = active_fraction(hedge.start, hedge.end, start, end)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from controller.accounting.instruments import (
     FixedPpa,
@@ -14,10 +15,22 @@ from controller.accounting.instruments import (
     ShortCall,
     SpotSupply,
     Supply,
+    VirtualPpa,
 )
-from controller.runtime.config_base import Strict
+from controller.accounting.supply_stack import (
+    HoursBlock,
+    Quantity,
+    ScheduledQuantity,
+    ScheduleEntry,
+    ShapedQuantity,
+    SupplyStack,
+    Tranche,
+)
+from controller.runtime.config_base import NonEmpty, Strict
 from controller.runtime.config_bounds import (
+    MAX_EVENTS,
     MAX_HASHPRICE_USD_PER_PH_DAY,
+    MAX_HEDGES,
     MAX_PRICE_USD_PER_MWH,
     MAX_SITE_MW,
     MAX_SITE_PH,
@@ -57,8 +70,150 @@ class CappedPpaConfig(Strict):
     strike_usd_per_mwh: UsdPerMwh
 
 
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class HoursBlockConfig(Strict):
+    """``quantity_mw`` on ``days`` in local hours ``[hours[0], hours[1])`` (hours 0..24)."""
+
+    days: Annotated[tuple[Day, ...], NonEmpty]
+    hours: tuple[int, int]
+    quantity_mw: float = Field(ge=0, le=MAX_SITE_MW)
+
+    @model_validator(mode="after")
+    def _hours(self) -> HoursBlockConfig:
+        lo, hi = self.hours
+        if not 0 <= lo < hi <= 24:
+            raise ValueError(f"hours must be [start, end) with 0 <= start < end <= 24: {[lo, hi]}")
+        return self
+
+
+class ShapeConfig(Strict):
+    """A quantity shaped by local hours and days: 0 outside its blocks, which never overlap."""
+
+    timezone: str = Field(min_length=1)
+    blocks: Annotated[tuple[HoursBlockConfig, ...], NonEmpty, Field(max_length=7 * 24)]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r} (an IANA name: America/Chicago)"
+            ) from None
+        return name
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> ShapeConfig:
+        seen: dict[tuple[str, int], int] = {}
+        for k, block in enumerate(self.blocks):
+            for day in block.days:
+                for hour in range(*block.hours):
+                    if (day, hour) in seen:
+                        raise ValueError(
+                            f"blocks[{k}] overlaps blocks[{seen[day, hour]}] on {day} at "
+                            f"{hour:02d}:00: a tranche's blocks must not overlap"
+                        )
+                    seen[day, hour] = k
+        return self
+
+
+class ScheduleEntryConfig(Strict):
+    """``quantity_mw`` over ``[start, end)``."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    quantity_mw: float = Field(ge=0, le=MAX_SITE_MW)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScheduleEntryConfig:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class QuantityConfig(Strict):
+    """A quantity per interval: exactly one of ``quantity_mw`` (flat, 7x24), ``shape`` (by
+    local hours and days) or ``schedule`` (contiguous entries, no gaps)."""
+
+    quantity_mw: float | None = Field(default=None, ge=0, le=MAX_SITE_MW)
+    shape: ShapeConfig | None = None
+    schedule: tuple[ScheduleEntryConfig, ...] | None = Field(default=None, max_length=MAX_EVENTS)
+
+    @model_validator(mode="after")
+    def _one_quantity(self) -> QuantityConfig:
+        given = [k for k in ("quantity_mw", "shape", "schedule") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of quantity_mw, shape or schedule"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        entries = self.schedule or ()
+        if self.schedule is not None and not entries:
+            raise ValueError("schedule is empty")
+        for k in range(1, len(entries)):
+            prev, cur = entries[k - 1], entries[k]
+            if cur.start > prev.end:
+                raise ValueError(
+                    f"schedule[{k}] starts {cur.start.isoformat()}, after schedule[{k - 1}] "
+                    f"ends {prev.end.isoformat()}: a schedule must have no gaps"
+                )
+            if cur.start < prev.end:
+                raise ValueError(
+                    f"schedule[{k}] starts {cur.start.isoformat()}, before schedule[{k - 1}] "
+                    f"ends {prev.end.isoformat()}: schedule entries must not overlap"
+                )
+        return self
+
+    def quantity(self) -> Quantity:
+        """The quantity as a core value."""
+        if self.shape is not None:
+            blocks = tuple(
+                HoursBlock(tuple(DAYS.index(d) for d in b.days), *b.hours, b.quantity_mw)
+                for b in self.shape.blocks
+            )
+            return ShapedQuantity(blocks, ZoneInfo(self.shape.timezone))
+        if self.schedule is not None:
+            return ScheduledQuantity(
+                tuple(
+                    ScheduleEntry(e.start.timestamp(), e.end.timestamp(), e.quantity_mw)
+                    for e in self.schedule
+                )
+            )
+        assert self.quantity_mw is not None
+        return float(self.quantity_mw)
+
+
+class TrancheConfig(QuantityConfig):
+    """One contract tranche of a supply stack: physically delivered power at a price, spare
+    power resold at spot (or at ``min(P, resale_cap_usd_per_mwh)``)."""
+
+    id: Id
+    price_usd_per_mwh: UsdPerMwh
+    resale_cap_usd_per_mwh: UsdPerMwh | None = None
+
+
+class StackSupplyConfig(Strict):
+    """Contract tranches, cheapest opportunity cost first, with spot above them."""
+
+    type: Literal["stack"]
+    tranches: Annotated[tuple[TrancheConfig, ...], NonEmpty, Field(max_length=MAX_HEDGES)]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> StackSupplyConfig:
+        unique("tranche ids", [t.id for t in self.tranches])
+        if "spot" in {t.id for t in self.tranches}:
+            raise ValueError("'spot' names the power bought above the tranches: pick another id")
+        return self
+
+
 SupplyConfig = Annotated[
-    SpotSupplyConfig | FixedPpaConfig | CappedPpaConfig, Field(discriminator="type")
+    SpotSupplyConfig | FixedPpaConfig | CappedPpaConfig | StackSupplyConfig,
+    Field(discriminator="type"),
 ]
 
 
@@ -94,10 +249,24 @@ class HashrateForwardConfig(Term):
     price_usd_per_ph_day: float = Field(gt=0, le=MAX_HASHPRICE_USD_PER_PH_DAY)
 
 
-HedgeConfig = Annotated[ShortCallConfig | HashrateForwardConfig, Field(discriminator="type")]
+class VirtualPpaConfig(QuantityConfig, Term):
+    """A virtual PPA (fixed-for-floating swap on power): the site receives
+    ``(P - K) * Q * dt_h``; financial, so it never changes dispatch. Its quantity is flat,
+    shaped or scheduled, as a tranche's."""
+
+    type: Literal["virtual_ppa"]
+    id: Id
+    price_usd_per_mwh: UsdPerMwh
 
 
-def supply_contract(supply: SpotSupplyConfig | FixedPpaConfig | CappedPpaConfig) -> Supply:
+HedgeConfig = Annotated[
+    ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig, Field(discriminator="type")
+]
+
+
+def supply_contract(
+    supply: SpotSupplyConfig | FixedPpaConfig | CappedPpaConfig | StackSupplyConfig,
+) -> Supply:
     """A supply config as a core value."""
     match supply:
         case SpotSupplyConfig():
@@ -106,9 +275,18 @@ def supply_contract(supply: SpotSupplyConfig | FixedPpaConfig | CappedPpaConfig)
             return FixedPpa(q, k)
         case CappedPpaConfig(quantity_mw=q, price_usd_per_mwh=k, strike_usd_per_mwh=s):
             return FixedPpa(q, k, resale_cap_usd_per_mwh=s)
+        case StackSupplyConfig(tranches=tranches):
+            return SupplyStack(
+                tuple(
+                    Tranche(t.id, t.quantity(), t.price_usd_per_mwh, t.resale_cap_usd_per_mwh)
+                    for t in tranches
+                )
+            )
 
 
-def hedge_book(hedges: tuple[ShortCallConfig | HashrateForwardConfig, ...]) -> tuple[Hedge, ...]:
+def hedge_book(
+    hedges: tuple[ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig, ...],
+) -> tuple[Hedge, ...]:
     """Hedge configs as core values."""
     book: list[Hedge] = []
     for h in hedges:
@@ -125,4 +303,6 @@ def hedge_book(hedges: tuple[ShortCallConfig | HashrateForwardConfig, ...]) -> t
                 book.append(
                     HashrateForward(h.id, h.hashrate_ph, h.price_usd_per_ph_day, start, end)
                 )
+            case VirtualPpaConfig():
+                book.append(VirtualPpa(h.id, h.quantity(), h.price_usd_per_mwh, start, end))
     return tuple(book)

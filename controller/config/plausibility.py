@@ -10,18 +10,23 @@ them at start-up. One line each, with the key path.
 | a short call | its ``quantity_mw`` exceeds the fleet's nominal MW |
 | a hashrate forward | its ``hashrate_ph`` exceeds the fleet's nominal PH/s |
 | a fixed or capped PPA | its ``quantity_mw`` is more than ``PPA_SIZE_FACTOR`` times the fleet's |
-|  | nominal MW, or less than that fraction of it |
+|  | nominal MW (a smaller PPA is normal: the load above it is bought at spot) |
 | a short call, a capped PPA | the strike is below the PPA's price: exercised, it takes more than |
 |  | reselling the PPA's power brings |
 """
 
 from __future__ import annotations
 
-from controller.config.contracts import CappedPpaConfig, FixedPpaConfig, ShortCallConfig
+from controller.config.contracts import (
+    CappedPpaConfig,
+    FixedPpaConfig,
+    HashrateForwardConfig,
+    ShortCallConfig,
+)
 from controller.config.load import HashsparkConfig
 from controller.config.site import SiteConfig
 
-#: A PPA more than this many times the fleet's nominal MW (or less than its inverse) is far
+#: A PPA more than this many times the fleet's nominal MW is far
 #: from the fleet's size.
 PPA_SIZE_FACTOR = 2.0
 
@@ -41,7 +46,7 @@ def _site(i: int, site: SiteConfig) -> list[str]:
     if ppa is not None:
         where = f"sites[{i}].supply"
         ratio = ppa.quantity_mw / site_mw
-        if not 1 / PPA_SIZE_FACTOR <= ratio <= PPA_SIZE_FACTOR:
+        if ratio > PPA_SIZE_FACTOR:
             out.append(
                 f"{where}: a PPA of {ppa.quantity_mw:g} MW for a fleet of {site_mw:.3g} MW "
                 f"nominal ({ratio:.2g} times its size)"
@@ -64,7 +69,7 @@ def _site(i: int, site: SiteConfig) -> list[str]:
                     f"{where}: the call's strike {hedge.strike_usd_per_mwh:g} $/MWh is below "
                     f"the PPA's price {ppa.price_usd_per_mwh:g} $/MWh"
                 )
-        elif hedge.hashrate_ph > site_ph:
+        elif isinstance(hedge, HashrateForwardConfig) and hedge.hashrate_ph > site_ph:
             out.append(
                 f"{where}: a hashrate forward on {hedge.hashrate_ph:g} PH/s, larger than the "
                 f"fleet's {site_ph:.3g} PH/s nominal"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import AwareDatetime, Field, model_validator
 
 from controller.config.contracts import HedgeConfig, SupplyConfig, unique
 from controller.decision.overrides import Override, OverrideKind
-from controller.runtime.config_base import NonEmpty, Strict
+from controller.runtime.config_base import Strict
 from controller.runtime.config_bounds import (
     MAX_EVENTS,
     MAX_HEDGES,
+    MAX_PRICE_USD_PER_MWH,
     MAX_SITE_MW,
     MAX_STRATEGIES,
     MAX_WINDOWS,
@@ -109,9 +108,19 @@ class StrategyConfig(Strict):
 
 
 class CompareConfig(Strict):
-    """The books ``hashspark compare`` replays side by side (a built-in set when absent)."""
+    """The books ``hashspark compare`` replays side by side; without ``strategies``, the
+    built-in set, whose two assumed prices can be given here."""
 
-    strategies: Annotated[tuple[StrategyConfig, ...], NonEmpty, Field(max_length=MAX_STRATEGIES)]
+    strategies: tuple[StrategyConfig, ...] = Field(default=(), max_length=MAX_STRATEGIES)
+    #: What the built-in capped PPA's price is below the plain PPA's (USD/MWh): a cap buys a
+    #: lower price. Unset: the break-even concession, the embedded call's mean payout in
+    #: the window (hindsight).
+    capped_ppa_concession_usd_per_mwh: float | None = Field(
+        default=None, ge=0, le=MAX_PRICE_USD_PER_MWH
+    )
+    #: The built-in short call's premium (USD/MWh). Unset: the break-even premium, the
+    #: call's mean payout in the window (hindsight).
+    call_premium_usd_per_mwh: float | None = Field(default=None, ge=0, le=MAX_PRICE_USD_PER_MWH)
 
     @model_validator(mode="after")
     def _unique_names(self) -> CompareConfig:

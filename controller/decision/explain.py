@@ -17,8 +17,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from controller.accounting.instruments import as_stack
 from controller.decision.economics import energy_hashprice_usd_per_mwh
-from controller.decision.policy import Plan, PolicyParams, PolicyState, Snapshot, decide
+from controller.decision.policy import (
+    Plan,
+    PolicyParams,
+    PolicyState,
+    Snapshot,
+    decide,
+    supply_state,
+)
 from controller.domain import OFF, BoolArray, FleetSpec, IntArray
 
 #: The rules that decide a plan, strongest first.
@@ -253,7 +261,23 @@ def explain(
         adders_usd_per_mwh=params.adders_usd_per_mwh,
     )
     waiting = int(np.count_nonzero(new_state.pending_point >= 0))
-    return Explanation(plan, reason_of(plan), groups, waiting)
+    reason = reason_of(plan)
+    if reason.rule == "economics":  # with contract tranches, say what each span costs
+        reason = replace(reason, detail=reason.detail + stack_detail(params, snapshot))
+    return Explanation(plan, reason, groups, waiting)
+
+
+def stack_detail(params: PolicyParams, snapshot: Snapshot) -> str:
+    """With contract tranches: what each span of the load costs, most efficient miners first."""
+    stack = as_stack(params.supply)
+    if not stack.tranches or snapshot.price is None:
+        return ""
+    state = supply_state(params, snapshot.price.value, snapshot.now)
+    ids = [stack.tranches[k].id for k in state.order[0].tolist()] + ["spot"]
+    lows = (np.concatenate([[0.0], state.upper_w[0, :-1]]) / 1e6).tolist()
+    costs = state.cost_usd_per_mwh[0].tolist()
+    spans = [f"{i} from {a:g} MW at {c:.2f}" for i, a, c in zip(ids, lows, costs, strict=True)]
+    return "; with contract tranches each miner pays those its load falls in: " + ", ".join(spans)
 
 
 def assumed_points(fleet: FleetSpec, at_point: dict[int, list[tuple[float, int]]]) -> IntArray:

@@ -5,7 +5,9 @@ Over 300 lines: decide() and the state it carries are one algorithm, read top to
 Rules, in the order they apply to each miner:
 
 1. **Economics**: each point's margin ``h * HPn / 24000 - w / 1e6 * c`` (USD/h), off = 0;
-   the best point wins, ties to the higher-power point (run iff ``EHP >= c``).
+   the best point wins, ties to the higher-power point (run iff ``EHP >= c``). With
+   contract tranches ``c`` is each miner's: the cost of the tranches its load falls in,
+   most efficient miners first (``controller.decision.stack``).
 2. **Fail-safe**: if an input is missing or older than its maximum age, the site's action
    replaces the economics: ``hold`` keeps every miner where it is, ``curtail`` wants all
    off, ``run`` wants all at their top point.
@@ -34,10 +36,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from controller.accounting.instruments import Supply, opportunity_cost_usd_per_mwh
+from controller.accounting.instruments import Supply, as_stack
+from controller.accounting.supply_stack import StackState, cost_at, tranche_costs
 from controller.decision.economics import best_point, net_hashprice, point_value_usd_per_h
 from controller.decision.optimiser import allocate_under_cap
 from controller.decision.overrides import Override, apply_cap, effect
+from controller.decision.stack import merit_blocks, stack_values
 from controller.domain import (
     OFF,
     BoolArray,
@@ -163,15 +167,36 @@ def check_inputs(params: PolicyParams, snapshot: Snapshot) -> FailSafe | None:
 
 
 def economic_points(
-    fleet: FleetSpec, params: PolicyParams, price_usd_per_mwh: float, hashprice: float
+    fleet: FleetSpec,
+    params: PolicyParams,
+    price_usd_per_mwh: float,
+    hashprice: float,
+    now: EpochS = 0.0,
 ) -> tuple[FloatArray, float, float]:
-    """Margin of every point for every miner (USD/h), with the ``c`` and ``HPn`` used."""
+    """Margin of every point for every miner (USD/h), with the marginal ``c`` and ``HPn``.
+
+    Spot supply: one ``c`` for all. Contract tranches: each miner's cost comes from the
+    tranches its load falls in (``controller.decision.stack``); the ``c`` returned is the
+    cost of the next watt above the load the economics want.
+    """
     hpn = float(net_hashprice(hashprice, params.pool_fee))
-    c = float(
-        opportunity_cost_usd_per_mwh(params.supply, price_usd_per_mwh, params.adders_usd_per_mwh)
+    state = supply_state(params, price_usd_per_mwh, now)
+    if state.cost_usd_per_mwh.shape[1] == 1:  # spot only: one cost for every miner
+        c = float(state.cost_usd_per_mwh[0, 0])
+        return point_value_usd_per_h(fleet.hashrate_th, fleet.power_w, hpn, c), c, hpn
+    values = stack_values(fleet, merit_blocks(fleet), state, hpn)
+    load_w = float(fleet.power_at(best_point(values, fleet.valid)).sum())
+    return values, cost_at(state, load_w), hpn
+
+
+def supply_state(params: PolicyParams, price_usd_per_mwh: float, now: EpochS) -> StackState:
+    """The supply stack at ``now``: its tranches in cost order, spot last."""
+    return tranche_costs(
+        as_stack(params.supply),
+        np.array([now], dtype=np.float64),
+        np.array([price_usd_per_mwh], dtype=np.float64),
+        params.adders_usd_per_mwh,
     )
-    values = point_value_usd_per_h(fleet.hashrate_th, fleet.power_w, hpn, c)
-    return values, c, hpn
 
 
 def decide(
@@ -195,7 +220,9 @@ def decide(
     cap_mw = min(caps) if caps else None
     cap_binds = cap_mw is not None and float(fleet.power_at(wanted).sum()) > cap_mw * 1e6 + 1e-6
     if cap_mw is not None and cap_binds:
-        if c is not None and hpn is not None:
+        if c is not None and hpn is not None and snapshot.price is not None:
+            # Under a cap the load sits at the cap: the marginal cost is the tranche's there.
+            c = cost_at(supply_state(params, snapshot.price.value, now), cap_mw * 1e6)
             wanted = allocate_under_cap(
                 fleet,
                 wanted,
@@ -305,7 +332,9 @@ def _wanted(
                 return current.copy(), None, None
     assert snapshot.price is not None
     assert snapshot.hashprice is not None
-    values, c, hpn = economic_points(fleet, params, snapshot.price.value, snapshot.hashprice.value)
+    values, c, hpn = economic_points(
+        fleet, params, snapshot.price.value, snapshot.hashprice.value, snapshot.now
+    )
     if params.hysteresis_usd_per_mwh > 0.0:
         return _apply_hysteresis(fleet, params, values, current), c, hpn
     return best_point(values, fleet.valid), c, hpn

@@ -18,6 +18,8 @@ import numpy as np
 import structlog
 
 from controller.accounting.accrual import IntervalAccumulator, IntervalKey
+from controller.accounting.instruments import as_stack
+from controller.accounting.supply_stack import next_quantity_change, quantities_at
 from controller.decision.economics import energy_hashprice_usd_per_mwh
 from controller.decision.explain import GroupState, changes, group_states, reason_of
 from controller.decision.policy import Plan, PolicyParams, PolicyState, Snapshot, decide
@@ -424,6 +426,8 @@ class SiteLoop:
                 self._hashprice_feed.next_change_after(now),
                 *staleness_deadlines(self.site.params, price, hashprice),
                 self.overrides.next_change_after(now),
+                next_quantity_change(as_stack(self.site.params.supply), now),
+                next_quantity_change(as_stack(self.site.supply), now),
                 until,
             ]
             await self._sleep(next_wake(now, self._cycle_s, events), stop)
@@ -652,7 +656,16 @@ class SiteLoop:
         # A grid program starting or ending also closes the interval, so that compliance
         # can be read from the ledger interval by interval.
         active = tuple(sorted(o.id for o in self.overrides.current(now) if o.active(now)))
-        return (price.observed_at, hashprice.observed_at, now >= price_dl, now >= hp_dl, active)
+        # So does a contract tranche's quantity changing (a 5x16 block starting, ...).
+        quantities = quantities_at(as_stack(self.site.supply), now)
+        return (
+            price.observed_at,
+            hashprice.observed_at,
+            now >= price_dl,
+            now >= hp_dl,
+            active,
+            quantities,
+        )
 
     def _settle(self, end: EpochS) -> None:
         self._book(self._accrual.close(end))
@@ -683,6 +696,7 @@ class SiteLoop:
         top = point == fleet.top_point
         # Grid programs are measured on what the site draws, sleeping miners included.
         draw_mw = self.site.draw_mw(point)
+        spread = self.site.spread(plan.now)  # the PPA and the forwards in term now
         models = []
         for m, name in enumerate(fleet.model_names):
             members = fleet.model_index == m
@@ -718,7 +732,9 @@ class SiteLoop:
             models=tuple(models),
             load_mw=float(model_mw.sum()),
             nominal_mw=fleet.nominal_mw,
-            spread_usd_per_mwh=self.site.spread_usd_per_mwh,
+            spread_usd_per_mwh=spread.usd_per_mwh if spread else None,
+            hedged_share=spread.hedged_share if spread else None,
+            margin_floor_usd_per_mwh=spread.margin_floor_usd_per_mwh if spread else None,
             ramp_limited=plan.ramp_limited,
             grid=tuple(
                 GridStatus(o.kind, o.id, o.cap_mw, o.compliant(draw_mw, plan.now))

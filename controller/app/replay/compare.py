@@ -21,9 +21,11 @@ from controller.accounting.instruments import (
     ShortCall,
     SpotSupply,
     Supply,
+    VirtualPpa,
 )
 from controller.accounting.report import build_report
 from controller.accounting.report_types import Report
+from controller.accounting.supply_stack import SupplyStack
 from controller.app.replay.runner import ReplayError, ReplayInputs
 from controller.config import CompareConfig, hedge_book, supply_contract
 from controller.domain import FloatArray
@@ -86,6 +88,8 @@ class StrategyResult:
             "net_margin_usd_per_mwh": s.net_margin_usd_per_mwh,
             "curtailed_hours": s.curtailed_hours,
             "hashspark_spread_usd_per_mwh": s.hashspark_spread_usd_per_mwh,
+            "hedged_share": s.hedged_share,
+            "margin_floor_usd_per_mwh": s.margin_floor_usd_per_mwh,
             "daily_net_mean_usd": self.daily.mean_usd,
             "daily_net_std_usd": self.daily.std_usd,
             "worst_day": {"date": self.daily.worst_date, "net_usd": self.daily.worst_usd},
@@ -144,6 +148,12 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
                 f"PPA {supply.quantity_mw:g} MW at {supply.price_usd_per_mwh:g}, "
                 f"resale capped at {supply.resale_cap_usd_per_mwh:g}"
             ]
+        case SupplyStack(tranches=tranches):
+            parts = [
+                f"tranche {t.id} at {t.price_usd_per_mwh:g}"
+                + ("" if t.resale_cap_usd_per_mwh is None else f" cap {t.resale_cap_usd_per_mwh:g}")
+                for t in tranches
+            ] + ["spot above"]
     for h in hedges:
         match h:
             case ShortCall():
@@ -153,6 +163,8 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
                 )
             case HashrateForward():
                 parts.append(f"forward {h.hashrate_ph:g} PH/s at {h.price_usd_per_ph_day:g}")
+            case VirtualPpa():
+                parts.append(f"virtual PPA {h.id} at {h.price_usd_per_mwh:g}")
     return "; ".join(parts)
 
 
@@ -165,15 +177,26 @@ def strategies_from_config(compare: CompareConfig) -> tuple[Strategy, ...]:
     return tuple(out)
 
 
-def default_strategies(model: SiteModel, window: IntervalTable) -> tuple[Strategy, ...]:
+def default_strategies(
+    model: SiteModel,
+    window: IntervalTable,
+    *,
+    concession_usd_per_mwh: float | None = None,
+    premium_usd_per_mwh: float | None = None,
+) -> tuple[Strategy, ...]:
     """The built-in books, from the site's own contracts where it has them.
 
     The PPA is the site's (fixed or capped); without one, the fleet's nominal power rounded
     up to 0.1 MW at the window's time-weighted mean spot price. The call is the site's first
     short call; without one, 90% of the PPA quantity at the capped PPA's strike (or 200),
-    its premium the mean payout the window realised (a fair price in hindsight). The cap is
-    the site's, else the call's strike. The forwards are the site's; without any, half the
-    fleet's nominal hashrate at the window's time-weighted mean hashprice.
+    its premium ``premium_usd_per_mwh`` or else the **break-even premium**: the mean payout
+    the window realised (a fair price in hindsight, named so in the book's description).
+    The cap is the site's, else the call's strike. The capped PPA's price is the plain
+    PPA's less ``concession_usd_per_mwh``, or else the break-even concession: the embedded
+    call's mean payout over the window (a cap buys a lower price; without one the capped
+    book would be the plain PPA with its upside given away). The forwards are the site's;
+    without any, half the fleet's nominal hashrate at the window's time-weighted mean
+    hashprice.
     """
     dt_h = window.inputs.dt_h
     hours = float(dt_h.sum())
@@ -186,13 +209,21 @@ def default_strategies(model: SiteModel, window: IntervalTable) -> tuple[Strateg
         k = round(float((price * dt_h).sum()) / hours, 2)
     own_cap = own_ppa.resale_cap_usd_per_mwh if own_ppa is not None else None
     calls = [h for h in model.hedges if isinstance(h, ShortCall)]
+    p_note = ""
     if calls:
         call = calls[0]
     else:
         strike = own_cap if own_cap is not None else DEFAULT_CALL_STRIKE_USD_PER_MWH
-        fair = float((np.maximum(price - strike, 0.0) * dt_h).sum()) / hours
-        call = ShortCall("call", round(0.9 * q, 3), strike, round(fair, 2))
+        premium = premium_usd_per_mwh
+        if premium is None:
+            premium = round(float((np.maximum(price - strike, 0.0) * dt_h).sum()) / hours, 2)
+            p_note = " (break-even premium: the window's mean payout, hindsight)"
+        call = ShortCall("call", round(0.9 * q, 3), strike, premium)
     cap = own_cap if own_cap is not None else call.strike_usd_per_mwh
+    payout = float((np.maximum(price - cap, 0.0) * dt_h).sum()) / hours
+    k_capped, c_note = round(k - payout, 2), f" (break-even concession {payout:.2f})"
+    if concession_usd_per_mwh is not None:
+        k_capped, c_note = k - concession_usd_per_mwh, " (configured concession)"
     forwards: tuple[Hedge, ...] = tuple(h for h in model.hedges if isinstance(h, HashrateForward))
     if not forwards:
         hp = window.inputs.hashprice_usd_per_ph_day
@@ -207,11 +238,12 @@ def default_strategies(model: SiteModel, window: IntervalTable) -> tuple[Strateg
         ("spot", SpotSupply(), ()),
         ("ppa", ppa, ()),
         ("ppa+call", ppa, (call,)),
-        ("capped-ppa", FixedPpa(q, k, resale_cap_usd_per_mwh=cap), ()),
+        ("capped-ppa", FixedPpa(q, k_capped, resale_cap_usd_per_mwh=cap), ()),
         ("ppa+forward", ppa, forwards),
         ("ppa+forward+call", ppa, (*forwards, call)),
     ]
-    return tuple(Strategy(name, describe(s, h), s, h) for name, s, h in books)
+    notes = {"capped-ppa": c_note, "ppa+call": p_note, "ppa+forward+call": p_note}
+    return tuple(Strategy(name, describe(s, h) + notes.get(name, ""), s, h) for name, s, h in books)
 
 
 def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) -> IntervalTable:
@@ -236,12 +268,14 @@ def run_strategy(inputs: ReplayInputs, strategy: Strategy) -> StrategyResult:
     """Replay one book and build its report."""
     table = run_book(inputs, strategy.supply, strategy.hedges)
     model = replace(inputs.model, supply=strategy.supply, hedges=strategy.hedges)
+    forward, share = model.forwards_in_term(inputs.start, inputs.end)
     report = build_report(
         table,
         model.fleet,
         pool_fee=model.params.pool_fee,
         ppa_price_usd_per_mwh=model.ppa_price_usd_per_mwh,
-        forward_usd_per_ph_day=model.forward_price_usd_per_ph_day,
+        forward_usd_per_ph_day=forward,
+        hedged_share=share,
     )
     return StrategyResult(strategy, table, report, daily_net(report))
 
@@ -250,11 +284,16 @@ def compare(inputs: ReplayInputs, strategies: tuple[Strategy, ...] | None = None
     """Replay every book over the inputs' window; the scenario's or the built-in set."""
     builtin = False
     if strategies is None:
-        configured = inputs.loaded.config.compare
-        if configured is not None:
-            strategies = strategies_from_config(configured)
-        else:
-            builtin = True
-            spot = run_book(inputs, SpotSupply(), ())
-            strategies = default_strategies(inputs.model, spot)
+        configured = inputs.loaded.config.compare or CompareConfig()
+        builtin = not configured.strategies
+        strategies = (
+            default_strategies(
+                inputs.model,
+                run_book(inputs, SpotSupply(), ()),
+                concession_usd_per_mwh=configured.capped_ppa_concession_usd_per_mwh,
+                premium_usd_per_mwh=configured.call_premium_usd_per_mwh,
+            )
+            if builtin
+            else strategies_from_config(configured)
+        )
     return Comparison(tuple(run_strategy(inputs, s) for s in strategies), builtin)

@@ -14,6 +14,7 @@ from typing import Any
 from controller.accounting.report_types import (
     DayRow,
     GridEventResult,
+    InstrumentRow,
     ModelRow,
     Report,
     Summary,
@@ -133,6 +134,8 @@ class ReplayReport:
     optimiser: OptimiserGain | None = None  # fast path, fleets with power targets
     grid_events: tuple[GridEventResult, ...] | None = None  # scenarios with grid events
     live_path: LivePath | None = None  # the live path only
+    #: Per instrument and supply tranche (id, component, USD); None: the site has none.
+    per_instrument: tuple[InstrumentRow, ...] | None = None
 
     @property
     def core(self) -> Report:
@@ -160,4 +163,6 @@ class ReplayReport:
             out["grid_events"] = [g.as_dict() for g in self.grid_events]
         if self.live_path is not None:
             out["live_path"] = self.live_path.as_dict()
+        if self.per_instrument is not None:
+            out["per_instrument"] = [row.as_dict() for row in self.per_instrument]
         return out

@@ -18,7 +18,7 @@ from adapters.feeds.recorded import (
 )
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
-from controller.accounting.report import build_report, grid_compliance
+from controller.accounting.report import build_report, grid_compliance, per_instrument
 from controller.app.assemble import assemble, scenario_events
 from controller.app.replay.report import FeedInfo, OptimiserGain, ReplayReport
 from controller.config import LoadedConfig, SiteConfig
@@ -227,12 +227,14 @@ def replay(
 
 def replay_report(inputs: ReplayInputs, table: IntervalTable, engine: str) -> ReplayReport:
     """The report of a finished replay (every engine's has this shape)."""
+    forward, share = inputs.model.forwards_in_term(inputs.start, inputs.end)
     core = build_report(
         table,
         inputs.model.fleet,
         pool_fee=inputs.model.params.pool_fee,
         ppa_price_usd_per_mwh=inputs.model.ppa_price_usd_per_mwh,
-        forward_usd_per_ph_day=inputs.model.forward_price_usd_per_ph_day,
+        forward_usd_per_ph_day=forward,
+        hedged_share=share,
     )
     scenario = inputs.loaded.config.scenario
     events = None
@@ -252,6 +254,7 @@ def replay_report(inputs: ReplayInputs, table: IntervalTable, engine: str) -> Re
         per_day=core.per_day,
         per_model=core.per_model,
         grid_events=events,
+        per_instrument=per_instrument(table) or None,
     )
 
 

@@ -38,6 +38,15 @@ def format_comparison(comparison: Comparison, inputs: ReplayInputs, wall_s: floa
         )
     lines.append("")
     lines.extend(f"  {r['name']:<18} {r['description']}" for r in rows)
+    hedged = [r for r in rows if r["hashspark_spread_usd_per_mwh"] is not None]
+    if hedged:
+        lines.append("")
+        lines.extend(
+            f"  {r['name']:<18} spread {r['hashspark_spread_usd_per_mwh']:,.2f} USD/MWh on "
+            f"{r['hedged_share']:.0%} of the hashrate (forwards in term), margin floor "
+            f"{_opt(r['margin_floor_usd_per_mwh'])} USD/MWh"
+            for r in hedged
+        )
     return "\n".join(lines)
 
 
@@ -82,10 +91,13 @@ def format_summary(
     if margin is not None:
         lines.append(f"  net margin  {margin:,.2f} USD per mined MWh")
     spread = s.hashspark_spread_usd_per_mwh
+    share, floor = s.hedged_share or 0.0, s.margin_floor_usd_per_mwh
     lines.append(
-        f"  hashspark spread  {spread:,.2f} USD/MWh locked in (forward price vs PPA price)"
+        f"  hashspark spread  {spread:,.2f} USD/MWh on the {share:.0%} of the fleet's hashrate "
+        f"sold forward (forwards in term vs PPA price); margin floor {_opt(floor)} USD/MWh "
+        "if the rest earned nothing"
         if spread is not None
-        else "  hashspark spread  n/a (needs a fixed PPA and a hashrate forward)"
+        else "  hashspark spread  n/a (needs a fixed PPA and a hashrate forward in term)"
     )
     if r.optimiser is not None:
         lines.append(
@@ -100,6 +112,10 @@ def format_summary(
         )
     if s.failsafe_hours:
         lines.append(f"  fail-safe   engaged for {s.failsafe_hours:,.2f} h")
+    if r.per_instrument:
+        lines.append("")
+        lines.append("  per instrument and supply tranche              USD")
+        lines.extend(f"    {i.id + '.' + i.component:<36} {_usd(i.usd)}" for i in r.per_instrument)
     if r.live_path is not None:
         lines.extend(_live_lines(r.live_path))
     lines.append("")
