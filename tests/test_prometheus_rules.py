@@ -22,6 +22,8 @@ ALERTS = {
     "HashsparkMinersUnreachable",
     "HashsparkCommandsUnconfirmed",
     "HashsparkLedgerWriteErrors",
+    "HashsparkStorageFailing",
+    "HashsparkLedgerIntervalsDropped",
 }
 
 

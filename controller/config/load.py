@@ -16,6 +16,7 @@ from controller.config.contracts import unique
 from controller.config.scenario import CompareConfig, ScenarioConfig
 from controller.config.site import SiteConfig
 from controller.runtime.config_base import ConfigError, NonEmpty, Strict
+from controller.runtime.site_loop import DEFAULT_MAX_UNWRITTEN
 
 
 class DaemonConfig(Strict):
@@ -29,6 +30,9 @@ class DaemonConfig(Strict):
     ledger_sync: Literal["full", "normal"] = "full"  # normal: survives kill -9, not power loss
     on_shutdown: Literal["keep", "curtail", "run"] = "keep"  # where SIGTERM leaves the miners
     cycle_timeout_s: float = Field(default=120.0, gt=0)  # a cycle running longer is stuck
+    # Settled intervals held in memory while the ledger cannot take them (disk full,
+    # read-only), written in order when it can; beyond this, newer ones are dropped (counted).
+    ledger_max_unwritten: int = Field(default=DEFAULT_MAX_UNWRITTEN, ge=1, le=1_000_000)
 
 
 class HashsparkConfig(Strict):

@@ -32,6 +32,24 @@ def write_json_atomic(path: Path, data: Any) -> None:
     _fsync_dir(path.parent)
 
 
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append ``lines`` to ``path`` and fsync (raises ``OSError``).
+
+    A write that fails part way (disk full) is cut back off, as far as the file system
+    lets us, so that the file never keeps half a line for the next append to follow.
+    """
+    with path.open("a", encoding="utf-8") as handle:
+        size = handle.tell()
+        try:
+            handle.write("\n".join(lines) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError:
+            with contextlib.suppress(OSError, ValueError):
+                handle.truncate(size)
+            raise
+
+
 def read_json(path: Path) -> Any:
     """The JSON document at ``path`` (raises ``FileNotFoundError``, ``OSError``, ``ValueError``)."""
     return json.loads(path.read_text(encoding="utf-8"))

@@ -55,6 +55,7 @@ from controller.runtime.ports import (
     RemembersFleet,
 )
 from controller.runtime.retry import caller_cancelled, reap
+from controller.runtime.storage import StorageHealth
 from controller.site_model import SiteModel
 from controller.status import GridStatus, ModelStatus, SiteStatus
 
@@ -70,6 +71,9 @@ SETTLE_GRACE_S = 120.0
 ACTUATION_WAIT_S = 2.0
 #: Resumes go out in chunks of this many miners unless the driver says otherwise.
 DEFAULT_RESUME_CHUNK = 1 << 30
+#: Settled intervals kept in memory while the ledger cannot take them (``daemon.
+#: ledger_max_unwritten``): 10,000 is a month of 5-minute prices, a few MB.
+DEFAULT_MAX_UNWRITTEN = 10_000
 
 
 def staleness_deadlines(
@@ -110,6 +114,8 @@ class SiteLoop:
         audit: CommandAudit | None = None,
         dry_run: bool = False,
         resume_chunk: int | None = None,
+        storage: StorageHealth | None = None,
+        max_unwritten: int = DEFAULT_MAX_UNWRITTEN,
     ) -> None:
         self.site = site
         self._clock = clock
@@ -136,6 +142,13 @@ class SiteLoop:
         self._onehot = np.eye(len(site.fleet.model_names))[site.fleet.model_index]  # (N, M)
         self._accrual = IntervalAccumulator(site)
         self._unwritten: list[IntervalRecord] = []  # kept until the ledger takes them
+        self.max_unwritten = max_unwritten  # beyond it, newer intervals are dropped (counted)
+        self.dropped = 0  # settled intervals dropped because the backlog was full
+        self.storage = storage or StorageHealth()
+        # Accounting time never runs back: after the wall clock steps back behind what is
+        # booked, intervals go on from there at the clock's rate, ``_clock_lag`` ahead.
+        self._accounted: EpochS | None = None
+        self._clock_lag = 0.0
         self._in_doubt: dict[int, tuple[int, EpochS]] = {}  # miner -> (raise not confirmed, when)
         self._settling: dict[int, tuple[int, EpochS]] = {}  # miner -> (confirmed running, when)
         self._failsafe_reason: str | None = None
@@ -170,7 +183,8 @@ class SiteLoop:
 
     async def _cycle(self, began: float) -> Plan:
         now = self._clock.now()
-        self._accrual.accrue(now)
+        at = self._account_at(now)  # where this cycle accounts: ``now`` unless the clock ran back
+        self._accrual.accrue(at)
         earlier = self._take_finished()  # jobs that ended between cycles
         arrived = self._inputs_arrived()
         self._clear(self._wake_events())  # this cycle decides on everything arrived so far
@@ -191,7 +205,7 @@ class SiteLoop:
 
         key = self._interval_key(now, snapshot.price, snapshot.hashprice)
         if self._accrual.open_key is not None and key != self._accrual.open_key:
-            self._settle(now)
+            self._settle(at)
 
         batch = self._commands(plan, observed)
         if len(batch) and self.dry_run:
@@ -213,13 +227,13 @@ class SiteLoop:
         report = _merged(earlier, ended)
         fleet = self.site.fleet
         model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
-        self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, now)
+        self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, at)
 
         if self._accrual.open_key is None and key is not None:
             assert snapshot.price is not None
             assert snapshot.hashprice is not None
             down = self._accrual.open(
-                now,
+                at,
                 key,
                 snapshot.price,
                 snapshot.hashprice,
@@ -622,22 +636,34 @@ class SiteLoop:
 
     def _adopt(self, site: SiteModel, cycle_s: float) -> None:
         self._reload = None
-        self._book(self._accrual.rebase(site, self._clock.now()))
+        self._book(self._accrual.rebase(site, self._account_at(self._clock.now())))
         self._flush_ledger()
         self.site = site
         self._cycle_s = cycle_s
 
     def resume_from(self, booked_until: EpochS | None) -> None:
         """The ledger holds this site up to ``booked_until``: the span from there to the
-        first interval this run opens is booked as ``down``."""
+        first interval this run opens is booked as ``down``. A clock behind ``booked_until``
+        books from there on (``_account_at``)."""
         self._accrual.resume_from(booked_until)
+        if booked_until is not None:
+            self._accounted = booked_until
 
     def finish(self, end: EpochS) -> None:
         """Account up to ``end`` and settle the interval still open (or the down time, if
         no interval opened)."""
+        end = self._account_at(end)
         self._book(self._accrual.take_down(end))
         self._settle(end)
         self._flush_ledger()
+        if self._unwritten:
+            self._log.error(
+                "ledger_intervals_lost",
+                intervals=len(self._unwritten),
+                first=iso(self._unwritten[0].start),
+                last=iso(self._unwritten[-1].end),
+                reason="the ledger could not take them before the daemon stopped",
+            )
 
     # --- accounting --------------------------------------------------------------------
 
@@ -654,12 +680,54 @@ class SiteLoop:
         active = tuple(sorted(o.id for o in self.overrides.current(now) if o.active(now)))
         return (price.observed_at, hashprice.observed_at, now >= price_dl, now >= hp_dl, active)
 
+    def _account_at(self, now: EpochS) -> EpochS:
+        """The accounting time of wall time ``now``: never before what is already accounted.
+
+        A wall clock stepped back behind the booked time (an NTP correction, a reset RTC)
+        would settle intervals over time the ledger holds already, which it refuses. Instead
+        the books go on from where they are at the clock's rate, ``_clock_lag`` seconds ahead
+        of the wall clock (logged once per step), so no interval is lost and none overlaps.
+        The time the clock ran back by is booked once, not twice; the next ``down`` span after
+        a restart closes the lag.
+        """
+        at = now + self._clock_lag
+        if self._accounted is not None and at < self._accounted:
+            step = self._accounted - at
+            self._clock_lag = self._accounted - now
+            self._log.warning(
+                "clock_behind_ledger",
+                now=iso(now),
+                booked_until=iso(self._accounted),
+                step_s=round(step, 6),
+                booking_ahead_s=round(self._clock_lag, 6),
+            )
+            at = self._accounted
+        self._accounted = at
+        return at
+
+    @property
+    def unwritten(self) -> int:
+        """Settled intervals kept in memory until the ledger takes them."""
+        return len(self._unwritten)
+
     def _settle(self, end: EpochS) -> None:
         self._book(self._accrual.close(end))
 
     def _book(self, record: IntervalRecord | None) -> None:
-        if record is not None:
-            self._unwritten.append(record)
+        if record is None:
+            return
+        if len(self._unwritten) >= self.max_unwritten:
+            self.dropped += 1
+            self._log.error(
+                "ledger_interval_dropped",
+                start=iso(record.start),
+                end=iso(record.end),
+                unwritten=len(self._unwritten),
+                max_unwritten=self.max_unwritten,
+                reason="the ledger has not taken the intervals held in memory",
+            )
+            return
+        self._unwritten.append(record)
 
     def _flush_ledger(self) -> None:
         """Write settled intervals in order; on failure keep them and retry next cycle."""
@@ -668,10 +736,12 @@ class SiteLoop:
                 self._ledger.append(self._unwritten[0])
             except Exception as exc:  # any storage failure: keep the record and go on
                 self._log.error("ledger_write_failed", error=str(exc), pending=len(self._unwritten))
+                self.storage.failed("ledger", exc, logged=True)
                 if self._observer is not None:
                     self._observer.ledger_write_failed(self.site.site_id)
                 return
             self._unwritten.pop(0)
+            self.storage.succeeded("ledger")
 
     # --- publish -----------------------------------------------------------------------
 
