@@ -148,10 +148,18 @@ def _check_not_emptied(path: Path) -> None:
 
 def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     """``PRAGMA quick_check`` (every page and index, not the values' cross-checks)."""
-    problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
-    if problems != ["ok"]:
-        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
-        raise _damaged(path, f"SQLite integrity check: {problems[0]}{more}")
+    rows = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
+    if rows == ["ok"]:
+        return
+    # One problem a line, under a "*** in database main ***" heading: one line for the error.
+    problems = [
+        " ".join(line.split())
+        for row in rows
+        for line in row.splitlines()
+        if line.strip() and not line.startswith("***")
+    ] or ["not ok"]
+    more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+    raise _damaged(path, f"SQLite integrity check: {problems[0]}{more}")
 
 
 def _probe_writable(directory: Path) -> None:

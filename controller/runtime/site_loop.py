@@ -714,23 +714,12 @@ class SiteLoop:
         self._book(self._accrual.close(end))
 
     def _book(self, record: IntervalRecord | None) -> None:
-        if record is None:
-            return
-        if len(self._unwritten) >= self.max_unwritten:
-            self.dropped += 1
-            self._log.error(
-                "ledger_interval_dropped",
-                start=iso(record.start),
-                end=iso(record.end),
-                unwritten=len(self._unwritten),
-                max_unwritten=self.max_unwritten,
-                reason="the ledger has not taken the intervals held in memory",
-            )
-            return
-        self._unwritten.append(record)
+        if record is not None:
+            self._unwritten.append(record)
 
     def _flush_ledger(self) -> None:
-        """Write settled intervals in order; on failure keep them and retry next cycle."""
+        """Write settled intervals in order; on failure keep them (up to ``max_unwritten``,
+        the oldest first) and retry next cycle."""
         while self._unwritten:
             try:
                 self._ledger.append(self._unwritten[0])
@@ -739,9 +728,25 @@ class SiteLoop:
                 self.storage.failed("ledger", exc, logged=True)
                 if self._observer is not None:
                     self._observer.ledger_write_failed(self.site.site_id)
+                self._drop_beyond_bound()
                 return
             self._unwritten.pop(0)
             self.storage.succeeded("ledger")
+
+    def _drop_beyond_bound(self) -> None:
+        """Memory is bounded: the newest intervals beyond ``max_unwritten`` are dropped (the
+        oldest are kept, so the ledger stays contiguous up to where the gap begins)."""
+        while len(self._unwritten) > self.max_unwritten:
+            record = self._unwritten.pop()
+            self.dropped += 1
+            self._log.error(
+                "ledger_interval_dropped",
+                start=iso(record.start),
+                end=iso(record.end),
+                kind=record.kind,
+                max_unwritten=self.max_unwritten,
+                reason="the ledger has not taken the intervals held in memory",
+            )
 
     # --- publish -----------------------------------------------------------------------
 
