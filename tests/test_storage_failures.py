@@ -15,6 +15,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from controller.decision.policy import Plan, PolicyParams
 from controller.decision.reconcile import CommandBatch
 from controller.domain import EpochS, Reading, Recording, build_fleet
 from controller.records import IntervalRecord
+from controller.runtime import site_loop
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.ports import Ledger
 from controller.runtime.site_loop import SiteLoop, SiteModel
@@ -418,3 +421,43 @@ async def test_a_restart_with_the_clock_behind_the_ledger_books_from_the_ledgers
     assert spans[-1][1] == T0 + 600.0 + 300.0  # 300 s of the second run, after the first's
     assert all(kind == "settled" for _, _, kind in spans)
     ledger.close()
+
+
+async def test_a_backlog_is_caught_up_over_cycles_not_in_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each write is an fsync: a month of held intervals written in one cycle would hold up
+    the decisions for tens of seconds (bench/bench_ledger_backlog.py). A cycle writes for
+    ``LEDGER_CATCH_UP_S`` at most; ``finish`` writes everything."""
+    fake = types.SimpleNamespace(t=0.0)
+    monkeypatch.setattr(
+        site_loop,
+        "time",
+        types.SimpleNamespace(monotonic=lambda: fake.t, perf_counter=time.perf_counter),
+    )
+
+    class SlowLedger(FullLedger):
+        def append(self, record: IntervalRecord) -> None:
+            super().append(record)
+            fake.t += 0.1  # each write takes 0.1 s of the cycle's budget
+
+    clock, ledger = WallClock(T0), SlowLedger()
+    loop = _loop(clock, ledger)
+    await loop.cycle()
+    ledger.full = True
+    for k in range(1, 11):
+        clock.t = T0 + 300.0 * k
+        await loop.cycle()
+    assert loop.unwritten == 10
+    ledger.full = False
+    written = []
+    for k in range(11, 14):
+        clock.t = T0 + 300.0 * k
+        await loop.cycle()
+        written.append(len(ledger.records))
+    per_cycle = site_loop.LEDGER_CATCH_UP_S // 0.1 + 1
+    assert written == [per_cycle, 2 * per_cycle, 3 * per_cycle]  # in order, a few a cycle
+    loop.finish(T0 + 300.0 * 14)
+    assert loop.unwritten == 0
+    spans = [(r.start, r.end) for r in ledger.records]
+    assert spans == [(T0 + 300.0 * k, T0 + 300.0 * (k + 1)) for k in range(14)]

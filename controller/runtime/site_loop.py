@@ -72,8 +72,12 @@ ACTUATION_WAIT_S = 2.0
 #: Resumes go out in chunks of this many miners unless the driver says otherwise.
 DEFAULT_RESUME_CHUNK = 1 << 30
 #: Settled intervals kept in memory while the ledger cannot take them (``daemon.
-#: ledger_max_unwritten``): 10,000 is a month of 5-minute prices, a few MB.
+#: ledger_max_unwritten``): 10,000 is a month of 5-minute prices, about 7 MB.
 DEFAULT_MAX_UNWRITTEN = 10_000
+#: Longest a cycle spends writing held intervals once the ledger takes them again (wall
+#: seconds; at least one is written): a backlog is caught up over cycles, never in one that
+#: holds up the decisions (each write is an fsync).
+LEDGER_CATCH_UP_S = 0.25
 
 
 def staleness_deadlines(
@@ -655,7 +659,7 @@ class SiteLoop:
         end = self._account_at(end)
         self._book(self._accrual.take_down(end))
         self._settle(end)
-        self._flush_ledger()
+        self._flush_ledger(budget_s=None)
         if self._unwritten:
             self._log.error(
                 "ledger_intervals_lost",
@@ -717,10 +721,14 @@ class SiteLoop:
         if record is not None:
             self._unwritten.append(record)
 
-    def _flush_ledger(self) -> None:
-        """Write settled intervals in order; on failure keep them (up to ``max_unwritten``,
-        the oldest first) and retry next cycle."""
+    def _flush_ledger(self, budget_s: float | None = LEDGER_CATCH_UP_S) -> None:
+        """Write settled intervals in order, for at most ``budget_s`` (None: all of them);
+        on failure keep them (up to ``max_unwritten``, the oldest first) and retry next
+        cycle."""
+        began = time.monotonic()
         while self._unwritten:
+            if budget_s is not None and time.monotonic() - began > budget_s:
+                return  # the rest next cycle
             try:
                 self._ledger.append(self._unwritten[0])
             except Exception as exc:  # any storage failure: keep the record and go on
