@@ -461,3 +461,57 @@ async def test_a_backlog_is_caught_up_over_cycles_not_in_one(
     assert loop.unwritten == 0
     spans = [(r.start, r.end) for r in ledger.records]
     assert spans == [(T0 + 300.0 * k, T0 + 300.0 * (k + 1)) for k in range(14)]
+
+
+@needs_root
+def test_writers_whose_directory_turns_read_only_mid_run_fail_quietly_and_resume(
+    tmp_path: Path,
+) -> None:
+    """A file system cannot be remounted read-only under a process that holds files open for
+    writing (EBUSY), so the mid-run case mounts a read-only tmpfs over each writer's directory
+    and takes it away again: each writer opens its file per write and meets EROFS."""
+    state = tmp_path / "state"
+    storage = StorageHealth()
+    fleet = build_fleet([("Antminer S21", 2, [(200.0, 3500.0)])])
+    plan = Plan(T0, np.zeros(2, dtype=np.int64), 80.0, 50.0, None, 0)
+    batch = CommandBatch(miner=np.array([0, 1]), point=np.array([0, 0]))
+    audit = CommandAuditLog(state / "audit" / "s-commands.jsonl", storage=storage)
+    handler = CommandHandler(
+        "hb-west",
+        CommandIntake("hb-west", LIMITS),
+        OverrideBook(),
+        AuditLog(state / "audit" / "s.jsonl", storage),
+    )
+    memory = ReadingMemory(state / "readings" / "price.json", "s:price", storage)
+    active = ActiveCommands(state / "commands" / "s.json", "s", storage)
+    (state / "readings").mkdir()
+    (state / "commands").mkdir()
+
+    def write_all(i: int) -> dict[str, object]:
+        audit.record("s", fleet, plan, batch, None, dry_run=False)
+        memory(Reading(30.0 + i, T0 + i, "mqtt"))
+        active.save(())
+        return json.loads(
+            handler.receive(
+                _raw(command="force_curtail", id=f"op-{i}", until=_at(600)), NOW
+            ).to_bytes()
+        )
+
+    write_all(0)
+    assert all(storage.ok.values())
+    kinds = ("command_audit", "operator_audit", "readings", "commands")
+    with contextlib.ExitStack() as stack:
+        for d in ("audit", "readings", "commands"):
+            stack.enter_context(tmpfs(state / d, "1m", read_only=True))
+        with structlog.testing.capture_logs() as logs:
+            ack = write_all(1)
+        assert ack["status"] == "accepted"  # still applied and acknowledged
+        assert [storage.ok[k] for k in kinds] == [False] * 4
+        reasons = {str(e.get("reason")) for e in logs if "reason" in e}
+        assert any("Read-only file system" in r for r in reasons), logs
+    write_all(2)  # the read-only mounts gone: the same directories, writable again
+    assert [storage.ok[k] for k in kinds] == [True] * 4
+    assert [storage.failures[k] for k in kinds] == [1, 1, 1, 1]
+    assert memory.recall() == Reading(32.0, T0 + 2, "mqtt")
+    lines = (state / "audit" / "s.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["op-0", "op-2"]
