@@ -45,7 +45,7 @@ from controller.runtime import site_loop
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.ports import Ledger
 from controller.runtime.site_loop import SiteLoop, SiteModel
-from controller.runtime.storage import StorageHealth
+from controller.runtime.storage import StorageHealth, StorageKind
 from tests.daemon_kit import scenario
 from tests.feeds.test_commands import LIMITS, NOW, _at, _raw
 from tests.scenario_kit import T0
@@ -491,15 +491,16 @@ def test_writers_whose_directory_turns_read_only_mid_run_fail_quietly_and_resume
         audit.record("s", fleet, plan, batch, None, dry_run=False)
         memory(Reading(30.0 + i, T0 + i, "mqtt"))
         active.save(())
-        return json.loads(
+        ack: dict[str, object] = json.loads(
             handler.receive(
                 _raw(command="force_curtail", id=f"op-{i}", until=_at(600)), NOW
             ).to_bytes()
         )
+        return ack
 
     write_all(0)
     assert all(storage.ok.values())
-    kinds = ("command_audit", "operator_audit", "readings", "commands")
+    kinds: tuple[StorageKind, ...] = ("command_audit", "operator_audit", "readings", "commands")
     with contextlib.ExitStack() as stack:
         for d in ("audit", "readings", "commands"):
             stack.enter_context(tmpfs(state / d, "1m", read_only=True))
