@@ -691,8 +691,8 @@ class SiteLoop:
         would settle intervals over time the ledger holds already, which it refuses. Instead
         the books go on from where they are at the clock's rate, ``_clock_lag`` seconds ahead
         of the wall clock (logged once per step), so no interval is lost and none overlaps.
-        The time the clock ran back by is booked once, not twice; the next ``down`` span after
-        a restart closes the lag.
+        The time the clock ran back by is booked once, not twice; the time a restart is down
+        shortens the lead (``resume_from``).
         """
         at = now + self._clock_lag
         if self._accounted is not None and at < self._accounted:
