@@ -42,6 +42,7 @@ from controller.decision.reconcile import CommandBatch
 from controller.domain import EpochS, Reading, Recording, build_fleet
 from controller.records import IntervalRecord
 from controller.runtime import site_loop
+from controller.runtime.durable import append_lines
 from controller.runtime.override_book import OverrideBook
 from controller.runtime.ports import Ledger
 from controller.runtime.site_loop import SiteLoop, SiteModel
@@ -516,3 +517,19 @@ def test_writers_whose_directory_turns_read_only_mid_run_fail_quietly_and_resume
     assert memory.recall() == Reading(32.0, T0 + 2, "mqtt")
     lines = (state / "audit" / "s.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["op-0", "op-2"]
+
+
+@needs_root
+def test_an_append_cut_short_by_a_full_disk_leaves_no_torn_line(tmp_path: Path) -> None:
+    """tmpfs fills the page a file already has, then refuses: a short write, then ENOSPC."""
+    with tmpfs(tmp_path / "state", "1m") as state:
+        path = state / "audit.jsonl"
+        append_lines(path, ['{"n": 0}'])
+        filler = fill(state)
+        with pytest.raises(OSError) as full:
+            append_lines(path, ['{"n": 1, "pad": "' + "x" * 20_000 + '"}'])
+        assert full.value.errno == errno.ENOSPC
+        assert path.read_text() == '{"n": 0}\n'  # the part that fitted was cut back off
+        filler.unlink()
+        append_lines(path, ['{"n": 2}'])
+        assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [0, 2]

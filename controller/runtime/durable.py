@@ -37,17 +37,23 @@ def append_lines(path: Path, lines: list[str]) -> None:
 
     A write that fails part way (disk full) is cut back off, as far as the file system
     lets us, so that the file never keeps half a line for the next append to follow.
+    Unbuffered: nothing is left in a buffer to be flushed after the failure.
     """
-    with path.open("a", encoding="utf-8") as handle:
-        size = handle.tell()
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
         try:
-            handle.write("\n".join(lines) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
         except OSError:
-            with contextlib.suppress(OSError, ValueError):
-                handle.truncate(size)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
             raise
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path) -> Any:
