@@ -533,3 +533,18 @@ def test_an_append_cut_short_by_a_full_disk_leaves_no_torn_line(tmp_path: Path) 
         filler.unlink()
         append_lines(path, ['{"n": 2}'])
         assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [0, 2]
+
+
+async def test_intervals_still_held_at_the_finish_are_named_in_the_log() -> None:
+    clock, ledger = WallClock(T0), FullLedger()
+    loop = _loop(clock, ledger)
+    await loop.cycle()
+    ledger.full = True
+    for k in range(1, 4):
+        clock.t = T0 + 300.0 * k
+        await loop.cycle()
+    with structlog.testing.capture_logs() as logs:
+        loop.finish(T0 + 1000.0)
+    [lost] = [e for e in logs if e["event"] == "ledger_intervals_lost"]
+    assert lost["intervals"] == 4  # three settled by the cycles, one by the finish
+    assert (lost["first"], lost["last"]) == ("2024-06-01T05:00:00Z", "2024-06-01T05:16:40Z")
