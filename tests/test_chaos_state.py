@@ -97,6 +97,9 @@ def test_a_full_state_directory_mid_run_counts_errors_keeps_records_and_writes_t
             assert full.value.errno == errno.ENOSPC
 
             wait_for(lambda: _metric(port, errors) >= 3, timeout=20, what="write errors counted")
+            assert _metric(port, 'hashspark_storage_ok{what="ledger"}') == 0  # the alert's input
+            assert _metric(port, 'hashspark_storage_failures_total{what="ledger"}') >= 3
+            assert _metric(port, 'hashspark_ledger_unwritten_intervals{site="hb-south"}') >= 1
             stuck_at = _committed(state)
             assert stuck_at < 288, "the disk must fill mid-run"
             assert proc.poll() is None, "a full disk must not stop the daemon"
@@ -108,6 +111,9 @@ def test_a_full_state_directory_mid_run_counts_errors_keeps_records_and_writes_t
             wait_for(lambda: healthz(port)["finished"], timeout=60, what="the run to finish")
             wait_for(lambda: _committed(state) == 288, timeout=10, what="every interval written")
             final_errors = _metric(port, errors)
+            assert _metric(port, 'hashspark_storage_ok{what="ledger"}') == 1
+            assert _metric(port, 'hashspark_ledger_unwritten_intervals{site="hb-south"}') == 0
+            assert _metric(port, 'hashspark_ledger_intervals_dropped_total{site="hb-south"}') == 0
         finally:
             proc.send_signal(signal.SIGTERM)
             exit_code = proc.wait(timeout=15)

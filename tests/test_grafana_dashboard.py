@@ -136,6 +136,7 @@ def test_dashboard_has_the_site_variable_and_the_panels_ops_expect() -> None:
         "histogram_quantile(0.99, sum by (le) (rate(hashspark_command_confirmation_seconds_bucket",
         "hashspark_cycle_duration_seconds_bucket",
         "hashspark_ledger_write_errors_total",
+        "hashspark_ledger_unwritten_intervals",
         "hashspark_grid_compliant",
         "hashspark_draw_mw",
     ):

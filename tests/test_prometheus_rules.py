@@ -23,6 +23,8 @@ ALERTS = {
     "HashsparkMinersUnreachable",
     "HashsparkCommandsUnconfirmed",
     "HashsparkLedgerWriteErrors",
+    "HashsparkStorageFailing",
+    "HashsparkLedgerIntervalsDropped",
 }
 
 

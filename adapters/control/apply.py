@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import structlog
@@ -25,7 +24,9 @@ from adapters.control.commands import (
 from adapters.control.rejections import CommandStats, RejectionLimiter
 from controller.decision.overrides import Override
 from controller.domain import EpochS, iso, to_datetime
+from controller.runtime.durable import append_lines
 from controller.runtime.override_book import OverrideBook
+from controller.runtime.storage import StorageHealth
 
 
 def to_override(cmd: Command, now: EpochS) -> Override | None:
@@ -76,18 +77,25 @@ def listed(override: Override, now: EpochS) -> ActiveCommand:
 
 
 class AuditLog:
-    """One JSON line per command received and what became of it; flushed and fsynced."""
+    """One JSON line per command received and what became of it; flushed and fsynced.
 
-    def __init__(self, path: Path) -> None:
+    A write that fails (disk full, read-only) is logged and counted in ``storage``, never
+    raised: the command is still applied and acknowledged.
+    """
+
+    def __init__(self, path: Path, storage: StorageHealth | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.storage = storage or StorageHealth()
 
     def write(self, entry: dict[str, object]) -> None:
-        """Append one entry durably."""
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Append one entry durably (a failure is logged and counted)."""
+        try:
+            append_lines(self.path, [json.dumps(entry, sort_keys=True, default=str)])
+        except OSError as exc:
+            self.storage.failed("operator_audit", exc, path=str(self.path), id=entry.get("id"))
+            return
+        self.storage.succeeded("operator_audit")
 
 
 class CommandHandler:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,15 +14,27 @@ from controller.decision.reconcile import (
     outcome_reason,
 )
 from controller.domain import FleetSpec, iso
+from controller.runtime.durable import append_lines
+from controller.runtime.storage import StorageHealth
 
 
 class CommandAuditLog:
-    """Appends to ``STATE_DIR/audit/<site>-commands.jsonl``, fsynced once per cycle."""
+    """Appends to ``STATE_DIR/audit/<site>-commands.jsonl``, fsynced once per cycle.
 
-    def __init__(self, path: Path, addresses: Sequence[str] | None = None) -> None:
+    A write that fails (disk full, read-only) is logged and counted in ``storage``, never
+    raised: the commands went out, and the site goes on being controlled.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        addresses: Sequence[str] | None = None,
+        storage: StorageHealth | None = None,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._addresses = addresses
+        self.storage = storage or StorageHealth()
 
     def record(
         self,
@@ -76,7 +87,9 @@ class CommandAuditLog:
         ]
         if not lines:
             return
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            append_lines(self.path, lines)
+        except OSError as exc:
+            self.storage.failed("command_audit", exc, path=str(self.path), lines=len(lines))
+            return
+        self.storage.succeeded("command_audit")

@@ -20,6 +20,7 @@ from controller.decision.overrides import Override, OverrideKind
 from controller.domain import EpochS, iso
 from controller.runtime.durable import read_json, write_json_atomic
 from controller.runtime.override_book import OverrideBook
+from controller.runtime.storage import StorageHealth
 
 #: Where the sites' active commands live, under the state directory.
 COMMANDS_DIR = "commands"
@@ -54,10 +55,11 @@ def from_json(doc: object) -> Override:
 class ActiveCommands:
     """One site's active overrides in a JSON file."""
 
-    def __init__(self, path: Path, site_id: str) -> None:
+    def __init__(self, path: Path, site_id: str, storage: StorageHealth | None = None) -> None:
         self.path = path
         self.site = site_id
         self.saves = 0
+        self.storage = storage or StorageHealth()
         self._log = structlog.get_logger("hashspark.commands").bind(site=site_id)
 
     def save(self, overrides: tuple[Override, ...]) -> None:
@@ -72,7 +74,9 @@ class ActiveCommands:
                 reason=str(exc),
                 active=[o.id for o in overrides],
             )
+            self.storage.failed("commands", exc, logged=True)
             return
+        self.storage.succeeded("commands")
         self.saves += 1
 
     def load(self) -> list[Override]:

@@ -21,6 +21,7 @@ import structlog
 from adapters.feeds.store import LatestStore
 from controller.domain import EpochS, Reading, iso
 from controller.runtime.durable import read_json, write_json_atomic
+from controller.runtime.storage import StorageHealth
 
 _log = structlog.get_logger("hashspark.feeds")
 
@@ -31,11 +32,12 @@ READINGS_DIR = "readings"
 class ReadingMemory:
     """Remembers one feed's newest reading in a small JSON file; use as a store listener."""
 
-    def __init__(self, path: Path, feed: str) -> None:
+    def __init__(self, path: Path, feed: str, storage: StorageHealth | None = None) -> None:
         self.path = path
         self.feed = feed
         self.written = 0
         self._failing = False
+        self.storage = storage or StorageHealth()
 
     def __call__(self, reading: Reading) -> None:
         """Write ``reading`` (the signature of a ``LatestStore`` listener)."""
@@ -51,10 +53,12 @@ class ReadingMemory:
             if not self._failing:
                 _log.warning("reading_not_remembered", feed=self.feed, reason=str(exc))
             self._failing = True
+            self.storage.failed("readings", exc, logged=True)
             return
         if self._failing:
             _log.info("reading_remembered_again", feed=self.feed)
         self._failing = False
+        self.storage.succeeded("readings", logged=True)
         self.written += 1
 
     def recall(self) -> Reading | None:

@@ -9,6 +9,7 @@ so a restart never breaks the file's strictly increasing order.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TextIO
 import structlog
 
 from controller.domain import EpochS, Reading
+from controller.runtime.storage import StorageHealth
 
 _log = structlog.get_logger("hashspark.recorder")
 
@@ -31,7 +33,15 @@ def format_timestamp(t: EpochS) -> str:
 class FeedRecorder:
     """Writes readings of one feed to daily canonical CSV files; use as a store listener."""
 
-    def __init__(self, directory: Path, column: str, *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        column: str,
+        *,
+        fsync: bool = True,
+        storage: StorageHealth | None = None,
+    ) -> None:
+        self.storage = storage or StorageHealth()
         self.directory = directory
         self.column = column
         self._fsync = fsync
@@ -46,7 +56,23 @@ class FeedRecorder:
         self.record(reading)
 
     def record(self, reading: Reading) -> None:
-        """Append one reading to its day's file."""
+        """Append one reading to its day's file.
+
+        A write that fails (disk full, read-only) is logged and counted, never raised: the
+        reading is still used. The file is closed; the next reading reopens it, which cuts
+        off a line the failure may have torn (the reading is missing from the recording).
+        """
+        try:
+            self._record(reading)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.close()
+            self._file, self._day = None, None
+            self.storage.failed("recordings", exc, path=str(self.directory))
+            return
+        self.storage.succeeded("recordings")
+
+    def _record(self, reading: Reading) -> None:
         day = datetime.fromtimestamp(reading.observed_at, tz=UTC).strftime("%Y-%m-%d")
         if day != self._day:
             self._open(day)

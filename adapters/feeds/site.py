@@ -22,6 +22,7 @@ from adapters.feeds.recorder import FeedRecorder
 from adapters.feeds.registry import FEEDS, Poller
 from adapters.feeds.store import FeedStats, LatestStore, StoreFeed
 from controller.runtime.ports import Clock, ReadingFeed
+from controller.runtime.storage import StorageHealth
 
 
 @dataclass
@@ -34,6 +35,7 @@ class SiteFeeds:
     links: dict[MqttBrokerConfig, MqttLink] = field(default_factory=dict)
     runners: list[AbstractAsyncContextManager[object]] = field(default_factory=list)
     health: dict[str, FeedHealth] = field(default_factory=dict)
+    storage: StorageHealth = field(default_factory=StorageHealth)  # its writes' failures
 
     def mqtt_link(self, broker: MqttBrokerConfig) -> MqttLink:
         """The site's link to ``broker`` (created once; status and commands go through it)."""
@@ -78,11 +80,11 @@ class SiteFeeds:
         feed = FEEDS.get(str(getattr(config, "type", ""))).build(config, kind, self)
         if isinstance(feed, StoreFeed):
             if remember is not None:
-                memory = ReadingMemory(remember, feed.name)
+                memory = ReadingMemory(remember, feed.name, self.storage)
                 memory.restore_into(feed.store, self.clock.now(), max_age_s)
                 feed.store.add_listener(memory)
             if record_dir is not None:
-                feed.store.add_listener(FeedRecorder(record_dir, kind.value))
+                feed.store.add_listener(FeedRecorder(record_dir, kind.value, storage=self.storage))
         return feed
 
     @contextlib.asynccontextmanager

@@ -8,10 +8,15 @@ daemon settled nothing (only the fixed costs and premiums are booked on it). Per
 amounts go to a child table in the same transaction. An interval that overlaps one already
 stored is refused, so a restarted daemon can never count an interval twice; it resumes from
 ``last_end``.
+
+A ledger that is there but damaged (emptied to 0 bytes, a page corrupted, not a database)
+is refused at open with SQLite's own words (``PRAGMA quick_check``) and what to do: never
+replaced by a fresh one, never written to. Only a missing file is created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import tempfile
@@ -100,6 +105,63 @@ class LedgerError(Exception):
     """The ledger cannot be opened or refuses a write (with the reason)."""
 
 
+def _reason(exc: sqlite3.Error) -> str:
+    """SQLite's message with its error name, e.g. ``database or disk is full (SQLITE_FULL)``."""
+    name = getattr(exc, "sqlite_errorname", None)
+    return f"{exc} ({name})" if name else str(exc)
+
+
+def _damaged(path: Path, detail: str) -> LedgerError:
+    """The one-line refusal of a damaged ledger, with what the operator can do."""
+    return LedgerError(
+        f"{path}: the ledger is damaged ({detail}): hashspark will neither write to it nor "
+        f"start a fresh one over it; stop, keep a copy, then restore it from a backup or "
+        f"recover it (sqlite3 {path} .recover | sqlite3 recovered.sqlite3) and put the result "
+        f"in its place"
+    )
+
+
+def _is_damaged(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", None) == "SQLITE_CORRUPT" or "malformed" in str(exc)
+
+
+def _is_foreign(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", None) == "SQLITE_NOTADB"
+
+
+def _check_not_emptied(path: Path) -> None:
+    """Refuse a ledger file emptied to 0 bytes (SQLite would take it as a new database).
+
+    A first run killed before its first checkpoint leaves the file empty and its content in
+    the write-ahead log beside it: that one is fine.
+    """
+    try:
+        if path.stat().st_size > 0:
+            return
+    except FileNotFoundError:
+        return  # a first start: created
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        return
+    raise _damaged(path, "the file is empty, 0 bytes: truncated")
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """``PRAGMA quick_check`` (every page and index, not the values' cross-checks)."""
+    rows = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
+    if rows == ["ok"]:
+        return
+    # One problem a line, under a "*** in database main ***" heading: one line for the error.
+    problems = [
+        " ".join(line.split())
+        for row in rows
+        for line in row.splitlines()
+        if line.strip() and not line.startswith("***")
+    ] or ["not ok"]
+    more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+    raise _damaged(path, f"SQLite integrity check: {problems[0]}{more}")
+
+
 def _probe_writable(directory: Path) -> None:
     """Fail at start-up, with the OS's reason, on a state directory we cannot write.
 
@@ -140,7 +202,11 @@ class SqliteLedger:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _probe_writable(path.parent)
+            _check_not_emptied(path)
+            fresh = not path.exists()
             conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            if not fresh:
+                _check_integrity(conn, path)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -159,7 +225,14 @@ class SqliteLedger:
                 (run_id, iso(started_at), config_version),
             )
         except sqlite3.Error as exc:
-            raise LedgerError(f"{path}: {exc}") from None
+            if _is_damaged(exc):
+                raise _damaged(path, _reason(exc)) from None
+            if _is_foreign(exc):
+                raise LedgerError(
+                    f"{path}: not a hashspark ledger ({exc}): hashspark will not write over it; "
+                    "check --state-dir (or daemon.state_dir), or move the file aside"
+                ) from None
+            raise LedgerError(f"{path}: {_reason(exc)}") from None
         except OSError as exc:
             raise LedgerError(f"{path}: {exc.strerror}") from None
         return cls(conn, path, run_id, config_version)
@@ -169,8 +242,10 @@ class SqliteLedger:
         """Open an existing ledger for reading only (the daemon may be writing to it)."""
         if not path.is_file():
             raise LedgerError(f"{path}: no ledger here (is --state-dir right?)")
+        _check_not_emptied(path)
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+            _check_integrity(conn, path)
             conn.execute("SELECT 1 FROM intervals LIMIT 1").fetchall()
             columns = {row[1] for row in conn.execute("PRAGMA table_info(intervals)")}
             if "kind" not in columns:  # version 1, not migrated yet: all of it was settled
@@ -178,6 +253,8 @@ class SqliteLedger:
                     "CREATE TEMP VIEW intervals AS SELECT *, 'settled' AS kind FROM main.intervals"
                 )
         except sqlite3.Error as exc:
+            if _is_damaged(exc):
+                raise _damaged(path, _reason(exc)) from None
             raise LedgerError(f"{path}: not a hashspark ledger ({exc})") from None
         return cls(conn, path, run_id="", config_version="")
 
@@ -185,12 +262,23 @@ class SqliteLedger:
         """Close the connection (every committed interval is already on disk)."""
         self._conn.close()
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read that meets a damaged page raises ``LedgerError``, not SQLite's error."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if _is_damaged(exc):
+                raise _damaged(self.path, _reason(exc)) from None
+            raise LedgerError(f"{self.path}: {_reason(exc)}") from None
+
     def last_end(self, site_id: str) -> EpochS | None:
         """End of the site's last committed interval: where a restart resumes."""
-        row = self._conn.execute(
-            "SELECT MAX(end_s) FROM intervals WHERE site_id = ?", (site_id,)
-        ).fetchone()
-        return None if row[0] is None else float(row[0])
+        with self._reading():
+            row = self._conn.execute(
+                "SELECT MAX(end_s) FROM intervals WHERE site_id = ?", (site_id,)
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
 
     def append(self, record: IntervalRecord) -> None:
         """Store one settled interval and its instrument flows in one transaction."""
@@ -244,107 +332,123 @@ class SqliteLedger:
                     )
                     cur.execute("COMMIT")
                 except BaseException:
-                    cur.execute("ROLLBACK")
+                    # SQLite may have rolled back already (a full disk at COMMIT does):
+                    # a second ROLLBACK would replace the cause with "no transaction".
+                    if self._conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            cur.execute("ROLLBACK")
                     raise
         except sqlite3.IntegrityError as exc:
             raise LedgerError(
                 f"interval {iso(record.start)} of site {record.site_id}: {exc}"
             ) from None
         except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: {exc}") from None
+            raise LedgerError(
+                f"{self.path}: interval {iso(record.start)}..{iso(record.end)} of site "
+                f"{record.site_id} not written: {_reason(exc)}"
+            ) from None
         self._last_end[record.site_id] = record.end
 
     def records(
         self, site_id: str | None = None, start: EpochS | None = None, end: EpochS | None = None
     ) -> Iterator[IntervalRecord]:
         """Stored intervals in time order, optionally for one site and a window."""
-        where, args = _window(site_id, start, end)
-        flows: dict[tuple[str, float], list[tuple[str, str, float]]] = {}
-        for sid, s, inst, comp, usd in self._conn.execute(
-            f"SELECT site_id, start_s, instrument_id, component, usd FROM instrument_flows{where}"  # noqa: S608
-            " ORDER BY site_id, start_s, instrument_id, component",
-            args,
-        ):
-            flows.setdefault((sid, s), []).append((inst, comp, usd))
-        cols = ", ".join(_INTERVAL_COLUMNS)
-        query = f"SELECT {cols} FROM intervals{where} ORDER BY site_id, start_s"  # noqa: S608
-        for row in self._conn.execute(query, args):
-            r = dict(zip(_INTERVAL_COLUMNS, row, strict=True))
-            yield IntervalRecord(
-                site_id=r["site_id"],
-                start=r["start_s"],
-                end=r["end_s"],
-                price_usd_per_mwh=r["price_usd_per_mwh"],
-                price_source=r["price_source"],
-                hashprice_usd_per_ph_day=r["hashprice_usd_per_ph_day"],
-                hashprice_source=r["hashprice_source"],
-                running_mw=r["running_mw"],
-                running_ph=r["running_ph"],
-                nominal_mw=r["nominal_mw"],
-                model_running_mw=tuple(json.loads(r["model_running_mw"])),
-                model_running_ph=tuple(json.loads(r["model_running_ph"])),
-                failsafe=r["failsafe"],
-                components=tuple(r[c] for c in COMPONENTS),
-                instruments=tuple(flows.get((r["site_id"], r["start_s"]), ())),
-                opportunity_cost_usd_per_mwh=r["opportunity_cost_usd_per_mwh"],
-                miners_running=r["miners_running"],
-                miners_curtailed=r["miners_curtailed"],
-                kind=r["kind"],
-            )
+        with self._reading():
+            where, args = _window(site_id, start, end)
+            flows: dict[tuple[str, float], list[tuple[str, str, float]]] = {}
+            for sid, s, inst, comp, usd in self._conn.execute(
+                "SELECT site_id, start_s, instrument_id, component, usd "  # noqa: S608
+                f"FROM instrument_flows{where}"
+                " ORDER BY site_id, start_s, instrument_id, component",
+                args,
+            ):
+                flows.setdefault((sid, s), []).append((inst, comp, usd))
+            cols = ", ".join(_INTERVAL_COLUMNS)
+            query = f"SELECT {cols} FROM intervals{where} ORDER BY site_id, start_s"  # noqa: S608
+            for row in self._conn.execute(query, args):
+                r = dict(zip(_INTERVAL_COLUMNS, row, strict=True))
+                yield IntervalRecord(
+                    site_id=r["site_id"],
+                    start=r["start_s"],
+                    end=r["end_s"],
+                    price_usd_per_mwh=r["price_usd_per_mwh"],
+                    price_source=r["price_source"],
+                    hashprice_usd_per_ph_day=r["hashprice_usd_per_ph_day"],
+                    hashprice_source=r["hashprice_source"],
+                    running_mw=r["running_mw"],
+                    running_ph=r["running_ph"],
+                    nominal_mw=r["nominal_mw"],
+                    model_running_mw=tuple(json.loads(r["model_running_mw"])),
+                    model_running_ph=tuple(json.loads(r["model_running_ph"])),
+                    failsafe=r["failsafe"],
+                    components=tuple(r[c] for c in COMPONENTS),
+                    instruments=tuple(flows.get((r["site_id"], r["start_s"]), ())),
+                    opportunity_cost_usd_per_mwh=r["opportunity_cost_usd_per_mwh"],
+                    miners_running=r["miners_running"],
+                    miners_curtailed=r["miners_curtailed"],
+                    kind=r["kind"],
+                )
 
     def sites(self) -> list[str]:
         """Site ids present in the ledger."""
-        return [
-            r[0] for r in self._conn.execute("SELECT DISTINCT site_id FROM intervals ORDER BY 1")
-        ]
+        with self._reading():
+            return [
+                r[0]
+                for r in self._conn.execute("SELECT DISTINCT site_id FROM intervals ORDER BY 1")
+            ]
 
     def totals(
         self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
     ) -> dict[str, float]:
         """Sums of every component (and interval count, hours and down hours) for one site."""
-        where, args = _window(site_id, start, end)
-        sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COMPONENTS)
-        row = self._conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(end_s - start_s), 0) / 3600.0, "  # noqa: S608
-            "COALESCE(SUM(CASE WHEN kind = 'down' THEN end_s - start_s END), 0) / 3600.0, "
-            f"{sums} FROM intervals{where}",
-            args,
-        ).fetchone()
-        return {"intervals": int(row[0]), "hours": float(row[1]), "down_hours": float(row[2])} | {
-            c: float(v) for c, v in zip(COMPONENTS, row[3:], strict=True)
-        }
+        with self._reading():
+            where, args = _window(site_id, start, end)
+            sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COMPONENTS)
+            row = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(end_s - start_s), 0) / 3600.0, "  # noqa: S608
+                "COALESCE(SUM(CASE WHEN kind = 'down' THEN end_s - start_s END), 0) / 3600.0, "
+                f"{sums} FROM intervals{where}",
+                args,
+            ).fetchone()
+            return {
+                "intervals": int(row[0]),
+                "hours": float(row[1]),
+                "down_hours": float(row[2]),
+            } | {c: float(v) for c, v in zip(COMPONENTS, row[3:], strict=True)}
 
     def spans(
         self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
     ) -> list[tuple[EpochS, EpochS, bool]]:
         """(start, end, down) of the site's intervals that overlap ``[start, end)``, in time
         order: what coverage reads (it clips them to the range)."""
-        return [
-            (float(a), float(b), kind == "down")
-            for a, b, kind in self._conn.execute(
-                "SELECT start_s, end_s, kind FROM intervals WHERE site_id = ? AND end_s > ? "
-                "AND start_s < ? ORDER BY start_s",
-                (
-                    site_id,
-                    float("-inf") if start is None else start,
-                    float("inf") if end is None else end,
-                ),
-            )
-        ]
+        with self._reading():
+            return [
+                (float(a), float(b), kind == "down")
+                for a, b, kind in self._conn.execute(
+                    "SELECT start_s, end_s, kind FROM intervals WHERE site_id = ? AND end_s > ? "
+                    "AND start_s < ? ORDER BY start_s",
+                    (
+                        site_id,
+                        float("-inf") if start is None else start,
+                        float("inf") if end is None else end,
+                    ),
+                )
+            ]
 
     def instrument_totals(
         self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
     ) -> dict[tuple[str, str], float]:
         """Sums per (instrument id, component) for one site."""
-        where, args = _window(site_id, start, end)
-        return {
-            (inst, comp): float(usd)
-            for inst, comp, usd in self._conn.execute(
-                f"SELECT instrument_id, component, SUM(usd) FROM instrument_flows{where}"  # noqa: S608
-                " GROUP BY instrument_id, component ORDER BY 1, 2",
-                args,
-            )
-        }
+        with self._reading():
+            where, args = _window(site_id, start, end)
+            return {
+                (inst, comp): float(usd)
+                for inst, comp, usd in self._conn.execute(
+                    f"SELECT instrument_id, component, SUM(usd) FROM instrument_flows{where}"  # noqa: S608
+                    " GROUP BY instrument_id, component ORDER BY 1, 2",
+                    args,
+                )
+            }
 
 
 def _window(

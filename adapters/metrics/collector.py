@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -17,17 +18,38 @@ from controller.curves.book import GroupCurve
 from controller.decision.reconcile import DispatchReport
 from controller.runtime.ports import ShardView
 from controller.runtime.redact import scrub
+from controller.runtime.storage import STORAGE_KINDS, StorageHealth
 from controller.status import SiteStatus
+
+
+class Backlog(Protocol):
+    """A site loop's settled intervals not in the ledger yet (``SiteLoop``)."""
+
+    @property
+    def unwritten(self) -> int:
+        """Held in memory until the ledger takes them."""
+        ...
+
+    @property
+    def dropped(self) -> int:
+        """Dropped because the memory bound was full."""
+        ...
 
 
 class Metrics(Collector):
     """The registry's view of the daemon: snapshots and P&L from here, events pushed in."""
 
     def __init__(
-        self, registry: CollectorRegistry, book: PnlBook, feeds: FeedStats | None = None
+        self,
+        registry: CollectorRegistry,
+        book: PnlBook,
+        feeds: FeedStats | None = None,
+        storage: StorageHealth | None = None,
     ) -> None:
         self.book = book
         self.feeds = feeds or FeedStats()
+        self.storage = storage or StorageHealth()
+        self.backlogs: dict[str, Backlog] = {}  # each site's intervals not in the ledger yet
         self.feed_health: dict[str, FeedHealth] = {}
         self.operator_commands = CommandStats()  # operator and grid commands received
         self.shards: dict[str, Sequence[ShardView]] = {}  # sharded sites' shards, by site
@@ -107,6 +129,24 @@ class Metrics(Collector):
         yield from self._curve_gauges()
         yield from self._feeds()
         yield from self._shard_events()
+        yield from self._storage()
+
+    def _storage(self) -> Iterator[Metric]:
+        spec = SPEC["hashspark_storage_failures"]
+        failures = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+        spec = SPEC["hashspark_storage_ok"]
+        ok = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+        for what in STORAGE_KINDS:
+            failures.add_metric([what], self.storage.failures[what])
+            ok.add_metric([what], 1.0 if self.storage.ok[what] else 0.0)
+        spec = SPEC["hashspark_ledger_unwritten_intervals"]
+        unwritten = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+        spec = SPEC["hashspark_ledger_intervals_dropped"]
+        dropped = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+        for site, backlog in sorted(self.backlogs.items()):
+            unwritten.add_metric([site], backlog.unwritten)
+            dropped.add_metric([site], backlog.dropped)
+        yield from (failures, ok, unwritten, dropped)
 
     def _shard_events(self) -> Iterator[Metric]:
         spec = SPEC["hashspark_shard_unmanaged_events"]
@@ -182,7 +222,7 @@ class Metrics(Collector):
             spec.name: GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
             for spec in METRICS
             if spec.kind == "gauge"
-            and spec.name != "hashspark_feed_up"
+            and spec.name not in _OWN_GAUGES
             and not spec.name.startswith("hashspark_curve_")
         }
         for site, s in sorted(self._status.items()):
@@ -219,6 +259,12 @@ class Metrics(Collector):
             unmanaged = sum(shard.miners for shard in shards if not shard.managed)
             g["hashspark_shard_unmanaged_miners"].add_metric([site], unmanaged)
         yield from g.values()
+
+
+#: Gauges with a collector of their own.
+_OWN_GAUGES = frozenset(
+    {"hashspark_feed_up", "hashspark_storage_ok", "hashspark_ledger_unwritten_intervals"}
+)
 
 
 def _model_gauges(g: dict[str, GaugeMetricFamily], site: str, s: SiteStatus) -> None:

@@ -164,6 +164,30 @@ METRICS: tuple[MetricSpec, ...] = (
         "Settled intervals the ledger refused (kept and retried).",
     ),
     MetricSpec(
+        "hashspark_ledger_unwritten_intervals",
+        "gauge",
+        ("site",),
+        "Settled intervals held in memory because the ledger cannot take them yet.",
+    ),
+    MetricSpec(
+        "hashspark_ledger_intervals_dropped",
+        "counter",
+        ("site",),
+        "Settled intervals dropped: the ledger could not take them and the memory bound was full.",
+    ),
+    MetricSpec(
+        "hashspark_storage_failures",
+        "counter",
+        ("what",),
+        "Failed writes to the state directory, by what was written (the site stays controlled).",
+    ),
+    MetricSpec(
+        "hashspark_storage_ok",
+        "gauge",
+        ("what",),
+        "1 while the last write of this kind to the state directory went through, 0 if it failed.",
+    ),
+    MetricSpec(
         "hashspark_grid_target_mw",
         "gauge",
         ("site", "program"),

@@ -21,7 +21,8 @@ from controller.runtime.ports import (
     PacesResumes,
     ReadingFeed,
 )
-from controller.runtime.site_loop import SiteLoop
+from controller.runtime.site_loop import DEFAULT_MAX_UNWRITTEN, SiteLoop
+from controller.runtime.storage import StorageHealth
 from controller.site_model import SiteModel
 from controller.status import SiteStatus
 
@@ -59,6 +60,8 @@ def assemble(
     status_sink: Callable[[SiteStatus], Awaitable[None]] | None = None,
     audit: CommandAudit | None = None,
     dry_run: bool = False,
+    storage: StorageHealth | None = None,
+    max_unwritten: int = DEFAULT_MAX_UNWRITTEN,
 ) -> SiteLoop:
     """A site loop over ``model`` with these inputs, driver and books.
 
@@ -82,4 +85,6 @@ def assemble(
         audit=audit,
         dry_run=dry_run,
         resume_chunk=driver.resume_batch_size if isinstance(driver, PacesResumes) else None,
+        storage=storage,
+        max_unwritten=max_unwritten,
     )

@@ -70,6 +70,7 @@ from controller.runtime.ports import Addressed, Clock, Discovers, MinerDriver, R
 from controller.runtime.retry import reap
 from controller.runtime.site_curves import CurveDriver, SiteCurves
 from controller.runtime.site_loop import SiteLoop
+from controller.runtime.storage import StorageHealth
 from controller.runtime.supervisor import Supervised, Supervisor
 from controller.runtime.taskdump import dump_tasks
 from controller.status import SiteStatus, decision_document, status_document
@@ -126,7 +127,8 @@ class Daemon:
         self.registry = CollectorRegistry()
         self.book = PnlBook()
         self.feed_stats = FeedStats()
-        self.metrics = Metrics(self.registry, self.book, self.feed_stats)
+        self.storage = StorageHealth()  # every write to the state directory reports here
+        self.metrics = Metrics(self.registry, self.book, self.feed_stats, self.storage)
         self.notifier = notifier or Notifier()
         self.ledger: SqliteLedger | None = None
         self.port: int | None = None
@@ -211,7 +213,7 @@ class Daemon:
             clock, until = self._simulated_clock(site, ledger)
         else:
             clock = SystemClock()
-        feeds = SiteFeeds(site.id, clock, self.feed_stats)
+        feeds = SiteFeeds(site.id, clock, self.feed_stats, storage=self.storage)
         record_dir = self.state_dir / "recordings" / site.id
         remember_dir = self.state_dir / READINGS_DIR / site.id
         price = feeds.add(
@@ -235,7 +237,9 @@ class Daemon:
         if link is not None:
             # Active commands survive a restart: kept on disk on every change (before the
             # ack), put back now unless they ended meanwhile.
-            active = ActiveCommands(self.state_dir / COMMANDS_DIR / f"{site.id}.json", site.id)
+            active = ActiveCommands(
+                self.state_dir / COMMANDS_DIR / f"{site.id}.json", site.id, self.storage
+            )
             restored = active.restore(book, clock.now())
             book.on_change = active.save
             if not site.commands.issuers:
@@ -255,7 +259,7 @@ class Daemon:
                 site.id,
                 intake,
                 book,
-                AuditLog(self.state_dir / "audit" / f"{site.id}.jsonl"),
+                AuditLog(self.state_dir / "audit" / f"{site.id}.jsonl", self.storage),
                 stats=self.metrics.operator_commands,
             )
             link.on_command(
@@ -277,10 +281,14 @@ class Daemon:
             audit=CommandAuditLog(
                 self.state_dir / "audit" / f"{site.id}-commands.jsonl",
                 driver.addresses if isinstance(driver, Addressed) else None,
+                self.storage,
             ),
             dry_run=self.options.dry_run,
             status_sink=None if link is None else _publisher(link),
+            storage=self.storage,
+            max_unwritten=self.loaded.config.daemon.ledger_max_unwritten,
         )
+        self.metrics.backlogs[site.id] = loop
         # Time since the ledger's last interval for the site is booked as down (what accrues
         # regardless of the daemon) up to the first interval this run settles.
         loop.resume_from(ledger.last_end(site.id))
@@ -292,6 +300,7 @@ class Daemon:
             driver if isinstance(driver, CurveDriver) else None,
             on_change=lambda c: self.metrics.curves(site.id, c),
             samples_path=self.state_dir / "curves" / f"{site.id}.json",
+            storage=self.storage,
         )
         return _Site(site, loop, clock, until, curves, intake)
 
@@ -377,6 +386,7 @@ class Daemon:
             # config's: the driver numbers points by it.
             model = replace(site_model(s.config), fleet=s.loop.site.fleet)
             s.loop.reconfigure(model, config.daemon.cycle_s)
+            s.loop.max_unwritten = config.daemon.ledger_max_unwritten
             s.curves.reconfigure(s.config.curves)
             if s.intake is not None:
                 s.intake.limits = _limits(s.config, model.fleet.nominal_mw)

@@ -47,6 +47,7 @@ def _bind_host(value: str) -> str:
 
 
 BindHost = Annotated[str, AfterValidator(_bind_host)]
+from controller.runtime.site_loop import DEFAULT_MAX_UNWRITTEN
 
 
 class DaemonConfig(Strict):
@@ -61,6 +62,9 @@ class DaemonConfig(Strict):
     on_shutdown: Literal["keep", "curtail", "run"] = "keep"  # where SIGTERM leaves the miners
     # A cycle running longer is stuck (the watchdog is withheld).
     cycle_timeout_s: float = Field(default=120.0, gt=0, le=MAX_CYCLE_TIMEOUT_S)
+    # Settled intervals held in memory while the ledger cannot take them (disk full,
+    # read-only), written in order when it can; beyond this, newer ones are dropped (counted).
+    ledger_max_unwritten: int = Field(default=DEFAULT_MAX_UNWRITTEN, ge=1, le=1_000_000)
 
 
 class HashsparkConfig(Strict):

@@ -32,6 +32,30 @@ def write_json_atomic(path: Path, data: Any) -> None:
     _fsync_dir(path.parent)
 
 
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append ``lines`` to ``path`` and fsync (raises ``OSError``).
+
+    A write that fails part way (disk full) is cut back off, as far as the file system
+    lets us, so that the file never keeps half a line for the next append to follow.
+    Unbuffered: nothing is left in a buffer to be flushed after the failure.
+    """
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
 def read_json(path: Path) -> Any:
     """The JSON document at ``path`` (raises ``FileNotFoundError``, ``OSError``, ``ValueError``)."""
     return json.loads(path.read_text(encoding="utf-8"))

@@ -24,6 +24,7 @@ from controller.curves.book import CurveBook, FirmwareCurve, GroupCurve
 from controller.curves.fit import FitParams
 from controller.domain import EpochS, FleetSpec, FloatArray, IntArray
 from controller.runtime.ports import Discovers
+from controller.runtime.storage import StorageHealth
 
 _log = structlog.get_logger("hashspark.curves")
 
@@ -75,8 +76,10 @@ class SiteCurves:
         *,
         on_change: Callable[[tuple[GroupCurve, ...]], None] | None = None,
         samples_path: Path | None = None,
+        storage: StorageHealth | None = None,
     ) -> None:
         self.site_id = site_id
+        self.storage = storage or StorageHealth()
         self.book = book
         self.driver = driver
         self._on_change = on_change
@@ -174,10 +177,12 @@ class SiteCurves:
             if not self._save_failed:
                 _log.warning("curve_samples_not_saved", site=self.site_id, reason=str(exc))
             self._save_failed = True
+            self.storage.failed("curves", exc, logged=True)
             return
         if self._save_failed:
             _log.info("curve_samples_saved_again", site=self.site_id)
         self._save_failed = False
+        self.storage.succeeded("curves", logged=True)
 
     def _notify(self) -> None:
         if self._on_change is not None:

@@ -57,6 +57,7 @@ from controller.runtime.ports import (
     RemembersFleet,
 )
 from controller.runtime.retry import caller_cancelled, reap
+from controller.runtime.storage import StorageHealth
 from controller.site_model import SiteModel
 from controller.status import GridStatus, ModelStatus, SiteStatus
 
@@ -72,6 +73,13 @@ SETTLE_GRACE_S = 120.0
 ACTUATION_WAIT_S = 2.0
 #: Resumes go out in chunks of this many miners unless the driver says otherwise.
 DEFAULT_RESUME_CHUNK = 1 << 30
+#: Settled intervals kept in memory while the ledger cannot take them (``daemon.
+#: ledger_max_unwritten``): 10,000 is a month of 5-minute prices, about 7 MB.
+DEFAULT_MAX_UNWRITTEN = 10_000
+#: Longest a cycle spends writing held intervals once the ledger takes them again (wall
+#: seconds; at least one is written): a backlog is caught up over cycles, never in one that
+#: holds up the decisions (each write is an fsync).
+LEDGER_CATCH_UP_S = 0.25
 
 
 def staleness_deadlines(
@@ -112,6 +120,8 @@ class SiteLoop:
         audit: CommandAudit | None = None,
         dry_run: bool = False,
         resume_chunk: int | None = None,
+        storage: StorageHealth | None = None,
+        max_unwritten: int = DEFAULT_MAX_UNWRITTEN,
     ) -> None:
         self.site = site
         self._clock = clock
@@ -138,6 +148,13 @@ class SiteLoop:
         self._onehot = np.eye(len(site.fleet.model_names))[site.fleet.model_index]  # (N, M)
         self._accrual = IntervalAccumulator(site)
         self._unwritten: list[IntervalRecord] = []  # kept until the ledger takes them
+        self.max_unwritten = max_unwritten  # beyond it, newer intervals are dropped (counted)
+        self.dropped = 0  # settled intervals dropped because the backlog was full
+        self.storage = storage or StorageHealth()
+        # Accounting time never runs back: after the wall clock steps back behind what is
+        # booked, intervals go on from there at the clock's rate, ``_clock_lag`` ahead.
+        self._accounted: EpochS | None = None
+        self._clock_lag = 0.0
         self._in_doubt: dict[int, tuple[int, EpochS]] = {}  # miner -> (raise not confirmed, when)
         self._settling: dict[int, tuple[int, EpochS]] = {}  # miner -> (confirmed running, when)
         self._failsafe_reason: str | None = None
@@ -172,7 +189,8 @@ class SiteLoop:
 
     async def _cycle(self, began: float) -> Plan:
         now = self._clock.now()
-        self._accrual.accrue(now)
+        at = self._account_at(now)  # where this cycle accounts: ``now`` unless the clock ran back
+        self._accrual.accrue(at)
         earlier = self._take_finished()  # jobs that ended between cycles
         arrived = self._inputs_arrived()
         self._clear(self._wake_events())  # this cycle decides on everything arrived so far
@@ -193,7 +211,7 @@ class SiteLoop:
 
         key = self._interval_key(now, snapshot.price, snapshot.hashprice)
         if self._accrual.open_key is not None and key != self._accrual.open_key:
-            self._settle(now)
+            self._settle(at)
 
         batch = self._commands(plan, observed)
         if len(batch) and self.dry_run:
@@ -215,13 +233,13 @@ class SiteLoop:
         report = _merged(earlier, ended)
         fleet = self.site.fleet
         model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
-        self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, now)
+        self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, at)
 
         if self._accrual.open_key is None and key is not None:
             assert snapshot.price is not None
             assert snapshot.hashprice is not None
             down = self._accrual.open(
-                now,
+                at,
                 key,
                 snapshot.price,
                 snapshot.hashprice,
@@ -626,22 +644,34 @@ class SiteLoop:
 
     def _adopt(self, site: SiteModel, cycle_s: float) -> None:
         self._reload = None
-        self._book(self._accrual.rebase(site, self._clock.now()))
+        self._book(self._accrual.rebase(site, self._account_at(self._clock.now())))
         self._flush_ledger()
         self.site = site
         self._cycle_s = cycle_s
 
     def resume_from(self, booked_until: EpochS | None) -> None:
         """The ledger holds this site up to ``booked_until``: the span from there to the
-        first interval this run opens is booked as ``down``."""
+        first interval this run opens is booked as ``down``. A clock behind ``booked_until``
+        books from there on (``_account_at``)."""
         self._accrual.resume_from(booked_until)
+        if booked_until is not None:
+            self._accounted = booked_until
 
     def finish(self, end: EpochS) -> None:
         """Account up to ``end`` and settle the interval still open (or the down time, if
         no interval opened)."""
+        end = self._account_at(end)
         self._book(self._accrual.take_down(end))
         self._settle(end)
-        self._flush_ledger()
+        self._flush_ledger(budget_s=None)
+        if self._unwritten:
+            self._log.error(
+                "ledger_intervals_lost",
+                intervals=len(self._unwritten),
+                first=iso(self._unwritten[0].start),
+                last=iso(self._unwritten[-1].end),
+                reason="the ledger could not take them before the daemon stopped",
+            )
 
     # --- accounting --------------------------------------------------------------------
 
@@ -667,6 +697,36 @@ class SiteLoop:
             quantities,
         )
 
+    def _account_at(self, now: EpochS) -> EpochS:
+        """The accounting time of wall time ``now``: never before what is already accounted.
+
+        A wall clock stepped back behind the booked time (an NTP correction, a reset RTC)
+        would settle intervals over time the ledger holds already, which it refuses. Instead
+        the books go on from where they are at the clock's rate, ``_clock_lag`` seconds ahead
+        of the wall clock (logged once per step), so no interval is lost and none overlaps.
+        The time the clock ran back by is booked once, not twice; the time a restart is down
+        shortens the lead (``resume_from``).
+        """
+        at = now + self._clock_lag
+        if self._accounted is not None and at < self._accounted:
+            step = self._accounted - at
+            self._clock_lag = self._accounted - now
+            self._log.warning(
+                "clock_behind_ledger",
+                now=iso(now),
+                booked_until=iso(self._accounted),
+                step_s=round(step, 6),
+                booking_ahead_s=round(self._clock_lag, 6),
+            )
+            at = self._accounted
+        self._accounted = at
+        return at
+
+    @property
+    def unwritten(self) -> int:
+        """Settled intervals kept in memory until the ledger takes them."""
+        return len(self._unwritten)
+
     def _settle(self, end: EpochS) -> None:
         self._book(self._accrual.close(end))
 
@@ -674,17 +734,40 @@ class SiteLoop:
         if record is not None:
             self._unwritten.append(record)
 
-    def _flush_ledger(self) -> None:
-        """Write settled intervals in order; on failure keep them and retry next cycle."""
+    def _flush_ledger(self, budget_s: float | None = LEDGER_CATCH_UP_S) -> None:
+        """Write settled intervals in order, for at most ``budget_s`` (None: all of them);
+        on failure keep them (up to ``max_unwritten``, the oldest first) and retry next
+        cycle."""
+        began = time.monotonic()
         while self._unwritten:
+            if budget_s is not None and time.monotonic() - began > budget_s:
+                return  # the rest next cycle
             try:
                 self._ledger.append(self._unwritten[0])
             except Exception as exc:  # any storage failure: keep the record and go on
                 self._log.error("ledger_write_failed", error=str(exc), pending=len(self._unwritten))
+                self.storage.failed("ledger", exc, logged=True)
                 if self._observer is not None:
                     self._observer.ledger_write_failed(self.site.site_id)
+                self._drop_beyond_bound()
                 return
             self._unwritten.pop(0)
+            self.storage.succeeded("ledger")
+
+    def _drop_beyond_bound(self) -> None:
+        """Memory is bounded: the newest intervals beyond ``max_unwritten`` are dropped (the
+        oldest are kept, so the ledger stays contiguous up to where the gap begins)."""
+        while len(self._unwritten) > self.max_unwritten:
+            record = self._unwritten.pop()
+            self.dropped += 1
+            self._log.error(
+                "ledger_interval_dropped",
+                start=iso(record.start),
+                end=iso(record.end),
+                kind=record.kind,
+                max_unwritten=self.max_unwritten,
+                reason="the ledger has not taken the intervals held in memory",
+            )
 
     # --- publish -----------------------------------------------------------------------
 
