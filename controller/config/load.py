@@ -25,6 +25,7 @@ from controller.runtime.config_bounds import (
 )
 from controller.runtime.config_file import read_toml
 from controller.runtime.redact import scrub_value
+from controller.runtime.site_loop import DEFAULT_MAX_UNWRITTEN
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -47,7 +48,6 @@ def _bind_host(value: str) -> str:
 
 
 BindHost = Annotated[str, AfterValidator(_bind_host)]
-from controller.runtime.site_loop import DEFAULT_MAX_UNWRITTEN
 
 
 class DaemonConfig(Strict):
