@@ -1,4 +1,8 @@
-"""Supply contracts and hedges as config, and their conversion to the core's values."""
+"""Supply contracts and hedges as config, and their conversion to the core's values.
+
+Over 300 lines: every contract kind's model and its conversion sit together, so a new kind
+is one place to read; the supply stack's quantity shapes are most of it.
+"""
 
 from __future__ import annotations
 
