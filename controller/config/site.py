@@ -29,6 +29,7 @@ from controller.config.contracts import (
     supply_contract,
     unique,
 )
+from controller.config.pacing import PacingConfig
 from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.curves.fit import FitParams
 from controller.decision.policy import PolicyParams
@@ -175,6 +176,7 @@ class SiteConfig(Strict):
     hedges: tuple[HedgeConfig, ...] = ()
     policy: PolicyConfig = PolicyConfig()
     failsafe: FailSafeConfig = FailSafeConfig()
+    pacing: PacingConfig = PacingConfig()  # per-miner command pacing and failure backoff
     mqtt: MqttBrokerConfig | None = None  # status and commands; default: an MQTT feed's broker
     commands: CommandsConfig = CommandsConfig()
     curves: CurvesConfig = CurvesConfig()
