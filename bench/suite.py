@@ -94,6 +94,12 @@ BENCHES = (
         quick=("--miners", "200", "--workers", "1", "2"),
         figures=True,
     ),
+    Bench(
+        "bench_pacing.py",
+        "a flapping price: 10,000 alternating prices through the site loop, miner commands "
+        "with the default pacing against its bound and against no pacing",
+        quick=("--prices", "2000"),
+    ),
 )
 
 FIGURES = ROOT / "out" / "sharded-figures.json"

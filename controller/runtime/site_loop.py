@@ -192,7 +192,7 @@ class SiteLoop:
             self._clear(self._input_events())
             plan, snapshot = self._decide(max(now, self._clock.now()), observed)
         self.state = self._next_state
-        self._count_deferred(plan, snapshot)
+        self._count_deferred(plan)
 
         key = self._interval_key(now, snapshot.price, snapshot.hashprice)
         if self._accrual.open_key is not None and key != self._accrual.open_key:
@@ -398,14 +398,13 @@ class SiteLoop:
             self._deferred[reason] += 1
         return CommandBatch(miner=miners[due], point=points[due])
 
-    def _count_deferred(self, plan: Plan, snapshot: Snapshot) -> None:
-        """Count the commands this cycle's plan holds back for pacing, by reason."""
+    def _count_deferred(self, plan: Plan) -> None:
+        """Count the raises this cycle's plan holds back for pacing, by reason (the plan
+        holds raises only: a repeated lowering is dropped from the commands instead)."""
         held = plan.paced
         if not held.size:
             return
-        power = self.site.fleet.power_w
-        wanted = self._next_state.pending_point[held]
-        raising = power[held, wanted] > power[held, snapshot.observed_point[held]]
+        raising = np.ones(held.size, dtype=bool)
         for reason in pacing.reasons(self._pacing, plan.now, held, raising):
             self._deferred[reason] += 1
 
