@@ -7,13 +7,16 @@ would. The miners are the in-process simulated fleet (every command applied at o
 each command is counted by the driver, not the loop.
 
 The same prices run twice in one process: with the default pacing (``[sites.pacing]``)
-and with pacing off. For the paced run it prints the bound the pacing rules allow for the
-run's wall time T, per miner of a single-point fleet whose commands all apply:
+and with pacing off; first on the wall clock, as fast as the loop takes them (the run is
+shorter than the 60 s raise interval, so no miner resumes), then on a simulated clock
+with a price every ``--step-s`` (0.1 s: 10,000 prices span 1,000 s, so resumes come
+through once a minute). For each paced run it prints the bound the pacing rules allow
+over the run's span T, per miner of a single-point fleet whose commands all apply:
 raises <= 1 + floor(T / min_raise_interval_s); lowerings <= 1 + raises +
 floor(T / min_lower_interval_s) (one undoing each raise, plus repeats).
 It also checks that every spike left the whole fleet off (no curtail waited).
 
-    .venv/bin/python bench/bench_pacing.py [--miners 100] [--prices 10000]
+    .venv/bin/python bench/bench_pacing.py [--miners 100] [--prices 10000] [--step-s 0.1]
 """
 
 from __future__ import annotations
@@ -44,10 +47,24 @@ from controller.site_model import SiteModel
 LOW, SPIKE, HASHPRICE = 20.0, 5_000.0, 50.0
 
 
+class SimClock:
+    """A clock the benchmark moves: one step per price."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep_until(self, t: float) -> None:
+        await asyncio.sleep(0)
+        self.t = max(self.t, t)
+
+
 class Counting:
     """The in-process fleet, counting the commands it is sent, by direction."""
 
-    def __init__(self, fleet: FleetSpec, clock: SystemClock) -> None:
+    def __init__(self, fleet: FleetSpec, clock: SystemClock | SimClock) -> None:
         self.inner = InProcessFleet(fleet, clock, running=True)
         self.raises = np.zeros(fleet.size, dtype=np.int64)
         self.lowers = np.zeros(fleet.size, dtype=np.int64)
@@ -62,21 +79,26 @@ class Counting:
         return await self.inner.apply(batch)
 
 
-def _payload(key: str, value: float) -> bytes:
-    ts = datetime.now(UTC).isoformat(timespec="microseconds")
+def _payload(key: str, value: float, at: float) -> bytes:
+    ts = datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
     return json.dumps({key: value, "ts": ts}).encode()
 
 
-async def flap(miners: int, prices: int, pacing: PacingParams) -> dict[str, float]:
-    """Run the prices through a fresh loop; commands, wall time, spikes not fully obeyed."""
-    clock = SystemClock()
+async def flap(
+    miners: int, prices: int, pacing: PacingParams, step_s: float | None
+) -> dict[str, float]:
+    """Run the prices through a fresh loop (on the wall clock if ``step_s`` is None, else a
+    simulated one moved ``step_s`` per price); commands, span, spikes not fully obeyed."""
+    clock: SystemClock | SimClock = SystemClock() if step_s is None else SimClock(time.time())
     fleet = build_fleet([("Antminer S19j Pro", miners, [(104.0, 3068.0)])])
     driver = Counting(fleet, clock)
     stats = FeedStats()
     price = InProcessFeed("price", ReadingKind.PRICE, DEFAULT_PRICE_BOUND, stats)
     hashprice = InProcessFeed("hashprice", ReadingKind.HASHPRICE, DEFAULT_HASHPRICE_BOUND, stats)
-    hashprice.deliver(_payload("usd_per_ph_day", HASHPRICE), time.time())
-    params = PolicyParams(supply=SpotSupply(), failsafe_action=FailSafeAction.HOLD)
+    hashprice.deliver(_payload("usd_per_ph_day", HASHPRICE, clock.now()), clock.now())
+    params = PolicyParams(
+        supply=SpotSupply(), failsafe_action=FailSafeAction.HOLD, price_max_age_s=86_400.0
+    )
     loop = assemble(
         SiteModel("bench", fleet, params, SpotSupply(), (), pacing=pacing),
         clock=clock,
@@ -87,18 +109,23 @@ async def flap(miners: int, prices: int, pacing: PacingParams) -> dict[str, floa
         cycle_s=10.0,
     )
     late_spikes = 0
-    began = time.perf_counter()
+    began, start = time.perf_counter(), clock.now()
     for k in range(prices):
         spike = k % 2 == 0
-        if not price.deliver(_payload("usd_per_mwh", SPIKE if spike else LOW), time.time()):
+        payload = _payload("usd_per_mwh", SPIKE if spike else LOW, clock.now())
+        if not price.deliver(payload, clock.now()):
             raise SystemExit(f"bench_pacing: price {k} was rejected")
         await loop.cycle()
         if spike and (driver.inner._point != OFF).any():
             late_spikes += 1
+        if isinstance(clock, SimClock) and step_s is not None:
+            clock.t += step_s
     wall = time.perf_counter() - began
+    span = clock.now() - start
     await loop.shutdown("keep")
     return {
         "wall_s": wall,
+        "span_s": span,
         "raises": float(driver.raises.sum()),
         "lowers": float(driver.lowers.sum()),
         "max_raises_per_miner": float(driver.raises.max()),
@@ -113,38 +140,51 @@ def bound(pacing: PacingParams, miners: int, wall_s: float) -> tuple[int, int]:
     return raises, miners * (raises + lowers)
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    logs.configure("warning")
-    paced_params = PacingParams()
-    paced = await flap(args.miners, args.prices, paced_params)
-    free = await flap(args.miners, args.prices, PacingParams.off())
-    per_miner, allowed = bound(paced_params, args.miners, paced["wall_s"])
+def report(title: str, miners: int, paced: dict[str, float], free: dict[str, float]) -> bool:
+    """Print one pair of runs; whether the paced run kept to the bound and every spike."""
+    per_miner, allowed = bound(PacingParams(), miners, paced["span_s"])
     p_cmds = int(paced["raises"] + paced["lowers"])
     f_cmds = int(free["raises"] + free["lowers"])
-    print(
-        f"{args.prices:,} alternating valid prices ({LOW:g} / {SPIKE:g} USD/MWh), one cycle "
-        f"each, {args.miners:,} simulated single-point miners, default pacing "
-        f"(raise interval {paced_params.min_raise_interval_s:g} s, lowering repeat "
-        f"{paced_params.min_lower_interval_s:g} s, backoff {paced_params.backoff_initial_s:g}"
-        f"-{paced_params.backoff_max_s:g} s):"
-    )
+    print(title)
     print(
         f"  paced:       {p_cmds:>9,} commands ({int(paced['raises']):,} resumes, "
-        f"{int(paced['lowers']):,} curtails) in {paced['wall_s']:.1f} s; "
-        f"most resumes of one miner: {int(paced['max_raises_per_miner'])}"
+        f"{int(paced['lowers']):,} curtails) over {paced['span_s']:.1f} s "
+        f"({paced['wall_s']:.1f} s wall); most resumes of one miner: "
+        f"{int(paced['max_raises_per_miner'])}"
     )
     print(
-        f"  bound:       {allowed:>9,} commands the pacing allows in {paced['wall_s']:.1f} s "
+        f"  bound:       {allowed:>9,} commands the pacing allows in {paced['span_s']:.1f} s "
         f"({per_miner} resumes per miner at most)"
     )
     print(
         f"  not paced:   {f_cmds:>9,} commands ({int(free['raises']):,} resumes, "
-        f"{int(free['lowers']):,} curtails) in {free['wall_s']:.1f} s"
+        f"{int(free['lowers']):,} curtails) over {free['span_s']:.1f} s "
+        f"({free['wall_s']:.1f} s wall)"
     )
     print(f"  ratio:       paced / not paced = {p_cmds / max(f_cmds, 1):.4f}")
     late = int(paced["late_spikes"] + free["late_spikes"])
     print(f"  spikes after which a miner was still running: {late} (must be 0)")
-    if p_cmds > allowed or late or paced["max_raises_per_miner"] > per_miner:
+    return p_cmds <= allowed and not late and paced["max_raises_per_miner"] <= per_miner
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    logs.configure("warning")
+    p = PacingParams()
+    print(
+        f"{args.prices:,} alternating valid prices ({LOW:g} / {SPIKE:g} USD/MWh), one cycle "
+        f"each, {args.miners:,} simulated single-point miners; default pacing: raise "
+        f"interval {p.min_raise_interval_s:g} s, lowering repeat {p.min_lower_interval_s:g} s, "
+        f"backoff {p.backoff_initial_s:g}-{p.backoff_max_s:g} s."
+    )
+    ok = True
+    for title, step in (
+        ("Wall clock, prices as fast as the loop takes them:", None),
+        (f"Simulated clock, a price every {args.step_s:g} s:", args.step_s),
+    ):
+        paced = await flap(args.miners, args.prices, p, step)
+        free = await flap(args.miners, args.prices, PacingParams.off(), step)
+        ok = report(title, args.miners, paced, free) and ok
+    if not ok:
         raise SystemExit("bench_pacing: the pacing bound or a spike curtail was violated")
 
 
@@ -153,6 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--miners", type=int, default=100)
     parser.add_argument("--prices", type=int, default=10_000)
+    parser.add_argument("--step-s", type=float, default=0.1)
     asyncio.run(main_async(parser.parse_args()))
 
 
