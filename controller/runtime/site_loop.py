@@ -464,7 +464,7 @@ class SiteLoop:
             self._pacing = pacing.settled(
                 self.site.pacing,
                 self._pacing,
-                job.batch.miner,
+                np.array([d.miner for d in report.dispatched], dtype=np.int64),
                 np.array([isinstance(d.outcome, Applied) for d in report.dispatched], dtype=bool),
                 now=self._clock.now(),
             )
