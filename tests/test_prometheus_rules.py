@@ -21,6 +21,7 @@ ALERTS = {
     "HashsparkFailsafeActive",
     "HashsparkMinersUnreachable",
     "HashsparkCommandsUnconfirmed",
+    "HashsparkMinersBackingOff",
     "HashsparkLedgerWriteErrors",
 }
 
