@@ -16,7 +16,13 @@ raises <= 1 + floor(T / min_raise_interval_s); lowerings <= 1 + raises +
 floor(T / min_lower_interval_s) (one undoing each raise, plus repeats).
 It also checks that every spike left the whole fleet off (no curtail waited).
 
+With ``--mqtt`` a third pair runs as the daemon does: a private Mosquitto, the MQTT feed
+adapter, the loop's own ``run()`` woken by each reading (it decides on the newest price,
+so it need not decide on every one), and a publisher sending the prices as fast as QoS 1
+allows, the last one a spike that must leave the fleet off.
+
     .venv/bin/python bench/bench_pacing.py [--miners 100] [--prices 10000] [--step-s 0.1]
+        [--mqtt]
 """
 
 from __future__ import annotations
@@ -24,13 +30,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import aiomqtt
 import numpy as np
 
+from adapters.feeds.config import MqttBrokerConfig
 from adapters.feeds.inprocess import InProcessFeed
+from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, ReadingKind
+from adapters.feeds.recorder import format_timestamp
 from adapters.feeds.store import FeedStats
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
@@ -39,10 +52,13 @@ from controller.app.assemble import assemble
 from controller.decision.pacing import PacingParams
 from controller.decision.policy import PolicyParams
 from controller.decision.reconcile import CommandBatch, DispatchReport
-from controller.domain import OFF, FailSafeAction, FleetSpec, ObservedFleet, build_fleet
+from controller.domain import OFF, FailSafeAction, FleetSpec, ObservedFleet, Reading, build_fleet
 from controller.runtime import logs
 from controller.runtime.clocks.system import SystemClock
 from controller.site_model import SiteModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_mqtt_latency import RecordedFeedStub, start_broker
 
 LOW, SPIKE, HASHPRICE = 20.0, 5_000.0, 50.0
 
@@ -133,6 +149,60 @@ async def flap(
     }
 
 
+async def flap_mqtt(port: int, miners: int, prices: int, pacing: PacingParams) -> dict[str, float]:
+    """The prices over MQTT to a loop running as the daemon runs it; commands and span."""
+    clock = SystemClock()
+    broker = MqttBrokerConfig(host="127.0.0.1", port=port, client_id=f"pacing-{time.time_ns()}")
+    link = MqttLink("bench", broker, clock, FeedStats())
+    feed = link.reading_feed(ReadingKind.PRICE, bound=DEFAULT_PRICE_BOUND)
+    fleet = build_fleet([("Antminer S19j Pro", miners, [(104.0, 3068.0)])])
+    driver = Counting(fleet, clock)
+    params = PolicyParams(supply=SpotSupply(), failsafe_action=FailSafeAction.HOLD)
+    loop = assemble(
+        SiteModel("bench", fleet, params, SpotSupply(), (), pacing=pacing),
+        clock=clock,
+        price_feed=feed,
+        hashprice_feed=RecordedFeedStub(Reading(HASHPRICE, time.time(), "bench")),
+        driver=driver,
+        ledger=MemoryLedger(),
+        cycle_s=10.0,
+    )
+    taken: list[float] = []
+    feed.store.add_listener(lambda r: taken.append(r.value))
+    stop = asyncio.Event()
+    async with link, aiomqtt.Client("127.0.0.1", port) as pub:
+        await link.wait_up(10)
+        running = asyncio.create_task(loop.run(stop=stop))
+        t0 = time.time() - 2.0
+        began = time.perf_counter()
+        for i in range(prices):
+            value = SPIKE if (prices - 1 - i) % 2 == 0 else LOW  # the last one a spike
+            payload = json.dumps({"usd_per_mwh": value, "ts": format_timestamp(t0 + i * 1e-4)})
+            await pub.publish("hashspark/bench/price", payload, qos=1)
+        for _ in range(2400):  # every price taken (at most 2 minutes)
+            if len(taken) >= prices:
+                break
+            await asyncio.sleep(0.05)
+        for _ in range(500):  # the last spike obeyed (at most 5 s)
+            if not (driver.inner._point != OFF).any():
+                break
+            await asyncio.sleep(0.01)
+        wall = time.perf_counter() - began
+        late = float((driver.inner._point != OFF).any())
+        stop.set()
+        await running
+    return {
+        "wall_s": wall,
+        "span_s": wall,
+        "raises": float(driver.raises.sum()),
+        "lowers": float(driver.lowers.sum()),
+        "max_raises_per_miner": float(driver.raises.max()),
+        "late_spikes": late,
+        "taken": float(len(taken)),
+        "cycles": float(loop.cycles),
+    }
+
+
 def bound(pacing: PacingParams, miners: int, wall_s: float) -> tuple[int, int]:
     """Most raises per miner, and most commands for the fleet, the rules allow in wall_s."""
     raises = pacing.raise_bound(wall_s)
@@ -184,6 +254,21 @@ async def main_async(args: argparse.Namespace) -> None:
         paced = await flap(args.miners, args.prices, p, step)
         free = await flap(args.miners, args.prices, PacingParams.off(), step)
         ok = report(title, args.miners, paced, free) and ok
+    if args.mqtt:
+        with tempfile.TemporaryDirectory() as d:
+            proc, port = start_broker(Path(d))
+            try:
+                paced = await flap_mqtt(port, args.miners, args.prices, p)
+                free = await flap_mqtt(port, args.miners, args.prices, PacingParams.off())
+            finally:
+                proc.terminate()
+                proc.wait()
+        title = (
+            f"Live MQTT, the loop's own run() (paced: {int(paced['taken']):,} prices taken, "
+            f"{int(paced['cycles']):,} cycles; not paced: {int(free['taken']):,} taken, "
+            f"{int(free['cycles']):,} cycles; the last price a spike):"
+        )
+        ok = report(title, args.miners, paced, free) and ok
     if not ok:
         raise SystemExit("bench_pacing: the pacing bound or a spike curtail was violated")
 
@@ -194,6 +279,7 @@ def main() -> None:
     parser.add_argument("--miners", type=int, default=100)
     parser.add_argument("--prices", type=int, default=10_000)
     parser.add_argument("--step-s", type=float, default=0.1)
+    parser.add_argument("--mqtt", action="store_true", help="also over a private Mosquitto")
     asyncio.run(main_async(parser.parse_args()))
 
 

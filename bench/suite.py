@@ -97,8 +97,10 @@ BENCHES = (
     Bench(
         "bench_pacing.py",
         "a flapping price: 10,000 alternating prices through the site loop, miner commands "
-        "with the default pacing against its bound and against no pacing",
-        quick=("--prices", "2000"),
+        "with the default pacing against its bound and against no pacing (in process and "
+        "over MQTT)",
+        full=("--mqtt",),
+        quick=("--prices", "2000", "--mqtt"),
     ),
 )
 
