@@ -849,6 +849,7 @@ class SiteLoop:
             override=None if reason.override_id is None else reason.override_id,
             override_kind=reason.override_kind,
             ramp_limited=reason.ramp_limited,
+            paced=int(plan.paced.size),  # miners whose resume waits for actuation pacing
             price_usd_per_mwh=None if snapshot.price is None else snapshot.price.value,
             hashprice_usd_per_ph_day=None
             if snapshot.hashprice is None
