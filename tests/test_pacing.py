@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,11 +17,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from controller.accounting.instruments import SpotSupply
+from controller.config import load_config
 from controller.config.pacing import PacingConfig
 from controller.decision import pacing
 from controller.decision.pacing import PacingParams, PacingState
 from controller.decision.policy import PolicyParams, PolicyState, Snapshot, decide
 from controller.domain import OFF, Reading, build_fleet
+from controller.runtime.config_base import ConfigError
+from tests.scenario_kit import write_scenario
 
 T0 = 1_750_000_000.0
 P = PacingParams()  # the defaults: 60 s between a command and a raise, 10 s repeat floor
@@ -246,3 +250,52 @@ def test_config_refuses_values_out_of_bounds(key: str, value: float) -> None:
 def test_config_refuses_a_cap_below_the_first_wait() -> None:
     with pytest.raises(ValidationError, match="backoff_max_s"):
         PacingConfig(backoff_initial_s=60.0, backoff_max_s=30.0)
+
+
+# --- per group -------------------------------------------------------------------------
+
+GROUPS = (
+    '[[sites.miners]]\nmodel = "Antminer S19j Pro"\ncount = 2\n'
+    "curve = [{ hashrate_th = 104, power_w = 3068 }]\n\n"
+    '[[sites.miners]]\nmodel = "Antminer S21"\ncount = 3\n'
+    "curve = [{ hashrate_th = 200, power_w = 3500 }]\n"
+    "[sites.miners.pacing]\nmin_raise_interval_s = 300\nbackoff_max_s = 1200\n"
+)
+
+
+def test_a_group_sets_its_own_pacing_and_inherits_the_rest(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, [(T0, 20.0)], [(T0, 50.0)], miners=GROUPS)
+    site = load_config(path).config.sites[0]
+    params = site.pacing_params()
+    assert np.asarray(params.min_raise_interval_s).tolist() == [60.0] * 2 + [300.0] * 3
+    assert np.asarray(params.backoff_max_s).tolist() == [600.0] * 2 + [1200.0] * 3
+    assert np.asarray(params.min_lower_interval_s).tolist() == [10.0] * 5  # the site's
+    assert params.raise_bound(600.0) == 11  # the shortest interval bounds the fleet
+
+
+def test_without_group_settings_the_site_pacing_is_one_value(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, [(T0, 20.0)], [(T0, 50.0)])
+    assert load_config(path).config.sites[0].pacing_params() == PacingParams()
+
+
+def test_a_group_whose_cap_falls_below_the_sites_first_wait_is_refused(tmp_path: Path) -> None:
+    bad = GROUPS.replace("backoff_max_s = 1200", "backoff_max_s = 5")
+    path = write_scenario(tmp_path, [(T0, 20.0)], [(T0, 50.0)], miners=bad)
+    with pytest.raises(ConfigError, match=r"miners\[1\]\.pacing: .*backoff_max_s 5"):
+        load_config(path)
+
+
+def test_per_miner_intervals_hold_each_miner_by_its_own() -> None:
+    params = PacingParams(
+        min_raise_interval_s=np.array([0.0, 300.0]),
+        min_lower_interval_s=np.array([0.0, 10.0]),
+        backoff_initial_s=np.array([0.0, 10.0]),
+        backoff_max_s=np.array([0.0, 600.0]),
+    )
+    both = np.array([0, 1], dtype=np.int64)
+    s = pacing.sent(PacingState.initial(2), both, np.zeros(2), raises=False, now=T0)
+    assert pacing.raise_due(params, s, T0 + 1, both).tolist() == [True, False]
+    assert pacing.lowering_due(params, s, T0 + 1, both, np.zeros(2)).tolist() == [True, False]
+    s = pacing.settled(params, s, both, np.array([False, False]), now=T0)
+    assert s.in_backoff(T0 + 1).tolist() == [False, True]  # 0: no backoff for miner 0
+    assert pacing.next_release(params, s, both[1:], T0 + 1) == T0 + 10

@@ -239,3 +239,16 @@ async def test_an_applied_command_ends_the_backoff() -> None:
     assert site.driver.log[-1][1:] == (0, 1, "applied")
     assert site.statuses[-1].pacing.in_backoff == 0
     assert (await site.driver.observe()).point.tolist() == [1] * FLEET.size
+
+
+async def test_each_group_is_paced_by_its_own_interval() -> None:
+    # Miners 0-2 resume a minute after a curtail (the site's), 3-5 after five (their group's).
+    per_miner = PacingParams(min_raise_interval_s=np.repeat([60.0, 300.0], 3))
+    site = _site(per_miner)
+    site.publish(SPIKE)
+    await site.settle()
+    site.clock.t += 1.0
+    site.publish(LOW)
+    await site.loop.run(until=T0 + 400.0)
+    resumed = {m: site.driver.sent(m, point=1) for m in range(FLEET.size)}
+    assert resumed == {m: [T0 + (60.0 if m < 3 else 300.0)] for m in range(FLEET.size)}

@@ -35,7 +35,7 @@ def site_model(site: SiteConfig) -> SiteModel:
         site.supply_contract(),
         site.hedge_book(),
         sleep_w=site.sleep_power_w(),
-        pacing=site.pacing.params(),
+        pacing=site.pacing_params(),
     )
 
 

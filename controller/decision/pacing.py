@@ -38,14 +38,26 @@ from controller.domain import BoolArray, EpochS, FloatArray, IntArray
 REASONS = ("resume_interval", "curtail_repeat", "backoff")
 
 
+#: A duration for the whole site, or one per miner (groups can set their own).
+Seconds = float | FloatArray
+
+
+def _at(x: Seconds, miners: IntArray) -> Seconds:
+    """``x`` for ``miners``: the site's value, or each miner's own."""
+    return x[miners] if isinstance(x, np.ndarray) else x
+
+
 @dataclass(frozen=True, slots=True)
 class PacingParams:
-    """Per-miner command pacing; the defaults are meant for real hardware (see module doc)."""
+    """Per-miner command pacing; the defaults are meant for real hardware (see module doc).
 
-    min_raise_interval_s: float = 60.0
-    min_lower_interval_s: float = 10.0
-    backoff_initial_s: float = 10.0
-    backoff_max_s: float = 600.0
+    Each duration is the site's, or an (N,) array with each miner's (per-group settings).
+    """
+
+    min_raise_interval_s: Seconds = 60.0
+    min_lower_interval_s: Seconds = 10.0
+    backoff_initial_s: Seconds = 10.0
+    backoff_max_s: Seconds = 600.0
 
     @classmethod
     def off(cls) -> PacingParams:
@@ -53,10 +65,12 @@ class PacingParams:
         return cls(0.0, 0.0, 0.0, 0.0)
 
     def raise_bound(self, span_s: float) -> int:
-        """Most raises one miner can be sent in ``span_s`` seconds (rule 1)."""
-        if self.min_raise_interval_s <= 0:
+        """Most raises one miner can be sent in ``span_s`` seconds (rule 1; the shortest
+        interval where miners have their own)."""
+        interval = float(np.min(self.min_raise_interval_s))
+        if interval <= 0:
             raise ValueError("raises are not paced")
-        return 1 + int(span_s // self.min_raise_interval_s)
+        return 1 + int(span_s // interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +131,7 @@ def lowering_due(
     One that undoes the miner's last command (a raise) or goes deeper than its last
     lowering always may; a repeat waits ``min_lower_interval_s`` and any backoff.
     """
-    repeat_ok = (now - state.last_lower_at[miners] >= params.min_lower_interval_s) & ~(
+    repeat_ok = (now - state.last_lower_at[miners] >= _at(params.min_lower_interval_s, miners)) & ~(
         state.in_backoff(now)[miners]
     )
     due: BoolArray = (
@@ -161,10 +175,10 @@ def settled(
     failures[good] = 0
     retry_at[good] = -np.inf
     failures[bad] += 1
-    if params.backoff_initial_s > 0:
-        exponent = np.minimum(failures[bad] - 1, 60)  # 2**60 s is past any cap
-        wait = np.minimum(params.backoff_initial_s * 2.0**exponent, params.backoff_max_s)
-        retry_at[bad] = now + wait
+    initial = _at(params.backoff_initial_s, bad)
+    exponent = np.minimum(failures[bad] - 1, 60)  # 2**60 s is past any cap
+    wait = np.minimum(initial * 2.0**exponent, _at(params.backoff_max_s, bad))
+    retry_at[bad] = np.where(np.asarray(initial) > 0, now + wait, -np.inf)  # 0: no backoff
     return PacingState(
         state.last_command_at,
         state.last_was_raise,
@@ -184,8 +198,8 @@ def next_release(
     t = np.concatenate(
         [
             state.retry_at[miners],
-            state.last_command_at[miners] + params.min_raise_interval_s,
-            state.last_lower_at[miners] + params.min_lower_interval_s,
+            state.last_command_at[miners] + _at(params.min_raise_interval_s, miners),
+            state.last_lower_at[miners] + _at(params.min_lower_interval_s, miners),
         ]
     )
     later = t[t > now]

@@ -127,7 +127,7 @@ def prepare(
         params=site.policy_params(),
         supply=site.supply_contract(),
         hedges=site.hedge_book(),
-        pacing=site.pacing.params(),
+        pacing=site.pacing_params(),
     )
     return ReplayInputs(loaded, site, model, price, hashprice, t_start, t_end, cfg.daemon.cycle_s)
 
