@@ -101,6 +101,14 @@ BENCHES = (
         quick=("--miners", "200", "--workers", "1", "2"),
         figures=True,
     ),
+    Bench(
+        "bench_pacing.py",
+        "a flapping price: 10,000 alternating prices through the site loop, miner commands "
+        "with the default pacing against its bound and against no pacing (in process and "
+        "over MQTT)",
+        full=("--mqtt",),
+        quick=("--prices", "2000", "--mqtt"),
+    ),
 )
 
 FIGURES = ROOT / "out" / "sharded-figures.json"

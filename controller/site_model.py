@@ -14,6 +14,7 @@ from controller.accounting.instruments import (
     active_fraction,
 )
 from controller.decision.economics import hashspark_spread_usd_per_mwh
+from controller.decision.pacing import PacingParams
 from controller.decision.policy import PolicyParams
 from controller.domain import OFF, EpochS, FleetSpec, FloatArray, IntArray
 
@@ -30,6 +31,8 @@ class SiteModel:
     # Each miner's draw asleep (W); None: not known, taken as 0. Only the measured draw
     # (grid compliance, ``draw_mw``) counts it: the plans and the P&L take off as 0 W.
     sleep_w: FloatArray | None = field(default=None, compare=False)
+    # How often one miner may be commanded, and backoff after failures (paced by default).
+    pacing: PacingParams = field(default_factory=PacingParams)
 
     def draw_mw(self, point: IntArray) -> float:
         """What the fleet draws at ``point`` (MW), sleeping miners' draw included: what the

@@ -34,6 +34,23 @@ class GridStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class PacingStatus:
+    """Actuation pacing: miners held now, miners backing off, commands held since start."""
+
+    paced: int = 0  # miners whose wanted change waits for pacing at this cycle
+    in_backoff: int = 0  # miners whose next command waits for their failures' backoff
+    deferred: tuple[tuple[str, int], ...] = ()  # (reason, commands held) since start
+
+    def as_dict(self) -> dict[str, object]:
+        """The status topic's ``pacing`` object."""
+        return {
+            "paced": self.paced,
+            "in_backoff": self.in_backoff,
+            "deferred": dict(self.deferred),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SiteStatus:
     """The latest cycle's inputs, decision and fleet state for one site."""
 
@@ -58,6 +75,7 @@ class SiteStatus:
     commands: tuple[Override, ...] = ()  # operator and grid commands not yet over
     hedged_share: float | None = None  # forwards' PH/s in term over the fleet's nominal
     margin_floor_usd_per_mwh: float | None = None  # the margin if unhedged hashrate earned 0
+    pacing: PacingStatus = PacingStatus()
 
     @property
     def curtailed_mw(self) -> float:
@@ -166,5 +184,6 @@ def status_document(status: SiteStatus) -> dict[str, object]:
             }
             for m in status.models
         },
+        "pacing": status.pacing.as_dict(),
         **decision_document(status),
     }

@@ -22,6 +22,7 @@ ALERTS = {
     "HashsparkFailsafeActive",
     "HashsparkMinersUnreachable",
     "HashsparkCommandsUnconfirmed",
+    "HashsparkMinersBackingOff",
     "HashsparkLedgerWriteErrors",
     "HashsparkStorageFailing",
     "HashsparkLedgerIntervalsDropped",

@@ -134,6 +134,7 @@ class Metrics(Collector):
         yield from self._feeds()
         yield from self._shard_events()
         yield from self._storage()
+        yield from self._deferred()
 
     def _storage(self) -> Iterator[Metric]:
         spec = SPEC["hashspark_storage_failures"]
@@ -151,6 +152,14 @@ class Metrics(Collector):
             unwritten.add_metric([site], backlog.unwritten)
             dropped.add_metric([site], backlog.dropped)
         yield from (failures, ok, unwritten, dropped)
+
+    def _deferred(self) -> Iterator[Metric]:
+        spec = SPEC["hashspark_miner_commands_deferred"]
+        deferred = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+        for site, s in sorted(self._status.items()):
+            for reason, n in s.pacing.deferred:
+                deferred.add_metric([site, reason], n)
+        yield deferred
 
     def _shard_events(self) -> Iterator[Metric]:
         spec = SPEC["hashspark_shard_unmanaged_events"]
@@ -252,6 +261,8 @@ class Metrics(Collector):
             g["hashspark_curtailed_mw"].add_metric([site], s.curtailed_mw)
             g["hashspark_nominal_mw"].add_metric([site], s.nominal_mw)
             g["hashspark_ramp_limited_miners"].add_metric([site], s.ramp_limited)
+            g["hashspark_paced_miners"].add_metric([site], s.pacing.paced)
+            g["hashspark_miners_in_backoff"].add_metric([site], s.pacing.in_backoff)
             g["hashspark_last_cycle_timestamp_seconds"].add_metric([site], s.at)
             _model_gauges(g, site, s)
             _grid_and_failsafe_gauges(g, site, s)

@@ -147,6 +147,18 @@ METRICS: tuple[MetricSpec, ...] = (
         "hashspark_ramp_limited_miners", "gauge", ("site",), "Miners waiting for ramp budget."
     ),
     MetricSpec(
+        "hashspark_paced_miners",
+        "gauge",
+        ("site",),
+        "Miners whose wanted resume or raise waits for actuation pacing.",
+    ),
+    MetricSpec(
+        "hashspark_miners_in_backoff",
+        "gauge",
+        ("site",),
+        "Miners whose next command waits for the backoff after failed commands.",
+    ),
+    MetricSpec(
         "hashspark_last_cycle_timestamp_seconds",
         "gauge",
         ("site",),
@@ -154,6 +166,12 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     # Events.
     MetricSpec("hashspark_commands", "counter", ("site", "outcome"), "Miner commands by outcome."),
+    MetricSpec(
+        "hashspark_miner_commands_deferred",
+        "counter",
+        ("site", "reason"),
+        "Miner commands held by pacing (resume_interval, curtail_repeat, backoff).",
+    ),
     MetricSpec(
         "hashspark_decisions", "counter", ("site", "reason"), "Cycles by what decided them."
     ),

@@ -30,8 +30,10 @@ from controller.config.contracts import (
     supply_contract,
     unique,
 )
+from controller.config.pacing import GroupPacingConfig, PacingConfig, pacing_params
 from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.curves.fit import FitParams
+from controller.decision.pacing import PacingParams
 from controller.decision.policy import PolicyParams
 from controller.domain import FailSafeAction, FleetSpec, FloatArray, build_fleet, group_names
 from controller.runtime.config_base import NonEmpty, Strict
@@ -88,6 +90,8 @@ class MinerGroup(Strict):
     # What one miner draws asleep (curtailed): counted in grid compliance. Default: the
     # catalog's figure for the model, else 1 % of its top point (controller/catalog.py).
     sleep_power_w: float | None = Field(default=None, ge=0, le=MAX_MINER_POWER_W)
+    # The group's own actuation pacing; unset keys come from [sites.pacing].
+    pacing: GroupPacingConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -203,6 +207,7 @@ class SiteConfig(Strict):
     hedges: tuple[HedgeConfig, ...] = Field(default=(), max_length=MAX_HEDGES)
     policy: PolicyConfig = PolicyConfig()
     failsafe: FailSafeConfig = FailSafeConfig()
+    pacing: PacingConfig = PacingConfig()  # per-miner command pacing and failure backoff
     mqtt: MqttBrokerConfig | None = None  # status and commands; default: an MQTT feed's broker
     commands: CommandsConfig = CommandsConfig()
     curves: CurvesConfig = CurvesConfig()
@@ -347,6 +352,21 @@ class SiteConfig(Strict):
         """The hedges as core values."""
         return hedge_book(self.hedges)
 
+    def pacing_params(self) -> PacingParams:
+        """The actuation pacing as a core value (per miner where a group sets its own)."""
+        return pacing_params(self.pacing, [(g.count, g.pacing) for g in self.miners])
+
+    @model_validator(mode="after")
+    def _group_pacing_whole(self) -> SiteConfig:
+        """A group's keys over the site's must make a valid whole (cap above the first wait)."""
+        for k, g in enumerate(self.miners):
+            if g.pacing is not None:
+                try:
+                    g.pacing.over(self.pacing)
+                except ValueError as exc:
+                    raise ValueError(f"miners[{k}].pacing: {_first_error(exc)}") from None
+        return self
+
     def policy_params(self) -> PolicyParams:
         """The decision parameters as a core value."""
         p, f = self.policy, self.failsafe
@@ -365,3 +385,12 @@ class SiteConfig(Strict):
             hashprice_max_age_s=f.hashprice_max_age_s,
             failsafe_action=f.action,
         )
+
+
+def _first_error(exc: ValueError) -> str:
+    """A validation error's first message, without pydantic's decoration."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return str(first.get("msg", exc)).removeprefix("Value error, ")
+    return str(exc)

@@ -23,7 +23,11 @@ Rules, in the order they apply to each miner:
 6. **Dwell**: a miner that started running stays on ``min_run_s``; one that stopped stays
    off ``min_off_s``. A ``curtail`` fail-safe or a power cap makes decreases immediate,
    overriding delays and ``min_run_s``: it is the safe way, and the grid has deadlines.
-7. **Ramp**: power increases are admitted in merit order (best J/TH first) while the site's
+7. **Pacing** (``controller.decision.pacing``): a snapshot's ``pacing`` gate holds a raise
+   of a miner commanded too recently (or backing off from failures) where the miner is
+   headed (its command in flight, else its point), the change pending. Lowerings are never
+   held here: the site loop only drops a repeat of the last one.
+8. **Ramp**: power increases are admitted in merit order (best J/TH first) while the site's
    increase fits ``ramp_up_mw_per_min`` times the minutes since the last decision;
    decreases are never limited (curtailing is the safe direction).
 
@@ -32,7 +36,7 @@ With every band, delay, dwell and ramp at zero this is exactly the pure rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -41,6 +45,7 @@ from controller.accounting.supply_stack import StackState, cost_at, tranche_cost
 from controller.decision.economics import best_point, net_hashprice, point_value_usd_per_h
 from controller.decision.optimiser import allocate_under_cap
 from controller.decision.overrides import Override, apply_cap, effect
+from controller.decision.pacing import PacingGate
 from controller.decision.stack import merit_blocks, stack_values
 from controller.domain import (
     OFF,
@@ -98,6 +103,7 @@ class Snapshot:
     observed_point: IntArray  # (N,) point each miner reports being at
     reachable: BoolArray  # (N,)
     overrides: tuple[Override, ...] = ()  # operator and grid instructions, active or not
+    pacing: PacingGate | None = None  # which miners may be commanded now; None: all
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +152,8 @@ class Plan:
     #: What overrode the economics: an override ("demand_response:dr-17") whose cap bound
     #: or that forces running, or "site_cap" (the site's own limit bound); None: nothing.
     bound_by: str | None = None
+    #: Miners whose wanted change waits for actuation pacing (``Snapshot.pacing``).
+    paced: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def check_inputs(params: PolicyParams, snapshot: Snapshot) -> FailSafe | None:
@@ -265,8 +273,8 @@ def decide(
     run_served = (now - on_since) >= params.min_run_s
     off_served = (now - off_since) >= params.min_off_s
     allowed = matured & ~(turning_off & ~run_served & ~forced_off) & ~(turning_on & ~off_served)
-
     point = np.where(change & allowed, wanted, current)
+    point, paced = _apply_pacing(fleet, snapshot.pacing, current, point)
 
     ramp_limited = 0
     if params.ramp_up_mw_per_min is not None:
@@ -295,8 +303,23 @@ def decide(
         ramp_limited=ramp_limited,
         override=instructed.reason,
         bound_by=bound_by,
+        paced=paced,
     )
     return plan, new_state
+
+
+def _apply_pacing(
+    fleet: FleetSpec, gate: PacingGate | None, current: IntArray, point: IntArray
+) -> tuple[IntArray, IntArray]:
+    """Hold raises the gate holds where the miner is headed; the points, and the held."""
+    if gate is None:
+        return point, np.zeros(0, dtype=np.int64)
+    rows = np.arange(fleet.size)
+    base = np.where(gate.heading >= 0, gate.heading, current)
+    raising = (point != base) & (fleet.power_w[rows, point] > fleet.power_w[rows, base])
+    hold = raising & gate.raise_held
+    paced: IntArray = np.flatnonzero(hold).astype(np.int64)
+    return np.where(hold, base, point), paced
 
 
 def _dwell_clocks(

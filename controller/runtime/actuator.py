@@ -57,8 +57,10 @@ class Actuator:
         *,
         resume_chunk: int,
         current: Callable[[Plan], bool] = lambda _: True,
+        on_send: Callable[[CommandBatch, bool], None] = lambda _b, _r: None,
     ) -> None:
         self._driver = driver
+        self._on_send = on_send  # a job starts: its batch, and whether it raises (pacing)
         self._current = current  # is this plan still the newest decision on the newest inputs?
         self._chunk = max(1, resume_chunk)
         self._running: list[_Job] = []
@@ -165,6 +167,7 @@ class Actuator:
 
     def _start(self, job: _Job) -> None:
         self._quiet.clear()
+        self._on_send(job.batch, job.raises)
         job.task = asyncio.create_task(self._driver.apply(job.batch), name="actuate")
         self._running.append(job)
         job.task.add_done_callback(lambda _: self._ended(job))

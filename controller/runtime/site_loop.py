@@ -20,6 +20,7 @@ import structlog
 from controller.accounting.accrual import IntervalAccumulator, IntervalKey
 from controller.accounting.instruments import as_stack
 from controller.accounting.supply_stack import next_quantity_change, quantities_at
+from controller.decision import pacing
 from controller.decision.economics import energy_hashprice_usd_per_mwh
 from controller.decision.explain import GroupState, changes, group_states, reason_of
 from controller.decision.policy import Plan, PolicyParams, PolicyState, Snapshot, decide
@@ -59,7 +60,7 @@ from controller.runtime.ports import (
 from controller.runtime.retry import caller_cancelled, reap
 from controller.runtime.storage import StorageHealth
 from controller.site_model import SiteModel
-from controller.status import GridStatus, ModelStatus, SiteStatus
+from controller.status import GridStatus, ModelStatus, PacingStatus, SiteStatus
 
 __all__ = ["SiteLoop", "SiteModel", "next_wake", "staleness_deadlines"]
 
@@ -143,7 +144,10 @@ class SiteLoop:
             driver,
             resume_chunk=resume_chunk or DEFAULT_RESUME_CHUNK,
             current=self._plan_is_current,
+            on_send=self._paced_send,
         )
+        self._pacing = pacing.PacingState.initial(site.fleet.size)
+        self._deferred: dict[str, int] = dict.fromkeys(pacing.REASONS, 0)
         self._log = structlog.get_logger("hashspark.site").bind(site=site.site_id)
         self._onehot = np.eye(len(site.fleet.model_names))[site.fleet.model_index]  # (N, M)
         self._accrual = IntervalAccumulator(site)
@@ -208,6 +212,7 @@ class SiteLoop:
             self._clear(self._input_events())
             plan, snapshot = self._decide(max(now, self._clock.now()), observed)
         self.state = self._next_state
+        self._count_deferred(plan)
 
         key = self._interval_key(now, snapshot.price, snapshot.hashprice)
         if self._accrual.open_key is not None and key != self._accrual.open_key:
@@ -322,6 +327,7 @@ class SiteLoop:
             self._assume_in_doubt(observed),
             observed.reachable,
             self.overrides.current(now),
+            pacing.gate(self.site.pacing, self._pacing, now, self._heading()),
         )
         plan, self._next_state = decide(self.site.fleet, self.site.params, snapshot, self.state)
         self._latest = (plan, snapshot)
@@ -368,7 +374,72 @@ class SiteLoop:
             miners = np.concatenate([miners, reachable])
         order = np.argsort(miners, kind="stable")
         miners = miners[order]
-        return CommandBatch(miner=miners, point=plan.point[miners].astype(np.int64))
+        return self._paced(
+            CommandBatch(miner=miners, point=plan.point[miners].astype(np.int64)), observed
+        )
+
+    # --- pacing ------------------------------------------------------------------------
+
+    def _paced_send(self, batch: CommandBatch, raises: bool) -> None:
+        """A job starts: its miners' commands count from now (``controller.decision.pacing``)."""
+        target_w = self.site.fleet.power_w[batch.miner, batch.point]
+        self._pacing = pacing.sent(
+            self._pacing, batch.miner, target_w, raises=raises, now=self._clock.now()
+        )
+
+    def _heading(self) -> IntArray:
+        """Each miner's command in flight (its point), -1 where none is."""
+        heading = np.full(self.site.fleet.size, -1, dtype=np.int64)
+        flying = self._actuator.targets(sent_only=True)
+        if flying:
+            heading[list(flying)] = list(flying.values())
+        return heading
+
+    def _paced(self, batch: CommandBatch, observed: ObservedFleet) -> CommandBatch:
+        """The batch less the commands pacing holds: raises of miners commanded too
+        recently or backing off (the plan holds most; this catches re-sends of raises in
+        doubt), and repeats of a miner's last lowering."""
+        if not len(batch):
+            return batch
+        now = self._clock.now()
+        power = self.site.fleet.power_w
+        miners, points = batch.miner, batch.point
+        target_w = power[miners, points]
+        up = target_w > power[miners, observed.point[miners]]
+        due = np.where(
+            up,
+            pacing.raise_due(self.site.pacing, self._pacing, now, miners),
+            pacing.lowering_due(self.site.pacing, self._pacing, now, miners, target_w),
+        )
+        if due.all():
+            return batch
+        held = ~due
+        for reason in pacing.reasons(self._pacing, now, miners[held], up[held]):
+            self._deferred[reason] += 1
+        return CommandBatch(miner=miners[due], point=points[due])
+
+    def _count_deferred(self, plan: Plan) -> None:
+        """Count the raises this cycle's plan holds back for pacing, by reason (the plan
+        holds raises only: a repeated lowering is dropped from the commands instead)."""
+        held = plan.paced
+        if not held.size:
+            return
+        raising = np.ones(held.size, dtype=bool)
+        for reason in pacing.reasons(self._pacing, plan.now, held, raising):
+            self._deferred[reason] += 1
+
+    def _pacing_release(self, now: EpochS) -> EpochS | None:
+        """When a miner the last plan held for pacing may be commanded (wake then)."""
+        if self.last_plan is None:
+            return None
+        return pacing.next_release(self.site.pacing, self._pacing, self.last_plan.paced, now)
+
+    def _pacing_status(self, plan: Plan) -> PacingStatus:
+        return PacingStatus(
+            paced=int(plan.paced.size),
+            in_backoff=_count(self._pacing.in_backoff(plan.now)),
+            deferred=tuple(self._deferred.items()),
+        )
 
     def _reconcile(self, plan: Plan, observed: ObservedFleet) -> CommandBatch:
         """What the miners report against the plan, and against what may be on its way.
@@ -410,6 +481,13 @@ class SiteLoop:
                     reason=outcome.reason,
                 )
             self._note_in_doubt(report)
+            self._pacing = pacing.settled(
+                self.site.pacing,
+                self._pacing,
+                np.array([d.miner for d in report.dispatched], dtype=np.int64),
+                np.array([isinstance(d.outcome, Applied) for d in report.dispatched], dtype=bool),
+                now=self._clock.now(),
+            )
             if self._audit is not None:
                 self._audit.record(
                     self.site.site_id, self.site.fleet, job.plan, job.batch, report, dry_run=False
@@ -446,6 +524,7 @@ class SiteLoop:
                 self.overrides.next_change_after(now),
                 next_quantity_change(as_stack(self.site.params.supply), now),
                 next_quantity_change(as_stack(self.site.supply), now),
+                self._pacing_release(now),
                 until,
             ]
             await self._sleep(next_wake(now, self._cycle_s, events), stop)
@@ -839,6 +918,7 @@ class SiteLoop:
             else (),
             reason=reason_of(plan),
             commands=snapshot.overrides,
+            pacing=self._pacing_status(plan),
         )
 
     def _log_decision(self, plan: Plan, snapshot: Snapshot) -> None:
@@ -868,6 +948,7 @@ class SiteLoop:
             override=None if reason.override_id is None else reason.override_id,
             override_kind=reason.override_kind,
             ramp_limited=reason.ramp_limited,
+            paced=int(plan.paced.size),  # miners whose resume waits for actuation pacing
             price_usd_per_mwh=None if snapshot.price is None else snapshot.price.value,
             hashprice_usd_per_ph_day=None
             if snapshot.hashprice is None

@@ -153,8 +153,10 @@ def daemon_config(
     cycle_s: float,
     failsafe: str,
     driver: dict[str, float | int],
+    pacing: dict[str, float] | None = None,
 ) -> Path:
-    """A one-site daemon config: live MQTT feeds, the pyasic driver over ``groups``."""
+    """A one-site daemon config: live MQTT feeds, the pyasic driver over ``groups``; the
+    default actuation pacing unless ``pacing`` sets keys of ``[sites.pacing]``."""
     broker = (
         f'{{ host = "127.0.0.1", port = {broker_port}, client_id = "hashspark-{site}", '
         "keepalive_s = 5, connect_timeout_s = 2, backoff = { base_s = 0.2, cap_s = 1 } }"
@@ -189,6 +191,8 @@ type = "spot"
 price_max_age_s = 600
 action = "{failsafe}"
 """
+    if pacing:
+        text += "\n[sites.pacing]\n" + "".join(f"{k} = {v}\n" for k, v in pacing.items())
     path = tmp / f"{site}.toml"
     path.write_text(text)
     return path

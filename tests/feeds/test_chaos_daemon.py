@@ -65,6 +65,11 @@ type = "spot"
 [sites.failsafe]
 price_max_age_s = {MAX_AGE_S}
 action = "curtail"
+
+# Curtails and resumes within seconds on the wall clock: no raise interval here
+# (pacing itself: tests/test_pacing.py, tests/test_pacing_loop.py).
+[sites.pacing]
+min_raise_interval_s = 0
 """)
     return path
 

@@ -46,6 +46,11 @@ ramp_up_mw_per_min = 30
 [sites.failsafe]
 price_max_age_s = 600
 action = "curtail"
+
+# Curtails and resumes within seconds on the wall clock: no raise interval here
+# (pacing itself: tests/test_pacing.py, tests/test_pacing_loop.py).
+[sites.pacing]
+min_raise_interval_s = 0
 """
     path = tmp / "live.toml"
     path.write_text(text)

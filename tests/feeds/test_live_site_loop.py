@@ -15,6 +15,7 @@ from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.instruments import SpotSupply
 from controller.app.assemble import assemble
+from controller.decision.pacing import PacingParams
 from controller.decision.policy import PolicyParams
 from controller.domain import OFF, FailSafeAction, build_fleet
 from controller.runtime.clocks.system import SystemClock
@@ -51,7 +52,8 @@ async def test_mqtt_prices_drive_the_loop_through_an_outage(broker: Broker) -> N
     hashprice = link.reading_feed(ReadingKind.HASHPRICE, bound=DEFAULT_HASHPRICE_BOUND)
     driver = InProcessFleet(fleet, clock)
     loop = assemble(
-        SiteModel(SITE, fleet, params, SpotSupply(), ()),
+        # Curtails and resumes within seconds on the wall clock: no raise interval here.
+        SiteModel(SITE, fleet, params, SpotSupply(), (), pacing=PacingParams(0.0)),
         clock=clock,
         price_feed=price,
         hashprice_feed=hashprice,

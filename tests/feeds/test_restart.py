@@ -72,6 +72,11 @@ type = "spot"
 price_max_age_s = {price_max_age_s}
 action = "curtail"
 
+# Curtails and resumes within seconds on the wall clock: no raise interval here
+# (pacing itself: tests/test_pacing.py, tests/test_pacing_loop.py).
+[sites.pacing]
+min_raise_interval_s = 0
+
 [sites.commands]
 max_hold_s = {max_hold_s}
 """)

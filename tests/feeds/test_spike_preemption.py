@@ -53,6 +53,10 @@ DRIVER: dict[str, float | int] = {
     "retry_cap_s": 0.2,
     "resume_batch_size": 30,  # 7 chunks: a resume of everything takes a while
 }
+#: The tests resume right after a spike put everything to sleep: they are about a spike
+#: pre-empting a resume, not about pacing, so a miner may be resumed at once (curtails are
+#: never paced; tests/test_pacing_loop.py holds that with pacing on).
+PACING = {"min_raise_interval_s": 0.0}
 
 
 def _groups() -> tuple[Group, ...]:
@@ -171,7 +175,14 @@ def test_a_spike_during_a_resume_in_flight_stops_everything_at_once(
     ips = [ip for g in groups for ip in g.ips]
     site, port = "spike", free_port()
     config = daemon_config(
-        tmp_path, broker.port, groups, site=site, cycle_s=5.0, failsafe="hold", driver=DRIVER
+        tmp_path,
+        broker.port,
+        groups,
+        site=site,
+        cycle_s=5.0,
+        failsafe="hold",
+        driver=DRIVER,
+        pacing=PACING,
     )
     with (
         sim_fleet(tmp_path, groups, speed=1.0) as sim,
@@ -197,7 +208,14 @@ def test_a_spike_during_a_throttle_down_of_ramping_miners(
     throttlers = [ip for g in groups if g.model == "S19jPro" for ip in g.ips]
     site, port = "throttle", free_port()
     config = daemon_config(
-        tmp_path, broker.port, groups, site=site, cycle_s=5.0, failsafe="hold", driver=DRIVER
+        tmp_path,
+        broker.port,
+        groups,
+        site=site,
+        cycle_s=5.0,
+        failsafe="hold",
+        driver=DRIVER,
+        pacing=PACING,
     )
     with (
         sim_fleet(tmp_path, groups, speed=1.0) as sim,

@@ -126,6 +126,11 @@ type = "spot"
 
 [sites.failsafe]
 price_max_age_s = 3600
+
+# Curtails and resumes within seconds on the wall clock: no raise interval here
+# (pacing itself: tests/test_pacing.py, tests/test_pacing_loop.py).
+[sites.pacing]
+min_raise_interval_s = 0
 """
 
 

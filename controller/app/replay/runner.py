@@ -127,6 +127,7 @@ def prepare(
         params=site.policy_params(),
         supply=site.supply_contract(),
         hedges=site.hedge_book(),
+        pacing=site.pacing_params(),
     )
     return ReplayInputs(loaded, site, model, price, hashprice, t_start, t_end, cfg.daemon.cycle_s)
 
@@ -285,6 +286,7 @@ def with_fleet_size(inputs: ReplayInputs, miners: int) -> ReplayInputs:
         params=inputs.model.params,
         supply=inputs.model.supply,
         hedges=inputs.model.hedges,
+        pacing=inputs.model.pacing,
     )
     return replace(inputs, site=scaled, model=model)
 
