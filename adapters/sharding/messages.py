@@ -1,9 +1,9 @@
 """What planner and workers say to each other over MQTT: bounded, validated pydantic models.
 
 Every message is JSON, at most ``MAX_MESSAGE_BYTES``, strict (unknown keys, wrong types,
-NaN are refused) and versioned (``v``). A plan carries the planner's ``epoch`` (its start
-time in milliseconds) and a ``seq`` that grows with every plan, so a worker can tell a new
-plan from a duplicate (QoS 1 may deliver twice), a reordered or a stale one
+NaN are refused) and versioned (``v``). A plan carries the ``epoch`` of the planner's lease
+(``lease.py``: it grows with every takeover) and a ``seq`` that grows with every plan, so a
+worker can tell a new plan from a duplicate (QoS 1 may deliver twice), a reordered or a stale one
 (``PlanGate``); a report echoes both, so the planner only takes the answer to what it asked.
 """
 
@@ -37,12 +37,10 @@ class MessageError(ValueError):
     """A message that cannot be used: too big, not JSON, or not the model."""
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+class JsonMessage(BaseModel):
+    """Strict, frozen JSON: parsed with a bounded size, refused with the first problem."""
 
-    v: Literal[1] = 1
-    site: SiteId
-    shard: ShardNo
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     @classmethod
     def parse(cls, raw: bytes) -> Self:
@@ -61,6 +59,12 @@ class _Message(BaseModel):
         return self.model_dump_json().encode()
 
 
+class _Message(JsonMessage):
+    v: Literal[1] = 1
+    site: SiteId
+    shard: ShardNo
+
+
 def _unique(miners: tuple[int, ...], what: str) -> None:
     if len(set(miners)) != len(miners):
         raise ValueError(f"{what} names a miner twice")
@@ -69,7 +73,7 @@ def _unique(miners: tuple[int, ...], what: str) -> None:
 class ShardPlan(_Message):
     """Planner -> worker: read every miner (``observe``) or command some (``apply``)."""
 
-    epoch: int = Field(ge=0)  # the planner's start, ms since the epoch
+    epoch: int = Field(ge=0)  # the planner's lease epoch (lease.py)
     seq: int = Field(ge=1)
     issued_at: EpochS = Field(ge=0)
     kind: Literal["observe", "apply"]
@@ -158,6 +162,15 @@ class PlanGate:
             return f"duplicate or out of order (seq {plan.seq} <= {self.seq})"
         self.epoch, self.seq = plan.epoch, plan.seq
         return None
+
+    def fence(self, epoch: int) -> bool:
+        """A lease of ``epoch`` was seen: plans of any older epoch are refused from now on.
+
+        True if it raised the epoch (a new planner took over)."""
+        if epoch <= self.epoch:
+            return False
+        self.epoch, self.seq = epoch, 0
+        return True
 
     def fresh(self, plan: ShardPlan, now: EpochS) -> bool:
         """Whether an admitted plan is still young enough to run (it may have waited)."""
