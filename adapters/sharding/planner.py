@@ -49,6 +49,7 @@ from adapters.sharding.shards import (
     bits_mask,
     points_of,
     process_id,
+    process_tag,
     watts_of,
 )
 from controller.decision.reconcile import (
@@ -111,7 +112,8 @@ class ShardedDriver:
         self.messages_in = 0
         self.bus = ShardBus(
             broker,
-            client_id(broker, site_id, "planner"),
+            # One id per process: a standby planner must not take the holder's connection.
+            client_id(broker, site_id, f"planner-{process_tag(self.identity)}"),
             [
                 f"{self.topics.base}/+/status",
                 f"{self.topics.base}/+/report",

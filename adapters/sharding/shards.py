@@ -86,6 +86,11 @@ def process_id(clock: Clock) -> str:
     return f"{host}:{os.getpid()}:{int(clock.now() * 1000)}"
 
 
+def process_tag(identity: str) -> str:
+    """8 hex digits of a ``process_id``: tells processes of one role apart in client ids."""
+    return hashlib.sha256(identity.encode()).hexdigest()[:8]
+
+
 def watts_of(fleet: FleetSpec, rows: IntArray, points: IntArray) -> list[int]:
     """Each row's point as whole watts (0 for off)."""
     return [int(w) for w in np.rint(fleet.power_w[rows, points]).astype(np.int64).tolist()]

@@ -258,7 +258,7 @@ class Daemon:
                 driver.addresses if isinstance(driver, Addressed) else None,
             ),
             dry_run=self.options.dry_run,
-            status_sink=None if link is None else _publisher(link),
+            status_sink=None if link is None else _publisher(link, driver),
         )
         # Time since the ledger's last interval for the site is booked as down (what accrues
         # regardless of the daemon) up to the first interval this run settles.
@@ -461,10 +461,13 @@ def _learn_curves(site: _Site) -> Callable[[Plan], Awaitable[None]]:
     return after
 
 
-def _publisher(link: MqttLink) -> Callable[[SiteStatus], Awaitable[None]]:
-    """Publish each cycle's status, retained, on the site's status topic."""
+def _publisher(link: MqttLink, driver: object) -> Callable[[SiteStatus], Awaitable[None]]:
+    """Publish each cycle's status, retained, on the site's status topic; a standby planner
+    of a sharded site (not holding the lease) publishes none."""
 
     async def publish(status: SiteStatus) -> None:
+        if isinstance(driver, ReportsShards) and not driver.leading():
+            return
         await link.publish_status(status_document(status))
 
     return publish

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 
 import numpy as np
 import structlog
@@ -54,6 +53,7 @@ from adapters.sharding.shards import (
     partition,
     points_of,
     process_id,
+    process_tag,
     watts_of,
 )
 from controller.config import ConfigError, SiteConfig
@@ -116,6 +116,7 @@ class ShardWorker:
         self.silent = False  # the fail-safe was applied for the current silence
         self._last_word = clock.now()  # last sign of a live planner (plan or lease renewal)
         self._next: ShardPlan | None = None
+        self._running: tuple[ShardPlan, asyncio.Task[ShardReport]] | None = None
         self._wake = asyncio.Event()
         self._stop_lease = asyncio.Event()
         self.lease = Lease(
@@ -126,10 +127,9 @@ class ShardWorker:
             site=site.id, shard=shard, state="offline", worker=self.worker, reason="connection lost"
         )
         self._will = (self.topics.status(shard), will.to_bytes())
-        tag = hashlib.sha256(self.worker.encode()).hexdigest()[:8]
         self.bus = ShardBus(
             broker,
-            client_id(broker, site.id, f"shard-{shard}-{tag}"),
+            client_id(broker, site.id, f"shard-{shard}-{process_tag(self.worker)}"),
             [self.topics.plan(shard), self.topics.planner_lease, self.topics.lease(shard)],
             self._receive,
             on_connect=self._connected,  # the will is armed once this worker holds the shard
@@ -203,7 +203,9 @@ class ShardWorker:
             if not self.gate.fresh(plan, self._clock.now()):
                 self._ignored(plan, "stale: it waited too long behind the previous plan")
                 continue
-            report = await self.execute(plan)
+            report = await self._run_plan(plan)
+            if report is None:
+                continue  # cancelled: a newer planner took over while it ran
             self.plans_run += 1
             await self.bus.publish(self.topics.report(self.shard), report.to_bytes())
             allowed = self._allowed()
@@ -211,6 +213,27 @@ class ShardWorker:
                 self.state = self._status("online", allowed=allowed)  # plans it with it
                 await self._publish_status()
         self.state = self._status("stopped")
+
+    async def _run_plan(self, plan: ShardPlan) -> ShardReport | None:
+        """Execute ``plan``; None if a newer epoch cancelled it: no stale command goes on."""
+        task = asyncio.create_task(self.execute(plan), name=f"plan:{plan.epoch}:{plan.seq}")
+        self._running = (plan, task)
+        try:
+            await asyncio.wait({task})
+        finally:
+            self._running = None
+            if not task.done():  # we were cancelled (stopping): so is the plan
+                task.cancel()
+        if task.cancelled():
+            _log.warning("plan_cancelled", shard=self.shard, epoch=plan.epoch, seq=plan.seq,
+                         reason=f"a newer planner holds epoch {self.gate.epoch}")  # fmt: skip
+            return None
+        return task.result()
+
+    def _cancel_stale(self) -> None:
+        """A newer epoch was seen: stop the plan of an older one that is still running."""
+        if self._running is not None and self._running[0].epoch < self.gate.epoch:
+            self._running[1].cancel()
 
     # --- the planner's silence: the site's fail-safe, applied here -------------------------
 
@@ -284,6 +307,8 @@ class ShardWorker:
         if plan.kind == "apply":
             rows = np.asarray(plan.miners, dtype=np.int64)
             batch = CommandBatch(rows, points_of(self.fleet, rows, plan.target_w))
+            _log.info("plan_started", shard=self.shard, epoch=plan.epoch, seq=plan.seq,
+                      commands=len(batch))  # fmt: skip
             report = await self.driver.apply(batch)
             observed = self.driver.current()
             _log.info(
@@ -353,6 +378,7 @@ class ShardWorker:
             self._ignored(plan, why)
             return
         self._heard_planner(self._clock.now())
+        self._cancel_stale()
         if self._next is not None:
             self._ignored(self._next, f"superseded by plan {plan.seq}")
         self._next = plan
@@ -379,6 +405,7 @@ class ShardWorker:
         if self.gate.fence(record.epoch):  # plans of an older planner are refused from now
             _log.info("planner_epoch", site=self.site_id, shard=self.shard,
                       holder=record.holder, epoch=record.epoch)  # fmt: skip
+            self._cancel_stale()
         if record.state == "held" and record.epoch >= self.gate.epoch and now < record.expires_at:
             self._heard_planner(now)
 
