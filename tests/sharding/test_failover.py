@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import signal
 import time
-from functools import partial
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,7 @@ def test_planner_and_worker_failover_keeps_the_site_controlled(
         )
         figures["fail-safe on the meter after SIGSTOP (s)"] = time.time() - stopped_at
         standby = next(n for n in ("worker1", "worker1b") if n != driving(site, 1))
+
         def logged_failsafe(name: str) -> bool:
             events = {e.get("event") for e in site.log(name)}
             return {"planner_silent", "failsafe_applied"} <= events
