@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from adapters.sharding.config import ShardingConfig
 from adapters.sharding.lease import Lease, LeaseRecord, settle_s
 from adapters.sharding.messages import PlanGate, ShardPlan
+from controller.config import load_config
 
 LEASE_S = 3.0
 SETTLE = settle_s(LEASE_S)
@@ -233,3 +235,12 @@ def test_a_worker_refuses_plans_of_an_epoch_older_than_the_newest_lease() -> Non
 def test_lease_settings_are_bounded(values: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ShardingConfig.model_validate({"shards": 2, **values})
+
+
+def test_the_sharded_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HASHSPARK_MQTT_PASSWORD", "mqtt-secret-value")
+    loaded = load_config(Path(__file__).parents[2] / "deploy/hashspark.sharded.example.toml")
+    (site,) = loaded.config.sites
+    assert site.sharding is not None
+    assert site.sharding.lease_s == 15.0
+    assert site.sharding.planner_silence_s == 60.0
