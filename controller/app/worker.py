@@ -123,6 +123,7 @@ class ShardWorker:
             site.id, f"shard-{shard}", self.worker, sharding.lease_s, on_change=self._lease_changed
         )
         self._drove = False  # held the shard's lease and was not superseded since
+        self._stopping = False
         will = ShardStatus(
             site=site.id, shard=shard, state="offline", worker=self.worker, reason="connection lost"
         )
@@ -157,6 +158,7 @@ class ShardWorker:
             if self.lease.holding(self._clock.now()):
                 self.state = self._status("stopped")
                 await self._publish_status()
+                self._stopping = True  # no reconnect for a will: we are leaving
                 release = self.lease.release(self._clock.now())
                 if release is not None:  # a standby takes the shard over now
                     await self.bus.publish(
@@ -298,7 +300,7 @@ class ShardWorker:
             _log.info("shard_taken", site=self.site_id, shard=self.shard, worker=self.worker,
                       epoch=self.lease.epoch)  # fmt: skip
             self.bus.rearm(self._will)  # reconnects with the will; on_connect says online
-        else:
+        elif not self._stopping:
             self.bus.rearm(None)  # the shard's status is the new holder's to give
 
     async def execute(self, plan: ShardPlan) -> ShardReport:

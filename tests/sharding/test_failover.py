@@ -17,7 +17,9 @@ simulated LuxOS fleet speaking its real protocol to unmodified pyasic):
 3. SIGKILL the worker of shard 1: its standby takes the shard's lease and the shard is
    driven again (a new report from it, a price spike curtailing it on the meter).
 
-The timings are printed (``-s``) and written in docs/scaling.md.
+The timings are printed (``-s``) and written in docs/scaling.md. A smaller scenario runs in
+the default suite: a standby worker taking over a killed one, then the workers' fail-safe
+under a stopped planner.
 """
 
 from __future__ import annotations
@@ -270,3 +272,56 @@ def test_planner_and_worker_failover_keeps_the_site_controlled(
         print()
         for what, seconds in figures.items():
             print(f"  {what}: {seconds:.2f}")
+
+
+def test_a_standby_worker_takes_over_and_a_silent_planner_leaves_the_failsafe_to_workers(
+    tmp_path: Path, broker: Broker
+) -> None:
+    lease_s, silence_s = 2.0, 4.0
+    site = ShardedSite(
+        tmp_path,
+        broker.port,
+        "127.67.1.1",
+        20,
+        speed=SPEED,
+        standby_workers=(0,),
+        sharding_extra=f"lease_s = {lease_s}\nplanner_silence_s = {silence_s}",
+        failsafe_action="curtail",
+    )
+    try:
+        site.start()
+        bus = site.bus
+        assert bus is not None
+        bus.wait(lambda line: managed(line) == [0, 1], 120, "both shards managed")
+        site.publish_price(broker, 20.0)
+        wait_until(
+            lambda: all(m["mode"] == "normal" for m in site.meter().values()), 60, "all mining"
+        )
+
+        # The worker driving shard 0 dies; its standby takes the shard's lease.
+        mark = bus.mark()
+        dead = driving(site, 0)
+        site.procs[dead].send_signal(signal.SIGKILL)
+        bus.wait(lambda line: (m := managed(line)) is not None and 0 not in m, 30,
+                 "shard 0 unmanaged", after=mark)  # fmt: skip
+        bus.wait(lambda line: managed(line) == [0, 1], 60, "shard 0 managed again", after=mark)
+        assert driving(site, 0) != dead
+
+        # The planner stops: both driving workers apply the fail-safe (curtail) themselves.
+        site.procs["planner"].send_signal(signal.SIGSTOP)
+        wait_until(
+            lambda: all(m["mode"] == "sleep" for m in site.meter().values()),
+            silence_s + 60,
+            "the workers' fail-safe on the meter",
+        )
+        for n in (0, 1):
+            events = [e.get("event") for e in site.log(driving(site, n))]
+            assert "planner_silent" in events
+        site.procs["planner"].send_signal(signal.SIGCONT)
+        wait_until(
+            lambda: all(m["mode"] == "normal" for m in site.meter().values()),
+            120,
+            "the planner back: every miner mining again",
+        )
+    finally:
+        site.stop()
