@@ -426,7 +426,7 @@ class Daemon:
                 "decision": s.loop.last_status.decision_reason if s.loop.last_status else None,
                 **(decision_document(s.loop.last_status) if s.loop.last_status else {}),
                 **(
-                    {"shards": s.loop.driver.summary()["shards"]}
+                    {k: v for k, v in s.loop.driver.summary().items() if k in _SHARDED_HEALTH}
                     if isinstance(s.loop.driver, ReportsShards)
                     else {}
                 ),
@@ -459,6 +459,10 @@ def _learn_curves(site: _Site) -> Callable[[Plan], Awaitable[None]]:
             site.loop.adopt_fleet(fleet)
 
     return after
+
+
+#: What ``/healthz`` shows of a sharded site: its shards, and the planner lease (who leads).
+_SHARDED_HEALTH = ("shards", "planner")
 
 
 def _publisher(link: MqttLink, driver: object) -> Callable[[SiteStatus], Awaitable[None]]:

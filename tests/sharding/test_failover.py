@@ -24,6 +24,7 @@ under a stopped planner.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from datetime import datetime
@@ -34,6 +35,7 @@ from typing import Any
 import pytest
 
 from adapters.sharding.lease import settle_s
+from tests.daemon_kit import get
 from tests.feeds.conftest import Broker
 from tests.sharding.kit import SITE, Lines, ShardedSite, topic_payload, wait_until
 
@@ -293,6 +295,8 @@ def test_a_standby_worker_takes_over_and_a_silent_planner_leaves_the_failsafe_to
         bus = site.bus
         assert bus is not None
         bus.wait(lambda line: managed(line) == [0, 1], 120, "both shards managed")
+        health = json.loads(get(f"http://127.0.0.1:{site.metrics_port}/healthz", timeout=10))
+        assert health["sites"][SITE]["planner"]["state"] == "holding"  # who leads, on /healthz
         site.publish_price(broker, 20.0)
         wait_until(
             lambda: all(m["mode"] == "normal" for m in site.meter().values()), 60, "all mining"
