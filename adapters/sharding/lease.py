@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 import structlog
 from pydantic import Field
 
-from adapters.sharding.messages import JsonMessage, SiteId, WorkerId
+from adapters.sharding.messages import JsonMessage, SiteId, WorkerId, epoch_too_far
 from controller.domain import EpochS
 
 _log = structlog.get_logger("hashspark.lease")
@@ -76,6 +76,7 @@ class Lease:
         self.epoch = 0  # ours, while claiming or holding
         self.high_epoch = 0  # the highest seen from anyone
         self.current: LeaseRecord | None = None  # the last record seen from anyone
+        self._expiry: EpochS = 0.0  # its expiry, at most lease_s after we received it
         self.takeovers = 0
         self.settled = asyncio.Event()  # someone (us or another) holds a live lease
         self._on_change = on_change
@@ -127,11 +128,18 @@ class Lease:
         """A record arrived on the lease topic (ours echoed back, or another's)."""
         if record.site != self.site_id or record.scope != self.scope:
             return
+        if epoch_too_far(record.epoch, now):
+            _log.warning("lease_refused", site=self.site_id, scope=self.scope,
+                         holder=record.holder, reason="epoch more than a day ahead")  # fmt: skip
+            return
         self.high_epoch = max(self.high_epoch, record.epoch)
         self.current = record
+        # A record that claims to last longer than our lease_s (a bad clock, a bogus
+        # message) lasts lease_s from now: nobody can hold the site off for longer.
+        self._expiry = min(record.expires_at, now + self.lease_s)
         if record.holder == self.holder:
             return
-        if record.state == "held" and now < record.expires_at:
+        if record.state == "held" and now < self._expiry:
             self.settled.set()
         if self.state == "standby":
             return
@@ -204,7 +212,7 @@ class Lease:
         if c is None:
             assert self._connected_at is not None
             return now - self._connected_at >= self.settle_s  # nothing retained: nobody holds it
-        return c.state == "released" or now >= c.expires_at
+        return c.state == "released" or now >= self._expiry
 
     def _record(self, state: Literal["held", "released"], now: EpochS) -> LeaseRecord:
         return LeaseRecord(

@@ -21,6 +21,15 @@ from controller.domain import EpochS
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 MAX_REASON_CHARS = 300
 MAX_WATTS = 100_000  # one miner's target; anything above is a bug, not a miner
+#: Epochs are about the time in ms; one further ahead of our clock than this is refused
+#: (a bogus one would fence out every real planner until a restart).
+MAX_EPOCH_AHEAD_MS = 86_400_000
+
+
+def epoch_too_far(epoch: int, now: EpochS) -> bool:
+    """Whether ``epoch`` is more than a day ahead of ``now`` (in ms): not a real planner's."""
+    return epoch > now * 1000 + MAX_EPOCH_AHEAD_MS
+
 
 SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 WorkerId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -156,6 +165,8 @@ class PlanGate:
         age = now - plan.issued_at
         if age > self.max_age_s:
             return f"stale: issued {age:.1f} s ago (plan_max_age_s {self.max_age_s:g})"
+        if epoch_too_far(plan.epoch, now):
+            return f"epoch {plan.epoch} is more than a day ahead of this clock"
         if plan.epoch < self.epoch:
             return f"from an older planner (epoch {plan.epoch} < {self.epoch})"
         if plan.epoch == self.epoch and plan.seq <= self.seq:
@@ -163,11 +174,11 @@ class PlanGate:
         self.epoch, self.seq = plan.epoch, plan.seq
         return None
 
-    def fence(self, epoch: int) -> bool:
+    def fence(self, epoch: int, now: EpochS) -> bool:
         """A lease of ``epoch`` was seen: plans of any older epoch are refused from now on.
 
         True if it raised the epoch (a new planner took over)."""
-        if epoch <= self.epoch:
+        if epoch <= self.epoch or epoch_too_far(epoch, now):
             return False
         self.epoch, self.seq = epoch, 0
         return True

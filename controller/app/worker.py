@@ -300,8 +300,11 @@ class ShardWorker:
             _log.info("shard_taken", site=self.site_id, shard=self.shard, worker=self.worker,
                       epoch=self.lease.epoch)  # fmt: skip
             self.bus.rearm(self._will)  # reconnects with the will; on_connect says online
-        elif not self._stopping:
-            self.bus.rearm(None)  # the shard's status is the new holder's to give
+        else:
+            if self._running is not None:  # not ours to drive any more: stop commanding
+                self._running[1].cancel()
+            if not self._stopping:
+                self.bus.rearm(None)  # the shard's status is the new holder's to give
 
     async def execute(self, plan: ShardPlan) -> ShardReport:
         """Run one plan through the pyasic driver and say what came of it."""
@@ -404,7 +407,7 @@ class ShardWorker:
             return
         if record.site != self.site_id or record.scope != "planner":
             return
-        if self.gate.fence(record.epoch):  # plans of an older planner are refused from now
+        if self.gate.fence(record.epoch, now):  # plans of an older planner are refused from now
             _log.info("planner_epoch", site=self.site_id, shard=self.shard,
                       holder=record.holder, epoch=record.epoch)  # fmt: skip
             self._cancel_stale()

@@ -215,12 +215,18 @@ def plan(epoch: int, seq: int) -> ShardPlan:
 def test_a_worker_refuses_plans_of_an_epoch_older_than_the_newest_lease() -> None:
     gate = PlanGate(60.0)
     assert gate.admit(plan(5, 7), 100.0) is None
-    assert gate.fence(6)  # the standby's lease record arrives before any of its plans
+    assert gate.fence(6, 100.0)  # the standby's lease record arrives before any of its plans
     why = gate.admit(plan(5, 8), 100.0)  # the old planner, woken from SIGSTOP
     assert why is not None
     assert "older planner" in why
     assert gate.admit(plan(6, 1), 100.0) is None  # the new planner's first plan
-    assert not gate.fence(6)  # a renewal changes nothing
+    assert not gate.fence(6, 100.0)  # a renewal changes nothing
+    bogus = 10**15  # thousands of years ahead: it would fence out every real planner
+    assert not gate.fence(bogus, 100.0)
+    why = gate.admit(plan(bogus, 1), 100.0)
+    assert why is not None
+    assert "ahead" in why
+    assert gate.admit(plan(6, 2), 100.0) is None
 
 
 @pytest.mark.parametrize(
@@ -244,3 +250,23 @@ def test_the_sharded_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> No
     assert site.sharding is not None
     assert site.sharding.lease_s == 15.0
     assert site.sharding.planner_silence_s == 60.0
+
+
+def test_a_bogus_record_cannot_hold_the_lease_off() -> None:
+    lease = Lease("s", "planner", "b", LEASE_S)
+    lease.connected(1000.0)
+    forever = LeaseRecord(
+        site="s", scope="planner", holder="a", epoch=1_000_000, state="held",
+        at=1000.0, expires_at=1e12,
+    )  # fmt: skip
+    lease.on_record(forever, 1000.0)
+    assert lease.due(1000.0 + LEASE_S - 0.1) is None  # a live-looking holder is respected ...
+    claim = lease.due(1000.0 + LEASE_S)  # ... for lease_s at most
+    assert claim is not None
+    assert claim.epoch > 1_000_000
+    ahead = LeaseRecord(
+        site="s", scope="planner", holder="c", epoch=10**15, state="held",
+        at=1000.0, expires_at=1003.0,
+    )  # fmt: skip
+    lease.on_record(ahead, 1000.0 + LEASE_S)
+    assert lease.high_epoch < 10**15  # refused: epochs a day ahead are nobody's
