@@ -378,6 +378,9 @@ class ShardWorker:
         if plan.site != self.site_id or plan.shard != self.shard:
             self._ignored(plan, "for another site or shard")
             return
+        if not self.lease.holding(self._clock.now()):
+            self.plans_ignored += 1  # a standby: every plan is the holder's, nothing to log
+            return
         why = self.gate.admit(plan, self._clock.now())
         if why is not None:
             self._ignored(plan, why)
