@@ -85,6 +85,7 @@ class Lease:
         self._valid_until: EpochS = 0.0  # expiry of our last renewal the broker took
         self._renewed_at: EpochS = 0.0
         self._republish = False
+        self._announced = False  # on_change(True) said for this holding
 
     # --- what we hold ----------------------------------------------------------------------
 
@@ -192,8 +193,9 @@ class Lease:
         if self.state == "holding":
             self._valid_until = max(self._valid_until, record.expires_at)
             self._renewed_at = record.at
-            if not self.settled.is_set():
-                self.settled.set()
+            self.settled.set()
+            if not self._announced:
+                self._announced = True
                 self._changed(True)
         elif self.state == "claiming":
             self._valid_until = record.expires_at
@@ -229,6 +231,7 @@ class Lease:
         was = self.state
         self.state = "standby"
         self._valid_until = 0.0
+        self._announced = False
         if was == "holding":
             _log.warning(
                 "lease_lost", site=self.site_id, scope=self.scope, holder=self.holder,

@@ -270,3 +270,22 @@ def test_a_bogus_record_cannot_hold_the_lease_off() -> None:
     )  # fmt: skip
     lease.on_record(ahead, 1000.0 + LEASE_S)
     assert lease.high_epoch < 10**15  # refused: epochs a day ahead are nobody's
+
+
+def test_the_holder_is_told_once_even_if_a_stale_record_came_during_its_claim() -> None:
+    changes: list[bool] = []
+    lease = Lease("s", "planner", "b", LEASE_S, on_change=changes.append)
+    lease.connected(0.0)
+    claim = lease.due(SETTLE)
+    assert claim is not None
+    lease.published(claim, True)
+    stale = LeaseRecord(
+        site="s", scope="planner", holder="a", epoch=claim.epoch - 1, state="held",
+        at=SETTLE, expires_at=SETTLE + LEASE_S,
+    )  # fmt: skip
+    lease.on_record(stale, SETTLE + 0.01)  # an old holder's last renewal, still in flight
+    confirm = lease.due(2 * SETTLE + 0.01)  # republished: the retained record is ours again
+    assert confirm is not None
+    lease.published(confirm, True)
+    assert changes == [True]
+    assert lease.holding(2 * SETTLE + 0.02)
