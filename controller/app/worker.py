@@ -227,8 +227,13 @@ class ShardWorker:
             if not task.done():  # we were cancelled (stopping): so is the plan
                 task.cancel()
         if task.cancelled():
+            why = (
+                f"a newer planner holds epoch {self.gate.epoch}"
+                if plan.epoch < self.gate.epoch
+                else "this worker no longer holds the shard's lease"
+            )
             _log.warning("plan_cancelled", shard=self.shard, epoch=plan.epoch, seq=plan.seq,
-                         reason=f"a newer planner holds epoch {self.gate.epoch}")  # fmt: skip
+                         reason=why)  # fmt: skip
             return None
         return task.result()
 
