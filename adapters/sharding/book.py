@@ -114,6 +114,8 @@ class ShardBook:
             case "starting":
                 s.worker = status.worker
                 self.unmanaged(s, "starting", "its worker is discovering its miners")
+            case "offline" if status.worker is not None and status.worker != s.worker:
+                pass  # the will of a worker that no longer drives the shard (a standby took it)
             case "offline":
                 self.unmanaged(s, "offline", f"worker offline (last will: {status.reason})")
             case "stopped":

@@ -59,6 +59,7 @@ class ShardBus:
         self._tasks: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._reconnect = asyncio.Event()
         self.up = asyncio.Event()
         self.connections = 0
         self._down_logged = False
@@ -81,6 +82,11 @@ class ShardBus:
             )
             return False
         return True
+
+    def rearm(self, will: tuple[str, bytes] | None) -> None:
+        """Reconnect with another last will (or none): a standby that became the holder."""
+        self._will = will
+        self._reconnect.set()
 
     async def __aenter__(self) -> Self:
         self._tasks = asyncio.TaskGroup()
@@ -107,6 +113,9 @@ class ShardBus:
         while not self._stop.is_set():
             try:
                 await self._session()
+                if self._reconnect.is_set():
+                    self._reconnect.clear()
+                    continue  # a clean reconnect for a new will: no backoff
             except aiomqtt.MqttError as exc:
                 if not self._down_logged:
                     _log.warning("shard_bus_down", client=self.identifier, error=str(exc))
@@ -136,7 +145,7 @@ class ShardBus:
             if self._down_logged:
                 _log.info("shard_bus_up", client=self.identifier)
                 self._down_logged = False
-            stop = asyncio.ensure_future(self._stop.wait())
+            stop = asyncio.ensure_future(_either(self._stop, self._reconnect))
             nxt: asyncio.Future[aiomqtt.Message] | None = None
             try:
                 messages = aiter(client.messages)
@@ -157,3 +166,13 @@ class ShardBus:
                 if nxt is not None and not nxt.done():
                     nxt.cancel()
                     nxt.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    """Return once ``a`` or ``b`` is set."""
+    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,9 +1,9 @@
 """What planner and workers say to each other over MQTT: bounded, validated pydantic models.
 
 Every message is JSON, at most ``MAX_MESSAGE_BYTES``, strict (unknown keys, wrong types,
-NaN are refused) and versioned (``v``). A plan carries the planner's ``epoch`` (its start
-time in milliseconds) and a ``seq`` that grows with every plan, so a worker can tell a new
-plan from a duplicate (QoS 1 may deliver twice), a reordered or a stale one
+NaN are refused) and versioned (``v``). A plan carries the ``epoch`` of the planner's lease
+(``lease.py``: it grows with every takeover) and a ``seq`` that grows with every plan, so a
+worker can tell a new plan from a duplicate (QoS 1 may deliver twice), a reordered or a stale one
 (``PlanGate``); a report echoes both, so the planner only takes the answer to what it asked.
 """
 
@@ -21,6 +21,15 @@ from controller.domain import EpochS
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 MAX_REASON_CHARS = 300
 MAX_WATTS = 100_000  # one miner's target; anything above is a bug, not a miner
+#: Epochs are about the time in ms; one further ahead of our clock than this is refused
+#: (a bogus one would fence out every real planner until a restart).
+MAX_EPOCH_AHEAD_MS = 86_400_000
+
+
+def epoch_too_far(epoch: int, now: EpochS) -> bool:
+    """Whether ``epoch`` is more than a day ahead of ``now`` (in ms): not a real planner's."""
+    return epoch > now * 1000 + MAX_EPOCH_AHEAD_MS
+
 
 SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 WorkerId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -37,12 +46,10 @@ class MessageError(ValueError):
     """A message that cannot be used: too big, not JSON, or not the model."""
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+class JsonMessage(BaseModel):
+    """Strict, frozen JSON: parsed with a bounded size, refused with the first problem."""
 
-    v: Literal[1] = 1
-    site: SiteId
-    shard: ShardNo
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     @classmethod
     def parse(cls, raw: bytes) -> Self:
@@ -61,6 +68,12 @@ class _Message(BaseModel):
         return self.model_dump_json().encode()
 
 
+class _Message(JsonMessage):
+    v: Literal[1] = 1
+    site: SiteId
+    shard: ShardNo
+
+
 def _unique(miners: tuple[int, ...], what: str) -> None:
     if len(set(miners)) != len(miners):
         raise ValueError(f"{what} names a miner twice")
@@ -69,7 +82,7 @@ def _unique(miners: tuple[int, ...], what: str) -> None:
 class ShardPlan(_Message):
     """Planner -> worker: read every miner (``observe``) or command some (``apply``)."""
 
-    epoch: int = Field(ge=0)  # the planner's start, ms since the epoch
+    epoch: int = Field(ge=0)  # the planner's lease epoch (lease.py)
     seq: int = Field(ge=1)
     issued_at: EpochS = Field(ge=0)
     kind: Literal["observe", "apply"]
@@ -152,12 +165,23 @@ class PlanGate:
         age = now - plan.issued_at
         if age > self.max_age_s:
             return f"stale: issued {age:.1f} s ago (plan_max_age_s {self.max_age_s:g})"
+        if epoch_too_far(plan.epoch, now):
+            return f"epoch {plan.epoch} is more than a day ahead of this clock"
         if plan.epoch < self.epoch:
             return f"from an older planner (epoch {plan.epoch} < {self.epoch})"
         if plan.epoch == self.epoch and plan.seq <= self.seq:
             return f"duplicate or out of order (seq {plan.seq} <= {self.seq})"
         self.epoch, self.seq = plan.epoch, plan.seq
         return None
+
+    def fence(self, epoch: int, now: EpochS) -> bool:
+        """A lease of ``epoch`` was seen: plans of any older epoch are refused from now on.
+
+        True if it raised the epoch (a new planner took over)."""
+        if epoch <= self.epoch or epoch_too_far(epoch, now):
+            return False
+        self.epoch, self.seq = epoch, 0
+        return True
 
     def fresh(self, plan: ShardPlan, now: EpochS) -> bool:
         """Whether an admitted plan is still young enough to run (it may have waited)."""

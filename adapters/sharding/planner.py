@@ -13,6 +13,11 @@ unmanaged: logged once, the ``hashspark_shard_managed`` gauge drops to 0, the re
 ``<prefix>/<site>/shards`` summary says why, and the fail-safe applies: its miners read as
 unreachable (so the core plans them where they were and commands none of them), and a
 command in flight there ends ``Unreachable``, never ``Applied``.
+
+Only the holder of the planner lease (``lease.py``) commands: its epoch stamps every plan.
+A standby planner (a second ``hashspark run`` of the site, or one that lost its lease)
+sends no plan and publishes no summary; it reads every miner as unreachable and commands
+none, so its site loop plans nothing until it takes the lease over.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from adapters.miners.capabilities import restrict_fleet
 from adapters.sharding.book import Shard, ShardBook, ShardLostError
 from adapters.sharding.bus import ShardBus, client_id
 from adapters.sharding.config import ShardingConfig
+from adapters.sharding.lease import Lease, LeaseRecord, keep
 from adapters.sharding.messages import (
     MessageError,
     ShardPlan,
@@ -42,6 +48,8 @@ from adapters.sharding.shards import (
     ShardTopics,
     bits_mask,
     points_of,
+    process_id,
+    process_tag,
     watts_of,
 )
 from controller.decision.reconcile import (
@@ -80,8 +88,13 @@ class ShardedDriver:
         self._cfg = sharding
         self._clock = clock
         self.topics = ShardTopics(broker.topic_prefix, site_id)
-        self.epoch = int(clock.now() * 1000)
+        self.identity = process_id(clock)
+        self.lease = Lease(
+            site_id, "planner", self.identity, sharding.lease_s, on_change=self._lease_changed
+        )
         self._seq = 0
+        self._stop = asyncio.Event()
+        self._keeper: asyncio.Task[None] | None = None
         self.book = ShardBook(
             site_id, fleet, addresses, sharding.shards, clock=clock, on_change=self._summary_soon
         )
@@ -99,16 +112,31 @@ class ShardedDriver:
         self.messages_in = 0
         self.bus = ShardBus(
             broker,
-            client_id(broker, site_id, "planner"),
-            [f"{self.topics.base}/+/status", f"{self.topics.base}/+/report"],
+            # One id per process: a standby planner must not take the holder's connection.
+            client_id(broker, site_id, f"planner-{process_tag(self.identity)}"),
+            [
+                f"{self.topics.base}/+/status",
+                f"{self.topics.base}/+/report",
+                self.topics.planner_lease,
+            ],
             self._receive,
-            on_connect=self._publish_summary,
+            on_connect=self._connected,
         )
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         await self.bus.__aenter__()
+        self._keeper = asyncio.create_task(
+            keep(
+                self.lease,
+                lambda raw: self.bus.publish(self.topics.planner_lease, raw, retain=True),
+                self._clock.now,
+                self._stop,
+                lambda: self.bus.connected,
+            ),
+            name=f"lease:{self.site_id}",
+        )
         return self
 
     async def __aexit__(
@@ -117,13 +145,42 @@ class ShardedDriver:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stop.set()
+        if self._keeper is not None:
+            await self._keeper
+        release = self.lease.release(self._clock.now())
+        if release is not None:  # a standby takes over now, not when the lease expires
+            await self.bus.publish(self.topics.planner_lease, release.to_bytes(), retain=True)
         await self.bus.__aexit__(exc_type, exc, tb)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch of our lease (0 before we ever held it): it stamps every plan."""
+        return self.lease.epoch
+
+    def leading(self) -> bool:
+        """Whether this planner holds the lease and may command."""
+        return self.lease.holding(self._clock.now())
+
+    async def _connected(self) -> None:
+        self.lease.connected(self._clock.now())
+        if self.leading():
+            await self._publish_summary()
+
+    def _lease_changed(self, holding: bool) -> None:
+        if not holding:  # what we asked under the old epoch will not be answered for us
+            for s in self.shards:
+                s.fail_waiting()
+        self._summary_soon()
+
     async def discover(self) -> int:
-        """Wait (up to ``startup_timeout_s``) for every worker online; miners they found."""
+        """Wait (up to ``startup_timeout_s``) for the lease settled and every worker online;
+        the miners they found."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._cfg.startup_timeout_s):
+                await self.lease.settled.wait()
                 await asyncio.gather(*(s.online.wait() for s in self.shards))
+        _log.info("planner_lease", site=self.site_id, **self.lease.describe(self._clock.now()))
         missing = [s.number for s in self.shards if not s.managed]
         if missing:
             _log.warning(
@@ -168,7 +225,15 @@ class ShardedDriver:
     # --- MinerDriver -----------------------------------------------------------------------
 
     async def observe(self) -> ObservedFleet:
-        """Every askable shard reads its miners; an unmanaged shard's read as unreachable."""
+        """Every askable shard reads its miners; an unmanaged shard's read as unreachable.
+
+        A standby planner asks nothing and reads every miner as unreachable."""
+        if not self.leading():
+            return ObservedFleet(
+                point=self._point.copy(),
+                reachable=np.zeros(self.fleet.size, dtype=bool),
+                observed_at=self._clock.now(),
+            )
         plans = {s.number: self._plan(s, "observe", (), ()) for s in self.shards if s.askable}
         reports = await self._ask_all(plans)
         for s in self.shards:
@@ -194,9 +259,13 @@ class ShardedDriver:
             target.append(w)
         outcomes: dict[int, tuple[Outcome, float | None]] = {}
         plans: dict[int, ShardPlan] = {}
+        leading = self.leading()
         for n, (local, target) in by_shard.items():
             s = self.shards[n]
-            if s.askable:
+            if not leading:
+                why = Unreachable(f"standby planner: {self._holder_text()}")
+                outcomes.update({int(s.rows[k]): (why, None) for k in local})
+            elif s.askable:
                 plans[n] = self._plan(s, "apply", tuple(local), tuple(target))
             else:
                 why = Unreachable(f"shard {n} unmanaged ({s.state}): {s.reason}")
@@ -244,6 +313,8 @@ class ShardedDriver:
         s.waiting[plan.seq] = future
         try:
             payload = plan.to_bytes()
+            if not self.leading():  # lost the lease since the cycle began: not ours to send
+                return None
             if not await self.bus.publish(self.topics.plan(s.number), payload):
                 self.book.unmanaged(s, "unresponsive", "the planner has no broker connection")
                 return None
@@ -289,6 +360,13 @@ class ShardedDriver:
     # --- incoming --------------------------------------------------------------------------
 
     def _receive(self, topic: str, raw: bytes, retained: bool) -> None:
+        if topic == self.topics.planner_lease:
+            if raw:
+                try:
+                    self.lease.on_record(LeaseRecord.parse(raw), self._clock.now())
+                except MessageError as exc:
+                    _log.warning("shard_message_refused", topic=topic, reason=str(exc))
+            return
         parts = topic.split("/")
         try:
             n = int(parts[-2])
@@ -325,8 +403,14 @@ class ShardedDriver:
         return self.book.shards
 
     def summary(self) -> dict[str, object]:
-        """Every shard's state, for the retained summary topic and ``/healthz``."""
-        return self.book.summary()
+        """Every shard's state and the lease, for the retained summary topic and ``/healthz``."""
+        return self.book.summary() | {"planner": self.lease.describe(self._clock.now())}
+
+    def _holder_text(self) -> str:
+        c = self.lease.current
+        if c is None or c.state != "held":
+            return "no planner holds the lease yet"
+        return f"planner {c.holder} holds the lease (epoch {c.epoch})"
 
     def _summary_soon(self) -> None:
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to publish to
@@ -335,5 +419,7 @@ class ShardedDriver:
             task.add_done_callback(self._background.discard)
 
     async def _publish_summary(self) -> None:
+        if not self.leading():
+            return  # only the lease holder speaks for the site
         payload = json.dumps(self.summary(), separators=(",", ":")).encode()
         await self.bus.publish(self.topics.summary, payload, retain=True)

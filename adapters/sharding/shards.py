@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
+import re
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from controller.domain import BoolArray, FleetSpec, IntArray
+from controller.runtime.ports import Clock
 
 
 def partition(addresses: Sequence[str], shards: int) -> list[IntArray]:
@@ -62,9 +66,29 @@ class ShardTopics:
         return f"{self.base}/{shard}/status"
 
     @property
+    def planner_lease(self) -> str:
+        """The planner lease, retained (lease.py): holder, epoch, expiry."""
+        return f"{self.prefix.rstrip('/')}/{self.site_id}/planner/lease"
+
+    def lease(self, shard: int) -> str:
+        """A shard's lease between its worker and standby workers, retained."""
+        return f"{self.base}/{shard}/lease"
+
+    @property
     def summary(self) -> str:
         """The planner's view of every shard, retained: which are managed and why not."""
         return f"{self.prefix.rstrip('/')}/{self.site_id}/shards"
+
+
+def process_id(clock: Clock) -> str:
+    """This process: host, pid and start time in ms (a restarted process is a new one)."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:32] or "host"
+    return f"{host}:{os.getpid()}:{int(clock.now() * 1000)}"
+
+
+def process_tag(identity: str) -> str:
+    """8 hex digits of a ``process_id``: tells processes of one role apart in client ids."""
+    return hashlib.sha256(identity.encode()).hexdigest()[:8]
 
 
 def watts_of(fleet: FleetSpec, rows: IntArray, points: IntArray) -> list[int]:

@@ -284,7 +284,7 @@ class Daemon:
                 self.storage,
             ),
             dry_run=self.options.dry_run,
-            status_sink=None if link is None else _publisher(link),
+            status_sink=None if link is None else _publisher(link, driver),
             storage=self.storage,
             max_unwritten=self.loaded.config.daemon.ledger_max_unwritten,
         )
@@ -458,7 +458,7 @@ class Daemon:
                 "decision": s.loop.last_status.decision_reason if s.loop.last_status else None,
                 **(decision_document(s.loop.last_status) if s.loop.last_status else {}),
                 **(
-                    {"shards": s.loop.driver.summary()["shards"]}
+                    {k: v for k, v in s.loop.driver.summary().items() if k in _SHARDED_HEALTH}
                     if isinstance(s.loop.driver, ReportsShards)
                     else {}
                 ),
@@ -493,10 +493,17 @@ def _learn_curves(site: _Site) -> Callable[[Plan], Awaitable[None]]:
     return after
 
 
-def _publisher(link: MqttLink) -> Callable[[SiteStatus], Awaitable[None]]:
-    """Publish each cycle's status, retained, on the site's status topic."""
+#: What ``/healthz`` shows of a sharded site: its shards, and the planner lease (who leads).
+_SHARDED_HEALTH = ("shards", "planner")
+
+
+def _publisher(link: MqttLink, driver: object) -> Callable[[SiteStatus], Awaitable[None]]:
+    """Publish each cycle's status, retained, on the site's status topic; a standby planner
+    of a sharded site (not holding the lease) publishes none."""
 
     async def publish(status: SiteStatus) -> None:
+        if isinstance(driver, ReportsShards) and not driver.leading():
+            return
         await link.publish_status(status_document(status))
 
     return publish

@@ -163,6 +163,10 @@ class ReportsShards(Protocol):
         """Every shard's state (for ``/healthz``)."""
         ...
 
+    def leading(self) -> bool:
+        """Whether this planner holds the site's lease (a standby speaks for no one)."""
+        ...
+
 
 @runtime_checkable
 class PacesResumes(Protocol):

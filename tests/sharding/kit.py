@@ -6,6 +6,7 @@ import contextlib
 import ipaddress
 import json
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -87,9 +88,21 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last error: {last})")
 
 
-def config_text(broker_port: int, first_ip: str, miners: int, shards: int, keepalive_s: int) -> str:
+def config_text(
+    broker_port: int,
+    first_ip: str,
+    miners: int,
+    shards: int,
+    keepalive_s: int,
+    *,
+    sharding_extra: str = "",
+    failsafe_action: str = "hold",
+    client_id: str | None = None,
+    concurrency: int = 200,
+) -> str:
     """A sharded pyasic site of LuxOS S19j Pros on MQTT price feeds."""
-    feed_broker = f'{{ host = "127.0.0.1", port = {broker_port} }}'
+    named = "" if client_id is None else f', client_id = "{client_id}"'
+    feed_broker = f'{{ host = "127.0.0.1", port = {broker_port}{named} }}'
     last = ips_from(first_ip, miners)[-1]
     return f"""
 [daemon]
@@ -103,7 +116,7 @@ hashprice_feed = {{ type = "mqtt", broker = {feed_broker} }}
 
 [sites.driver]
 type = "pyasic"
-concurrency = 200
+concurrency = {concurrency}
 call_timeout_s = 10.0
 discovery_timeout_s = 15.0
 confirm_timeout_s = 30.0
@@ -115,6 +128,7 @@ shards = {shards}
 report_timeout_s = 120.0
 startup_timeout_s = 180.0
 broker = {{ host = "127.0.0.1", port = {broker_port}, keepalive_s = {keepalive_s} }}
+{sharding_extra}
 
 [[sites.miners]]
 model = "Antminer S19j Pro"
@@ -126,6 +140,7 @@ type = "spot"
 
 [sites.failsafe]
 price_max_age_s = 3600
+action = "{failsafe_action}"
 
 # Curtails and resumes within seconds on the wall clock: no raise interval here
 # (pacing itself: tests/test_pacing.py, tests/test_pacing_loop.py).
@@ -149,6 +164,12 @@ class ShardedSite:
     metrics_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     bus: Lines | None = None
+    planners: int = 1  # more: standby planners ("planner", "planner1", ...)
+    standby_workers: tuple[int, ...] = ()  # shards that get a second worker ("worker<n>b")
+    sharding_extra: str = ""  # more [sites.sharding] keys
+    failsafe_action: str = "hold"
+    concurrency: int = 200  # each worker's pyasic calls in flight
+    planner_metrics_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def ips(self) -> list[str]:
@@ -168,9 +189,7 @@ class ShardedSite:
 
     def start(self) -> None:
         """Simulator, a subscriber on the site's topics, workers, then the planner."""
-        self.config.write_text(
-            config_text(self.broker_port, self.first_ip, self.miners, self.shards, self.keepalive_s)
-        )
+        self.config.write_text(self._config_text())
         fleet = self.tmp / "fleet.toml"
         fleet.write_text(
             f"meter_port = {self.meter_port}\nspeed = {self.speed}\n\n[[group]]\n"
@@ -185,18 +204,42 @@ class ShardedSite:
             "subscriber",
             [MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(self.broker_port), "-q", "1", "-v",
              "-t", f"hashspark/{SITE}/shards", "-t", f"hashspark/{SITE}/shard/+/plan",
-             "-t", f"hashspark/{SITE}/shard/+/report", "-t", f"hashspark/{SITE}/status"],
+             "-t", f"hashspark/{SITE}/shard/+/report", "-t", f"hashspark/{SITE}/status",
+             "-t", f"hashspark/{SITE}/planner/lease", "-t", f"hashspark/{SITE}/shard/+/lease"],
             stdout=True,
         )  # fmt: skip
         assert sub.stdout is not None
         self.bus = Lines(sub.stdout)
         for n in range(self.shards):
             self._spawn(f"worker{n}", [EXE, "worker", str(self.config), "--shard", str(n)])
-        self._spawn(
-            "planner",
-            [EXE, "run", str(self.config), "--state-dir", str(self.tmp / "state"),
-             "--metrics-port", str(self.metrics_port)],
-        )  # fmt: skip
+        for n in self.standby_workers:
+            self._spawn(f"worker{n}b", [EXE, "worker", str(self.config), "--shard", str(n)])
+        for k in range(self.planners):
+            name = "planner" if k == 0 else f"planner{k}"
+            port = self.metrics_port if k == 0 else free_port()
+            self.planner_metrics_ports[name] = port
+            config = self.config
+            if k > 0:  # another host's copy: its own client id for the site's MQTT link
+                config = self.tmp / f"site-{name}.toml"
+                config.write_text(self._config_text(client_id=f"hashspark-{SITE}-{name}"))
+            self._spawn(
+                name,
+                [EXE, "run", str(config), "--state-dir", str(self.tmp / f"state-{name}"),
+                 "--metrics-port", str(port)],
+            )  # fmt: skip
+
+    def _config_text(self, client_id: str | None = None) -> str:
+        return config_text(
+            self.broker_port,
+            self.first_ip,
+            self.miners,
+            self.shards,
+            self.keepalive_s,
+            sharding_extra=self.sharding_extra,
+            failsafe_action=self.failsafe_action,
+            client_id=client_id,
+            concurrency=self.concurrency,
+        )
 
     def _spawn(self, name: str, cmd: list[str], *, stdout: bool = False) -> subprocess.Popen[str]:
         log = (self.tmp / f"{name}.log").open("w")
@@ -223,9 +266,13 @@ class ShardedSite:
             (self.tmp / "bus.log").write_text(
                 "".join(f"{t:.3f} {line[:300]}\n" for t, line in self.bus.snapshot())
             )
-        for name in ["planner", *[f"worker{n}" for n in range(self.shards)], "simulator"]:
+        planners = [n for n in self.procs if n.startswith("planner")]
+        workers = [n for n in self.procs if n.startswith("worker")]
+        for name in [*planners, *workers, "simulator"]:
             proc = self.procs.get(name)
             if proc is not None:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)  # a test may have left it stopped
                 stop(proc, grace_s=30)
         for proc in self.procs.values():
             if proc.poll() is None:
@@ -263,7 +310,7 @@ class ShardedSite:
 
     def audit(self) -> list[dict[str, Any]]:
         """The planner's command audit."""
-        path = self.tmp / "state" / "audit" / f"{SITE}-commands.jsonl"
+        path = self.tmp / "state-planner" / "audit" / f"{SITE}-commands.jsonl"
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines()]
@@ -275,6 +322,34 @@ class ShardedSite:
         broker.publish(f"hashspark/{SITE}/hashprice", json.dumps(hashprice))
         price = {"usd_per_mwh": usd_per_mwh, "ts": ts}
         broker.publish(f"hashspark/{SITE}/price", json.dumps(price))
+
+    def clear_faults(self) -> None:
+        """Clear every miner's faults through the meter."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.meter_port}/faults", data=b"{}", method="DELETE"
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def command_log(self) -> tuple[dict[str, list[tuple[float, str]]], float, float, float]:
+        """Each miner's commands as (simulated time, kind), with the meter's simulated time,
+        the wall time it was read at and how uncertain that is (half the request's round
+        trip): to place wall times on the simulator's clock."""
+        url = f"http://127.0.0.1:{self.meter_port}/meter?log=1"
+        best: tuple[float, float, float] | None = None
+        for _ in range(5):  # the read with the shortest round trip pins the clocks best
+            before = time.time()
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                data = json.load(resp)
+            after = time.time()
+            if best is None or after - before < 2 * best[2]:
+                best = (float(data["observed_at"]), (before + after) / 2, (after - before) / 2)
+                logs = {
+                    m["ip"]: [(float(t), str(k)) for t, k in m["command_log"]]
+                    for m in data["miners"]
+                }
+        assert best is not None
+        return logs, *best
 
     def fault(self, ips: list[str], fault: dict[str, Any]) -> None:
         """Inject a fault through the meter."""

@@ -98,7 +98,9 @@ def driver(broker: Broker, report_timeout_s: float = 30.0) -> ShardedDriver:
         SITE,
         FLEET,
         ADDRESSES,
-        sharding=ShardingConfig(shards=2, report_timeout_s=report_timeout_s, startup_timeout_s=10),
+        sharding=ShardingConfig(
+            shards=2, report_timeout_s=report_timeout_s, startup_timeout_s=10, lease_s=2.0
+        ),
         broker=MqttBrokerConfig(host="127.0.0.1", port=broker.port),
         clock=SystemClock(),
     )
@@ -169,6 +171,7 @@ async def test_a_worker_with_another_fleet_is_never_asked(broker: Broker) -> Non
         impostor.running(),
     ):
         await eventually(lambda: d.shards[1].state == "mismatch", what="the mismatch noticed")
+        await eventually(d.leading, what="the planner lease held")
         observed = await d.observe()
         assert observed.reachable.tolist() == [True, True, False, False]
         result = await d.apply(CommandBatch(np.array([0, 2]), np.array([OFF, OFF])))
