@@ -215,6 +215,36 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(tmp_path: Path) -> None:
     assert len(_versions(tmp_path / "s")) == 2  # and no third one by the shutdown
 
 
+def test_sighup_with_a_config_the_toml_parser_cannot_read_is_refused(tmp_path: Path) -> None:
+    # Issue 16, found by tests/feeds/test_hostile_daemon_slow.py: arrays nested 5,000 deep
+    # raise RecursionError in the TOML parser, not a ConfigError. The reload escaped as
+    # "Exception in callback Daemon.reload()" and left systemd told "reloading" for good.
+    config = scenario(tmp_path, "2024-08-19T00:00:00Z", "2024-08-25T00:00:00Z")
+    good = config.read_text()
+    port, log = free_port(), tmp_path / "daemon.log"
+    proc = _start(config, tmp_path / "s", port, log, "--speed", "43200")
+    try:
+        wait_for(lambda: healthz(port)["sites"]["hb-south"]["cycles"] >= 5, what="five cycles")
+        config.write_text(good + "\ndeep = " + "[" * 5_000 + "1" + "]" * 5_000 + "\n")
+        proc.send_signal(signal.SIGHUP)
+        refused = wait_for(
+            lambda: [e for e in _events(log) if e.get("event") == "reload_refused"],
+            what="the refusal",
+        )
+        assert refused[0]["reason"] == "config unreadable"
+        assert refused[0]["errors"] == [f"{config}: RecursionError while reading the config"]
+        config.write_text(good.replace("hysteresis_usd_per_mwh = 0", "hysteresis_usd_per_mwh = 2"))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: [e for e in _events(log) if e.get("event") == "reloaded"], what="the reload"
+        )
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    assert "Traceback" not in log.read_text()
+
+
 def _versions(state: Path) -> list[str]:
     """The config versions of the ledger's intervals, in the order they first appear."""
     conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)

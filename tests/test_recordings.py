@@ -94,6 +94,11 @@ BAD_FILES: list[tuple[str, bytes, int, str]] = [
         "2 fields",
     ),
     ("nul-byte", (HEADER + ROW1 + "2024-08-20T00:15:00Z,1\x00\n").encode(), 3, "not a number"),
+    # Issue 16 (found by tests/feeds/test_hostile_daemon_slow.py): these loaded, and a year-0
+    # first row started `run --simulated` two thousand years back.
+    ("year-0", (HEADER + "0001-01-01T00:00:00+23:59,2\n" + ROW1).encode(), 2, "2000-01-01"),
+    ("year-10000", (HEADER + ROW1 + "9999-12-31T23:59:59-23:59,2\n").encode(), 3, "2100"),
+    ("before-2000", (HEADER + "1999-12-31T23:59:59Z,2\n" + ROW1).encode(), 2, "outside"),
 ]
 
 

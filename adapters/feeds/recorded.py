@@ -20,6 +20,7 @@ from pydantic import field_validator
 
 from adapters.feeds.payloads import ReadingKind
 from adapters.feeds.registry import FEEDS, FeedContext
+from adapters.feeds.store import EARLIEST_EPOCH_S, LATEST_EPOCH_S
 from controller.domain import EpochS, Reading, Recording
 from controller.runtime.config_base import Strict, resolve_path
 
@@ -102,6 +103,10 @@ def _parse_row(path: Path, line: int, row: list[str], max_abs: float) -> tuple[f
         ) from None
     if ts.tzinfo is None:
         raise RecordingError(f"{path}:{line}: timestamp has no time zone (add Z)")
+    # The times a live reading may carry: a row of year 0 or 10000 would start a replay or
+    # `run --simulated` 2,000 years away (and book every interval in between).
+    if not EARLIEST_EPOCH_S <= ts.timestamp() <= LATEST_EPOCH_S:
+        raise RecordingError(f"{path}:{line}: timestamp outside 2000-01-01..2100-01-01 UTC")
     if not value_text:
         raise RecordingError(f"{path}:{line}: empty value")
     try:

@@ -372,6 +372,15 @@ class Daemon:
             self._log.error("reload_refused", reason="config invalid", errors=exc.messages)
             self.notifier.ready(self.supervisor.status_line())
             return False
+        except Exception as exc:  # e.g. RecursionError from TOML nested too deep: a reload
+            # must never leave the daemon "reloading" with a traceback on stderr
+            self._log.error(
+                "reload_refused",
+                reason="config unreadable",
+                errors=[f"{self.loaded.path}: {type(exc).__name__} while reading the config"],
+            )
+            self.notifier.ready(self.supervisor.status_line())
+            return False
         by_id = {s.id: s for s in new.config.sites}
         if set(by_id) != {s.config.id for s in self.sites}:
             self._log.error("reload_refused", reason="sites added or removed: restart the daemon")

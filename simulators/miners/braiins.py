@@ -209,7 +209,8 @@ class _Miner(MinerServiceBase):  # type: ignore[misc]
             ),
             nominal_hashrate=_gh(self.miner.model.hashrate_at_th(reading.power_target_w)),
         )
-        power = MinerPowerStats(approximated_consumption=Power(watt=round(reading.power_w)))
+        watts = self.miner.reported_watts_uint()
+        power = MinerPowerStats(approximated_consumption=Power(watt=watts))
         return GetMinerStatsResponse(miner_stats=stats, power_stats=power)
 
     async def get_hashboards(self, _request: object) -> GetHashboardsResponse:

@@ -102,7 +102,7 @@ class BraiinsApi:
         ]
         tuner = {
             "PowerLimit": round(reading.power_target_w),
-            "ApproximateMinerPowerConsumption": round(reading.power_w),
+            "ApproximateMinerPowerConsumption": self.miner.reported_watts_json(),
             "TunerChainStatus": chains,
         }
         return self._ok(when, 1, "Tuner Status", TUNERSTATUS=[tuner])

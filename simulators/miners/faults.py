@@ -65,7 +65,7 @@ def parse_fault(raw: Mapping[str, object]) -> Fault:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"fault {name} must be a number >= 0, got {value!r}")
             params[name] = float(value)
-    if "reported_w" in raw:  # any finite number: the point is to report nonsense
+    if "reported_w" in raw:  # any number, NaN and infinities too: the point is nonsense
         value = raw["reported_w"]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"fault reported_w must be a number, got {value!r}")

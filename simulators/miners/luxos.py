@@ -167,7 +167,7 @@ class LuxosApi:
         return self._ok(when, 202, f"{len(fans)} Fan(s)", FANS=fans, FANCTRL=fanctrl)
 
     def _cmd_power(self, _p: str | None, when: int) -> Reply:
-        watts = round(self.miner.reported_power_w())
+        watts = self.miner.reported_watts_json()
         return self._ok(when, 335, "Power", POWER=[{"PSU": True, "Watts": watts}])
 
     def _cmd_profiles(self, _p: str | None, when: int) -> Reply:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,20 @@ class SimMiner:
         """The wattage the firmware reports: the truth, unless a fault makes it lie."""
         bogus = self.faults.get(FaultKind.BOGUS_POWER)
         return self.read().power_w if bogus is None else bogus.reported_w
+
+    def reported_watts_json(self) -> int | float:
+        """The reported wattage as a JSON API puts it: whole watts, or NaN and infinities as
+        they are (Python's JSON writes them as ``NaN``, ``Infinity``; pyasic reads them)."""
+        watts = self.reported_power_w()
+        return round(watts) if math.isfinite(watts) else watts
+
+    def reported_watts_uint(self) -> int:
+        """The reported wattage as an unsigned protocol field (Braiins OS+ gRPC) carries it:
+        a fault's negative or NaN wattage cannot be written there, so the truth is."""
+        watts = self.reported_power_w()
+        if not math.isfinite(watts) or not 0 <= watts < 2**63:
+            watts = self.read().power_w
+        return round(watts)
 
     def command(self, action: Callable[[float], object]) -> CommandResult:
         """Run a state-changing ``action(now)`` unless a fault says otherwise; count it."""

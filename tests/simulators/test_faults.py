@@ -114,3 +114,27 @@ async def test_drifting_miner_resumes_by_itself(
     clock.advance(60 + 90)
     assert (await meter_miner(meter, ip))["mode"] == "normal"
     assert (await bounded(miner.get_data())).is_mining is True
+
+
+@pytest.mark.parametrize(
+    ("family", "reported_w", "seen"),
+    [
+        (Family.LUXOS, -5.0, -5),
+        (Family.LUXOS, float("nan"), "nan"),  # JSON's NaN token: pyasic reads a float NaN
+        (Family.LUXOS, 1e9, 1_000_000_000),
+        (Family.BRAIINS, 1e9, 1_000_000_000),  # an unsigned field: magnitude is the lie
+    ],
+)
+async def test_bogus_power_is_the_wattage_pyasic_reads(
+    make_fleet: FleetFactory, family: Family, reported_w: float, seen: object
+) -> None:
+    fleet, meter = await make_fleet([(family, "S19jPro", 1)])
+    miner = await get_miner(fleet.first_ip)
+    await post_fault(meter, [fleet.first_ip], {"kind": "bogus_power", "reported_w": reported_w})
+    data = await bounded(miner.get_data())
+    if seen == "nan":
+        assert data.wattage is not None
+        assert data.wattage != data.wattage
+    else:
+        assert data.wattage == seen
+    assert (await meter_miner(meter, fleet.first_ip))["mode"] == "normal"  # it mines on
