@@ -136,6 +136,11 @@ type = "spot"
 [sites.failsafe]
 price_max_age_s = 3600
 action = "curtail"
+
+# The fail-safe curtails at start (no price yet) and the valid prices resume at once:
+# no raise interval here (pacing itself: tests/test_pacing.py, tests/test_pacing_loop.py).
+[sites.pacing]
+min_raise_interval_s = 0
 """
     path = tmp / "hostile.toml"
     path.write_text(f"""[daemon]
