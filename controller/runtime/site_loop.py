@@ -236,7 +236,9 @@ class SiteLoop:
         # commands did not end has nothing new to read (the next cycle catches it).
         after = observed if ended is None else await self._sense()
         report = _merged(earlier, ended)
-        booked, model_mw = self._set_load(after, at)
+        fleet = self.site.fleet
+        model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
+        self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, at)
 
         if self._accrual.open_key is None and key is not None:
             assert snapshot.price is not None
@@ -248,8 +250,8 @@ class SiteLoop:
                 snapshot.hashprice,
                 failsafe=plan.failsafe.reason if plan.failsafe else None,
                 opportunity_cost=plan.opportunity_cost_usd_per_mwh,
-                running=int((booked > OFF).sum()),
-                curtailed=int((booked == OFF).sum()),
+                running=int((after.point > OFF).sum()),
+                curtailed=int((after.point == OFF).sum()),
             )
             self._book(down)
         self._flush_ledger()
@@ -267,19 +269,6 @@ class SiteLoop:
                 self.site.site_id, time.perf_counter() - began, status.decision_reason, report
             )
         return plan
-
-    def _set_load(self, after: ObservedFleet, at: EpochS) -> tuple[IntArray, FloatArray]:
-        """The points booked from ``at``, and each group's load (MW) on them.
-
-        Booked as decided on: a raise sent and not confirmed (the miner stopped answering, or
-        answers with impossible telemetry) may be drawing power, so it is booked at its
-        target until the miner reports, never as curtailed (``_assume_in_doubt``).
-        """
-        fleet = self.site.fleet
-        booked = self._assume_in_doubt(after)
-        model_mw = fleet.power_at(booked) @ self._onehot / 1e6
-        self._accrual.set_load(model_mw, fleet.hashrate_at(booked) @ self._onehot / 1e3, at)
-        return booked, model_mw
 
     async def _sense(self) -> ObservedFleet:
         """Read the fleet. A reading that arrives during the sweep stops it: the curtails
