@@ -236,9 +236,7 @@ class SiteLoop:
         # commands did not end has nothing new to read (the next cycle catches it).
         after = observed if ended is None else await self._sense()
         report = _merged(earlier, ended)
-        fleet = self.site.fleet
-        model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
-        self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, at)
+        booked, model_mw = self._set_load(after, at)
 
         if self._accrual.open_key is None and key is not None:
             assert snapshot.price is not None
@@ -250,8 +248,8 @@ class SiteLoop:
                 snapshot.hashprice,
                 failsafe=plan.failsafe.reason if plan.failsafe else None,
                 opportunity_cost=plan.opportunity_cost_usd_per_mwh,
-                running=int((after.point > OFF).sum()),
-                curtailed=int((after.point == OFF).sum()),
+                running=int((booked > OFF).sum()),
+                curtailed=int((booked == OFF).sum()),
             )
             self._book(down)
         self._flush_ledger()
@@ -269,6 +267,22 @@ class SiteLoop:
                 self.site.site_id, time.perf_counter() - began, status.decision_reason, report
             )
         return plan
+
+    def _set_load(self, after: ObservedFleet, at: EpochS) -> tuple[IntArray, FloatArray]:
+        """The points booked from ``at``, and each group's load (MW) on them.
+
+        A miner that stopped answering (or answers with impossible telemetry) while a raise
+        to it was unconfirmed may be drawing power: it is booked at the raise's target, as
+        the decision counts it (``_assume_in_doubt``), never as curtailed. Miners that answer
+        are booked as read.
+        """
+        fleet = self.site.fleet
+        booked = after.point
+        if not after.reachable.all():
+            booked = np.where(after.reachable, after.point, self._assume_in_doubt(after))
+        model_mw = fleet.power_at(booked) @ self._onehot / 1e6
+        self._accrual.set_load(model_mw, fleet.hashrate_at(booked) @ self._onehot / 1e3, at)
+        return booked, model_mw
 
     async def _sense(self) -> ObservedFleet:
         """Read the fleet. A reading that arrives during the sweep stops it: the curtails

@@ -65,14 +65,17 @@ def test_miners_reporting_negative_nan_or_absurd_watts_are_faulty_not_curtailed(
     state, log, port = tmp_path / "state", tmp_path / "daemon.log", free_port()
     config = daemon_config(
         tmp_path, broker.port, groups, site="bogus", cycle_s=1.0, failsafe="curtail",
-        driver=DRIVER,
+        driver=DRIVER, pacing={"min_raise_interval_s": 0},  # resumes at once after the start
     )  # fmt: skip
     with sim_fleet(tmp_path, groups) as sim, daemon(config, state, port, log) as proc:
         _publish(broker, LOW)
         wait_for(
-            lambda: total(port, "hashspark_miners", state="running") == 8,
+            lambda: (
+                total(port, "hashspark_miners", state="running") == 8
+                and all(m["mode"] == "normal" for m in sim.miners().values())
+            ),
             timeout=30,
-            what="all 8 miners seen mining at the low price",
+            what="all 8 miners seen mining at the low price, by the daemon and on the meter",
         )
         for ip, watts in liars.items():
             sim.fault([ip], {"kind": "bogus_power", "reported_w": watts})
