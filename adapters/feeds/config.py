@@ -103,7 +103,7 @@ class MqttBrokerConfig(Strict):
     """One site's MQTT connection: broker, credentials, TLS, session and retry settings."""
 
     # A name or an address: no scheme, path or ``user:pass@`` (credentials would be logged).
-    host: str = Field(min_length=1, max_length=253, pattern=r"^[^\s/]+$")
+    host: str = Field(min_length=1, max_length=253)
     port: int = Field(default=1883, ge=1, le=65_535)
     client_id: str | None = Field(default=None, min_length=1, max_length=64)
     username: str | None = Field(default=None, min_length=1, max_length=256)
@@ -118,7 +118,7 @@ class MqttBrokerConfig(Strict):
     @field_validator("host")
     @classmethod
     def _plain_host(cls, value: str) -> str:
-        if any(c in value for c in "@/") or not value.isprintable() or " " in value:
+        if any(c in value for c in "@/") or not value.isprintable() or any(c.isspace() for c in value):
             raise ValueError(
                 "a host name or address, not a URL: no scheme, path or user:pass@ "
                 "(credentials go in username and password)"
