@@ -64,11 +64,15 @@ def settle(
     Hc_ph: float,
     HPf: float,
     penalty: float | None,
+    decide_with_pool: bool = True,
 ) -> dict[str, float]:
-    """Decision and settlement of one interval; fleet in merit order."""
+    """Decision and settlement of one interval; fleet in merit order. With
+    ``decide_with_pool`` false the decision ignores the contract (every miner at ``HPn``)
+    and the contract still settles."""
     HPn = HP * (1.0 - pool_fee)
     charge = charge_per_ph_day(HP, HPf, penalty)
-    run = running_counts(fleet, P, HPn, HPf + charge, Hc_ph * 1000.0)
+    decide_hc = Hc_ph * 1000.0 if decide_with_pool else 0.0
+    run = running_counts(fleet, P, HPn, HPf + charge, decide_hc)
     q = sum(n * w for n, (_, _, w) in zip(run, fleet, strict=True)) / 1e6
     H = sum(n * h for n, (_, h, _) in zip(run, fleet, strict=True)) / 1e3
     mining = HPn * H * dt_h / 24.0
@@ -97,6 +101,7 @@ def per_interval(
     penalty: float | None,
     start: datetime,
     end: datetime,
+    decide_with_pool: bool = True,
 ) -> list[tuple[datetime, list[int], dict[str, float]]]:
     """(start, running per group, settlement) of every interval; fleet in merit order."""
     prices = _read_series(price_csv)
@@ -110,9 +115,17 @@ def per_interval(
         P, HP = _value_at(prices, a), _value_at(hps, a)
         HPn = HP * (1.0 - pool_fee)
         HPc = HPf + charge_per_ph_day(HP, HPf, penalty)
-        run = running_counts(fleet, P, HPn, HPc, Hc_ph * 1000.0)
+        run = running_counts(fleet, P, HPn, HPc, Hc_ph * 1000.0 if decide_with_pool else 0.0)
         r = settle(
-            P, HP, dt_h, fleet=fleet, pool_fee=pool_fee, Hc_ph=Hc_ph, HPf=HPf, penalty=penalty
+            P,
+            HP,
+            dt_h,
+            fleet=fleet,
+            pool_fee=pool_fee,
+            Hc_ph=Hc_ph,
+            HPf=HPf,
+            penalty=penalty,
+            decide_with_pool=decide_with_pool,
         )
         out.append((a, run, r))
     return out
