@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from adapters.ledger.sqlite import SqliteLedger
 from adapters.metrics.book import PnlBook
 from adapters.metrics.table import METRICS
 from controller.accounting.instruments import PoolPayout, SpotSupply
@@ -293,3 +294,33 @@ def test_deciding_with_the_pool_never_nets_less_in_any_interval() -> None:
     gain = float(with_pool.sum() - without.sum())
     assert round(gain, 2) == round(ref_gain, 2) == 349.66
     assert round(mwh_with - mwh_without, 2) == round(ref_mwh, 2) == 47.82
+
+
+def test_the_ledger_keeps_the_pool_flows_of_worked_example_c(tmp_path: Path) -> None:
+    """Worked example C's flows through the SQLite ledger's ``instrument_flows``."""
+    _, s = _interval(PoolPayout("pool", 1.1, 55.0, 10.0), 150.0, 50.0)
+    record = IntervalRecord(
+        site_id="s",
+        start=0.0,
+        end=900.0,
+        price_usd_per_mwh=150.0,
+        price_source="p",
+        hashprice_usd_per_ph_day=50.0,
+        hashprice_source="h",
+        running_mw=0.0175,
+        running_ph=1.0,
+        nominal_mw=FLEET.nominal_mw,
+        model_running_mw=(0.0175, 0.0),
+        model_running_ph=(1.0, 0.0),
+        failsafe=None,
+        components=tuple(float(getattr(s, c)[0]) for c in COMPONENTS),
+        instruments=tuple((i, c, float(v[0])) for i, c, v in s.by_instrument),
+    )
+    ledger = SqliteLedger.open(tmp_path / "l.sqlite3", run_id="r", config_version="v", started_at=0)
+    ledger.append(record)
+    flows = ledger.instrument_totals("s")
+    assert round(flows["pool", FIXED_RATE], 6) == 0.062500
+    assert round(flows["pool", SHORTFALL_CHARGE], 6) == 0.010417
+    assert round(ledger.totals("s")["net_usd"], 2) == -0.09
+    assert list(ledger.records()) == [record]
+    ledger.close()
