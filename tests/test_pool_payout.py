@@ -43,6 +43,7 @@ from controller.accounting.instruments import PoolPayout, SpotSupply
 from controller.accounting.pool_payout import FIXED_RATE, SHORTFALL_CHARGE, pool_of
 from controller.accounting.report import TOTAL_KEYS
 from controller.accounting.settlement import IntervalInputs, settle
+from controller.app.replay.compare import compare
 from controller.app.replay.runner import prepare, replay
 from controller.config import ConfigError, load_config
 from controller.decision.economics import best_point
@@ -324,3 +325,18 @@ def test_the_ledger_keeps_the_pool_flows_of_worked_example_c(tmp_path: Path) -> 
     assert round(ledger.totals("s")["net_usd"], 2) == -0.09
     assert list(ledger.records()) == [record]
     ledger.close()
+
+
+def test_compare_decides_each_book_with_its_own_pool_payout() -> None:
+    """The delivered book dispatches as the scenario does (its net is the one the independent
+    reference checks above); the cash-settled forward's book dispatches as spot does."""
+    inputs = prepare(load_config(SCENARIO))
+    books = {r.strategy.name: r for r in compare(inputs).results}
+    scenario = replay(inputs, engine="fast").table
+    delivered = books["spot+pool-delivered"].table
+    np.testing.assert_array_equal(delivered.model_running_mw, scenario.model_running_mw)
+    assert float(delivered.settlement.net_usd.sum()) == float(scenario.settlement.net_usd.sum())
+    np.testing.assert_array_equal(
+        books["spot+forward-cash"].table.model_running_mw, books["spot"].table.model_running_mw
+    )
+    assert (delivered.settlement.mined_mwh.sum()) > books["spot"].table.settlement.mined_mwh.sum()
