@@ -67,7 +67,7 @@ from simulators import procs
 ROOT = Path(__file__).resolve().parents[1]
 RECORDINGS = ROOT / "simulators" / "recordings"
 PRICES = RECORDINGS / "ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv"
-HASHPRICES = RECORDINGS / "btc_hashprice_daily_2024-05_2025-04.csv"
+HASHPRICES = RECORDINGS / "btc_hashprice_daily_2024-05_2025-04_with_fees.csv"
 #: The recording's busiest day for this fleet: the price crosses the S19j Pro's and the
 #: S21's breakevens 21 times (3.37 to 171.75 USD/MWh), most of them 06:00-14:00 UTC. The
 #: clock starts here before discovery, so the simulated day begins an hour or a few later.

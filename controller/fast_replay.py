@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from controller.accounting.instruments import Hedge, Supply, as_stack
+from controller.accounting.pool_payout import committed_rate, committed_th
 from controller.accounting.settlement import IntervalInputs, settle
 from controller.accounting.supply_stack import quantity_changes, tranche_costs
-from controller.decision.economics import best_point, net_hashprice, point_value_usd_per_h
+from controller.decision.economics import best_point, net_hashprice
 from controller.decision.policy import PolicyParams
-from controller.decision.stack import merit_blocks, stack_groups
+from controller.decision.stack import block_revenue_usd_per_h, merit_blocks, stack_groups
 from controller.domain import OFF, EpochS, FailSafeAction, FleetSpec, FloatArray, Recording
 from controller.records import IntervalTable
 
@@ -94,7 +95,8 @@ def fast_replay(
 
     # Blocks of identical miners (curve, model) in merit order, as the site loop decides.
     n_models = len(fleet.model_names)
-    blocks = merit_blocks(fleet)
+    pool = params.pool
+    blocks = merit_blocks(fleet, 0.0 if pool is None else pool.hashrate_ph * 1e3)
     h_cls = fleet.hashrate_th[blocks.row]  # (B, P)
     w_cls = fleet.power_w[blocks.row]
     valid_cls = fleet.valid[blocks.row]
@@ -104,7 +106,9 @@ def fast_replay(
     # The decision sees params.supply, as decide() does; settlement applies the actual contract.
     state = tranche_costs(as_stack(params.supply), t0, p, params.adders_usd_per_mwh)
     groups = stack_groups(blocks, w_cls, state)  # (T, B, G)
-    revenue = point_value_usd_per_h(h_cls[None], 0.0, hpn[:, None, None], 0.0)  # (T, B, P)
+    # The first Hc PH/s of the merit order earn a delivered pool payout's committed rate.
+    hpc = np.zeros_like(hpn) if pool is None else committed_rate(pool, hp)
+    revenue = block_revenue_usd_per_h(blocks, h_cls, hpn, hpc, committed_th(pool, t0))
     values = revenue[:, :, None, :] - groups.cost_usd_per_h  # (T, B, G, P)
     point = best_point(values, valid_cls[None, :, None, :])  # (T, B, G)
     if stale.any():

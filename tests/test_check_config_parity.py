@@ -20,7 +20,7 @@ from controller.config import contract_warnings, load_config
 HASHSPARK = Path(sys.executable).parent / "hashspark"
 RECORDINGS = Path(__file__).resolve().parents[1] / "simulators" / "recordings"
 PRICE = RECORDINGS / "ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv"
-HASHPRICE = RECORDINGS / "btc_hashprice_daily_2024-05_2025-04.csv"
+HASHPRICE = RECORDINGS / "btc_hashprice_daily_2024-05_2025-04_with_fees.csv"
 BROKER = '{ host = "127.0.0.1", port = 1 }'
 
 

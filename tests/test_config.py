@@ -228,7 +228,7 @@ def test_unknown_type_fails_and_names_the_known_ones(
     ("feed", "name"),
     [
         ("price_feed", "ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv"),
-        ("hashprice_feed", "btc_hashprice_daily_2024-05_2025-04.csv"),
+        ("hashprice_feed", "btc_hashprice_daily_2024-05_2025-04_with_fees.csv"),
     ],
 )
 def test_missing_recording_names_path_and_key(

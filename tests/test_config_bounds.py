@@ -24,7 +24,7 @@ from tests.daemon_kit import EXE, ROOT
 
 RECORDINGS = ROOT / "simulators" / "recordings"
 PRICE = RECORDINGS / "ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv"
-HASHPRICE = RECORDINGS / "btc_hashprice_daily_2024-05_2025-04.csv"
+HASHPRICE = RECORDINGS / "btc_hashprice_daily_2024-05_2025-04_with_fees.csv"
 
 
 @dataclass(frozen=True)

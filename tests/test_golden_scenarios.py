@@ -82,7 +82,9 @@ def test_hedged_scenario_headline_figures() -> None:
     assert t["hours"] == pytest.approx(7_200.0)
     assert t["mined_mwh"] + t["curtailed_mwh"] == pytest.approx(3.2408 * 7_200)
     assert t["call_premium_usd"] == pytest.approx(3.5 * 3.0 * 7_200)
-    assert round(t["net_usd"], 2) == 1_177_575.34
+    # The fee-inclusive recording; tests/golden/independent.py's compute_totals gives the
+    # same 1,210,907.74 (1,177,575.34 on the subsidy-only recording, before issue 17).
+    assert round(t["net_usd"], 2) == 1_210_907.74
     assert report["summary"]["hashspark_spread_usd_per_mwh"] == pytest.approx(
         52 * 0.98 * 1000 / (24 * (3_240_800 / 142_400)) - 45
     )

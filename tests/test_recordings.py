@@ -20,7 +20,9 @@ from adapters.feeds.recorded import (
 from controller.domain import Recording
 
 PRICE_FILE = "ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv"
+#: The subsidy-only hashprice (before issue 17); the scenarios replay the fee-inclusive one.
 HASHPRICE_FILE = "btc_hashprice_daily_2024-05_2025-04.csv"
+FEE_INCLUSIVE_FILE = "btc_hashprice_daily_2024-05_2025-04_with_fees.csv"
 
 HEADER = f"timestamp,{PRICE_COLUMN}\n"
 ROW1 = "2024-08-20T00:00:00Z,17.5\n"
@@ -145,8 +147,9 @@ def test_magnitude_limit_is_a_parameter(tmp_path: Path) -> None:
     [
         (PRICE_FILE, PRICE_COLUMN, 28_796, "2024-06-01T05:00:00+00:00"),
         (HASHPRICE_FILE, HASHPRICE_COLUMN, 318, "2024-05-25T00:00:00+00:00"),
+        (FEE_INCLUSIVE_FILE, HASHPRICE_COLUMN, 318, "2024-05-25T00:00:00+00:00"),
     ],
-    ids=["price", "hashprice"],
+    ids=["price", "hashprice", "hashprice-with-fees"],
 )
 def test_real_recordings_load(
     recordings_dir: Path, name: str, column: str, rows: int, first: str
@@ -159,6 +162,30 @@ def test_real_recordings_load(
     assert datetime.fromtimestamp(rec.times[0], UTC).isoformat() == first
     assert np.all(np.diff(rec.times) > 0)
     assert np.all(np.isfinite(rec.values))
+
+
+def test_the_fee_inclusive_hashprice_is_the_subsidy_only_one_plus_fees(
+    recordings_dir: Path,
+) -> None:
+    """Its SOURCE note's figures over the replay window (2024-06-01 .. 2025-03-28, 301 days):
+    mean 51.43 against 49.75 without fees, fees 3.09% of miner revenue on average, 41.0% at
+    most (2024-06-07); and fees are never negative."""
+    fees = load_recording(recordings_dir / FEE_INCLUSIVE_FILE, HASHPRICE_COLUMN)
+    bare = load_recording(recordings_dir / HASHPRICE_FILE, HASHPRICE_COLUMN)
+    np.testing.assert_array_equal(fees.times, bare.times)
+    assert (fees.values > bare.values).all()
+    lo = datetime(2024, 6, 1, tzinfo=UTC).timestamp()
+    hi = datetime(2025, 3, 28, tzinfo=UTC).timestamp()
+    window = (fees.times >= lo) & (fees.times <= hi)
+    assert int(window.sum()) == 301
+    assert round(float(fees.values[window].mean()), 2) == 51.43
+    assert round(float(bare.values[window].mean()), 2) == 49.75
+    share = 1.0 - bare.values[window] / fees.values[window]
+    assert round(float(share.mean()) * 100, 2) == 3.09
+    assert round(float(share.max()) * 100, 1) == 41.0
+    day = datetime.fromtimestamp(float(fees.times[window][share.argmax()]), UTC)
+    assert day.date().isoformat() == "2024-06-07"
+    assert (recordings_dir / FEE_INCLUSIVE_FILE.replace(".csv", ".SOURCE.txt")).is_file()
 
 
 def test_real_recording_wants_its_own_column(recordings_dir: Path) -> None:

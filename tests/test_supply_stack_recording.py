@@ -26,6 +26,21 @@ from tests.scenario_kit import write_scenario
 ROOT = Path(__file__).resolve().parents[1]
 CAPPED_SMALL = ROOT / "deploy/scenarios/ercot-hb-south-capped-small.toml"
 FIVE_BY_16 = ROOT / "deploy/scenarios/ercot-hb-south-5x16.toml"
+RECORDINGS = ROOT / "simulators/recordings"
+#: The subsidy-only hashprice recording the issue-17 figures were measured on. The scenarios
+#: replay the fee-inclusive one; the two tests that pin the issue's figures (290 intervals,
+#: 5,443.50 USD) keep the recording they were measured on.
+SUBSIDY_ONLY = RECORDINGS / "btc_hashprice_daily_2024-05_2025-04.csv"
+
+
+def _subsidy_only(path: Path, tmp_path: Path) -> Path:
+    """A copy of a scenario that replays the subsidy-only hashprice recording."""
+    text = path.read_text().replace("../../simulators/recordings/", f"{RECORDINGS}/")
+    fee_inclusive = "btc_hashprice_daily_2024-05_2025-04_with_fees.csv"
+    assert fee_inclusive in text
+    out = tmp_path / path.name
+    out.write_text(text.replace(fee_inclusive, SUBSIDY_ONLY.name))
+    return out
 
 
 def _independent(path: Path) -> tuple[list[tuple[int, float, float]], dict[str, Any]]:
@@ -133,9 +148,12 @@ def test_the_independent_code_reproduces_the_worked_check() -> None:
     ref._self_check()  # ECONOMICS.md, "Several tranches": 285 S21, 0.9975 MW, 0.0025 resold
 
 
-def test_the_old_rule_mined_on_spot_above_breakeven_under_the_small_capped_ppa() -> None:
-    """What the test above guards against: valuing every miner at ``min(P, S)``."""
-    fleet, args = _independent(CAPPED_SMALL)
+def test_the_old_rule_mined_on_spot_above_breakeven_under_the_small_capped_ppa(
+    tmp_path: Path,
+) -> None:
+    """What the test above guards against: valuing every miner at ``min(P, S)``. On the
+    subsidy-only recording, where issue 17 measured it."""
+    fleet, args = _independent(_subsidy_only(CAPPED_SMALL, tmp_path))
     rows = ref.per_interval(**args)
     cap, q_w = 100.0, 1.0e6
     bad_intervals = 0
@@ -216,9 +234,10 @@ def test_both_engines_split_intervals_where_a_shape_changes_between_readings(
     assert flows["peak", "contract_energy_usd"][k - 1] == 0.0
 
 
-def test_what_the_stack_rule_is_worth_under_the_small_capped_ppa() -> None:
-    """Deciding with ``min(P, S)`` for every miner against the stack rule, same contract."""
-    inputs = prepare(load_config(CAPPED_SMALL))
+def test_what_the_stack_rule_is_worth_under_the_small_capped_ppa(tmp_path: Path) -> None:
+    """Deciding with ``min(P, S)`` for every miner against the stack rule, same contract; on
+    the subsidy-only recording, where issue 17 measured it."""
+    inputs = prepare(load_config(_subsidy_only(CAPPED_SMALL, tmp_path)))
     m = inputs.model
 
     def net_and_curtailed(decide_with: FixedPpa) -> tuple[float, float]:

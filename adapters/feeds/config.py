@@ -118,7 +118,11 @@ class MqttBrokerConfig(Strict):
     @field_validator("host")
     @classmethod
     def _plain_host(cls, value: str) -> str:
-        if any(c in value for c in "@/") or not value.isprintable() or any(c.isspace() for c in value):
+        if (
+            any(c in value for c in "@/")
+            or not value.isprintable()
+            or any(c.isspace() for c in value)
+        ):
             raise ValueError(
                 "a host name or address, not a URL: no scheme, path or user:pass@ "
                 "(credentials go in username and password)"

@@ -39,6 +39,9 @@ INSTRUMENT_COMPONENTS = (
     "resale_revenue_usd",
     "spot_energy_usd",
     "swap_settlement_usd",
+    # A fixed pool payout delivered on hashrate.
+    "pool_fixed_rate_usd",
+    "pool_shortfall_charge_usd",
 )
 
 METRICS: tuple[MetricSpec, ...] = (

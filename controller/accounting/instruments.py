@@ -68,6 +68,22 @@ class HashrateForward:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolPayout:
+    """A fixed pool payout delivered on hashrate (ECONOMICS.md, "Pool payouts: cash-settled
+    or delivered"): the pool pays ``price_usd_per_ph_day`` (HPf) per PH/s-day actually
+    delivered up to ``hashrate_ph`` (Hc), and its floating rate above; each PH/s-day short
+    of Hc is charged ``shortfall_penalty_usd_per_ph_day`` when set, else ``max(HP - HPf, 0)``.
+    It changes the decision: see ``controller.accounting.pool_payout``."""
+
+    id: str
+    hashrate_ph: float
+    price_usd_per_ph_day: float
+    shortfall_penalty_usd_per_ph_day: float | None = None
+    start: EpochS | None = None
+    end: EpochS | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class VirtualPpa:
     """A financial fixed-for-floating swap on power (a virtual PPA): the site receives
     ``(P - K) * Q * dt_h``. It settles in cash and never changes dispatch."""
@@ -79,7 +95,7 @@ class VirtualPpa:
     end: EpochS | None = None
 
 
-Hedge = ShortCall | HashrateForward | VirtualPpa
+Hedge = ShortCall | HashrateForward | VirtualPpa | PoolPayout
 
 
 def opportunity_cost_usd_per_mwh(

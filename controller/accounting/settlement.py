@@ -13,12 +13,14 @@ import numpy as np
 from controller.accounting.instruments import (
     HashrateForward,
     Hedge,
+    PoolPayout,
     ShortCall,
     Supply,
     VirtualPpa,
     active_fraction,
     as_stack,
 )
+from controller.accounting.pool_payout import FIXED_RATE, SHORTFALL_CHARGE, settle_pool
 from controller.accounting.supply_stack import (
     SPOT_ID,
     SupplyStack,
@@ -130,6 +132,23 @@ def settle(
                 swap = (price - k) * mean_quantity_mw(qty, inputs.start, inputs.end) * dt_h * share
                 cost = cost - swap
                 by_instrument.append((hedge.id, "swap_settlement_usd", swap))
+            case PoolPayout():
+                # Delivered: the fixed rate on delivered hashrate up to Hc, and the shortfall
+                # charge, beside the floating mining revenue (ECONOMICS.md's forward row).
+                hpn = inputs.hashprice_usd_per_ph_day * (1.0 - pool_fee)
+                pool = settle_pool(
+                    hedge,
+                    start=inputs.start,
+                    end=inputs.end,
+                    hashprice_usd_per_ph_day=inputs.hashprice_usd_per_ph_day,
+                    net_hashprice_usd_per_ph_day=hpn,
+                    delivered_ph=inputs.running_ph,
+                )
+                forward += pool.fixed_rate_usd - pool.shortfall_charge_usd
+                by_instrument += [
+                    (hedge.id, FIXED_RATE, pool.fixed_rate_usd),
+                    (hedge.id, SHORTFALL_CHARGE, pool.shortfall_charge_usd),
+                ]
 
     net = mining + resale + premium - payout + forward - cost
     return Settlement(
@@ -156,7 +175,8 @@ def settle_down(
     and each short call's premium over its term. What depends on what the miners did or on
     prices nobody observed is not known, and not booked (0 here; the ledger flags the row
     ``down``): energy, mining revenue, spot power cost, consumption adders, resale, call
-    payouts, forward settlements. ``net_usd`` is the net of what is booked.
+    payouts, forward settlements, a delivered pool payout's flows (they depend on the hashrate
+    delivered). ``net_usd`` is the net of what is booked.
     """
     dt_h = np.asarray((end - start) / 3600.0, dtype=np.float64)
     zeros = np.zeros_like(dt_h)

@@ -16,6 +16,7 @@ from controller.accounting.instruments import (
     FixedPpa,
     HashrateForward,
     Hedge,
+    PoolPayout,
     ShortCall,
     SpotSupply,
     Supply,
@@ -253,6 +254,22 @@ class HashrateForwardConfig(Term):
     price_usd_per_ph_day: float = Field(gt=0, le=MAX_HASHPRICE_USD_PER_PH_DAY)
 
 
+class PoolPayoutConfig(Term):
+    """A fixed pool payout delivered on hashrate: ``price_usd_per_ph_day`` per PH/s-day
+    delivered up to ``hashrate_ph``, the pool's floating rate above; each PH/s-day short is
+    charged ``shortfall_penalty_usd_per_ph_day`` if set, else ``max(HP - HPf, 0)``. It
+    changes dispatch: the first ``hashrate_ph`` of the merit order earn the fixed rate plus
+    the charge they avoid. At most one per site."""
+
+    type: Literal["pool_payout"]
+    id: Id
+    hashrate_ph: float = Field(gt=0, le=MAX_SITE_PH)
+    price_usd_per_ph_day: float = Field(gt=0, le=MAX_HASHPRICE_USD_PER_PH_DAY)
+    shortfall_penalty_usd_per_ph_day: float | None = Field(
+        default=None, ge=0, le=MAX_HASHPRICE_USD_PER_PH_DAY
+    )
+
+
 class VirtualPpaConfig(QuantityConfig, Term):
     """A virtual PPA (fixed-for-floating swap on power): the site receives
     ``(P - K) * Q * dt_h``; financial, so it never changes dispatch. Its quantity is flat,
@@ -263,8 +280,16 @@ class VirtualPpaConfig(QuantityConfig, Term):
     price_usd_per_mwh: UsdPerMwh
 
 
+def one_pool(hedges: tuple[object, ...]) -> None:
+    """A book holds at most one delivered pool payout: the decision values one commitment."""
+    pools = [h.id for h in hedges if isinstance(h, PoolPayoutConfig)]
+    if len(pools) > 1:
+        raise ValueError(f"at most one pool_payout per book, got {', '.join(pools)}")
+
+
 HedgeConfig = Annotated[
-    ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig, Field(discriminator="type")
+    ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig | PoolPayoutConfig,
+    Field(discriminator="type"),
 ]
 
 
@@ -289,7 +314,9 @@ def supply_contract(
 
 
 def hedge_book(
-    hedges: tuple[ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig, ...],
+    hedges: tuple[
+        ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig | PoolPayoutConfig, ...
+    ],
 ) -> tuple[Hedge, ...]:
     """Hedge configs as core values."""
     book: list[Hedge] = []
@@ -309,4 +336,15 @@ def hedge_book(
                 )
             case VirtualPpaConfig():
                 book.append(VirtualPpa(h.id, h.quantity(), h.price_usd_per_mwh, start, end))
+            case PoolPayoutConfig():
+                book.append(
+                    PoolPayout(
+                        h.id,
+                        h.hashrate_ph,
+                        h.price_usd_per_ph_day,
+                        h.shortfall_penalty_usd_per_ph_day,
+                        start,
+                        end,
+                    )
+                )
     return tuple(book)

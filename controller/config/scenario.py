@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from controller.config.contracts import HedgeConfig, SupplyConfig, unique
+from controller.config.contracts import HedgeConfig, SupplyConfig, one_pool, unique
 from controller.decision.overrides import Override, OverrideKind
 from controller.runtime.config_base import Strict
 from controller.runtime.config_bounds import (
@@ -104,6 +104,7 @@ class StrategyConfig(Strict):
     @model_validator(mode="after")
     def _unique_hedge_ids(self) -> StrategyConfig:
         unique("hedge ids", [h.id for h in self.hedges])
+        one_pool(self.hedges)
         return self
 
 

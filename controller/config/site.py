@@ -21,12 +21,14 @@ from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.simulated import SimulatedDriverConfig
 from adapters.sharding.config import ShardingConfig
 from controller.accounting.instruments import Hedge, Supply
+from controller.accounting.pool_payout import pool_of
 from controller.catalog import DEFAULT_SLEEP_FRACTION, NAMEPLATES, SLEEP_POWER_W
 from controller.config.adapters import DriverConfig, FeedConfig
 from controller.config.contracts import (
     HedgeConfig,
     SupplyConfig,
     hedge_book,
+    one_pool,
     supply_contract,
     unique,
 )
@@ -226,6 +228,7 @@ class SiteConfig(Strict):
     @model_validator(mode="after")
     def _unique_hedge_ids(self) -> SiteConfig:
         unique("hedge ids", [h.id for h in self.hedges])
+        one_pool(self.hedges)
         return self
 
     @model_validator(mode="after")
@@ -384,6 +387,7 @@ class SiteConfig(Strict):
             price_max_age_s=f.price_max_age_s,
             hashprice_max_age_s=f.hashprice_max_age_s,
             failsafe_action=f.action,
+            pool=pool_of(self.hedge_book()),
         )
 
 

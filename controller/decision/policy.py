@@ -40,7 +40,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from controller.accounting.instruments import Supply, as_stack
+from controller.accounting.instruments import PoolPayout, Supply, as_stack
+from controller.accounting.pool_payout import committed_rate, committed_th
 from controller.accounting.supply_stack import StackState, cost_at, tranche_costs
 from controller.decision.economics import best_point, net_hashprice, point_value_usd_per_h
 from controller.decision.optimiser import allocate_under_cap
@@ -79,6 +80,8 @@ class PolicyParams:
     price_max_age_s: float = 900.0
     hashprice_max_age_s: float = 2 * 86_400.0
     failsafe_action: FailSafeAction = FailSafeAction.HOLD
+    #: A fixed pool payout delivered on hashrate: the first Hc PH/s earn its committed rate.
+    pool: PoolPayout | None = None
 
     @property
     def stateless(self) -> bool:
@@ -189,10 +192,16 @@ def economic_points(
     """
     hpn = float(net_hashprice(hashprice, params.pool_fee))
     state = supply_state(params, price_usd_per_mwh, now)
-    if state.cost_usd_per_mwh.shape[1] == 1:  # spot only: one cost for every miner
+    pool = params.pool
+    hc_th = float(committed_th(pool, np.array([now]))[0])
+    if state.cost_usd_per_mwh.shape[1] == 1 and hc_th == 0.0:  # spot only: one cost for all
         c = float(state.cost_usd_per_mwh[0, 0])
         return point_value_usd_per_h(fleet.hashrate_th, fleet.power_w, hpn, c), c, hpn
-    values = stack_values(fleet, merit_blocks(fleet), state, hpn)
+    split = 0.0 if pool is None else pool.hashrate_ph * 1e3
+    hpc = 0.0 if pool is None else float(committed_rate(pool, np.array([hashprice]))[0])
+    values = stack_values(
+        fleet, merit_blocks(fleet, split), state, hpn, hpc=hpc, committed_th=hc_th
+    )
     load_w = float(fleet.power_at(best_point(values, fleet.valid)).sum())
     return values, cost_at(state, load_w), hpn
 

@@ -11,6 +11,12 @@ Miners with one curve and model form contiguous blocks in that order. In each in
 block splits into groups: the miners wholly inside one tranche (they all see its cost) and
 the few that straddle a tranche boundary (one per boundary at most). The site loop and the
 fast replay both decide through ``stack_groups``, so they take the same decisions.
+
+A fixed pool payout delivered on hashrate (``controller.accounting.pool_payout``) is the
+same rule on the revenue side: the first ``Hc`` PH/s of the merit order (top hashrate) earn
+the committed rate ``HPc``, the rest ``HPn``; a point spanning ``[a_h, a_h + h_point]`` earns
+the blend (``block_revenue_usd_per_h``). Blocks are split at ``Hc`` so that each block is
+wholly inside, wholly outside, or the one miner across it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from controller.domain import FleetSpec, FloatArray, IntArray
 
 #: Tolerance (W) on span boundaries: a miner ending this close to a boundary is inside.
 _TOL_W = 1e-6
+#: Tolerance (TH/s) on the pool commitment's boundary, likewise.
+_TOL_TH = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,7 @@ class MeritBlocks:
     """Runs of identical miners (curve and model) in merit order."""
 
     start_w: FloatArray  # (B,) load below the block's first miner
+    start_th: FloatArray  # (B,) top hashrate (TH/s) below the block's first miner
     unit_w: FloatArray  # (B,) each miner's top power
     count: IntArray  # (B,)
     row: IntArray  # (B,) one miner of the block: its curve
@@ -39,19 +48,29 @@ class MeritBlocks:
     members: tuple[IntArray, ...]  # each block's miners, in merit order
 
 
-def merit_blocks(fleet: FleetSpec) -> MeritBlocks:
-    """The fleet in merit order, best J/TH at the top point first, as blocks."""
+def merit_blocks(fleet: FleetSpec, split_th: float = 0.0) -> MeritBlocks:
+    """The fleet in merit order, best J/TH at the top point first, as blocks; split at the
+    top hashrate ``split_th`` (TH/s, a pool payout's commitment) when positive."""
     order = fleet.merit_order
     cls, model = fleet.class_of[order], fleet.model_index[order]
     cuts = np.flatnonzero((cls[1:] != cls[:-1]) | (model[1:] != model[:-1])) + 1
+    top_h = fleet.hashrate_th[order, fleet.top_point[order]]
+    if split_th > 0.0 and fleet.size:
+        ends_h = np.cumsum(top_h)
+        k = int(np.searchsorted(ends_h, split_th + _TOL_TH, side="right"))  # wholly inside
+        extra = [k, k + 1] if k < fleet.size and ends_h[k] - top_h[k] < split_th else [k]
+        cuts = np.unique(np.concatenate([cuts, [x for x in extra if 0 < x < fleet.size]]))
+        cuts = cuts.astype(np.int64)
     firsts = np.concatenate([[0], cuts]).astype(np.int64)
     ends = np.append(cuts, fleet.size).astype(np.int64)
     rows = order[firsts]
     unit = fleet.power_w[rows, fleet.top_point[rows]]
     counts = ends - firsts
     start = np.concatenate([[0.0], np.cumsum(unit * counts)[:-1]])
+    start_h = np.concatenate([[0.0], np.cumsum(top_h)])[firsts]
     return MeritBlocks(
         start_w=start,
+        start_th=start_h,
         unit_w=unit,
         count=counts,
         row=rows,
@@ -116,13 +135,42 @@ def stack_groups(blocks: MeritBlocks, power_w: FloatArray, state: StackState) ->
     )
 
 
-def stack_values(
-    fleet: FleetSpec, blocks: MeritBlocks, state: StackState, hpn: float
+def block_revenue_usd_per_h(
+    blocks: MeritBlocks,
+    hashrate_th: FloatArray,
+    hpn: FloatArray,
+    hpc: FloatArray,
+    committed_th: FloatArray,
 ) -> FloatArray:
-    """Margin of every point of every miner (USD/h) under the stack of one interval."""
+    """Revenue of every point of every block (USD/h) in each of ``T`` intervals: ``(T, B, P)``.
+
+    ``hashrate_th`` is ``(B, P)``; ``hpn``, ``hpc`` (the committed rate) and ``committed_th``
+    are ``(T,)``. The share of a point's hashrate within the commitment earns ``hpc``, the
+    rest ``hpn``. Exact when the blocks were split at the commitment (``merit_blocks``).
+    """
+    h = hashrate_th[None]  # (1, B, P)
+    within = np.clip(committed_th[:, None, None] - blocks.start_th[None, :, None], 0.0, h)
+    floating = point_value_usd_per_h(h - within, 0.0, hpn[:, None, None], 0.0)
+    return floating + point_value_usd_per_h(within, 0.0, hpc[:, None, None], 0.0)
+
+
+def stack_values(
+    fleet: FleetSpec,
+    blocks: MeritBlocks,
+    state: StackState,
+    hpn: float,
+    *,
+    hpc: float = 0.0,
+    committed_th: float = 0.0,
+) -> FloatArray:
+    """Margin of every point of every miner (USD/h) under the stack of one interval, the
+    first ``committed_th`` of the merit order earning ``hpc`` (a delivered pool payout)."""
     rows = blocks.row
     groups = stack_groups(blocks, fleet.power_w[rows], state)
-    revenue = point_value_usd_per_h(fleet.hashrate_th[rows], 0.0, hpn, 0.0)  # (B, P)
+    one = np.ones(1)
+    revenue = block_revenue_usd_per_h(
+        blocks, fleet.hashrate_th[rows], hpn * one, hpc * one, committed_th * one
+    )[0]  # (B, P)
     values = np.zeros(fleet.power_w.shape)
     for b, members in enumerate(blocks.members):
         for g in range(groups.lo.shape[2]):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 PRICE_CSV = "/work/main/simulators/recordings/ercot_hb_south_rtm_spp_15min_2024-06_2025-03.csv"
-HASHPRICE_CSV = "/work/main/simulators/recordings/btc_hashprice_daily_2024-05_2025-04.csv"
+HASHPRICE_CSV = "/work/main/simulators/recordings/btc_hashprice_daily_2024-05_2025-04_with_fees.csv"
 
 LAST_PRICE_HOLD = timedelta(minutes=15)
 

@@ -1,9 +1,12 @@
 """Strategy comparison: one scenario's site and fleet under several supply and hedge books.
 
 Every book runs on the fast path over the same window; each one's dispatch uses its own
-supply's opportunity cost (a capped PPA keeps mining above its strike), and its own
-contracts settle. Daily volatility is measured on whole UTC days, so the partial first and
-last days of a window that does not start at midnight do not look like quiet days.
+supply's opportunity cost (a capped PPA keeps mining above its strike) and its own delivered
+pool payout, and its own contracts settle. Daily volatility is measured on whole UTC days,
+so the partial first and last days of a window that does not start at midnight do not look
+like quiet days.
+
+Over 300 lines: describing, running and scoring the books are one flow, read top to bottom.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from controller.accounting.instruments import (
     FixedPpa,
     HashrateForward,
     Hedge,
+    PoolPayout,
     ShortCall,
     SpotSupply,
     Supply,
     VirtualPpa,
 )
+from controller.accounting.pool_payout import pool_of
 from controller.accounting.report import build_report
 from controller.accounting.report_types import Report
 from controller.accounting.supply_stack import SupplyStack
@@ -161,8 +166,9 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
                     f"short call {h.quantity_mw:g} MW strike {h.strike_usd_per_mwh:g} "
                     f"premium {h.premium_usd_per_mwh:g}"
                 )
-            case HashrateForward():
-                parts.append(f"forward {h.hashrate_ph:g} PH/s at {h.price_usd_per_ph_day:g}")
+            case HashrateForward() | PoolPayout():
+                kind = "forward" if isinstance(h, HashrateForward) else "delivered pool payout"
+                parts.append(f"{kind} {h.hashrate_ph:g} PH/s at {h.price_usd_per_ph_day:g}")
             case VirtualPpa():
                 parts.append(f"virtual PPA {h.id} at {h.price_usd_per_mwh:g}")
     return "; ".join(parts)
@@ -252,7 +258,7 @@ def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) ->
     try:
         return fast_replay(
             fleet=m.fleet,
-            params=replace(m.params, supply=supply),
+            params=replace(m.params, supply=supply, pool=pool_of(hedges)),
             supply=supply,
             hedges=hedges,
             price=inputs.price,
