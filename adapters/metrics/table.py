@@ -39,6 +39,8 @@ INSTRUMENT_COMPONENTS = (
     "resale_revenue_usd",
     "spot_energy_usd",
     "swap_settlement_usd",
+    "option_premium_usd",
+    "option_payout_usd",
 )
 
 METRICS: tuple[MetricSpec, ...] = (

@@ -230,6 +230,17 @@ class Daemon:
             remember=remember_dir / "hashprice.json",
             max_age_s=site.failsafe.hashprice_max_age_s,
         )
+        day_ahead = (
+            None
+            if site.day_ahead_feed is None
+            else feeds.add(
+                site.day_ahead_feed,
+                ReadingKind.PRICE,
+                record_dir=record_dir / "day_ahead",
+                remember=remember_dir / "day_ahead.json",
+                max_age_s=site.failsafe.price_max_age_s,
+            )
+        )
         book = OverrideBook()
         broker = site.broker
         link = feeds.mqtt_link(broker) if broker is not None else None
@@ -273,6 +284,7 @@ class Daemon:
             clock=clock,
             price_feed=price,
             hashprice_feed=hashprice,
+            day_ahead_feed=day_ahead,
             driver=driver,
             ledger=BookedLedger(ledger, self.book),
             cycle_s=self.loaded.config.daemon.cycle_s,
