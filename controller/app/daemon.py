@@ -81,7 +81,15 @@ from controller.status import SiteStatus, decision_document, status_document
 DAEMON_RESTART_NEEDED = ("state_dir", "metrics_host", "metrics_port", "ledger_sync")
 #: A site's settings read only at start: its fleet and driver (discovered, connected), its
 #: feeds and broker (links built), its sharding (workers).
-SITE_RESTART_NEEDED = ("miners", "driver", "price_feed", "hashprice_feed", "mqtt", "sharding")
+SITE_RESTART_NEEDED = (
+    "miners",
+    "driver",
+    "price_feed",
+    "hashprice_feed",
+    "day_ahead_feed",
+    "mqtt",
+    "sharding",
+)
 
 #: Builds a site's miner driver; the composition root may swap it (tests inject faults).
 DriverFactory = Callable[[SiteConfig, FleetSpec, Clock], MinerDriver]
