@@ -19,8 +19,8 @@ from controller.accounting.accrual import IntervalAccumulator
 from controller.accounting.instruments import SpotSupply
 from controller.accounting.options import Basis, Option
 from controller.accounting.report import TOTAL_KEYS
-from controller.app.replay.compare import run_book
-from controller.app.replay.runner import ReplayInputs, prepare, replay
+from controller.app.replay.compare import run_book, run_strategy, strategies_from_config
+from controller.app.replay.runner import ReplayError, ReplayInputs, prepare, replay
 from controller.app.replay.summary import format_summary
 from controller.config import load_config
 from controller.decision.policy import PolicyParams
@@ -165,3 +165,20 @@ def test_an_hourly_option_books_on_the_hours_close_in_the_ledger_and_metrics(
         'hashspark_instrument_option_premium_usd_total{direction="out",instrument="cap",site="s"}'
         " 2.0" in text
     )
+
+
+def test_compare_shows_the_same_call_on_each_basis(whole: ReplayInputs) -> None:
+    compare = whole.loaded.config.compare
+    assert compare is not None
+    strategies = strategies_from_config(compare)
+    net = {s.name: run_strategy(whole, s).table.settlement.net_usd.sum() for s in strategies}
+    # Same supply, same premium: the books differ by what the call paid out on each basis.
+    assert round(net["ppa+call-daily"] - net["ppa+call-rt"], 2) == round(33_163.69 - 2_233.79, 2)
+    assert round(net["ppa+call-da"] - net["ppa+call-rt"], 2) == round(33_163.69 - 11_137.47, 2)
+    assert "on day-ahead prices" in {s.name: s.description for s in strategies}["ppa+call-da"]
+
+
+def test_a_day_ahead_book_without_day_ahead_prices_is_one_line(whole: ReplayInputs) -> None:
+    bare = replace(whole, day_ahead=None)
+    with pytest.raises(ReplayError, match="call settles on day-ahead prices: the site has no"):
+        run_book(bare, SpotSupply(), (_call("day_ahead"),))

@@ -259,6 +259,11 @@ def default_strategies(
 def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) -> IntervalTable:
     """Replay the window on the fast path with ``supply`` deciding and settling."""
     m = inputs.model
+    needs_da = [h.id for h in hedges if isinstance(h, Option) and h.basis == "day_ahead"]
+    if needs_da and inputs.day_ahead is None:
+        raise ReplayError(
+            f"{needs_da[0]} settles on day-ahead prices: the site has no day_ahead_feed"
+        )
     try:
         return fast_replay(
             fleet=m.fleet,
