@@ -78,8 +78,14 @@ def fast_replay(
     hashprice: Recording,
     start: EpochS,
     end: EpochS,
+    day_ahead: Recording | None = None,
 ) -> IntervalTable:
-    """Decide and settle every interval of ``[start, end)`` at once."""
+    """Decide and settle every interval of ``[start, end)`` at once.
+
+    ``day_ahead`` (USD/MWh) is what options settled on day-ahead prices read; it never
+    enters the decision. Its hourly changes fall on the real-time grid's boundaries in the
+    ERCOT recording; elsewhere each interval takes the day-ahead price holding at its start.
+    """
     if not params.stateless:
         raise NotStatelessError(
             "hysteresis, delays, dwell times or a ramp limit need the site loop"
@@ -130,6 +136,7 @@ def fast_replay(
         running_mw=model_mw.sum(axis=1),
         running_ph=model_ph.sum(axis=1),
         nominal_mw=fleet.nominal_mw,
+        day_ahead_usd_per_mwh=None if day_ahead is None else _holding(day_ahead, t0)[0],
     )
     settlement = settle(
         inputs,

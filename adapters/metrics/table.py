@@ -42,6 +42,8 @@ INSTRUMENT_COMPONENTS = (
     # A fixed pool payout delivered on hashrate.
     "pool_fixed_rate_usd",
     "pool_shortfall_charge_usd",
+    "option_premium_usd",
+    "option_payout_usd",
 )
 
 METRICS: tuple[MetricSpec, ...] = (

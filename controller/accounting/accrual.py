@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from controller.accounting.options import OptionCarry
 from controller.accounting.settlement import IntervalInputs, settle, settle_down
 from controller.domain import EpochS, FloatArray, Reading
 from controller.records import IntervalRecord
@@ -72,6 +73,7 @@ class _Open:
     opportunity_cost: float | None
     running: int
     curtailed: int
+    day_ahead: float | None = None
     model_mwh: FloatArray = field(default_factory=lambda: np.zeros(0))
     model_ph_h: FloatArray = field(default_factory=lambda: np.zeros(0))
 
@@ -87,6 +89,7 @@ class IntervalAccumulator:
         self._load_since: EpochS | None = None
         self._open: _Open | None = None
         self._down_from: EpochS | None = None
+        self._option_carry: OptionCarry = ()
 
     def resume_from(self, booked_until: EpochS | None) -> None:
         """The ledger is booked up to ``booked_until``: the first interval opened (or the
@@ -147,8 +150,12 @@ class IntervalAccumulator:
         opportunity_cost: float | None,
         running: int,
         curtailed: int,
+        day_ahead: float | None = None,
     ) -> IntervalRecord | None:
         """Start an interval at ``now`` (the load must already be set from ``now``).
+
+        ``day_ahead`` is the day-ahead price holding at ``now`` (for options settled on it);
+        the interval settles on it throughout, as the fast engine does.
 
         Returns the ``down`` interval from where the ledger ended, on a run's first open.
         """
@@ -162,6 +169,7 @@ class IntervalAccumulator:
             opportunity_cost,
             running,
             curtailed,
+            day_ahead,
             model_mwh=np.zeros_like(self._load_mw),
             model_ph_h=np.zeros_like(self._load_ph),
         )
@@ -192,6 +200,9 @@ class IntervalAccumulator:
             running_mw=np.array([model_mw.sum()]),
             running_ph=np.array([model_ph.sum()]),
             nominal_mw=site.fleet.nominal_mw,
+            day_ahead_usd_per_mwh=np.array(
+                [np.nan if interval.day_ahead is None else interval.day_ahead]
+            ),
         )
         result = settle(
             inputs,
@@ -199,7 +210,9 @@ class IntervalAccumulator:
             hedges=site.hedges,
             pool_fee=site.params.pool_fee,
             adders_usd_per_mwh=site.params.adders_usd_per_mwh,
+            option_carry=self._option_carry,
         )
+        self._option_carry = result.option_carry
         return IntervalRecord(
             site_id=site.site_id,
             start=interval.start,

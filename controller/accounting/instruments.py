@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.accounting.options import Option
 from controller.accounting.supply_stack import Quantity, SupplyStack, Tranche
 from controller.domain import EpochS, FloatArray
 
@@ -95,7 +96,8 @@ class VirtualPpa:
     end: EpochS | None = None
 
 
-Hedge = ShortCall | HashrateForward | VirtualPpa | PoolPayout
+#: ``Option`` generalises ``ShortCall`` (a short call on the interval price, per-MWh premium).
+Hedge = ShortCall | HashrateForward | VirtualPpa | PoolPayout | Option
 
 
 def opportunity_cost_usd_per_mwh(

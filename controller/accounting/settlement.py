@@ -20,6 +20,7 @@ from controller.accounting.instruments import (
     active_fraction,
     as_stack,
 )
+from controller.accounting.options import Option, OptionCarry, option_premium, settle_option
 from controller.accounting.pool_payout import FIXED_RATE, SHORTFALL_CHARGE, settle_pool
 from controller.accounting.supply_stack import (
     SPOT_ID,
@@ -41,6 +42,8 @@ class IntervalInputs:
     running_mw: FloatArray  # time-averaged over the interval
     running_ph: FloatArray  # time-averaged over the interval
     nominal_mw: float
+    #: The day-ahead price that holds in each interval, where a day-ahead feed is configured.
+    day_ahead_usd_per_mwh: FloatArray | None = None
 
     @property
     def dt_h(self) -> FloatArray:
@@ -63,10 +66,15 @@ class Settlement:
     net_usd: FloatArray
     #: Per instrument: (instrument id, component name, USD per interval).
     by_instrument: tuple[tuple[str, str, FloatArray], ...] = ()
+    #: Averaging periods of options still open after the last interval (carried forward).
+    option_carry: OptionCarry = ()
 
     def component_names(self) -> tuple[str, ...]:
         """Component field names in table order."""
-        return tuple(f.name for f in fields(self) if f.name != "by_instrument")
+        return tuple(f.name for f in fields(self) if f.name not in _NOT_COMPONENTS)
+
+
+_NOT_COMPONENTS = frozenset({"by_instrument", "option_carry"})
 
 
 def settle(
@@ -76,8 +84,13 @@ def settle(
     hedges: tuple[Hedge, ...],
     pool_fee: float,
     adders_usd_per_mwh: float = 0.0,
+    option_carry: OptionCarry = (),
 ) -> Settlement:
-    """Settle every interval. Pure; vectorised over intervals."""
+    """Settle every interval. Pure; vectorised over intervals.
+
+    ``option_carry`` holds the options' averaging periods left open by the previous call
+    (the site loop settles one interval at a time); the result's carries them on.
+    """
     dt_h = inputs.dt_h
     price = inputs.price_usd_per_mwh
     q = inputs.running_mw
@@ -111,6 +124,7 @@ def settle(
     premium = zeros.copy()
     payout = zeros.copy()
     forward = zeros.copy()
+    open_periods = dict(option_carry)
     for hedge in hedges:
         share = active_fraction(hedge.start, hedge.end, inputs.start, inputs.end)
         match hedge:
@@ -149,6 +163,25 @@ def settle(
                     (hedge.id, FIXED_RATE, pool.fixed_rate_usd),
                     (hedge.id, SHORTFALL_CHARGE, pool.shortfall_charge_usd),
                 ]
+            case Option():
+                # Cash to the site: booked as premium in and payout out, like the short call.
+                option_flows, period = settle_option(
+                    hedge,
+                    inputs.start,
+                    inputs.end,
+                    price=price,
+                    day_ahead=inputs.day_ahead_usd_per_mwh,
+                    hashprice=inputs.hashprice_usd_per_ph_day,
+                    carry=open_periods.pop(hedge.id, None),
+                )
+                if period is not None:
+                    open_periods[hedge.id] = period
+                premium += option_flows.premium_usd
+                payout -= option_flows.payout_usd
+                by_instrument += [
+                    (hedge.id, "option_premium_usd", option_flows.premium_usd),
+                    (hedge.id, "option_payout_usd", option_flows.payout_usd),
+                ]
 
     net = mining + resale + premium - payout + forward - cost
     return Settlement(
@@ -162,6 +195,7 @@ def settle(
         forward_settlement_usd=forward,
         net_usd=np.asarray(net, dtype=np.float64),
         by_instrument=tuple(by_instrument),
+        option_carry=tuple(sorted(open_periods.items())),
     )
 
 
@@ -195,6 +229,10 @@ def settle_down(
             p_in = hedge.premium_usd_per_mwh * hedge.quantity_mw * dt_h * share
             premium += p_in
             by_instrument.append((hedge.id, "call_premium_usd", p_in))
+        elif isinstance(hedge, Option):
+            o_in = option_premium(hedge, start, end)
+            premium += o_in
+            by_instrument.append((hedge.id, "option_premium_usd", o_in))
     return Settlement(
         mined_mwh=zeros,
         curtailed_mwh=zeros,

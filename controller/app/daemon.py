@@ -81,7 +81,15 @@ from controller.status import SiteStatus, decision_document, status_document
 DAEMON_RESTART_NEEDED = ("state_dir", "metrics_host", "metrics_port", "ledger_sync")
 #: A site's settings read only at start: its fleet and driver (discovered, connected), its
 #: feeds and broker (links built), its sharding (workers).
-SITE_RESTART_NEEDED = ("miners", "driver", "price_feed", "hashprice_feed", "mqtt", "sharding")
+SITE_RESTART_NEEDED = (
+    "miners",
+    "driver",
+    "price_feed",
+    "hashprice_feed",
+    "day_ahead_feed",
+    "mqtt",
+    "sharding",
+)
 
 #: Builds a site's miner driver; the composition root may swap it (tests inject faults).
 DriverFactory = Callable[[SiteConfig, FleetSpec, Clock], MinerDriver]
@@ -230,6 +238,17 @@ class Daemon:
             remember=remember_dir / "hashprice.json",
             max_age_s=site.failsafe.hashprice_max_age_s,
         )
+        day_ahead = (
+            None
+            if site.day_ahead_feed is None
+            else feeds.add(
+                site.day_ahead_feed,
+                ReadingKind.PRICE,
+                record_dir=record_dir / "day_ahead",
+                remember=remember_dir / "day_ahead.json",
+                max_age_s=site.failsafe.price_max_age_s,
+            )
+        )
         book = OverrideBook()
         broker = site.broker
         link = feeds.mqtt_link(broker) if broker is not None else None
@@ -273,6 +292,7 @@ class Daemon:
             clock=clock,
             price_feed=price,
             hashprice_feed=hashprice,
+            day_ahead_feed=day_ahead,
             driver=driver,
             ledger=BookedLedger(ledger, self.book),
             cycle_s=self.loaded.config.daemon.cycle_s,

@@ -22,6 +22,8 @@ from controller.records import COMPONENTS
 
 #: Components a down interval does not book (unknown: what the miners did, unobserved prices).
 UNKNOWN_WHEN_DOWN = frozenset(COMPONENTS) - {"power_cost_usd", "call_premium_usd", "net_usd"}
+#: Per-instrument flows a down interval books (premiums accrue whether or not prices came).
+_KNOWN_WHEN_DOWN = frozenset({"call_premium_usd", "option_premium_usd"})
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -147,7 +149,7 @@ def export_csv(
                         for name in COMPONENTS
                     ),
                     *(
-                        flows.get((i, c), 0.0) if c == "call_premium_usd" else ""
+                        flows.get((i, c), 0.0) if c in _KNOWN_WHEN_DOWN else ""
                         for i, c in inst_cols
                     ),
                 ]

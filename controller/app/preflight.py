@@ -31,6 +31,7 @@ def preflight(loaded: LoadedConfig) -> list[str]:
         for feed, column in (
             (site.price_feed, PRICE_COLUMN),
             (site.hashprice_feed, HASHPRICE_COLUMN),
+            (site.day_ahead_feed, PRICE_COLUMN),
         ):
             if isinstance(feed, RecordedFeedConfig):
                 load_recording(feed.path, column)

@@ -22,6 +22,7 @@ from controller.accounting.instruments import (
     Supply,
     VirtualPpa,
 )
+from controller.accounting.options import Option
 from controller.accounting.supply_stack import (
     HoursBlock,
     Quantity,
@@ -36,6 +37,7 @@ from controller.runtime.config_bounds import (
     MAX_EVENTS,
     MAX_HASHPRICE_USD_PER_PH_DAY,
     MAX_HEDGES,
+    MAX_LUMP_USD,
     MAX_PRICE_USD_PER_MWH,
     MAX_SITE_MW,
     MAX_SITE_PH,
@@ -245,6 +247,81 @@ class ShortCallConfig(Term):
     premium_usd_per_mwh: float = Field(ge=0, le=MAX_PRICE_USD_PER_MWH)
 
 
+class OptionConfig(Term):
+    """A financially settled option on power (USD/MWh, MW) or on hashprice (USD/PH/day,
+    PH/s): long or short, call or put, settled on a basis over its term and delivery hours
+    (``hours``: a shape whose blocks' ``quantity_mw`` is 1 in delivery hours; none = 7x24)."""
+
+    type: Literal["option"]
+    id: Id
+    underlying: Literal["power", "hashprice"] = "power"
+    side: Literal["long", "short"]
+    kind: Literal["call", "put"]
+    strike: float = Field(ge=-MAX_PRICE_USD_PER_MWH, le=MAX_PRICE_USD_PER_MWH)
+    quantity: float = Field(gt=0, le=MAX_SITE_PH)
+    premium_per_unit: float = Field(default=0.0, ge=0, le=MAX_PRICE_USD_PER_MWH)
+    premium_lump_usd: float = Field(default=0.0, ge=0, le=MAX_LUMP_USD)
+    settlement: Literal["interval", "hourly", "daily", "day_ahead"] = "interval"
+    hours: ShapeConfig | None = None
+    timezone: str = Field(default="UTC", min_length=1)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> OptionConfig:
+        if self.underlying == "hashprice":
+            if not 0 <= self.strike <= MAX_HASHPRICE_USD_PER_PH_DAY:
+                raise ValueError(
+                    f"strike {self.strike} USD/PH/day is outside [0, "
+                    f"{MAX_HASHPRICE_USD_PER_PH_DAY}]"
+                )
+            if self.settlement == "day_ahead":
+                raise ValueError("a hashprice has no day-ahead price: settle on interval or daily")
+        elif self.quantity > MAX_SITE_MW:
+            raise ValueError(f"quantity {self.quantity} MW is above {MAX_SITE_MW}")
+        if self.premium_lump_usd and self.premium_per_unit:
+            raise ValueError("give premium_per_unit or premium_lump_usd, not both")
+        if self.premium_lump_usd and self.start is None:
+            raise ValueError("a lump-sum premium is paid at the term's start: give start")
+        if self.hours is not None:
+            for k, block in enumerate(self.hours.blocks):
+                if block.quantity_mw not in (0.0, 1.0):
+                    raise ValueError(
+                        f"hours.blocks[{k}].quantity_mw is {block.quantity_mw}: delivery hours "
+                        "are 1 (delivered) or 0"
+                    )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r} (an IANA name)") from None
+        return self
+
+    def option(self) -> Option:
+        """The option as a core value."""
+        hours = None
+        if self.hours is not None:
+            hours = ShapedQuantity(
+                tuple(
+                    HoursBlock(tuple(DAYS.index(d) for d in b.days), *b.hours, b.quantity_mw)
+                    for b in self.hours.blocks
+                ),
+                ZoneInfo(self.hours.timezone),
+            )
+        return Option(
+            self.id,
+            self.underlying,
+            self.side,
+            self.kind,
+            self.strike,
+            self.quantity,
+            self.settlement,
+            self.premium_per_unit,
+            self.premium_lump_usd,
+            hours,
+            ZoneInfo(self.timezone),
+            self.start.timestamp() if self.start else None,
+            self.end.timestamp() if self.end else None,
+        )
+
+
 class HashrateForwardConfig(Term):
     """A hashrate forward or fixed pool payout, cash-settled on the hashprice index."""
 
@@ -288,7 +365,7 @@ def one_pool(hedges: tuple[object, ...]) -> None:
 
 
 HedgeConfig = Annotated[
-    ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig | PoolPayoutConfig,
+    ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig | PoolPayoutConfig | OptionConfig,
     Field(discriminator="type"),
 ]
 
@@ -315,7 +392,12 @@ def supply_contract(
 
 def hedge_book(
     hedges: tuple[
-        ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig | PoolPayoutConfig, ...
+        ShortCallConfig
+        | HashrateForwardConfig
+        | VirtualPpaConfig
+        | PoolPayoutConfig
+        | OptionConfig,
+        ...,
     ],
 ) -> tuple[Hedge, ...]:
     """Hedge configs as core values."""
@@ -347,4 +429,6 @@ def hedge_book(
                         end,
                     )
                 )
+            case OptionConfig():
+                book.append(h.option())
     return tuple(book)

@@ -203,6 +203,8 @@ class SiteConfig(Strict):
     pool_fee: float = Field(default=0.0, ge=0, lt=1)
     price_feed: FeedConfig
     hashprice_feed: FeedConfig
+    #: Day-ahead prices (USD/MWh) for options settled on them; never enters the decision.
+    day_ahead_feed: FeedConfig | None = None
     driver: DriverConfig = SimulatedDriverConfig(type="simulated")
     miners: Annotated[tuple[MinerGroup, ...], NonEmpty, Field(max_length=MAX_GROUPS)]
     supply: SupplyConfig
@@ -232,6 +234,20 @@ class SiteConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _day_ahead_for_options(self) -> SiteConfig:
+        for k, h in enumerate(self.hedges):
+            if getattr(h, "settlement", None) == "day_ahead" and self.day_ahead_feed is None:
+                raise ValueError(
+                    f"hedges[{k}] ({h.id}) settles on day-ahead prices: give day_ahead_feed"
+                )
+        if isinstance(self.day_ahead_feed, MqttFeedConfig) and self.day_ahead_feed.topic is None:
+            raise ValueError(
+                "day_ahead_feed.topic: give the topic (the default one is the price feed's), "
+                f"e.g. hashspark/{self.id}/price_da"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _plausible_fleet(self) -> SiteConfig:
         total = sum(g.count for g in self.miners)
         if total > MAX_SITE_MINERS:
@@ -245,6 +261,7 @@ class SiteConfig(Strict):
         for name, feed in (
             ("price_feed", self.price_feed),
             ("hashprice_feed", self.hashprice_feed),
+            ("day_ahead_feed", self.day_ahead_feed),
         ):
             if not isinstance(feed, MqttFeedConfig):
                 continue

@@ -45,6 +45,8 @@ MAX_SITE_MINERS = 1_000_000
 #: Groups of one site, hedges of one site, sites of one file.
 MAX_GROUPS = 1_024
 MAX_HEDGES = 256
+#: A lump-sum option premium (USD): a billion bounds any site's contract.
+MAX_LUMP_USD = 1e9
 MAX_SITES = 64
 #: A scenario's grid events and named windows, ``compare``'s strategies.
 MAX_EVENTS = 10_000

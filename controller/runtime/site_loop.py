@@ -112,6 +112,7 @@ class SiteLoop:
         clock: Clock,
         price_feed: ReadingFeed,
         hashprice_feed: ReadingFeed,
+        day_ahead_feed: ReadingFeed | None = None,
         driver: MinerDriver,
         ledger: Ledger,
         cycle_s: float,
@@ -128,6 +129,7 @@ class SiteLoop:
         self._clock = clock
         self._price_feed = price_feed
         self._hashprice_feed = hashprice_feed
+        self._day_ahead_feed = day_ahead_feed
         self._driver = driver
         self._ledger = ledger
         self._cycle_s = cycle_s
@@ -250,6 +252,7 @@ class SiteLoop:
                 opportunity_cost=plan.opportunity_cost_usd_per_mwh,
                 running=int((booked > OFF).sum()),
                 curtailed=int((booked == OFF).sum()),
+                day_ahead=self._day_ahead(now),
             )
             self._book(down)
         self._flush_ledger()
@@ -819,6 +822,13 @@ class SiteLoop:
     def unwritten(self) -> int:
         """Settled intervals kept in memory until the ledger takes them."""
         return len(self._unwritten)
+
+    def _day_ahead(self, now: EpochS) -> float | None:
+        """The day-ahead price holding at ``now``, if the site has a day-ahead feed."""
+        if self._day_ahead_feed is None:
+            return None
+        reading = self._day_ahead_feed.latest(now)
+        return None if reading is None else reading.value
 
     def _settle(self, end: EpochS) -> None:
         self._book(self._accrual.close(end))

@@ -27,6 +27,7 @@ from controller.accounting.instruments import (
     Supply,
     VirtualPpa,
 )
+from controller.accounting.options import Option
 from controller.accounting.pool_payout import pool_of
 from controller.accounting.report import build_report
 from controller.accounting.report_types import Report
@@ -171,6 +172,12 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
                 parts.append(f"{kind} {h.hashrate_ph:g} PH/s at {h.price_usd_per_ph_day:g}")
             case VirtualPpa():
                 parts.append(f"virtual PPA {h.id} at {h.price_usd_per_mwh:g}")
+            case Option():
+                unit = "MW" if h.underlying == "power" else "PH/s"
+                parts.append(
+                    f"{h.side} {h.underlying} {h.kind} {h.id} {h.quantity:g} {unit} "
+                    f"strike {h.strike:g} on {h.basis.replace('_', '-')} prices"
+                )
     return "; ".join(parts)
 
 
@@ -255,6 +262,11 @@ def default_strategies(
 def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) -> IntervalTable:
     """Replay the window on the fast path with ``supply`` deciding and settling."""
     m = inputs.model
+    needs_da = [h.id for h in hedges if isinstance(h, Option) and h.basis == "day_ahead"]
+    if needs_da and inputs.day_ahead is None:
+        raise ReplayError(
+            f"{needs_da[0]} settles on day-ahead prices: the site has no day_ahead_feed"
+        )
     try:
         return fast_replay(
             fleet=m.fleet,
@@ -265,6 +277,7 @@ def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) ->
             hashprice=inputs.hashprice,
             start=inputs.start,
             end=inputs.end,
+            day_ahead=inputs.day_ahead,
         )
     except NotStatelessError as exc:
         raise ReplayError(f"compare runs on the fast path only: {exc}") from None

@@ -1,4 +1,8 @@
-"""Replay a scenario: recorded feeds against the fleet, on the fast path or the site loop."""
+"""Replay a scenario: recorded feeds against the fleet, on the fast path or the site loop.
+
+Over 300 lines: loading a scenario's recordings and running either engine share the window
+and feed checks; split them when the next feature lands here.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +56,7 @@ class ReplayInputs:
     start: EpochS
     end: EpochS
     cycle_s: float
+    day_ahead: Recording | None = None  #: what day-ahead-settled options read, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +103,10 @@ def prepare(
             raise ReplayError(f"{loaded.path}: no site {site_id!r}")
         site = matches[0]
     feeds = []
-    for key, feed in (("price_feed", site.price_feed), ("hashprice_feed", site.hashprice_feed)):
+    named = (("price_feed", site.price_feed), ("hashprice_feed", site.hashprice_feed))
+    for key, feed in (*named, ("day_ahead_feed", site.day_ahead_feed)):
+        if feed is None:  # no day-ahead feed
+            continue
         if not isinstance(feed, RecordedFeedConfig):
             raise ReplayError(
                 f"{loaded.path}: sites[{site.id}].{key} is {feed.type!r}: "
@@ -107,6 +115,7 @@ def prepare(
         feeds.append(feed.path)
     price = load_recording(feeds[0], PRICE_COLUMN)
     hashprice = load_recording(feeds[1], HASHPRICE_COLUMN)
+    day_ahead = load_recording(feeds[2], PRICE_COLUMN) if len(feeds) > 2 else None
 
     scenario = cfg.scenario
     t_start = _pick(start, scenario.start if scenario else None, float(price.times[0]))
@@ -115,7 +124,7 @@ def prepare(
     )
     if t_end <= t_start:
         raise ReplayError(f"empty window: from {iso(t_start)} is not before to {iso(t_end)}")
-    for rec in (price, hashprice):
+    for rec in (price, hashprice) if day_ahead is None else (price, hashprice, day_ahead):
         if t_start < rec.times[0]:
             raise ReplayError(
                 f"{rec.path}: window starts {iso(t_start)}, before its first observation "
@@ -129,7 +138,9 @@ def prepare(
         hedges=site.hedge_book(),
         pacing=site.pacing_params(),
     )
-    return ReplayInputs(loaded, site, model, price, hashprice, t_start, t_end, cfg.daemon.cycle_s)
+    return ReplayInputs(
+        loaded, site, model, price, hashprice, t_start, t_end, cfg.daemon.cycle_s, day_ahead
+    )
 
 
 def _named_window(
@@ -171,6 +182,7 @@ def run_fast(inputs: ReplayInputs, fleet: FleetSpec | None = None) -> IntervalTa
         hashprice=inputs.hashprice,
         start=inputs.start,
         end=inputs.end,
+        day_ahead=inputs.day_ahead,
     )
 
 
@@ -188,6 +200,7 @@ async def run_loop(
         clock=clock,
         price_feed=RecordedFeed(inputs.price),
         hashprice_feed=RecordedFeed(inputs.hashprice),
+        day_ahead_feed=None if inputs.day_ahead is None else RecordedFeed(inputs.day_ahead),
         driver=driver,
         ledger=ledger,
         cycle_s=inputs.cycle_s,
