@@ -77,6 +77,30 @@ class Settlement:
 _NOT_COMPONENTS = frozenset({"by_instrument", "option_carry"})
 
 
+def _supply_flows(
+    inputs: IntervalInputs, supply: Supply, mined_mwh: FloatArray, adders: FloatArray
+) -> tuple[FloatArray, FloatArray, list[tuple[str, str, FloatArray]]]:
+    """The power cost, the resale and each tranche's flows of ``supply``."""
+    price = inputs.price_usd_per_mwh
+    by_instrument: list[tuple[str, str, FloatArray]] = []
+    stack = as_stack(supply)
+    if not stack.tranches:  # spot supply
+        return price * mined_mwh + adders, np.zeros_like(inputs.dt_h), by_instrument
+    # ECONOMICS.md's table: the contracts' K * Q * dt_h is the power cost; spare power
+    # resold adds to the resale, load above the tranches (bought at spot) subtracts.
+    flows = settle_stack(stack, inputs.start, inputs.end, price, inputs.running_mw)
+    cost = flows.contract_energy_usd.sum(axis=1) + adders
+    resale = flows.resale_usd.sum(axis=1) - flows.spot_energy_usd
+    if isinstance(supply, SupplyStack):
+        for i, tranche in enumerate(stack.tranches):
+            by_instrument += [
+                (tranche.id, "contract_energy_usd", flows.contract_energy_usd[:, i]),
+                (tranche.id, "resale_revenue_usd", flows.resale_usd[:, i]),
+            ]
+        by_instrument.append((SPOT_ID, "spot_energy_usd", flows.spot_energy_usd))
+    return cost, resale, by_instrument
+
+
 def settle(
     inputs: IntervalInputs,
     *,
@@ -102,24 +126,7 @@ def settle(
     # Adders are charges on consumption, paid on every MWh burnt whatever the supply.
     adders = adders_usd_per_mwh * mined_mwh
 
-    by_instrument: list[tuple[str, str, FloatArray]] = []
-    stack = as_stack(supply)
-    if not stack.tranches:  # spot supply
-        cost = price * mined_mwh + adders
-        resale = zeros
-    else:
-        # ECONOMICS.md's table: the contracts' K * Q * dt_h is the power cost; spare power
-        # resold adds to the resale, load above the tranches (bought at spot) subtracts.
-        flows = settle_stack(stack, inputs.start, inputs.end, price, q)
-        cost = flows.contract_energy_usd.sum(axis=1) + adders
-        resale = flows.resale_usd.sum(axis=1) - flows.spot_energy_usd
-        if isinstance(supply, SupplyStack):
-            for i, tranche in enumerate(stack.tranches):
-                by_instrument += [
-                    (tranche.id, "contract_energy_usd", flows.contract_energy_usd[:, i]),
-                    (tranche.id, "resale_revenue_usd", flows.resale_usd[:, i]),
-                ]
-            by_instrument.append((SPOT_ID, "spot_energy_usd", flows.spot_energy_usd))
+    cost, resale, by_instrument = _supply_flows(inputs, supply, mined_mwh, adders)
 
     premium = zeros.copy()
     payout = zeros.copy()
