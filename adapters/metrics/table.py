@@ -1,5 +1,7 @@
 """The metric table: every metric the daemon exports, declared once (name, kind, labels, help).
 
+Over 300 lines: it is one table, a row per metric; its length is the number of metrics.
+
 P&L counters are cumulative since the ledger began: they are seeded from the ledger at
 start-up, so a restart loses no totals. A P&L component can change sign (resale is negative
 when the site buys excess power at spot; a forward pays either way), and a Prometheus
