@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from controller.accounting.grid_revenue import GridProgram
 from controller.accounting.instruments import Hedge, Supply, as_stack
 from controller.accounting.settlement import IntervalInputs, settle
 from controller.accounting.supply_stack import quantity_changes, tranche_costs
@@ -77,8 +78,10 @@ def fast_replay(
     hashprice: Recording,
     start: EpochS,
     end: EpochS,
+    grid: tuple[GridProgram, ...] = (),
 ) -> IntervalTable:
-    """Decide and settle every interval of ``[start, end)`` at once."""
+    """Decide and settle every interval of ``[start, end)`` at once; ``grid``'s capacity
+    awards are settled (no grid events here: they need the site loop)."""
     if not params.stateless:
         raise NotStatelessError(
             "hysteresis, delays, dwell times or a ramp limit need the site loop"
@@ -133,6 +136,7 @@ def fast_replay(
         hedges=hedges,
         pool_fee=params.pool_fee,
         adders_usd_per_mwh=params.adders_usd_per_mwh,
+        grid=grid,
     )
     return IntervalTable(
         inputs=inputs,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from controller.accounting.grid_revenue import GridProgram
 from controller.accounting.instruments import (
     FixedPpa,
     HashrateForward,
@@ -30,6 +31,8 @@ class SiteModel:
     # Each miner's draw asleep (W); None: not known, taken as 0. Only the measured draw
     # (grid compliance, ``draw_mw``) counts it: the plans and the P&L take off as 0 W.
     sleep_w: FloatArray | None = field(default=None, compare=False)
+    # Capacity awards and 4CP credits: settled, never deciding (docs/economics.md).
+    grid: tuple[GridProgram, ...] = ()
 
     def draw_mw(self, point: IntArray) -> float:
         """What the fleet draws at ``point`` (MW), sleeping miners' draw included: what the

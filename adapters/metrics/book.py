@@ -9,7 +9,13 @@ from adapters.metrics.table import MONEY
 from controller.records import COMPONENTS, IntervalRecord
 
 #: Components whose positive values are money out of the site (the rest are money in).
-_COSTS = {"power_cost_usd", "call_payout_usd", "contract_energy_usd", "spot_energy_usd"}
+_COSTS = {
+    "power_cost_usd",
+    "call_payout_usd",
+    "contract_energy_usd",
+    "spot_energy_usd",
+    "nonperformance_penalty_usd",
+}
 
 
 class PnlBook:

@@ -39,6 +39,11 @@ INSTRUMENT_COMPONENTS = (
     "resale_revenue_usd",
     "spot_energy_usd",
     "swap_settlement_usd",
+    # Grid programs (controller.accounting.grid_revenue.GRID_COMPONENTS).
+    "capacity_payment_usd",
+    "deployment_energy_usd",
+    "nonperformance_penalty_usd",
+    "avoided_transmission_usd",
 )
 
 METRICS: tuple[MetricSpec, ...] = (

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from controller.accounting.settlement import IntervalInputs, settle, settle_down
+from controller.decision.overrides import Override
 from controller.domain import EpochS, FloatArray, Reading
 from controller.records import IntervalRecord
 from controller.site_model import SiteModel
@@ -34,6 +35,7 @@ def settlement_terms(site: SiteModel) -> tuple[object, ...]:
         site.params.pool_fee,
         site.params.adders_usd_per_mwh,
         site.fleet.nominal_mw,
+        site.grid,
     )
 
 
@@ -74,6 +76,7 @@ class _Open:
     curtailed: int
     model_mwh: FloatArray = field(default_factory=lambda: np.zeros(0))
     model_ph_h: FloatArray = field(default_factory=lambda: np.zeros(0))
+    overrides: tuple[Override, ...] = ()  # in force at the open: deployments, 4CP windows
 
 
 class IntervalAccumulator:
@@ -147,8 +150,11 @@ class IntervalAccumulator:
         opportunity_cost: float | None,
         running: int,
         curtailed: int,
+        overrides: tuple[Override, ...] = (),
     ) -> IntervalRecord | None:
         """Start an interval at ``now`` (the load must already be set from ``now``).
+
+        ``overrides`` are the ones active at ``now``; a change closes the interval (its key).
 
         Returns the ``down`` interval from where the ledger ended, on a run's first open.
         """
@@ -164,6 +170,7 @@ class IntervalAccumulator:
             curtailed,
             model_mwh=np.zeros_like(self._load_mw),
             model_ph_h=np.zeros_like(self._load_ph),
+            overrides=overrides,
         )
         return down
 
@@ -199,6 +206,8 @@ class IntervalAccumulator:
             hedges=site.hedges,
             pool_fee=site.params.pool_fee,
             adders_usd_per_mwh=site.params.adders_usd_per_mwh,
+            grid=site.grid,
+            events=interval.overrides,
         )
         return IntervalRecord(
             site_id=site.site_id,

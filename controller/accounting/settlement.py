@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from controller.accounting.grid_revenue import GridProgram, grid_net_usd, settle_grid
 from controller.accounting.instruments import (
     HashrateForward,
     Hedge,
@@ -25,6 +26,7 @@ from controller.accounting.supply_stack import (
     mean_quantity_mw,
     settle_stack,
 )
+from controller.decision.overrides import Override
 from controller.domain import FloatArray
 
 
@@ -74,8 +76,15 @@ def settle(
     hedges: tuple[Hedge, ...],
     pool_fee: float,
     adders_usd_per_mwh: float = 0.0,
+    grid: tuple[GridProgram, ...] = (),
+    events: tuple[Override, ...] = (),
 ) -> Settlement:
-    """Settle every interval. Pure; vectorised over intervals."""
+    """Settle every interval. Pure; vectorised over intervals.
+
+    ``grid`` are the site's grid programs and ``events`` the overrides in force (their
+    deployments and 4CP windows): their flows go to ``by_instrument`` and into ``net_usd``
+    (``controller.accounting.grid_revenue``).
+    """
     dt_h = inputs.dt_h
     price = inputs.price_usd_per_mwh
     q = inputs.running_mw
@@ -131,7 +140,16 @@ def settle(
                 cost = cost - swap
                 by_instrument.append((hedge.id, "swap_settlement_usd", swap))
 
-    net = mining + resale + premium - payout + forward - cost
+    grid_flows = settle_grid(
+        grid,
+        events,
+        start=inputs.start,
+        end=inputs.end,
+        running_mw=q,
+        nominal_mw=inputs.nominal_mw,
+    )
+    by_instrument += grid_flows
+    net = mining + resale + premium - payout + forward - cost + grid_net_usd(grid_flows, q.size)
     return Settlement(
         mined_mwh=mined_mwh,
         curtailed_mwh=curtailed_mwh,

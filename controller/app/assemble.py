@@ -35,6 +35,7 @@ def site_model(site: SiteConfig) -> SiteModel:
         site.supply_contract(),
         site.hedge_book(),
         sleep_w=site.sleep_power_w(),
+        grid=site.grid_book(),
     )
 
 

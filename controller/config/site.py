@@ -20,6 +20,7 @@ from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.simulated import SimulatedDriverConfig
 from adapters.sharding.config import ShardingConfig
+from controller.accounting.grid_revenue import GridProgram
 from controller.accounting.instruments import Hedge, Supply
 from controller.catalog import DEFAULT_SLEEP_FRACTION, NAMEPLATES, SLEEP_POWER_W
 from controller.config.adapters import DriverConfig, FeedConfig
@@ -30,6 +31,7 @@ from controller.config.contracts import (
     supply_contract,
     unique,
 )
+from controller.config.grid import CapacityAwardConfig, GridProgramConfig, grid_book
 from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.curves.fit import FitParams
 from controller.decision.policy import PolicyParams
@@ -201,6 +203,8 @@ class SiteConfig(Strict):
     miners: Annotated[tuple[MinerGroup, ...], NonEmpty, Field(max_length=MAX_GROUPS)]
     supply: SupplyConfig
     hedges: tuple[HedgeConfig, ...] = Field(default=(), max_length=MAX_HEDGES)
+    # Capacity awards and 4CP credits: settled and reported, never deciding.
+    grid_programs: tuple[GridProgramConfig, ...] = Field(default=(), max_length=MAX_HEDGES)
     policy: PolicyConfig = PolicyConfig()
     failsafe: FailSafeConfig = FailSafeConfig()
     mqtt: MqttBrokerConfig | None = None  # status and commands; default: an MQTT feed's broker
@@ -221,7 +225,21 @@ class SiteConfig(Strict):
     @model_validator(mode="after")
     def _unique_hedge_ids(self) -> SiteConfig:
         unique("hedge ids", [h.id for h in self.hedges])
+        # Grid programs book flows under their ids beside the hedges': one namespace.
+        unique("hedge and grid program ids", [*(h.id for h in self.hedges), *self.grid_ids()])
         return self
+
+    def grid_ids(self) -> list[str]:
+        """The grid programs' ids."""
+        return [g.id for g in self.grid_programs]
+
+    def award_ids(self) -> set[str]:
+        """The capacity awards' ids (what a grid event's ``award`` may name)."""
+        return {g.id for g in self.grid_programs if isinstance(g, CapacityAwardConfig)}
+
+    def grid_book(self) -> tuple[GridProgram, ...]:
+        """The grid programs as core values."""
+        return grid_book(self.grid_programs)
 
     @model_validator(mode="after")
     def _plausible_fleet(self) -> SiteConfig:

@@ -229,6 +229,7 @@ class SiteLoop:
                 opportunity_cost=plan.opportunity_cost_usd_per_mwh,
                 running=int((after.point > OFF).sum()),
                 curtailed=int((after.point == OFF).sum()),
+                overrides=tuple(o for o in self.overrides.current(now) if o.active(now)),
             )
             self._book(down)
         self._flush_ledger()

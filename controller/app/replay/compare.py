@@ -259,6 +259,7 @@ def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) ->
             hashprice=inputs.hashprice,
             start=inputs.start,
             end=inputs.end,
+            grid=m.grid,
         )
     except NotStatelessError as exc:
         raise ReplayError(f"compare runs on the fast path only: {exc}") from None

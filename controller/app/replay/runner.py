@@ -127,6 +127,7 @@ def prepare(
         params=site.policy_params(),
         supply=site.supply_contract(),
         hedges=site.hedge_book(),
+        grid=site.grid_book(),
     )
     return ReplayInputs(loaded, site, model, price, hashprice, t_start, t_end, cfg.daemon.cycle_s)
 
@@ -170,6 +171,7 @@ def run_fast(inputs: ReplayInputs, fleet: FleetSpec | None = None) -> IntervalTa
         hashprice=inputs.hashprice,
         start=inputs.start,
         end=inputs.end,
+        grid=m.grid,
     )
 
 
@@ -285,6 +287,7 @@ def with_fleet_size(inputs: ReplayInputs, miners: int) -> ReplayInputs:
         params=inputs.model.params,
         supply=inputs.model.supply,
         hedges=inputs.model.hedges,
+        grid=inputs.model.grid,
     )
     return replace(inputs, site=scaled, model=model)
 
