@@ -26,6 +26,7 @@ from controller.app.replay.summary import format_summary
 from controller.config import load_config
 from controller.config.grid import CapacityAwardConfig
 from controller.config.load import HashsparkConfig
+from controller.config.plausibility import contract_warnings
 from controller.decision.overrides import Override
 from controller.decision.policy import PolicyParams
 from controller.domain import FleetSpec, Reading
@@ -305,3 +306,14 @@ def test_a_demand_response_command_names_the_award_it_deploys() -> None:
     assert override is not None
     assert override.award == "ers-aug"
     assert from_json(to_json(override)) == override  # restored after a restart
+
+
+def test_an_award_larger_than_the_fleet_is_warned_about() -> None:
+    doc = load_config(ERS).config.model_dump(mode="json")
+    assert contract_warnings(HashsparkConfig.model_validate(doc)) == []
+    doc["sites"][0]["grid_programs"][0]["shape"]["blocks"][0]["quantity_mw"] = 15.0
+    (line,) = contract_warnings(HashsparkConfig.model_validate(doc))
+    assert line == (
+        "sites[0].grid_programs[0] (ers-aug): a capacity award of 15 MW, larger than the "
+        "fleet's 3.24 MW nominal"
+    )
