@@ -14,22 +14,27 @@ from prometheus_client import CollectorRegistry, generate_latest
 from adapters.control.apply import to_override
 from adapters.control.commands import _COMMAND
 from adapters.control.persist import from_json, to_json
+from adapters.ledger.memory import MemoryLedger
 from adapters.ledger.sqlite import SqliteLedger
 from adapters.metrics.book import PnlBook
 from adapters.metrics.collector import Metrics
+from adapters.miners.simulated import InProcessFleet
 from controller.accounting.accrual import IntervalAccumulator
 from controller.accounting.grid_revenue import CapacityAward, FourCpCredit, settle_grid
 from controller.accounting.instruments import SpotSupply
 from controller.accounting.settlement import IntervalInputs, settle
+from controller.app.assemble import assemble
 from controller.app.replay.runner import prepare, replay
 from controller.app.replay.summary import format_summary
+from controller.catalog import SLEEP_POWER_W
 from controller.config import load_config
 from controller.config.grid import CapacityAwardConfig
 from controller.config.load import HashsparkConfig
 from controller.config.plausibility import contract_warnings
 from controller.decision.overrides import Override
 from controller.decision.policy import PolicyParams
-from controller.domain import FleetSpec, Reading
+from controller.domain import EpochS, FleetSpec, Reading, build_fleet
+from controller.runtime.clocks.simulated import SimulatedClock
 from controller.runtime.config_base import ConfigError
 from controller.site_model import SiteModel
 
@@ -317,3 +322,82 @@ def test_an_award_larger_than_the_fleet_is_warned_about() -> None:
         "sites[0].grid_programs[0] (ers-aug): a capacity award of 15 MW, larger than the "
         "fleet's 3.24 MW nominal"
     )
+
+
+class _Fixed:
+    def __init__(self, value: float) -> None:
+        self.name = "fixed"
+        self._value = value
+
+    def latest(self, now: EpochS) -> Reading | None:
+        return Reading(self._value, now, "fixed")
+
+    def next_change_after(self, now: EpochS) -> EpochS | None:
+        return None
+
+
+async def _deployed_hour(sleep_w: float | None) -> dict[tuple[str, str], float]:
+    """Three S19j Pro under a cap with room for two and 10 W, deploying an award, for one
+    hour on the site loop: the award's flows as the ledger holds them."""
+    t0 = 1_750_000_000.0
+    fleet = build_fleet([("Antminer S19j Pro", 3, [(104.0, 3068.0)])])
+    clock = SimulatedClock(t0)
+    ledger = MemoryLedger()
+    award = CapacityAward("ers", "ERS", 0.003, 10.0, penalty_usd_per_mwh=100.0)
+    sleep = None if sleep_w is None else np.full(3, sleep_w)
+    loop = assemble(
+        SiteModel(
+            "s",
+            fleet,
+            PolicyParams(supply=SpotSupply()),
+            SpotSupply(),
+            (),
+            sleep_w=sleep,
+            grid=(award,),
+        ),
+        clock=clock,
+        price_feed=_Fixed(20.0),
+        hashprice_feed=_Fixed(55.0),
+        driver=InProcessFleet(fleet, clock),
+        ledger=ledger,
+        cycle_s=60,
+    )
+    cap_mw = (2 * 3068.0 + 10.0) / 1e6
+    loop.overrides.add(Override("dr", "demand_response", t0, t0 + 3600, cap_mw, award="ers"))
+    await loop.run(until=t0 + 3600)
+    flows: dict[tuple[str, str], float] = {}
+    for record in ledger.records:
+        for i, c, usd in record.instruments:
+            flows[i, c] = flows.get((i, c), 0.0) + usd
+    return flows
+
+
+async def test_the_books_measure_a_deployment_on_the_meter_as_the_live_gauge_does() -> None:
+    # Without a sleep figure the two running miners comply: an hour of 0.003 MW at 10.
+    met = await _deployed_hour(None)
+    assert met[("ers", "capacity_payment_usd")] == pytest.approx(0.03, abs=1e-12)
+    assert met[("ers", "nonperformance_penalty_usd")] == 0.0
+    # The sleeping miner's 22 W puts the meter 12 W over the cap: the payment is forfeited
+    # and 12 W for an hour is charged at 100 USD/MWh.
+    missed = await _deployed_hour(SLEEP_POWER_W["Antminer S19j Pro"])
+    assert missed[("ers", "capacity_payment_usd")] == 0.0
+    assert missed[("ers", "nonperformance_penalty_usd")] == pytest.approx(100.0 * 12e-6, abs=1e-12)
+
+
+def test_a_base_point_deployment_complies_within_its_band() -> None:
+    award = CapacityAward("clr", "ECRS", 1.0, 10.0, penalty_usd_per_mwh=100.0)
+    # Target 1.0 MW within 0.05: 0.97 complies, 0.90 is 0.05 MW short, 1.10 0.05 MW over.
+    bp = Override("bp", "base_point", 0.0, 3 * Q, 1.0, tolerance_mw=0.05, award="clr")
+    inputs = _inputs([0.97, 0.90, 1.10])
+    got = _flows(
+        settle_grid(
+            (award,),
+            (bp,),
+            start=inputs.start,
+            end=inputs.end,
+            running_mw=inputs.running_mw,
+            nominal_mw=3.0,
+        )
+    )
+    assert got[("clr", "capacity_payment_usd")] == [2.5, 0.0, 0.0]
+    assert got[("clr", "nonperformance_penalty_usd")] == [0.0, 1.25, 1.25]  # 0.05 x 0.25 x 100

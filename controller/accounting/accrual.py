@@ -77,6 +77,7 @@ class _Open:
     model_mwh: FloatArray = field(default_factory=lambda: np.zeros(0))
     model_ph_h: FloatArray = field(default_factory=lambda: np.zeros(0))
     overrides: tuple[Override, ...] = ()  # in force at the open: deployments, 4CP windows
+    metered_mwh: float = 0.0  # what the meter saw: running load plus sleeping miners' draw
 
 
 class IntervalAccumulator:
@@ -87,6 +88,7 @@ class IntervalAccumulator:
         n_models = len(site.fleet.model_names)
         self._load_mw = np.zeros(n_models)
         self._load_ph = np.zeros(n_models)
+        self._draw_mw = 0.0
         self._load_since: EpochS | None = None
         self._open: _Open | None = None
         self._down_from: EpochS | None = None
@@ -114,6 +116,7 @@ class IntervalAccumulator:
             start=max(at, interval.start),
             model_mwh=np.zeros_like(self._load_mw),
             model_ph_h=np.zeros_like(self._load_ph),
+            metered_mwh=0.0,
         )
         return record
 
@@ -122,11 +125,15 @@ class IntervalAccumulator:
         """Identity of the open interval's inputs, or None."""
         return None if self._open is None else self._open.key
 
-    def set_load(self, model_mw: FloatArray, model_ph: FloatArray, now: EpochS) -> None:
-        """The fleet's load from ``now`` on, per model (MW, PH/s)."""
+    def set_load(
+        self, model_mw: FloatArray, model_ph: FloatArray, now: EpochS, draw_mw: float | None = None
+    ) -> None:
+        """The fleet's load from ``now`` on, per model (MW, PH/s); ``draw_mw`` is what the
+        meter reads (sleeping miners included), by default the running load."""
         self.accrue(now)
         self._load_mw = model_mw
         self._load_ph = model_ph
+        self._draw_mw = float(model_mw.sum()) if draw_mw is None else draw_mw
         self._load_since = now
 
     def accrue(self, now: EpochS) -> None:
@@ -137,6 +144,7 @@ class IntervalAccumulator:
             dt_h = (now - self._load_since) / 3600.0
             self._open.model_mwh = self._open.model_mwh + self._load_mw * dt_h
             self._open.model_ph_h = self._open.model_ph_h + self._load_ph * dt_h
+            self._open.metered_mwh += self._draw_mw * dt_h
         self._load_since = now
 
     def open(
@@ -208,6 +216,7 @@ class IntervalAccumulator:
             adders_usd_per_mwh=site.params.adders_usd_per_mwh,
             grid=site.grid,
             events=interval.overrides,
+            metered_mw=np.array([interval.metered_mwh / dt_h]),
         )
         return IntervalRecord(
             site_id=site.site_id,

@@ -6,11 +6,13 @@ Conventions (docs/economics.md, "Grid revenue"; ECONOMICS.md says nothing on gri
   awarded per hour of its delivery blocks (``quantity``: flat, shaped by hours or scheduled,
   as a tranche's) inside its term: ``K_cap * Q_award * dt_h``.
 - An override whose ``award`` names the award is a **deployment**. From its deadline on it is
-  measured: the interval complies when its average load is at most the override's cap. A
+  measured: the interval complies when its average metered load (sleeping miners' draw
+  included, as the live compliance gauge counts it) is at most the override's cap (a base
+  point: within its tolerance of the target). A
   compliant deployed hour pays ``deployment_price_usd_per_mwh`` on the awarded MWh (default 0:
   the curtailed energy's value is already in the resale or the spot power not bought). A
   non-compliant one forfeits that interval's capacity payment and is charged
-  ``penalty_usd_per_mwh`` on the MWh above the cap.
+  ``penalty_usd_per_mwh`` on the MWh above the cap (outside a base point's band).
 - A **4CP credit** books, while a ``peak_window`` override is active, the estimated avoided
   transmission charge ``rate_usd_per_mw_year / 4 / windows_per_peak * (nominal - load) * h / H``
   (``H`` the window's length): the site's reduction averaged over the window, one quarter of
@@ -71,6 +73,14 @@ def _overlap(o: Override, t0: FloatArray, t1: FloatArray, from_: EpochS) -> Floa
     return active_fraction(max(o.start, from_), o.end, t0, t1)
 
 
+def _miss_mw(o: Override, cap_mw: float, load_mw: FloatArray) -> FloatArray:
+    """How far the load is outside what ``o`` asks (MW): above a cap, or outside a base
+    point's tolerance band; 0 when it complies (``Override.compliant``)."""
+    if o.kind == "base_point":
+        return np.maximum(np.abs(load_mw - cap_mw) - o.tolerance_mw, 0.0)
+    return np.maximum(load_mw - cap_mw, 0.0)
+
+
 def settle_grid(
     programs: tuple[GridProgram, ...],
     overrides: tuple[Override, ...],
@@ -80,7 +90,10 @@ def settle_grid(
     running_mw: FloatArray,
     nominal_mw: float,
 ) -> tuple[tuple[str, str, FloatArray], ...]:
-    """Each grid program's flows per interval: (program id, component, USD). Pure; vectorised."""
+    """Each grid program's flows per interval: (program id, component, USD). Pure; vectorised.
+
+    ``running_mw`` is the load the grid measures: the meter's, sleeping miners included.
+    """
     dt_h = np.asarray((end - start) / 3600.0, dtype=np.float64)
     flows: list[tuple[str, str, FloatArray]] = []
     for prog in programs:
@@ -96,7 +109,8 @@ def settle_grid(
                     if o.award != prog.id or cap is None:
                         continue
                     measured = _overlap(o, start, end, o.deadline or o.start)
-                    ok = running_mw <= cap + 1e-9
+                    miss_mw = _miss_mw(o, cap, running_mw)
+                    ok = miss_mw <= 1e-9
                     on = measured > 0
                     energy += np.where(on & ok, prog.deployment_price_usd_per_mwh, 0.0) * (
                         awarded * measured
@@ -104,7 +118,7 @@ def settle_grid(
                     payment = np.where(on & ~ok, 0.0, payment)
                     penalty += np.where(
                         on & ~ok,
-                        prog.penalty_usd_per_mwh * (running_mw - cap) * dt_h * measured,
+                        prog.penalty_usd_per_mwh * miss_mw * dt_h * measured,
                         0.0,
                     )
                 flows += [

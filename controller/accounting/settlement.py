@@ -78,12 +78,14 @@ def settle(
     adders_usd_per_mwh: float = 0.0,
     grid: tuple[GridProgram, ...] = (),
     events: tuple[Override, ...] = (),
+    metered_mw: FloatArray | None = None,
 ) -> Settlement:
     """Settle every interval. Pure; vectorised over intervals.
 
     ``grid`` are the site's grid programs and ``events`` the overrides in force (their
     deployments and 4CP windows): their flows go to ``by_instrument`` and into ``net_usd``
-    (``controller.accounting.grid_revenue``).
+    (``controller.accounting.grid_revenue``), measured on ``metered_mw`` (what the site's
+    meter read, sleeping miners included; by default the running load).
     """
     dt_h = inputs.dt_h
     price = inputs.price_usd_per_mwh
@@ -145,7 +147,7 @@ def settle(
         events,
         start=inputs.start,
         end=inputs.end,
-        running_mw=q,
+        running_mw=q if metered_mw is None else metered_mw,
         nominal_mw=inputs.nominal_mw,
     )
     by_instrument += grid_flows

@@ -215,7 +215,12 @@ class SiteLoop:
         report = _merged(earlier, ended)
         fleet = self.site.fleet
         model_mw = fleet.power_at(after.point) @ self._onehot / 1e6
-        self._accrual.set_load(model_mw, fleet.hashrate_at(after.point) @ self._onehot / 1e3, now)
+        self._accrual.set_load(
+            model_mw,
+            fleet.hashrate_at(after.point) @ self._onehot / 1e3,
+            now,
+            draw_mw=self.site.draw_mw(after.point),
+        )
 
         if self._accrual.open_key is None and key is not None:
             assert snapshot.price is not None
@@ -488,7 +493,10 @@ class SiteLoop:
             observed = await self._driver.observe()
             fleet_mw = fleet.power_at(observed.point) @ self._onehot / 1e6
             self._accrual.set_load(
-                fleet_mw, fleet.hashrate_at(observed.point) @ self._onehot / 1e3, self._clock.now()
+                fleet_mw,
+                fleet.hashrate_at(observed.point) @ self._onehot / 1e3,
+                self._clock.now(),
+                draw_mw=self.site.draw_mw(observed.point),
             )
         self.finish(self._clock.now())
         await self._publish_final(observed)
