@@ -325,20 +325,27 @@ def test_an_award_larger_than_the_fleet_is_warned_about() -> None:
 
 
 class _Fixed:
-    def __init__(self, value: float) -> None:
+    """One observation, made at ``at``, that holds (the site loop's intervals then split
+    only where something else changes)."""
+
+    def __init__(self, value: float, at: EpochS) -> None:
         self.name = "fixed"
         self._value = value
+        self._at = at
 
     def latest(self, now: EpochS) -> Reading | None:
-        return Reading(self._value, now, "fixed")
+        return Reading(self._value, self._at, "fixed")
 
     def next_change_after(self, now: EpochS) -> EpochS | None:
         return None
 
 
-async def _deployed_hour(sleep_w: float | None) -> dict[tuple[str, str], float]:
+async def _deployed_hour(
+    sleep_w: float | None, award_id: str | None = "ers", deadline_s: float | None = None
+) -> tuple[dict[tuple[str, str], float], list[float]]:
     """Three S19j Pro under a cap with room for two and 10 W, deploying an award, for one
-    hour on the site loop: the award's flows as the ledger holds them."""
+    hour on the site loop: the award's flows as the ledger holds them, and the intervals'
+    ends (s after the start)."""
     t0 = 1_750_000_000.0
     fleet = build_fleet([("Antminer S19j Pro", 3, [(104.0, 3068.0)])])
     clock = SimulatedClock(t0)
@@ -349,37 +356,40 @@ async def _deployed_hour(sleep_w: float | None) -> dict[tuple[str, str], float]:
         SiteModel(
             "s",
             fleet,
-            PolicyParams(supply=SpotSupply()),
+            PolicyParams(supply=SpotSupply(), price_max_age_s=7200, hashprice_max_age_s=7200),
             SpotSupply(),
             (),
             sleep_w=sleep,
             grid=(award,),
         ),
         clock=clock,
-        price_feed=_Fixed(20.0),
-        hashprice_feed=_Fixed(55.0),
+        price_feed=_Fixed(20.0, t0),
+        hashprice_feed=_Fixed(55.0, t0),
         driver=InProcessFleet(fleet, clock),
         ledger=ledger,
         cycle_s=60,
     )
     cap_mw = (2 * 3068.0 + 10.0) / 1e6
-    loop.overrides.add(Override("dr", "demand_response", t0, t0 + 3600, cap_mw, award="ers"))
+    deadline = None if deadline_s is None else t0 + deadline_s
+    loop.overrides.add(
+        Override("dr", "demand_response", t0, t0 + 3600, cap_mw, deadline=deadline, award=award_id)
+    )
     await loop.run(until=t0 + 3600)
     flows: dict[tuple[str, str], float] = {}
     for record in ledger.records:
         for i, c, usd in record.instruments:
             flows[i, c] = flows.get((i, c), 0.0) + usd
-    return flows
+    return flows, [r.end - t0 for r in ledger.records]
 
 
 async def test_the_books_measure_a_deployment_on_the_meter_as_the_live_gauge_does() -> None:
     # Without a sleep figure the two running miners comply: an hour of 0.003 MW at 10.
-    met = await _deployed_hour(None)
+    met, _ = await _deployed_hour(None)
     assert met[("ers", "capacity_payment_usd")] == pytest.approx(0.03, abs=1e-12)
     assert met[("ers", "nonperformance_penalty_usd")] == 0.0
     # The sleeping miner's 22 W puts the meter 12 W over the cap: the payment is forfeited
     # and 12 W for an hour is charged at 100 USD/MWh.
-    missed = await _deployed_hour(SLEEP_POWER_W["Antminer S19j Pro"])
+    missed, _ = await _deployed_hour(SLEEP_POWER_W["Antminer S19j Pro"])
     assert missed[("ers", "capacity_payment_usd")] == 0.0
     assert missed[("ers", "nonperformance_penalty_usd")] == pytest.approx(100.0 * 12e-6, abs=1e-12)
 
@@ -401,3 +411,18 @@ def test_a_base_point_deployment_complies_within_its_band() -> None:
     )
     assert got[("clr", "capacity_payment_usd")] == [2.5, 0.0, 0.0]
     assert got[("clr", "nonperformance_penalty_usd")] == [0.0, 1.25, 1.25]  # 0.05 x 0.25 x 100
+
+
+async def test_a_deployment_closes_the_interval_at_its_deadline() -> None:
+    # Measured from the deadline on: the interval before it is not judged on the load the
+    # site was still shedding. Without an award nothing is measured, and nothing splits.
+    sleep = SLEEP_POWER_W["Antminer S19j Pro"]
+    flows, ends = await _deployed_hour(sleep, deadline_s=600.0)
+    assert ends == [600.0, 3600.0]
+    # Before the deadline the 0.003 MW award is paid (600 s); after it, forfeited.
+    assert flows[("ers", "capacity_payment_usd")] == pytest.approx(0.03 / 6, abs=1e-12)
+    assert flows[("ers", "nonperformance_penalty_usd")] == pytest.approx(
+        100.0 * 12e-6 * 3000 / 3600, abs=1e-12
+    )
+    _, plain_ends = await _deployed_hour(sleep, award_id=None, deadline_s=600.0)
+    assert plain_ends == [3600.0]

@@ -664,7 +664,15 @@ class SiteLoop:
         assert hp_dl is not None
         # A grid program starting or ending also closes the interval, so that compliance
         # can be read from the ledger interval by interval.
-        active = tuple(sorted(o.id for o in self.overrides.current(now) if o.active(now)))
+        # A capacity award's deployment is measured from its deadline: that closes one too.
+        active = tuple(
+            sorted(
+                o.id
+                + (":measured" if o.award and o.deadline is not None and now >= o.deadline else "")
+                for o in self.overrides.current(now)
+                if o.active(now)
+            )
+        )
         # So does a contract tranche's quantity changing (a 5x16 block starting, ...).
         quantities = quantities_at(as_stack(self.site.supply), now)
         return (
