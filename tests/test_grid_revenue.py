@@ -284,6 +284,19 @@ def test_both_engines_book_a_capacity_award_alike() -> None:
     np.testing.assert_allclose(fast.settlement.net_usd, loop.settlement.net_usd, atol=1e-6)
     # Tuesday and Wednesday, 12 hours each: 2 x 12 x 0.8 MW x 9.5 USD/MW-h.
     assert float(flows["fast"].sum()) == pytest.approx(2 * 12 * 0.8 * 9.5, abs=1e-9)
+    # An award obliges availability; it does not change what the site runs.
+    without = replay(
+        prepare(
+            loaded,
+            start=datetime(2024, 8, 19, tzinfo=UTC),
+            end=datetime(2024, 8, 22, tzinfo=UTC),
+        ),
+        engine="fast",
+    ).table
+    np.testing.assert_array_equal(without.model_running_mw, fast.model_running_mw)
+    np.testing.assert_allclose(
+        fast.settlement.net_usd - without.settlement.net_usd, flows["fast"], rtol=0, atol=1e-9
+    )
 
 
 def test_a_grid_event_naming_no_award_stops_at_start(tmp_path: Path) -> None:
