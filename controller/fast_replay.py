@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from controller.accounting.grid_revenue import GridProgram
 from controller.accounting.instruments import Hedge, Supply, as_stack
 from controller.accounting.pool_payout import committed_rate, committed_th
 from controller.accounting.settlement import IntervalInputs, settle
@@ -79,12 +80,14 @@ def fast_replay(
     start: EpochS,
     end: EpochS,
     day_ahead: Recording | None = None,
+    grid: tuple[GridProgram, ...] = (),
 ) -> IntervalTable:
     """Decide and settle every interval of ``[start, end)`` at once.
 
     ``day_ahead`` (USD/MWh) is what options settled on day-ahead prices read; it never
     enters the decision. Its hourly changes fall on the real-time grid's boundaries in the
     ERCOT recording; elsewhere each interval takes the day-ahead price holding at its start.
+    ``grid``'s capacity awards are settled (no grid events here: they need the site loop).
     """
     if not params.stateless:
         raise NotStatelessError(
@@ -144,6 +147,7 @@ def fast_replay(
         hedges=hedges,
         pool_fee=params.pool_fee,
         adders_usd_per_mwh=params.adders_usd_per_mwh,
+        grid=grid,
     )
     return IntervalTable(
         inputs=inputs,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from controller.accounting.grid_revenue import GridProgram
 from controller.accounting.instruments import (
     FixedPpa,
     HashrateForward,
@@ -33,6 +34,8 @@ class SiteModel:
     sleep_w: FloatArray | None = field(default=None, compare=False)
     # How often one miner may be commanded, and backoff after failures (paced by default).
     pacing: PacingParams = field(default_factory=PacingParams)
+    # Capacity awards and 4CP credits: settled, never deciding (docs/economics.md).
+    grid: tuple[GridProgram, ...] = ()
 
     def draw_mw(self, point: IntArray) -> float:
         """What the fleet draws at ``point`` (MW), sleeping miners' draw included: what the

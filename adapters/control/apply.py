@@ -38,7 +38,7 @@ def to_override(cmd: Command, now: EpochS) -> Override | None:
             )
         case ForceResume(until=until):
             return Override(cmd.id, "force_resume", now, until.timestamp(), issued_by=cmd.issued_by)
-        case DemandResponse(max_mw=max_mw, deadline=deadline, end=end):
+        case DemandResponse(max_mw=max_mw, deadline=deadline, end=end, award=award):
             # Act at once: the deadline is when the grid measures, not when to start.
             return Override(
                 cmd.id,
@@ -48,14 +48,22 @@ def to_override(cmd: Command, now: EpochS) -> Override | None:
                 max_mw,
                 cmd.issued_by,
                 deadline=deadline.timestamp(),
+                award=award,
             )
         case PeakWindow(start=start, end=end, max_mw=max_mw):
             return Override(
                 cmd.id, "peak_window", start.timestamp(), end.timestamp(), max_mw, cmd.issued_by
             )
-        case BasePoint(mw=mw, tolerance_mw=tol, until=until):
+        case BasePoint(mw=mw, tolerance_mw=tol, until=until, award=award):
             return Override(
-                cmd.id, "base_point", now, until.timestamp(), mw, cmd.issued_by, tolerance_mw=tol
+                cmd.id,
+                "base_point",
+                now,
+                until.timestamp(),
+                mw,
+                cmd.issued_by,
+                tolerance_mw=tol,
+                award=award,
             )
         case Clear() | ListCommands():
             return None

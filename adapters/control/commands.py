@@ -95,6 +95,7 @@ class DemandResponse(_Command):
     max_mw: float = Field(ge=0, allow_inf_nan=False)
     deadline: AwareDatetime
     end: AwareDatetime
+    award: str | None = Field(default=None, pattern=_ID)  # the capacity award deployed
 
 
 class PeakWindow(_Command):
@@ -113,6 +114,7 @@ class BasePoint(_Command):
     mw: float = Field(ge=0, allow_inf_nan=False)
     tolerance_mw: float = Field(ge=0, allow_inf_nan=False)
     until: AwareDatetime
+    award: str | None = Field(default=None, pattern=_ID)  # the capacity award deployed
 
 
 class Clear(_Command):

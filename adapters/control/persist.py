@@ -49,6 +49,8 @@ def from_json(doc: object) -> Override:
             raise ValueError(f"{name} is not a number")
     if not isinstance(override.id, str) or not isinstance(override.issued_by, str):
         raise ValueError("id and issued_by must be strings")
+    if override.award is not None and not isinstance(override.award, str):
+        raise ValueError("award must be a string")
     return override
 
 

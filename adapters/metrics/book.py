@@ -15,6 +15,7 @@ _COSTS = {
     "contract_energy_usd",
     "spot_energy_usd",
     "pool_shortfall_charge_usd",
+    "nonperformance_penalty_usd",
 }
 
 

@@ -46,6 +46,11 @@ INSTRUMENT_COMPONENTS = (
     "pool_shortfall_charge_usd",
     "option_premium_usd",
     "option_payout_usd",
+    # Grid programs (controller.accounting.grid_revenue.GRID_COMPONENTS).
+    "capacity_payment_usd",
+    "deployment_energy_usd",
+    "nonperformance_penalty_usd",
+    "avoided_transmission_usd",
 )
 
 METRICS: tuple[MetricSpec, ...] = (

@@ -17,6 +17,7 @@ import numpy as np
 
 from controller.accounting.options import OptionCarry
 from controller.accounting.settlement import IntervalInputs, settle, settle_down
+from controller.decision.overrides import Override
 from controller.domain import EpochS, FloatArray, Reading
 from controller.records import IntervalRecord
 from controller.site_model import SiteModel
@@ -35,6 +36,7 @@ def settlement_terms(site: SiteModel) -> tuple[object, ...]:
         site.params.pool_fee,
         site.params.adders_usd_per_mwh,
         site.fleet.nominal_mw,
+        site.grid,
     )
 
 
@@ -76,6 +78,8 @@ class _Open:
     day_ahead: float | None = None
     model_mwh: FloatArray = field(default_factory=lambda: np.zeros(0))
     model_ph_h: FloatArray = field(default_factory=lambda: np.zeros(0))
+    overrides: tuple[Override, ...] = ()  # in force at the open: deployments, 4CP windows
+    metered_mwh: float = 0.0  # what the meter saw: running load plus sleeping miners' draw
 
 
 class IntervalAccumulator:
@@ -86,6 +90,7 @@ class IntervalAccumulator:
         n_models = len(site.fleet.model_names)
         self._load_mw = np.zeros(n_models)
         self._load_ph = np.zeros(n_models)
+        self._draw_mw = 0.0
         self._load_since: EpochS | None = None
         self._open: _Open | None = None
         self._down_from: EpochS | None = None
@@ -114,6 +119,7 @@ class IntervalAccumulator:
             start=max(at, interval.start),
             model_mwh=np.zeros_like(self._load_mw),
             model_ph_h=np.zeros_like(self._load_ph),
+            metered_mwh=0.0,
         )
         return record
 
@@ -122,11 +128,15 @@ class IntervalAccumulator:
         """Identity of the open interval's inputs, or None."""
         return None if self._open is None else self._open.key
 
-    def set_load(self, model_mw: FloatArray, model_ph: FloatArray, now: EpochS) -> None:
-        """The fleet's load from ``now`` on, per model (MW, PH/s)."""
+    def set_load(
+        self, model_mw: FloatArray, model_ph: FloatArray, now: EpochS, draw_mw: float | None = None
+    ) -> None:
+        """The fleet's load from ``now`` on, per model (MW, PH/s); ``draw_mw`` is what the
+        meter reads (sleeping miners included), by default the running load."""
         self.accrue(now)
         self._load_mw = model_mw
         self._load_ph = model_ph
+        self._draw_mw = float(model_mw.sum()) if draw_mw is None else draw_mw
         self._load_since = now
 
     def accrue(self, now: EpochS) -> None:
@@ -137,6 +147,7 @@ class IntervalAccumulator:
             dt_h = (now - self._load_since) / 3600.0
             self._open.model_mwh = self._open.model_mwh + self._load_mw * dt_h
             self._open.model_ph_h = self._open.model_ph_h + self._load_ph * dt_h
+            self._open.metered_mwh += self._draw_mw * dt_h
         self._load_since = now
 
     def open(
@@ -151,11 +162,13 @@ class IntervalAccumulator:
         running: int,
         curtailed: int,
         day_ahead: float | None = None,
+        overrides: tuple[Override, ...] = (),
     ) -> IntervalRecord | None:
         """Start an interval at ``now`` (the load must already be set from ``now``).
 
         ``day_ahead`` is the day-ahead price holding at ``now`` (for options settled on it);
-        the interval settles on it throughout, as the fast engine does.
+        the interval settles on it throughout, as the fast engine does. ``overrides`` are the
+        ones active at ``now``; a change closes the interval (its key).
 
         Returns the ``down`` interval from where the ledger ended, on a run's first open.
         """
@@ -172,6 +185,7 @@ class IntervalAccumulator:
             day_ahead,
             model_mwh=np.zeros_like(self._load_mw),
             model_ph_h=np.zeros_like(self._load_ph),
+            overrides=overrides,
         )
         return down
 
@@ -211,6 +225,9 @@ class IntervalAccumulator:
             pool_fee=site.params.pool_fee,
             adders_usd_per_mwh=site.params.adders_usd_per_mwh,
             option_carry=self._option_carry,
+            grid=site.grid,
+            events=interval.overrides,
+            metered_mw=np.array([interval.metered_mwh / dt_h]),
         )
         self._option_carry = result.option_carry
         return IntervalRecord(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from controller.accounting.grid_revenue import GridProgram, grid_net_usd, settle_grid
 from controller.accounting.instruments import (
     HashrateForward,
     Hedge,
@@ -28,6 +29,7 @@ from controller.accounting.supply_stack import (
     mean_quantity_mw,
     settle_stack,
 )
+from controller.decision.overrides import Override
 from controller.domain import FloatArray
 
 
@@ -109,11 +111,18 @@ def settle(
     pool_fee: float,
     adders_usd_per_mwh: float = 0.0,
     option_carry: OptionCarry = (),
+    grid: tuple[GridProgram, ...] = (),
+    events: tuple[Override, ...] = (),
+    metered_mw: FloatArray | None = None,
 ) -> Settlement:
     """Settle every interval. Pure; vectorised over intervals.
 
     ``option_carry`` holds the options' averaging periods left open by the previous call
     (the site loop settles one interval at a time); the result's carries them on.
+    ``grid`` are the site's grid programs and ``events`` the overrides in force (their
+    deployments and 4CP windows): their flows go to ``by_instrument`` and into ``net_usd``
+    (``controller.accounting.grid_revenue``), measured on ``metered_mw`` (what the site's
+    meter read, sleeping miners included; by default the running load).
     """
     dt_h = inputs.dt_h
     price = inputs.price_usd_per_mwh
@@ -190,7 +199,16 @@ def settle(
                     (hedge.id, "option_payout_usd", option_flows.payout_usd),
                 ]
 
-    net = mining + resale + premium - payout + forward - cost
+    grid_flows = settle_grid(
+        grid,
+        events,
+        start=inputs.start,
+        end=inputs.end,
+        running_mw=q if metered_mw is None else metered_mw,
+        nominal_mw=inputs.nominal_mw,
+    )
+    by_instrument += grid_flows
+    net = mining + resale + premium - payout + forward - cost + grid_net_usd(grid_flows, q.size)
     return Settlement(
         mined_mwh=mined_mwh,
         curtailed_mwh=curtailed_mwh,

@@ -37,6 +37,7 @@ def site_model(site: SiteConfig) -> SiteModel:
         site.hedge_book(),
         sleep_w=site.sleep_power_w(),
         pacing=site.pacing_params(),
+        grid=site.grid_book(),
     )
 
 

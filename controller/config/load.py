@@ -80,6 +80,19 @@ class HashsparkConfig(Strict):
         unique("site ids", [s.id for s in self.sites])
         return self
 
+    @model_validator(mode="after")
+    def _awards_exist(self) -> HashsparkConfig:
+        """A grid event deploys a capacity award some site holds."""
+        awards = set().union(*(s.award_ids() for s in self.sites))
+        for k, event in enumerate(self.scenario.events if self.scenario else ()):
+            if event.award is not None and event.award not in awards:
+                known = ", ".join(sorted(awards)) or "none"
+                raise ValueError(
+                    f"scenario.events[{k}].award {event.award!r} names no capacity award "
+                    f"(known: {known})"
+                )
+        return self
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedConfig:

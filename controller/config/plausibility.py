@@ -13,6 +13,8 @@ them at start-up. One line each, with the key path.
 |  | nominal MW (a smaller PPA is normal: the load above it is bought at spot) |
 | a short call, a capped PPA | the strike is below the PPA's price: exercised, it takes more than |
 |  | reselling the PPA's power brings |
+| a capacity award | its awarded MW (the largest block or entry) exceeds the fleet's nominal |
+|  | MW: the site cannot shed more than it draws |
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from controller.config.contracts import (
     HashrateForwardConfig,
     ShortCallConfig,
 )
+from controller.config.grid import CapacityAwardConfig
 from controller.config.load import HashsparkConfig
 from controller.config.site import SiteConfig
 
@@ -74,4 +77,19 @@ def _site(i: int, site: SiteConfig) -> list[str]:
                 f"{where}: a hashrate forward on {hedge.hashrate_ph:g} PH/s, larger than the "
                 f"fleet's {site_ph:.3g} PH/s nominal"
             )
+    for k, prog in enumerate(site.grid_programs):
+        if isinstance(prog, CapacityAwardConfig) and _peak_mw(prog) > site_mw:
+            out.append(
+                f"sites[{i}].grid_programs[{k}] ({prog.id}): a capacity award of "
+                f"{_peak_mw(prog):g} MW, larger than the fleet's {site_mw:.3g} MW nominal"
+            )
     return out
+
+
+def _peak_mw(award: CapacityAwardConfig) -> float:
+    """The largest MW the award commits in any block or entry."""
+    if award.shape is not None:
+        return max(b.quantity_mw for b in award.shape.blocks)
+    if award.schedule is not None:
+        return max(e.quantity_mw for e in award.schedule)
+    return award.quantity_mw or 0.0

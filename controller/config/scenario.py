@@ -42,6 +42,8 @@ class GridEventConfig(Strict):
     max_mw: float | None = Field(default=None, ge=0, le=MAX_SITE_MW)  # cap, or base point
     deadline: AwareDatetime | None = None  # demand response: when the cap must be met
     tolerance_mw: float = Field(default=0.0, ge=0, le=MAX_SITE_MW)  # base point
+    # The site's capacity award this event deploys (grid revenue), by id.
+    award: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     @model_validator(mode="after")
     def _consistent(self) -> GridEventConfig:
@@ -62,6 +64,7 @@ class GridEventConfig(Strict):
             issued_by="scenario",
             deadline=self.deadline.timestamp() if self.deadline else None,
             tolerance_mw=self.tolerance_mw,
+            award=self.award,
         )
 
 

@@ -20,6 +20,7 @@ from adapters.miners.addresses import AddressError, expand_all
 from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.simulated import SimulatedDriverConfig
 from adapters.sharding.config import ShardingConfig
+from controller.accounting.grid_revenue import GridProgram
 from controller.accounting.instruments import Hedge, Supply
 from controller.accounting.pool_payout import pool_of
 from controller.catalog import DEFAULT_SLEEP_FRACTION, NAMEPLATES, SLEEP_POWER_W
@@ -32,6 +33,7 @@ from controller.config.contracts import (
     supply_contract,
     unique,
 )
+from controller.config.grid import CapacityAwardConfig, GridProgramConfig, grid_book
 from controller.config.pacing import GroupPacingConfig, PacingConfig, pacing_params
 from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.curves.fit import FitParams
@@ -209,6 +211,8 @@ class SiteConfig(Strict):
     miners: Annotated[tuple[MinerGroup, ...], NonEmpty, Field(max_length=MAX_GROUPS)]
     supply: SupplyConfig
     hedges: tuple[HedgeConfig, ...] = Field(default=(), max_length=MAX_HEDGES)
+    # Capacity awards and 4CP credits: settled and reported, never deciding.
+    grid_programs: tuple[GridProgramConfig, ...] = Field(default=(), max_length=MAX_HEDGES)
     policy: PolicyConfig = PolicyConfig()
     failsafe: FailSafeConfig = FailSafeConfig()
     pacing: PacingConfig = PacingConfig()  # per-miner command pacing and failure backoff
@@ -231,6 +235,8 @@ class SiteConfig(Strict):
     def _unique_hedge_ids(self) -> SiteConfig:
         unique("hedge ids", [h.id for h in self.hedges])
         one_pool(self.hedges)
+        # Grid programs book flows under their ids beside the hedges': one namespace.
+        unique("hedge and grid program ids", [*(h.id for h in self.hedges), *self.grid_ids()])
         return self
 
     @model_validator(mode="after")
@@ -246,6 +252,18 @@ class SiteConfig(Strict):
                 f"e.g. hashspark/{self.id}/price_da"
             )
         return self
+
+    def grid_ids(self) -> list[str]:
+        """The grid programs' ids."""
+        return [g.id for g in self.grid_programs]
+
+    def award_ids(self) -> set[str]:
+        """The capacity awards' ids (what a grid event's ``award`` may name)."""
+        return {g.id for g in self.grid_programs if isinstance(g, CapacityAwardConfig)}
+
+    def grid_book(self) -> tuple[GridProgram, ...]:
+        """The grid programs as core values."""
+        return grid_book(self.grid_programs)
 
     @model_validator(mode="after")
     def _plausible_fleet(self) -> SiteConfig:

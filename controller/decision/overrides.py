@@ -45,6 +45,7 @@ class Override:
     issued_by: str = "operator"
     deadline: EpochS | None = None  # demand response: when the cap must be met
     tolerance_mw: float = 0.0  # base point: how far from the target still complies
+    award: str | None = None  # the capacity award this deploys (grid revenue), if any
 
     def active(self, now: EpochS) -> bool:
         """True while ``start <= now < end``."""

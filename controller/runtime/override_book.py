@@ -61,8 +61,15 @@ class OverrideBook:
         return tuple(self._items.values())
 
     def next_change_after(self, now: EpochS) -> EpochS | None:
-        """The next start or end of an override after ``now`` (the loop wakes then)."""
-        times = [t for o in self._items.values() for t in (o.start, o.end) if t > now]
+        """The next start or end of an override after ``now`` (the loop wakes then), and
+        the deadline of a deployment of a capacity award (its settlement is measured from
+        there: the interval closes)."""
+        times = [
+            t
+            for o in self._items.values()
+            for t in (o.start, o.end, o.deadline if o.award is not None else None)
+            if t is not None and t > now
+        ]
         return min(times, default=None)
 
     def _changed(self) -> None:

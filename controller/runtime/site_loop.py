@@ -253,6 +253,7 @@ class SiteLoop:
                 running=int((booked > OFF).sum()),
                 curtailed=int((booked == OFF).sum()),
                 day_ahead=self._day_ahead(now),
+                overrides=tuple(o for o in self.overrides.current(now) if o.active(now)),
             )
             self._book(down)
         self._flush_ledger()
@@ -284,7 +285,12 @@ class SiteLoop:
         if not after.reachable.all():
             booked = np.where(after.reachable, after.point, self._assume_in_doubt(after))
         model_mw = fleet.power_at(booked) @ self._onehot / 1e6
-        self._accrual.set_load(model_mw, fleet.hashrate_at(booked) @ self._onehot / 1e3, at)
+        self._accrual.set_load(
+            model_mw,
+            fleet.hashrate_at(booked) @ self._onehot / 1e3,
+            at,
+            draw_mw=self.site.draw_mw(booked),
+        )
         return booked, model_mw
 
     async def _sense(self) -> ObservedFleet:
@@ -601,7 +607,10 @@ class SiteLoop:
             observed = await self._driver.observe()
             fleet_mw = fleet.power_at(observed.point) @ self._onehot / 1e6
             self._accrual.set_load(
-                fleet_mw, fleet.hashrate_at(observed.point) @ self._onehot / 1e3, self._clock.now()
+                fleet_mw,
+                fleet.hashrate_at(observed.point) @ self._onehot / 1e3,
+                self._clock.now(),
+                draw_mw=self.site.draw_mw(observed.point),
             )
         self.finish(self._clock.now())
         await self._publish_final(observed)
@@ -781,7 +790,15 @@ class SiteLoop:
         assert hp_dl is not None
         # A grid program starting or ending also closes the interval, so that compliance
         # can be read from the ledger interval by interval.
-        active = tuple(sorted(o.id for o in self.overrides.current(now) if o.active(now)))
+        # A capacity award's deployment is measured from its deadline: that closes one too.
+        active = tuple(
+            sorted(
+                o.id
+                + (":measured" if o.award and o.deadline is not None and now >= o.deadline else "")
+                for o in self.overrides.current(now)
+                if o.active(now)
+            )
+        )
         # So does a contract tranche's quantity changing (a 5x16 block starting, ...).
         quantities = quantities_at(as_stack(self.site.supply), now)
         return (

@@ -278,6 +278,7 @@ def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) ->
             start=inputs.start,
             end=inputs.end,
             day_ahead=inputs.day_ahead,
+            grid=m.grid,
         )
     except NotStatelessError as exc:
         raise ReplayError(f"compare runs on the fast path only: {exc}") from None

@@ -137,6 +137,7 @@ def prepare(
         supply=site.supply_contract(),
         hedges=site.hedge_book(),
         pacing=site.pacing_params(),
+        grid=site.grid_book(),
     )
     return ReplayInputs(
         loaded, site, model, price, hashprice, t_start, t_end, cfg.daemon.cycle_s, day_ahead
@@ -183,6 +184,7 @@ def run_fast(inputs: ReplayInputs, fleet: FleetSpec | None = None) -> IntervalTa
         start=inputs.start,
         end=inputs.end,
         day_ahead=inputs.day_ahead,
+        grid=m.grid,
     )
 
 
@@ -300,6 +302,7 @@ def with_fleet_size(inputs: ReplayInputs, miners: int) -> ReplayInputs:
         supply=inputs.model.supply,
         hedges=inputs.model.hedges,
         pacing=inputs.model.pacing,
+        grid=inputs.model.grid,
     )
     return replace(inputs, site=scaled, model=model)
 

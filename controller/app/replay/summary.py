@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from controller.accounting.grid_revenue import GRID_COMPONENTS
+from controller.accounting.report_types import InstrumentRow
 from controller.app.replay.compare import Comparison
 from controller.app.replay.report import LivePath
 from controller.app.replay.runner import ReplayInputs, ReplayResult
@@ -59,6 +61,15 @@ def _scenario_name(inputs: ReplayInputs) -> str:
     return scenario.name if scenario else inputs.loaded.path.stem
 
 
+def _grid_line(rows: tuple[InstrumentRow, ...]) -> list[str]:
+    """The grid programs' net (capacity, deployments, penalties, 4CP estimate), if any."""
+    grid = [i for i in rows if i.component in GRID_COMPONENTS]
+    if not grid:
+        return []
+    net = sum(-i.usd if i.component == "nonperformance_penalty_usd" else i.usd for i in grid)
+    return [f"    grid revenue              {_usd(net)}"]
+
+
 def format_summary(
     result: ReplayResult, report_path: Path | None, html_path: Path | None = None
 ) -> str:
@@ -81,6 +92,7 @@ def format_summary(
         f"    call premium              {_usd(t.call_premium_usd)}",
         f"    call payout (capped up.)  {_usd(-t.call_payout_usd)}",
         f"    forward settlement        {_usd(t.forward_settlement_usd)}",
+        *_grid_line(r.per_instrument or ()),
         f"    net                       {_usd(t.net_usd)}",
         "",
         f"  energy      mined {t.mined_mwh:,.2f} MWh, curtailed {t.curtailed_mwh:,.2f} MWh",
