@@ -95,6 +95,14 @@ BENCHES = (
         needs_root=True,
     ),
     Bench(
+        "bench_driver_compare.py",
+        "pyasic against asic-rs on one simulated fleet: curtail-and-confirm per firmware, "
+        "CPU per miner, discovery, RSS, against the plain-streams floor",
+        full=("--miners", "600"),
+        quick=("--miners", "60", "--repeat", "1"),
+        needs_root=True,  # stock Antminer web UIs listen on port 80
+    ),
+    Bench(
         "bench_sharded_dispatch.py",
         "a sharded site: curtail-and-confirm with 1 and 2 worker processes over MQTT, worker RSS",
         full=("--miners", "2000", "--workers", "1", "2"),

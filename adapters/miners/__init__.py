@@ -4,6 +4,6 @@ Adding a driver type: write its module (config model with ``type: Literal[...]``
 driver implementing ``MinerDriver``, ``DRIVERS.register(...)`` at the bottom) and import it here.
 """
 
-from adapters.miners import driver, simulated
+from adapters.miners import asicrs, driver, simulated
 
-__all__ = ["driver", "simulated"]
+__all__ = ["asicrs", "driver", "simulated"]

@@ -1,4 +1,4 @@
-"""Config of the pyasic driver (``driver.type = "pyasic"``): pacing, deadlines, credentials.
+"""Config of the drivers of real miners (``driver.type = "pyasic"`` or ``"asic-rs"``).
 
 Credentials are ``Secret`` fields (``{ env = "HASHSPARK_..." }`` or
 ``{ file = "/path" }``); pyasic's defaults (root/root on stock web, root with no password
@@ -15,12 +15,11 @@ from controller.runtime.config_base import Secret, Strict
 from controller.runtime.config_bounds import MAX_GROUP_MINERS
 
 
-class PyasicDriverConfig(Strict):
-    """Real miners through pyasic; every command is confirmed from the miner's telemetry."""
+class MinerDriverConfig(Strict):
+    """What every driver of real miners shares: pacing, deadlines, thresholds, credentials."""
 
     needs_addresses: ClassVar[bool] = True  # the driver talks to miners at addresses
 
-    type: Literal["pyasic"]
     concurrency: int = Field(default=200, ge=1, le=4096)  # miners talked to at once
     call_timeout_s: float = Field(default=5.0, gt=0, le=120)  # each pyasic call
     discovery_timeout_s: float = Field(default=10.0, gt=0, le=120)  # pyasic.get_miner
@@ -40,9 +39,25 @@ class PyasicDriverConfig(Strict):
     initial_state: Literal["running", "curtailed"] = "running"
 
     @model_validator(mode="after")
-    def _ordered(self) -> PyasicDriverConfig:
+    def _ordered(self) -> MinerDriverConfig:
         if self.retry_cap_s < self.retry_base_s:
             raise ValueError("retry_cap_s must be at least retry_base_s")
         if self.confirm_poll_s > self.confirm_timeout_s:
             raise ValueError("confirm_poll_s must not exceed confirm_timeout_s")
         return self
+
+
+class PyasicDriverConfig(MinerDriverConfig):
+    """Real miners through pyasic; every command is confirmed from the miner's telemetry."""
+
+    type: Literal["pyasic"]
+
+
+class AsicRsDriverConfig(MinerDriverConfig):
+    """Real miners through asic-rs (``pyasic-rs``); the same deadlines and confirmation.
+
+    ``call_timeout_s`` and ``discovery_timeout_s`` bound each asic-rs call here, as for
+    pyasic; asic-rs's own identification timeout is set from ``discovery_timeout_s``.
+    """
+
+    type: Literal["asic-rs"]

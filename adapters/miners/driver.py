@@ -28,7 +28,7 @@ from adapters.miners.capabilities import (
     capabilities_of,
     restrict_fleet,
 )
-from adapters.miners.config import PyasicDriverConfig
+from adapters.miners.config import MinerDriverConfig, PyasicDriverConfig
 from adapters.miners.firmware_curves import read_curve
 from adapters.miners.pyasic_lib import miner_protocol, pyasic
 from adapters.miners.registry import DRIVERS, Inventory
@@ -115,7 +115,7 @@ class PyasicDriver:
         self,
         fleet: FleetSpec,
         addresses: Sequence[str],
-        config: PyasicDriverConfig,
+        config: MinerDriverConfig,
         clock: Clock,
         *,
         firmware: Sequence[str | None] | None = None,
@@ -331,21 +331,28 @@ class PyasicDriver:
         """Discover the miner if not yet known; None when it is ready to talk to."""
         if m.handle is not None:
             return None
-        lib = pyasic()
         try:
-            handle = await self._call(
-                "discovery", lambda: lib.get_miner(m.ip), self._cfg.discovery_timeout_s
-            )
+            found = await self._identify(m.ip)
         except _FailedError as failed:
             return failed.outcome
-        if handle is None:
+        if found is None:
             return Unreachable(f"no miner answered at {m.ip}")
-        caps = capabilities_of(handle, miner_protocol())
+        handle, caps = found
         if m.firmware is not None and caps.firmware != m.firmware:
             return Rejected(f"expected {m.firmware} firmware, found {caps.firmware} ({caps.model})")
         self._set_credentials(handle, caps)
         m.handle, m.caps = handle, caps
         return None
+
+    async def _identify(self, ip: str) -> tuple[Any, Capabilities] | None:
+        """The library's handle for the miner at ``ip`` and its capabilities (None: nobody)."""
+        lib = pyasic()
+        handle = await self._call(
+            "discovery", lambda: lib.get_miner(ip), self._cfg.discovery_timeout_s
+        )
+        if handle is None:
+            return None
+        return handle, capabilities_of(handle, miner_protocol())
 
     def _set_credentials(self, handle: Any, caps: Capabilities) -> None:
         secret = None
@@ -363,24 +370,28 @@ class PyasicDriver:
         self, m: _Miner, *, quick: bool = False, uptime: bool = False
     ) -> Telemetry | Unreachable:
         """The miner's telemetry (``quick``: only what confirms off or on), or why there is none."""
-        handle = m.handle
-        assert m.caps is not None
-        items = list((QUICK_ITEMS if quick else READ_ITEMS)[m.caps.firmware])
-        if uptime:
-            items.append("uptime")
         try:
-            data = await self._call(
-                "read", lambda: handle.get_data(include=items), self._cfg.call_timeout_s
-            )
+            t = await self._fetch(m, quick=quick, uptime=uptime)
         except _FailedError as failed:
             return Unreachable(failed.outcome.reason)
-        t = telemetry_of(data)
         if t.empty:
             return Unreachable("read: no telemetry (connection refused or empty replies)")
         problem = implausible(t, m.curve)
         if problem is not None:  # a fault, not a state: never taken (or booked) as asleep
             return Unreachable(f"read: implausible telemetry: {problem}")
         return t
+
+    async def _fetch(self, m: _Miner, *, quick: bool, uptime: bool) -> Telemetry:
+        """One read through the library (``_call`` raises ``_FailedError`` on failure)."""
+        handle = m.handle
+        assert m.caps is not None
+        items = list((QUICK_ITEMS if quick else READ_ITEMS)[m.caps.firmware])
+        if uptime:
+            items.append("uptime")
+        data = await self._call(
+            "read", lambda: handle.get_data(include=items), self._cfg.call_timeout_s
+        )
+        return telemetry_of(data)
 
     async def _sense(self, m: _Miner) -> None:
         match await self._ensure(m):

@@ -46,6 +46,7 @@ class Telemetry:
     power_limit_w: float | None
     is_mining: bool | None
     uptime_s: float | None = None
+    state: str | None = None  # the firmware's operating state, where the library reads one
 
     @property
     def empty(self) -> bool:
@@ -56,7 +57,8 @@ class Telemetry:
         """Short text for outcome reasons."""
         h = "?" if self.hashrate_th is None else f"{self.hashrate_th:.1f}"
         w = "?" if self.power_w is None else f"{self.power_w:.0f}"
-        return f"hashrate {h} TH/s, power {w} W"
+        state = "" if self.state is None else f", state {self.state}"
+        return f"hashrate {h} TH/s, power {w} W{state}"
 
 
 def telemetry_of(data: Any) -> Telemetry:

@@ -154,9 +154,10 @@ def daemon_config(
     failsafe: str,
     driver: dict[str, float | int],
     pacing: dict[str, float] | None = None,
+    driver_type: str = "pyasic",
 ) -> Path:
-    """A one-site daemon config: live MQTT feeds, the pyasic driver over ``groups``; the
-    default actuation pacing unless ``pacing`` sets keys of ``[sites.pacing]``."""
+    """A one-site daemon config: live MQTT feeds, the pyasic (or asic-rs) driver over
+    ``groups``; the default actuation pacing unless ``pacing`` sets keys of ``[sites.pacing]``."""
     broker = (
         f'{{ host = "127.0.0.1", port = {broker_port}, client_id = "hashspark-{site}", '
         "keepalive_s = 5, connect_timeout_s = 2, backoff = { base_s = 0.2, cap_s = 1 } }"
@@ -172,7 +173,7 @@ price_feed = {{ type = "mqtt", broker = {broker} }}
 hashprice_feed = {{ type = "mqtt", broker = {broker} }}
 
 [sites.driver]
-type = "pyasic"
+type = "{driver_type}"
 """ + "".join(f"{k} = {v}\n" for k, v in driver.items())
     for g in groups:
         name, points = CURVES[g.model]

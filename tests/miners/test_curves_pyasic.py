@@ -18,6 +18,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from adapters.metrics import Metrics, PnlBook
+from adapters.miners.config import PyasicDriverConfig
 from adapters.miners.firmware_curves import BRAIINS_DETAIL, LUXOS_DETAIL
 from adapters.miners.pyasic_lib import pyasic
 from controller.accounting.instruments import SpotSupply
@@ -126,7 +127,9 @@ async def test_firmware_curves_of_luxos_profiles_and_the_braiins_tuner(
     ]
 
     # The CLI shows the same, with each curve's source.
-    rows = await curves_cmd.discovered(site.ips, site.driver._cfg)
+    config = site.driver._cfg
+    assert isinstance(config, PyasicDriverConfig)
+    rows = await curves_cmd.discovered(site.ips, config)
     text = curves_cmd.table(rows)
     assert [(r.curve.firmware, r.curve.source.value) for r in rows] == [
         ("luxos", "firmware"),

@@ -1,4 +1,9 @@
-"""Curtail, resume and throttle through the real pyasic, confirmed against the meter."""
+"""Curtail, resume and throttle through the real pyasic and asic-rs, confirmed against the meter.
+
+The behaviour tests run against both drivers (``driver_kind``), where asic-rs supports the
+firmware; the Braiins OS+ pairs under asic-rs are strict expected failures (see
+``family_drivers``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import pytest
 from controller.decision.reconcile import CommandBatch, Rejected
 from controller.domain import OFF
 from simulators.miners.miner import Family
-from tests.miners.conftest import SiteFactory
+from tests.miners.conftest import DRIVER_KINDS, SiteFactory, family_drivers
 
 FAMILIES = [Family.LUXOS, Family.ANTMINER, Family.BRAIINS]
 
@@ -19,9 +24,9 @@ def everyone(n: int, point: int) -> CommandBatch:
     return CommandBatch(miner=np.arange(n, dtype=np.int64), point=np.full(n, point))
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(("family", "driver_kind"), family_drivers(FAMILIES))
 async def test_curtail_then_resume_is_confirmed_and_the_meter_agrees(
-    make_site: SiteFactory, family: Family
+    make_site: SiteFactory, family: Family, driver_kind: str
 ) -> None:
     site = await make_site([(family, "S19jPro", 3)])
     observed = await site.driver.observe()
@@ -42,9 +47,9 @@ async def test_curtail_then_resume_is_confirmed_and_the_meter_agrees(
     assert (await site.driver.observe()).point.tolist() == [2, 2, 2]
 
 
-@pytest.mark.parametrize("family", [Family.LUXOS, Family.BRAIINS])
+@pytest.mark.parametrize(("family", "driver_kind"), family_drivers([Family.BRAIINS]))
 async def test_throttle_is_confirmed_by_wattage_near_the_target(
-    make_site: SiteFactory, family: Family
+    make_site: SiteFactory, family: Family, driver_kind: str
 ) -> None:
     site = await make_site([(family, "S19jPro", 2)])
     await site.driver.observe()
@@ -56,10 +61,39 @@ async def test_throttle_is_confirmed_by_wattage_near_the_target(
     assert (await site.driver.observe()).point.tolist() == [1, 1]
 
 
+async def test_luxos_throttle_through_pyasic_is_confirmed(make_site: SiteFactory) -> None:
+    await test_throttle_is_confirmed_by_wattage_near_the_target(make_site, Family.LUXOS, "pyasic")
+
+
+@pytest.mark.parametrize("driver_kind", ["asic-rs"])
+async def test_asic_rs_cannot_throttle_luxos_and_the_mask_says_so(
+    make_site: SiteFactory, driver_kind: str
+) -> None:
+    """asic-rs 0.8.6 has no power limit for LuxOS: the capability says so, nothing is sent."""
+    site = await make_site([(Family.LUXOS, "S21", 1)])
+    caps = site.driver.capabilities[0]
+    assert caps is not None
+    assert (caps.firmware, caps.can_stop, caps.can_throttle) == ("luxos", True, False)
+    assert site.driver.allowed_points().tolist() == [[True, False, True]]
+    await site.driver.observe()
+    report = await site.driver.apply(everyone(1, 1))
+    match report.failed:
+        case ((0, Rejected(reason)),):
+            assert "cannot throttle" in reason
+        case other:
+            pytest.fail(f"expected the throttle rejected, got {other}")
+    truth = await site.truth()
+    assert truth[site.ips[0]]["power_w"] == pytest.approx(3500, rel=0.02)  # untouched
+
+
+@pytest.mark.parametrize("driver_kind", DRIVER_KINDS)
 async def test_stock_antminer_cannot_throttle_and_the_mask_says_so(
-    make_site: SiteFactory,
+    make_site: SiteFactory, driver_kind: str
 ) -> None:
     site = await make_site([(Family.ANTMINER, "S21", 1), (Family.LUXOS, "S21", 1)])
+    if driver_kind == "asic-rs":  # nor LuxOS through asic-rs (see the test above)
+        assert site.driver.allowed_points().tolist()[0] == [True, False, True]
+        return
     mask = site.driver.allowed_points()
     assert mask.tolist() == [[True, False, True], [True, True, True]]
     restricted = site.driver.restricted_fleet()
@@ -116,8 +150,9 @@ async def test_resume_is_staggered_in_batches(make_site: SiteFactory) -> None:
     assert all(c % 2 == 0 for c in counts)
 
 
+@pytest.mark.parametrize("driver_kind", DRIVER_KINDS)
 async def test_unreachable_miner_keeps_its_last_point_and_is_flagged(
-    make_site: SiteFactory,
+    make_site: SiteFactory, driver_kind: str
 ) -> None:
     site = await make_site([(Family.LUXOS, "S19jPro", 2)])
     await site.driver.apply(everyone(2, OFF))
@@ -127,8 +162,9 @@ async def test_unreachable_miner_keeps_its_last_point_and_is_flagged(
     assert observed.point.tolist() == [OFF, OFF]
 
 
+@pytest.mark.parametrize("driver_kind", DRIVER_KINDS)
 async def test_confirmation_latency_is_reported_per_applied_miner(
-    make_site: SiteFactory,
+    make_site: SiteFactory, driver_kind: str
 ) -> None:
     site = await make_site([(Family.LUXOS, "S19jPro", 2)])
     await site.driver.observe()

@@ -19,7 +19,7 @@ from controller.decision.reconcile import (
 )
 from controller.domain import OFF
 from simulators.miners.miner import Family
-from tests.miners.conftest import SiteFactory
+from tests.miners.conftest import DRIVER_KINDS, SiteFactory, family_drivers
 
 FAMILIES = [Family.LUXOS, Family.ANTMINER, Family.BRAIINS]
 
@@ -32,9 +32,9 @@ def outcomes(failed: tuple[tuple[int, Outcome], ...]) -> dict[int, type]:
     return {i: type(o) for i, o in failed}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(("family", "driver_kind"), family_drivers(FAMILIES))
 async def test_liar_is_unverified_and_the_rest_are_applied(
-    make_site: SiteFactory, family: Family
+    make_site: SiteFactory, family: Family, driver_kind: str
 ) -> None:
     site = await make_site([(family, "S19jPro", 3)], confirm_timeout_s=1.5)
     await site.driver.observe()
@@ -54,8 +54,10 @@ async def test_liar_is_unverified_and_the_rest_are_applied(
     assert batch.miner.tolist() == [1]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-async def test_rejecting_miner_is_rejected(make_site: SiteFactory, family: Family) -> None:
+@pytest.mark.parametrize(("family", "driver_kind"), family_drivers(FAMILIES))
+async def test_rejecting_miner_is_rejected(
+    make_site: SiteFactory, family: Family, driver_kind: str
+) -> None:
     site = await make_site([(family, "S19jPro", 2)])
     await site.driver.observe()
     await site.fault([site.ips[0]], {"kind": "reject"})
@@ -64,9 +66,10 @@ async def test_rejecting_miner_is_rejected(make_site: SiteFactory, family: Famil
     assert report.applied.tolist() == [1]
 
 
+@pytest.mark.parametrize("driver_kind", DRIVER_KINDS)
 @pytest.mark.parametrize("kind", ["silent", "unreachable"])
 async def test_silent_and_unreachable_miners_are_unreachable_within_the_deadline(
-    make_site: SiteFactory, kind: str
+    make_site: SiteFactory, kind: str, driver_kind: str
 ) -> None:
     site = await make_site([(Family.LUXOS, "S19jPro", 2), (Family.ANTMINER, "S19jPro", 2)])
     await site.driver.observe()
@@ -108,8 +111,9 @@ async def test_drifting_miner_is_recommanded_by_the_next_reconciliation(
     assert (await site.truth())[site.ips[2]]["mode"] == "sleep"
 
 
+@pytest.mark.parametrize("driver_kind", DRIVER_KINDS)
 async def test_rebooted_miner_is_unreachable_then_found_mining_and_curtailed_again(
-    make_site: SiteFactory,
+    make_site: SiteFactory, driver_kind: str
 ) -> None:
     site = await make_site([(Family.LUXOS, "S19jPro", 2)])
     plan = np.full(2, OFF)
@@ -127,7 +131,10 @@ async def test_rebooted_miner_is_unreachable_then_found_mining_and_curtailed_aga
     assert (await site.truth())[site.ips[0]]["mode"] == "sleep"
 
 
-async def test_slow_miner_within_the_call_deadline_is_applied(make_site: SiteFactory) -> None:
+@pytest.mark.parametrize("driver_kind", DRIVER_KINDS)
+async def test_slow_miner_within_the_call_deadline_is_applied(
+    make_site: SiteFactory, driver_kind: str
+) -> None:
     site = await make_site([(Family.LUXOS, "S19jPro", 2)])
     await site.driver.observe()
     await site.fault([site.ips[0]], {"kind": "slow", "latency_s": 0.3})
@@ -135,9 +142,10 @@ async def test_slow_miner_within_the_call_deadline_is_applied(make_site: SiteFac
     assert report.applied.tolist() == [0, 1], report.failed
 
 
+@pytest.mark.parametrize("driver_kind", DRIVER_KINDS)
 @pytest.mark.parametrize("reported_w", [-5.0, -3068.0, 1e9])
 async def test_impossible_wattage_through_pyasic_is_a_fault_not_a_curtailment(
-    make_site: SiteFactory, reported_w: float
+    make_site: SiteFactory, reported_w: float, driver_kind: str
 ) -> None:
     """Issue 16: a LuxOS miner reporting -5 W was taken as asleep while it mined on."""
     site = await make_site([(Family.LUXOS, "S19jPro", 3)])
