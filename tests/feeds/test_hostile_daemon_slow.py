@@ -167,7 +167,12 @@ def _http_surface_done(port: int, expect: dict[tuple[str, str], float]) -> bool:
 
 
 @pytest.mark.parametrize(
-    "n", [pytest.param(200, id="200"), pytest.param(10_000, id="10k", marks=pytest.mark.slow)]
+    "n",
+    # Both in the slow suite: the 200-case run takes about 45 s, the default suite's budget.
+    [
+        pytest.param(200, id="200", marks=pytest.mark.slow),
+        pytest.param(10_000, id="10k", marks=pytest.mark.slow),
+    ],
 )
 def test_hostile_inputs_through_a_running_daemon(tmp_path: Path, broker: Broker, n: int) -> None:
     state, log, port = tmp_path / "state", tmp_path / "daemon.log", free_port()

@@ -46,8 +46,13 @@ _FIRST_NET = int(os.environ.get("HASHSPARK_TEST_NET", "45"))
 _rs_blocks = itertools.count()
 _FIRST_NET_RS = int(os.environ.get("HASHSPARK_TEST_NET_RS", "66"))
 
-#: The drivers the behaviour tests run against (``driver_kind``).
-DRIVER_KINDS = ("pyasic", "asic-rs")
+#: The drivers the behaviour tests run against (``driver_kind``). The asic-rs runs double
+#: the miners' share of the default suite, so they are in the slow suite (`make test-slow`).
+DRIVER_NAMES = ("pyasic", "asic-rs")
+DRIVER_KINDS = [
+    pytest.param("pyasic", id="pyasic"),
+    pytest.param("asic-rs", marks=pytest.mark.slow, id="asic-rs"),
+]
 
 
 def next_block(driver_kind: str = "pyasic") -> str:
@@ -69,8 +74,8 @@ def family_drivers(families: Sequence[Family]) -> list[Any]:
     """
     params = []
     for family in families:
-        for kind in DRIVER_KINDS:
-            marks = []
+        for kind in DRIVER_NAMES:
+            marks: list[Any] = [pytest.mark.slow] if kind == "asic-rs" else []
             if family is Family.BRAIINS and kind == "asic-rs":
                 marks.append(
                     pytest.mark.xfail(

@@ -44,6 +44,7 @@ def _publish(b: Broker, site: str, price: float) -> None:
     b.publish(f"hashspark/{site}/price", f'{{"usd_per_mwh": {price}, "ts": "{ts}"}}')
 
 
+@pytest.mark.slow  # the asic-rs driver's runs are in the slow suite
 def test_the_daemon_on_asic_rs_curtails_on_a_spike_and_resumes_after(
     tmp_path: Path, broker: Broker
 ) -> None:

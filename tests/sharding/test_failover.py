@@ -276,6 +276,7 @@ def test_planner_and_worker_failover_keeps_the_site_controlled(
             print(f"  {what}: {seconds:.2f}")
 
 
+@pytest.mark.slow  # about 45 s of real processes and leases
 def test_a_standby_worker_takes_over_and_a_silent_planner_leaves_the_failsafe_to_workers(
     tmp_path: Path, broker: Broker
 ) -> None:
