@@ -44,7 +44,12 @@ class ListLedger:
 
 # asic-rs identifies no Braiins OS+ simulator yet: its site's second family is stock.
 @pytest.mark.parametrize(
-    ("driver_kind", "second"), [("pyasic", Family.BRAIINS), ("asic-rs", Family.ANTMINER)]
+    ("driver_kind", "second"),
+    [
+        ("pyasic", Family.BRAIINS),
+        # the asic-rs driver's runs are in the slow suite (tests/miners/conftest.py)
+        pytest.param("asic-rs", Family.ANTMINER, marks=pytest.mark.slow),
+    ],
 )
 async def test_loop_curtails_and_resumes_under_the_ramp_through_faults(
     make_site: SiteFactory, driver_kind: str, second: Family
