@@ -31,7 +31,7 @@ from adapters.miners.capabilities import Capabilities, Firmware
 from adapters.miners.config import AsicRsDriverConfig
 from adapters.miners.driver import PyasicDriver, _Miner
 from adapters.miners.registry import DRIVERS, Inventory
-from adapters.miners.telemetry import Telemetry
+from adapters.miners.telemetry import Telemetry, num
 from controller.curves.book import FirmwareCurve
 from controller.domain import FleetSpec
 from controller.runtime.ports import Clock
@@ -95,14 +95,6 @@ def capabilities_of_rs(miner: Any) -> Capabilities:
 
 def telemetry_of_rs(data: Any) -> Telemetry:
     """asic-rs ``MinerData`` to a ``Telemetry``; absent or unparsable fields become None."""
-
-    def num(value: Any) -> float | None:
-        if value is None:
-            return None
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return None
 
     unit = asic_rs().asic_rs.HashRateUnit.TeraHash
 

@@ -61,16 +61,18 @@ class Telemetry:
         return f"hashrate {h} TH/s, power {w} W{state}"
 
 
+def num(value: Any) -> float | None:
+    """A library's field as a float, or None when it is absent or not a number."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def telemetry_of(data: Any) -> Telemetry:
     """pyasic ``MinerData`` to a ``Telemetry``; unparsable fields become None."""
-
-    def num(value: Any) -> float | None:
-        if value is None:
-            return None
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return None
 
     mining = data.is_mining
     return Telemetry(
