@@ -76,6 +76,10 @@ FAULTS: dict[str, dict[str, float]] = {
     "reboot": {"reboot_s": 90.0},  # simulated: 3 s of wall time at 30x
     "drift": {"drift_after_s": 45.0},  # a curtailed miner resumes by itself 1.5 s later
 }
+#: Faults, not pacing, are under test: a miner may be resumed as soon as the price falls
+#: (pacing itself: tests/test_pacing.py, tests/test_pacing_loop.py and
+#: tests/miners/test_pacing_pyasic.py).
+NO_RAISE_INTERVAL = {"min_raise_interval_s": 0.0}
 PER_FAMILY = 10  # one miner per family in each of the 7 modes: 3 of 30 (10 %) per mode
 FAULT_DRIVER: dict[str, float | int] = {
     "concurrency": 64,
@@ -108,7 +112,7 @@ def test_ten_percent_of_the_fleet_in_each_fault_mode_at_once(
     site, state, log, port = "faults", tmp_path / "state", tmp_path / "daemon.log", free_port()
     config = daemon_config(
         tmp_path, broker.port, groups, site=site, cycle_s=1.0, failsafe="hold",
-        driver=FAULT_DRIVER,
+        driver=FAULT_DRIVER, pacing=NO_RAISE_INTERVAL,
     )  # fmt: skip
 
     with sim_fleet(tmp_path, groups) as sim, daemon(config, state, port, log) as proc:

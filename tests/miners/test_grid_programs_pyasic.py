@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from controller.accounting.instruments import SpotSupply
 from controller.app.assemble import assemble
@@ -23,6 +24,11 @@ from tests.miners.test_site_loop_pyasic import ListLedger, SettableFeed
 
 CYCLE_S = 30.0  # simulated; one wall second at the fixture's 30x
 RAMP_MW_PER_MIN = 0.007  # two S21s a simulated minute
+
+# About 40 s of wall time: in the slow suite. The default suite covers grid programs on the
+# in-process fleet (tests/test_grid_programs.py) and a demand response through pyasic across a
+# daemon restart (tests/feeds/test_restart_pyasic.py).
+pytestmark = pytest.mark.slow
 
 
 async def _meter_w(site: Site) -> float:
