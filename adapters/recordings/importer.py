@@ -7,7 +7,8 @@ empty cells and repeated intervals are reported and recorded in the sidecar, nev
 a row the export does not have is not invented, and two different prices for one interval
 stop the import unless ``--on-repeat`` says which one to keep.
 
-Over 300 lines: resolving currency, market kind and interval against what the file says, then the gap and repeat analysis and the three files written, one pass over one series.
+Over 300 lines: resolving currency, market kind and interval against what the file says,
+then the gap and repeat analysis and the three files written, one pass over one series.
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ def _currency(req: ImportRequest, raw: RawSeries, iso: str, note: Path) -> str:
         return said[0][0]
     if iso in US_ISOS:
         return "USD"
+    if iso == "SDAC":  # the single day-ahead coupling clears in EUR
+        return "EUR"
     raise SourceError(
         f"--currency: {req.source.name} does not say its currency; give it "
         f"(one of {', '.join(CURRENCIES)})"
@@ -186,6 +189,8 @@ def _market_kind(req: ImportRequest, raw: RawSeries, iso: str, note: Path) -> Ma
         label = raw.market_label.upper()
         kind: MarketKind = "day-ahead" if label.startswith("DAY_AHEAD") else "real-time"
         said.append((kind, f"market {raw.market_label}"))
+    elif raw.kind_hint is not None:
+        said.append(raw.kind_hint)  # type: ignore[arg-type]
     else:
         name_words = req.source.name.replace("_", " ").replace(".", " ")
         for where, text in ((req.source.name, name_words), (note.name, _read(note))):
@@ -203,7 +208,10 @@ def _market_kind(req: ImportRequest, raw: RawSeries, iso: str, note: Path) -> Ma
     if len(kinds) == 1:
         return said[0][0]
     if len(kinds) > 1:
-        raise SourceError("; ".join(f"{w} says {k}" for k, w in said) + ": give --market")
+        told = "; ".join(f"{w}: {k}" for k, w in said)
+        raise SourceError(
+            f"{req.source.name}: conflicting market kinds ({told}); check --iso and --market"
+        )
     raise SourceError(f"--market: {req.source.name} does not say real-time or day-ahead; give it")
 
 
