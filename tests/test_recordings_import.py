@@ -535,3 +535,56 @@ def test_progress_is_reported_to_the_end(tmp_path: Path) -> None:
     run_import(req, lambda done, total: seen.append((done, total)))
     assert len(seen) >= 9
     assert seen[-1][0] == seen[-1][1] == (FIXTURES / SPP).stat().st_size
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.csv", "--out", "{tmp}/x.csv"], "missing.csv: no such file"),
+        ([f"{FIXTURES / 'README.md'}", "--out", "{tmp}/x.csv"], "not a known export shape"),
+        (
+            [f"{FIXTURES / US}", "--location", "nyiso_j_nyc", "--out", "{tmp}/x.txt"],
+            "must end in .csv or .csv.gz",
+        ),
+        ([f"{FIXTURES / US}", "--out", "{tmp}/x.csv"], "choose --location; the file has: "),
+        (
+            [
+                f"{FIXTURES / US}",
+                "--location",
+                "nyiso_j_nyc",
+                "--interval",
+                "5min",
+                "--out",
+                "{tmp}/x.csv",
+            ],
+            "--interval 300 s, but",
+        ),
+        (
+            [
+                f"{FIXTURES / US}",
+                "--location",
+                "nyiso_j_nyc",
+                "--market",
+                "day-ahead",
+                "--out",
+                "{tmp}/x.csv",
+            ],
+            "--market day-ahead, but",
+        ),
+        (
+            [f"{FIXTURES / US}", "--location", "nyiso_j_nyc", "--out", f"{FIXTURES / US}"],
+            "would overwrite the export or its note",
+        ),
+    ],
+    ids=["no-file", "not-an-export", "bad-out", "no-location", "interval", "market", "overwrite"],
+)
+def test_cli_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = _cli(capsys, *(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert code == 2
+    assert out == ""
+    assert err.startswith("hashspark: error: ")
+    assert err.count("\n") == 1
+    assert message in err
+    assert not list(tmp_path.iterdir())  # nothing written

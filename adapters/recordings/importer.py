@@ -108,13 +108,14 @@ def iso_z(t: float) -> str:
 def run_import(req: ImportRequest, progress: Progress | None = None) -> ImportReport:
     """Read, check and write; raise ``SourceError`` (one line) on anything to fix."""
     sel = replace(req.selection, iso=check_iso(req.selection.iso))
+    note = req.source_note or source_path(req.source)
+    _check_out(req, note)
     raw = read_source(req.source, sel, progress)
     iso = raw.iso or sel.iso
     if iso is None:
         raise SourceError(
             f"--iso: {req.source.name} does not say its ISO; known: {', '.join(KNOWN_ISOS)}"
         )
-    note = req.source_note or source_path(req.source)
     currency = _currency(req, raw, iso, note)
     market = _market_kind(req, raw, iso, note)
     rows, empty = _values(req.source, raw)
@@ -299,6 +300,17 @@ def _gaps(times: list[float], interval: int) -> tuple[list[Gap], int]:
     return gaps, irregular
 
 
+def _check_out(req: ImportRequest, note: Path) -> None:
+    """Before reading anything: a usable ``--out`` that overwrites neither input."""
+    out = req.out
+    if not (out.name.endswith(".csv") or out.name.endswith(".csv.gz")):
+        raise SourceError(f"--out: {out} must end in .csv or .csv.gz")
+    inputs = {req.source.resolve(), note.resolve()}
+    for target in (out, meta_path(out), source_path(out)):
+        if target.resolve() in inputs:
+            raise SourceError(f"--out: writing {target} would overwrite the export or its note")
+
+
 def _write(
     req: ImportRequest,
     meta: RecordingMeta,
@@ -307,8 +319,6 @@ def _write(
     note: Path,
 ) -> tuple[Path, ...]:
     out = req.out
-    if not (out.name.endswith(".csv") or out.name.endswith(".csv.gz")):
-        raise SourceError(f"--out: {out} must end in .csv or .csv.gz")
     out.parent.mkdir(parents=True, exist_ok=True)
     text = io.StringIO()
     text.write(f"timestamp,{price_column(meta.currency)}\n")
