@@ -6,7 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
+from controller.app.capital_args import add_capital_args, capital_inputs
 from controller.app.cli_support import EXIT_OK, require_report_extra, window_args
+from controller.app.replay.capital_view import capital_view, format_capital
 from controller.app.replay.compare import compare
 from controller.app.replay.runner import prepare, replay
 from controller.app.replay.summary import format_comparison
@@ -27,6 +29,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="write report.html (charts embedded), its PNGs, report.json and comparison.json "
         "into DIR",
     )
+    cmp_.add_argument(
+        "--capital",
+        action="store_true",
+        help="print the capital view: volatility by horizon, cash flow at risk, debt "
+        "capacity, ROCE and present value per book (assumptions below)",
+    )
+    add_capital_args(cmp_)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,9 +45,13 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_config(args.scenario)
     inputs = prepare(loaded, site_id=args.site, start=args.start, end=args.end, window=args.window)
     began = time.perf_counter()
+    assumptions = capital_inputs(args)
     comparison = compare(inputs)
+    view = capital_view(comparison, inputs.model.fleet, assumptions)
     compare_s = time.perf_counter() - began
     print(format_comparison(comparison, inputs, compare_s))
+    if args.capital:
+        print(format_capital(view))
     if args.report is not None:
         from controller.app.replay.html_report import write_report  # noqa: PLC0415 (matplotlib: slow)
 
@@ -52,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             "site": r.site,
             "window": r.window.as_dict(),
         }
-        files = write_report(args.report, inputs, result, comparison, comparison.to_json(meta))
+        data = {**comparison.to_json(meta), "capital": view.to_json()}
+        files = write_report(args.report, inputs, result, comparison, data)
         print(f"\n  report      {files.html}  ({time.perf_counter() - began:.2f} s)")
     return EXIT_OK
