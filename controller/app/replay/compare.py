@@ -325,20 +325,23 @@ def run_strategy(inputs: ReplayInputs, strategy: Strategy) -> StrategyResult:
     return StrategyResult(strategy, table, report, daily)
 
 
+def scenario_strategies(inputs: ReplayInputs) -> tuple[tuple[Strategy, ...], bool]:
+    """The scenario's ``[[compare.strategies]]``, or the built-in set (then True)."""
+    configured = inputs.loaded.config.compare or CompareConfig()
+    if configured.strategies:
+        return strategies_from_config(configured), False
+    books = default_strategies(
+        inputs.model,
+        run_book(inputs, SpotSupply(), ()),
+        concession_usd_per_mwh=configured.capped_ppa_concession_usd_per_mwh,
+        premium_usd_per_mwh=configured.call_premium_usd_per_mwh,
+    )
+    return books, True
+
+
 def compare(inputs: ReplayInputs, strategies: tuple[Strategy, ...] | None = None) -> Comparison:
     """Replay every book over the inputs' window; the scenario's or the built-in set."""
     builtin = False
     if strategies is None:
-        configured = inputs.loaded.config.compare or CompareConfig()
-        builtin = not configured.strategies
-        strategies = (
-            default_strategies(
-                inputs.model,
-                run_book(inputs, SpotSupply(), ()),
-                concession_usd_per_mwh=configured.capped_ppa_concession_usd_per_mwh,
-                premium_usd_per_mwh=configured.call_premium_usd_per_mwh,
-            )
-            if builtin
-            else strategies_from_config(configured)
-        )
+        strategies, builtin = scenario_strategies(inputs)
     return Comparison(tuple(run_strategy(inputs, s) for s in strategies), builtin)

@@ -40,12 +40,18 @@ class SeriesFiles:
         return {"intervals_csv": self.intervals_csv, "daily_csv": self.daily_csv, "json": self.json}
 
 
+def _iso(epoch_s: np.ndarray) -> list[str]:
+    """Epoch seconds as ISO-8601 UTC with a Z, whole seconds (vectorised ``iso``)."""
+    stamps = np.datetime_as_string(np.floor(epoch_s).astype("datetime64[s]"), unit="s")
+    return [f"{x}Z" for x in stamps]
+
+
 def interval_columns(table: IntervalTable) -> dict[str, list[Any]]:
     """Every interval's span, inputs, load and flows, as named columns."""
     t, s = table.inputs, table.settlement
     cols: dict[str, list[Any]] = {
-        "start": [iso(float(x)) for x in t.start],
-        "end": [iso(float(x)) for x in t.end],
+        "start": _iso(t.start),
+        "end": _iso(t.end),
         "hours": t.dt_h.tolist(),
         "price_usd_per_mwh": t.price_usd_per_mwh.tolist(),
         "hashprice_usd_per_ph_day": t.hashprice_usd_per_ph_day.tolist(),
