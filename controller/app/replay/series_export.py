@@ -87,7 +87,8 @@ def daily_columns(table: IntervalTable) -> dict[str, list[Any]]:
     return cols
 
 
-def _csv(cols: dict[str, list[Any]]) -> bytes:
+def csv_bytes(cols: dict[str, list[Any]]) -> bytes:
+    """Named columns as CSV: a header row, then one row per value."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(cols)
@@ -105,8 +106,8 @@ def write_series(
     for r in results:
         name, table = r.strategy.name, r.table
         intervals, daily = interval_columns(table), daily_columns(table)
-        write(out / f"{name}.intervals.csv", _csv(intervals))
-        write(out / f"{name}.daily.csv", _csv(daily))
+        write(out / f"{name}.intervals.csv", csv_bytes(intervals))
+        write(out / f"{name}.daily.csv", csv_bytes(daily))
         doc = {
             "book": name,
             "description": r.strategy.description,
