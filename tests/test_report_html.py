@@ -284,24 +284,33 @@ def _screenshot(html: Path, png: Path, profile: Path, height: int) -> np.ndarray
 
 
 def test_headless_chromium_screenshots_the_payoff_charts(built: Built, tmp_path: Path) -> None:
-    # Each payoff chart as the report embeds it, alone on a page with its title, rendered by
-    # Chromium: the screenshot must show a drawn chart, not a blank or broken image.
+    # The payoff charts as the report embeds them, each in a fixed-height box under its
+    # title on one page, rendered by Chromium: each box must show a drawn chart, not a blank
+    # or broken image.
     assert shutil.which("chromium"), "chromium is missing: run scripts/ensure-system-packages"
     html = built.files.html.read_text(encoding="utf-8")
+    box, head = 600, 70
+    boxes = []
     for name, title in html_capital.PAYOFF_PNGS:
         assert f"<h3>{title}</h3>" in html
         img = re.search(rf'<img [^>]*title="{re.escape(name)}">', html)
         assert img, name
-        page = tmp_path / f"{name}.html"
-        page.write_text(
-            f"<!DOCTYPE html><html><body style='margin:0;background:#fff'><h3>{title}</h3>"
-            f"{img.group(0)}</body></html>",
-            encoding="utf-8",
+        tag = img.group(0).replace("<img ", f"<img style='height:{box - head}px' ", 1)
+        boxes.append(
+            f"<div style='height:{box}px;overflow:hidden'><h3 style='height:{head - 20}px;"
+            f"margin:10px 0'>{title}</h3>{tag}</div>"
         )
-        shot = _screenshot(page, tmp_path / f"{name}.shot.png", tmp_path / "chromium", 700)
-        rgb = shot[..., :3]
-        inked = np.asarray((rgb < 0.9).any(axis=-1))  # not white
-        chart = inked[60:, :]  # below the page's heading
-        assert chart.mean() > 0.03, (name, chart.mean())
-        colours = {tuple(np.round(px, 1)) for px in rgb[60:, :].reshape(-1, 3)[::97]}
+    page = tmp_path / "payoff.html"
+    page.write_text(
+        f"<!DOCTYPE html><html><body style='margin:0;background:#fff'>{''.join(boxes)}"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    shot = _screenshot(page, tmp_path / "payoff.png", tmp_path / "chromium", box * len(boxes))
+    rgb = shot[..., :3]
+    for k, (name, _) in enumerate(html_capital.PAYOFF_PNGS):
+        chart = rgb[k * box + head : (k + 1) * box]
+        inked = np.asarray((chart < 0.9).any(axis=-1))  # not white
+        assert inked.mean() > 0.03, (name, inked.mean())
+        colours = {tuple(np.round(px, 1)) for px in chart.reshape(-1, 3)[::97]}
         assert len(colours) > 8, (name, len(colours))  # lines, points, text: not one flat fill
