@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,13 +56,14 @@ def test_compare_capital_prints_figures_and_assumptions(capsys: pytest.CaptureFi
     assert " 15.0% " in lines["ppa"]
 
 
-def _stress(tmp_path: Path, name: str, seed: str) -> dict[str, object]:
+def _stress(tmp_path: Path, name: str, seed: str) -> dict[str, Any]:
     path = tmp_path / name
     args = ["stress", str(HEDGED), *WINDOW, "--draws", "300", "--seed", seed, "--json", str(path)]
     args += ["--hashprice-scale", "0.8", "--fee-scale", "0", "--subsidy-hashprice", str(SUBSIDY)]
     args += ["--spike", "2024-07-15T20:00Z/3@5000", "--power-shift", "5"]
     assert main(args) == 0
-    return dict(json.loads(path.read_text()))
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
 @pytest.mark.slow  # three stressed replays and bootstraps (about 7 s); tests/test_capital.py
@@ -78,11 +80,11 @@ def test_stress_bootstrap_is_reproducible_from_its_seed(
     assert one == two  # every figure of every draw's summary, to the last digit
     assert one["distribution"] != other["distribution"]
     assert one["capital"] == other["capital"]  # the stressed replay does not depend on the seed
-    books = [b["book"] for b in one["distribution"]]  # type: ignore[index]
+    books = [b["book"] for b in one["distribution"]]
     assert len(books) == 6
     base = one["base_net_usd"]
-    stressed = {b["name"]: b["net_usd"] for b in one["capital"]["books"]}  # type: ignore[index]
-    assert all(stressed[b] != base[b] for b in books)  # type: ignore[index]
+    stressed = {b["name"]: b["net_usd"] for b in one["capital"]["books"]}
+    assert all(stressed[b] != base[b] for b in books)
 
 
 @pytest.mark.parametrize(
