@@ -8,7 +8,7 @@ from pathlib import Path
 
 from controller.app.capital_args import add_capital_args, capital_inputs
 from controller.app.cli_support import EXIT_OK, require_report_extra, window_args
-from controller.app.replay.capital_view import capital_view, format_capital
+from controller.app.replay.capital_view import capex_rows, capital_view, format_capital
 from controller.app.replay.compare import compare
 from controller.app.replay.runner import prepare, replay
 from controller.app.replay.summary import format_comparison
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = prepare(loaded, site_id=args.site, start=args.start, end=args.end, window=args.window)
     began = time.perf_counter()
     assumptions = capital_inputs(args)
+    capex_rows(inputs.model.fleet, assumptions)  # a bad --capex stops before any replay
     comparison = compare(inputs)
     view = capital_view(comparison, inputs.model.fleet, assumptions)
     compare_s = time.perf_counter() - began

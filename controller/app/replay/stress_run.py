@@ -134,11 +134,11 @@ def run_stress(
 ) -> StressRun:
     """Replay every book on the stressed inputs, then bootstrap their whole months."""
     say = progress or (lambda _: None)
+    capex_rows(inputs.model.fleet, capital)  # bad input stops before any replay
+    stressed = stressed_inputs(inputs, stress, subsidy)
     strategies, builtin = scenario_strategies(inputs)
     check_books(capital, [s.name for s in strategies])
-    capex_rows(inputs.model.fleet, capital)  # a bad --capex stops before any replay
     base = {s.name: run_strategy(inputs, s).typed_report.totals.net_usd for s in strategies}
-    stressed = stressed_inputs(inputs, stress, subsidy)
     results = []
     for n, strategy in enumerate(strategies, 1):
         began = time.perf_counter()
