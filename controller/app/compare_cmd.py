@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
             "site": r.site,
             "window": r.window.as_dict(),
         }
+        print(
+            f"  writing the report: charts and {len(comparison.results)} books' interval and "
+            "daily series (about 1 s a book over a year)",
+            file=sys.stderr,
+            flush=True,
+        )
         data = {**comparison.to_json(meta), "capital": view.to_json()}
         files = write_report(args.report, inputs, result, comparison, data)
         print(f"\n  report      {files.html}  ({time.perf_counter() - began:.2f} s)")
