@@ -8,6 +8,7 @@ series exported as the report exports them, and ``tests/golden/capital_reference
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,30 @@ def test_monthly_cv_ranks_the_forward_as_the_issue_measured(
     assert forward is not None
     assert ppa is not None
     assert forward > ppa
+
+
+def test_docs_capital_table_is_what_the_defaults_give(
+    run: tuple[Comparison, CapitalView, Path],
+) -> None:
+    # docs/replay.md quotes the six books' capital view at the default assumptions.
+    comparison, _, _ = run
+    inputs = prepare(load_config(HEDGED))
+    view = dict(capital_view(comparison, inputs.model.fleet, CapitalInputs()).books)
+    text = (HEDGED.parents[2] / "docs/replay.md").read_text()
+    section = text[text.index("### The capital view") : text.index("### Stress and resampling")]
+    rows = re.findall(r"^\| `([^`]+)` \| (.+) \|$", section, re.M)
+    assert {name for name, _ in rows} == set(BOOKS)
+    for name, cells in rows:
+        f = view[name]
+        assert f.worst_month is not None
+        assert f.roce is not None
+        expected = [
+            f"{f.monthly.cv:.3f}",
+            f"{f.cfar_usd:,.0f}",
+            f"{f.worst_month.net_usd:,.0f} ({f.worst_month.label})",
+            f"{f.debt_capacity_usd:,.0f}",
+            f"{f.roce:.1%}",
+            f"{f.pv_usd:,.0f}",
+            f"{f.pv_mean_month_over_life_usd:,.0f}",
+        ]
+        assert [c.strip() for c in cells.split("|")] == expected, name
