@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import csv
+import json
 import re
 import shutil
 import struct
@@ -10,12 +12,17 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from controller.app.replay import charts
+from controller.accounting.payoff import ppa_payoff
+from controller.app.replay import charts, html_capital, payoff_charts
+from controller.app.replay.capital_view import CapitalInputs, capital_view
 from controller.app.replay.compare import Comparison, compare
 from controller.app.replay.html_report import ReportFiles, write_report
 from controller.app.replay.runner import ReplayInputs, ReplayResult, prepare, replay
@@ -41,7 +48,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     result = replay(inputs)
     comparison = compare(inputs)
     out = tmp_path_factory.mktemp("report")
-    files = write_report(out, inputs, result, comparison, comparison.to_json({"scenario": "x"}))
+    view = capital_view(comparison, inputs.model.fleet, CapitalInputs())
+    data = {**comparison.to_json({"scenario": "x"}), "capital": view.to_json()}
+    files = write_report(out, inputs, result, comparison, data)
     return Built(inputs, result, comparison, files)
 
 
@@ -60,14 +69,18 @@ def test_writes_html_pngs_and_json(built: Built) -> None:
         "cumulative-pnl.png",
         "daily-net-per-strategy.png",
         "daily-net-spread.png",
+        "payoff-call.png",
+        "payoff-components.png",
+        "payoff-load.png",
         "price-vs-energy-hashprice.png",
         "report.html",
         "report.json",
+        "series",
     ]
 
 
 def test_each_png_is_a_real_image(built: Built) -> None:
-    assert len(built.files.pngs) == 4
+    assert len(built.files.pngs) == 7
     for path in built.files.pngs:
         data = path.read_bytes()
         assert len(data) > 15_000, path  # a drawn chart, not an empty canvas
@@ -167,5 +180,137 @@ def test_headless_chromium_renders_every_chart(built: Built, tmp_path: Path) -> 
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count('<img src="data:image/png;base64,') == 4
+    assert proc.stdout.count('<img src="data:image/png;base64,') == 7
     assert "Strategies compared" in proc.stdout
+
+
+def _payoff_figures(built: Built) -> dict[str, Figure]:
+    model = built.inputs.model
+    figures = html_capital.payoff_figures(built.comparison, model.fleet, model.params.pool_fee)
+    return {name: fig for name, _, fig in figures}
+
+
+def test_payoff_charts_draw_the_replay_and_the_payoff_function(built: Built) -> None:
+    figures = _payoff_figures(built)
+    assert list(figures) == [name for name, _ in html_capital.PAYOFF_PNGS]
+    books = payoff_charts.payoff_books(built.comparison)
+    assert books is not None
+    assert (books.fixed.strategy.name, books.with_call.strategy.name) == ("ppa", "ppa+call")
+    for (name, title), fig in zip(html_capital.PAYOFF_PNGS, figures.values(), strict=True):
+        assert fig.axes[0].get_title().startswith(title), name
+    # Chart 1: one point per interval at (spot, load); the line is the payoff function's.
+    ax = figures["payoff-load.png"].axes[0]
+    t = books.fixed.table.inputs
+    points = ax.collections[0].get_offsets()
+    assert np.array_equal(np.asarray(points), np.column_stack((t.price_usd_per_mwh, t.running_mw)))
+    line = ax.lines[0]
+    model = built.inputs.model
+    curves = ppa_payoff(
+        model.fleet,
+        np.asarray(line.get_xdata(), dtype=float),
+        hashprice_usd_per_ph_day=books.hashprice_usd_per_ph_day,
+        pool_fee=model.params.pool_fee,
+        quantity_mw=books.ppa.quantity_mw,
+        ppa_price_usd_per_mwh=books.ppa.price_usd_per_mwh,
+    )
+    assert np.array_equal(np.asarray(line.get_ydata(), dtype=float), curves.load_mw)
+    # Chart 3: the call's line is flatter above the strike by the call's quantity.
+    ax = figures["payoff-call.png"].axes[0]
+    x = np.asarray(ax.lines[0].get_xdata(), dtype=float)
+    plain, called = (np.asarray(ln.get_ydata(), dtype=float) for ln in ax.lines[:2])
+    above = x > books.call.strike_usd_per_mwh + 1
+    gap = plain[above] - called[above]
+    expected = (x[above] - books.call.strike_usd_per_mwh) * books.call.quantity_mw
+    premium = books.call.premium_usd_per_mwh * books.call.quantity_mw
+    assert np.allclose(gap, expected - premium)
+    for fig in figures.values():
+        plt.close(fig)
+
+
+def test_series_export_matches_the_replayed_tables(built: Built) -> None:
+    out = built.files.html.parent
+    data = json.loads((out / "comparison.json").read_text())
+    for row, result in zip(data["strategies"], built.comparison.results, strict=True):
+        files = row["series"]
+        with (out / files["intervals_csv"]).open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        s = result.table.settlement
+        assert len(rows) == s.net_usd.size
+        assert [float(r["net_usd"]) for r in rows] == s.net_usd.tolist()
+        for ident, component, usd in s.by_instrument:
+            assert [float(r[f"{ident}.{component}"]) for r in rows] == usd.tolist()
+        with (out / files["daily_csv"]).open(newline="") as handle:
+            days = list(csv.DictReader(handle))
+        assert [d["date"] for d in days] == list(result.daily.dates)
+        assert [float(d["net_usd"]) for d in days] == pytest.approx(result.daily.net_usd.tolist())
+        doc = json.loads((out / files["json"]).read_text())
+        assert doc["book"] == row["name"]
+        assert doc["intervals"]["net_usd"] == s.net_usd.tolist()
+        assert doc["daily"]["date"] == list(result.daily.dates)
+
+
+def test_html_carries_the_capital_view_with_its_assumptions(built: Built) -> None:
+    html = built.files.html.read_text(encoding="utf-8")
+    assert "<h2>Capital view</h2>" in html
+    assert "coverage ratio on CFaR</th><td class=n>1.35</td>" in html
+    assert "default 15 USD/TH x 200 TH/s" in html
+    assert "monthly net: CV (std / mean)" in html
+
+
+def _screenshot(html: Path, png: Path, profile: Path, height: int) -> np.ndarray:
+    proc = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--window-size=1300,{height}",
+            f"--screenshot={png}",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return np.asarray(mpimg.imread(png))
+
+
+def test_headless_chromium_screenshots_the_payoff_charts(built: Built, tmp_path: Path) -> None:
+    # The payoff charts as the report embeds them, each in a fixed-height box under its
+    # title on one page, rendered by Chromium: each box must show a drawn chart, not a blank
+    # or broken image.
+    assert shutil.which("chromium"), "chromium is missing: run scripts/ensure-system-packages"
+    html = built.files.html.read_text(encoding="utf-8")
+    box, head = 600, 70
+    boxes = []
+    for name, title in html_capital.PAYOFF_PNGS:
+        assert f"<h3>{title}</h3>" in html
+        img = re.search(rf'<img [^>]*title="{re.escape(name)}">', html)
+        assert img, name
+        tag = img.group(0).replace("<img ", f"<img style='height:{box - head}px' ", 1)
+        boxes.append(
+            f"<div style='height:{box}px;overflow:hidden'><h3 style='height:{head - 20}px;"
+            f"margin:10px 0'>{title}</h3>{tag}</div>"
+        )
+    page = tmp_path / "payoff.html"
+    page.write_text(
+        f"<!DOCTYPE html><html><body style='margin:0;background:#fff'>{''.join(boxes)}"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    shot = _screenshot(page, tmp_path / "payoff.png", tmp_path / "chromium", box * len(boxes))
+    rgb = shot[..., :3]
+    for k, (name, _) in enumerate(html_capital.PAYOFF_PNGS):
+        chart = rgb[k * box + head : (k + 1) * box]
+        inked = np.asarray((chart < 0.9).any(axis=-1))  # not white
+        assert inked.mean() > 0.03, (name, inked.mean())
+        colours = {tuple(np.round(px, 1)) for px in chart.reshape(-1, 3)[::97]}
+        assert len(colours) > 8, (name, len(colours))  # lines, points, text: not one flat fill

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from adapters.feeds.recorded import RecordingError
 from adapters.ledger.sqlite import LedgerError
-from controller.app import check_cmd, compare_cmd, explain_cmd, replay_cmd, run_cmd
+from controller.app import check_cmd, compare_cmd, explain_cmd, replay_cmd, run_cmd, stress_cmd
 from controller.app import command_cmd as command_cli
 from controller.app import fleet_cmd as fleet_cli
 from controller.app import ledger_cmd as ledger_cli
@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd.add_parser(sub)
     replay_cmd.add_parser(sub)
     compare_cmd.add_parser(sub)
+    stress_cmd.add_parser(sub)
     run_cmd.add_parser(sub)
     ledger_cli.add_parser(sub)
     simulate_cli.add_parser(sub)
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-config": check_cmd.run,
         "replay": replay_cmd.run,
         "compare": compare_cmd.run,
+        "stress": stress_cmd.run,
         "run": run_cmd.run,
         "ledger": ledger_cli.run,
         "simulate": simulate_cli.run,

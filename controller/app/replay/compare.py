@@ -17,6 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from controller.accounting.capital import (
+    DAY_S,
+    WHOLE_DAY_H,
+    DailySeries,
+    HorizonStats,
+    horizon_stats,
+    monthly_net,
+    weekly_net,
+)
 from controller.accounting.instruments import (
     FixedPpa,
     HashrateForward,
@@ -38,9 +47,6 @@ from controller.domain import FloatArray
 from controller.fast_replay import NotStatelessError, fast_replay
 from controller.records import IntervalTable
 from controller.site_model import SiteModel
-
-#: A day counts as whole when its intervals cover 24 hours (float noise aside).
-_WHOLE_DAY_H = 24.0 - 1e-6
 
 #: Strike of the default short call when the scenario has neither a call nor a capped PPA.
 DEFAULT_CALL_STRIKE_USD_PER_MWH = 200.0
@@ -68,6 +74,9 @@ class DailyNet:
     worst_date: str
     worst_usd: float
     days_counted: int
+    series: DailySeries  #: the days as the capital view reads them
+    weekly: HorizonStats  #: whole ISO weeks
+    monthly: HorizonStats  #: whole calendar months
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +109,13 @@ class StrategyResult:
             "daily_net_std_usd": self.daily.std_usd,
             "worst_day": {"date": self.daily.worst_date, "net_usd": self.daily.worst_usd},
             "days_counted": self.daily.days_counted,
+            "weekly_net_std_usd": self.daily.weekly.std_usd,
+            "weekly_net_cv": self.daily.weekly.cv,
+            "weeks_counted": self.daily.weekly.periods,
+            "monthly_net_mean_usd": self.daily.monthly.mean_usd,
+            "monthly_net_std_usd": self.daily.monthly.std_usd,
+            "monthly_net_cv": self.daily.monthly.cv,
+            "months_counted": self.daily.monthly.periods,
         }
 
 
@@ -119,15 +135,19 @@ class Comparison:
         }
 
 
-def daily_net(report: Report) -> DailyNet:
-    """Daily net cash flow from a replay report's ``per_day``; volatility over whole days."""
+def daily_net(report: Report, window_start_s: float, window_end_s: float) -> DailyNet:
+    """Daily net cash flow from a replay report's ``per_day``; volatility over whole days,
+    weeks and months."""
     days = report.per_day
     dates = tuple(d.date for d in days)
     net = np.asarray([d.totals.net_usd for d in days], dtype=np.float64)
-    whole = np.asarray([d.totals.hours >= _WHOLE_DAY_H for d in days], dtype=bool)
+    whole = np.asarray([d.totals.hours >= WHOLE_DAY_H for d in days], dtype=bool)
     counted = whole if whole.any() else np.ones_like(whole)  # a window shorter than a day
     values = net[counted]
     worst = int(np.flatnonzero(counted)[np.argmin(values)])
+    day_start = np.asarray(dates, dtype="datetime64[D]").astype(np.int64) * DAY_S
+    hours = np.asarray([d.totals.hours for d in days], dtype=np.float64)
+    series = DailySeries(day_start.astype(np.float64), net, hours, window_start_s, window_end_s)
     return DailyNet(
         dates=dates,
         net_usd=net,
@@ -137,6 +157,9 @@ def daily_net(report: Report) -> DailyNet:
         worst_date=dates[worst],
         worst_usd=float(net[worst]),
         days_counted=int(counted.sum()),
+        series=series,
+        weekly=horizon_stats(weekly_net(series)),
+        monthly=horizon_stats(np.asarray([m.net_usd for m in monthly_net(series) if m.whole])),
     )
 
 
@@ -297,23 +320,28 @@ def run_strategy(inputs: ReplayInputs, strategy: Strategy) -> StrategyResult:
         forward_usd_per_ph_day=forward,
         hedged_share=share,
     )
-    return StrategyResult(strategy, table, report, daily_net(report))
+    t = table.inputs
+    daily = daily_net(report, float(t.start[0]), float(t.end[-1]))
+    return StrategyResult(strategy, table, report, daily)
+
+
+def scenario_strategies(inputs: ReplayInputs) -> tuple[tuple[Strategy, ...], bool]:
+    """The scenario's ``[[compare.strategies]]``, or the built-in set (then True)."""
+    configured = inputs.loaded.config.compare or CompareConfig()
+    if configured.strategies:
+        return strategies_from_config(configured), False
+    books = default_strategies(
+        inputs.model,
+        run_book(inputs, SpotSupply(), ()),
+        concession_usd_per_mwh=configured.capped_ppa_concession_usd_per_mwh,
+        premium_usd_per_mwh=configured.call_premium_usd_per_mwh,
+    )
+    return books, True
 
 
 def compare(inputs: ReplayInputs, strategies: tuple[Strategy, ...] | None = None) -> Comparison:
     """Replay every book over the inputs' window; the scenario's or the built-in set."""
     builtin = False
     if strategies is None:
-        configured = inputs.loaded.config.compare or CompareConfig()
-        builtin = not configured.strategies
-        strategies = (
-            default_strategies(
-                inputs.model,
-                run_book(inputs, SpotSupply(), ()),
-                concession_usd_per_mwh=configured.capped_ppa_concession_usd_per_mwh,
-                premium_usd_per_mwh=configured.call_premium_usd_per_mwh,
-            )
-            if builtin
-            else strategies_from_config(configured)
-        )
+        strategies, builtin = scenario_strategies(inputs)
     return Comparison(tuple(run_strategy(inputs, s) for s in strategies), builtin)

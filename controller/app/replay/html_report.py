@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from controller.accounting.report import TOTAL_KEYS
-from controller.app.replay import charts
+from controller.app.replay import charts, html_capital
 from controller.app.replay.compare import Comparison
 from controller.app.replay.report import ReplayReport
 from controller.app.replay.runner import ReplayInputs, ReplayResult
+from controller.app.replay.series_export import write_series
 
 HTML_NAME = "report.html"
 REPORT_JSON_NAME = "report.json"
@@ -185,6 +186,10 @@ def strategy_table(rows: list[dict[str, Any]]) -> str:
         ("net margin USD per mined MWh", [_num(r["net_margin_usd_per_mwh"]) for r in rows], True),
         ("daily net: std USD", [_num(r["daily_net_std_usd"]) for r in rows], True),
         ("daily net: worst day USD", [_num(r["worst_day"]["net_usd"]) for r in rows], True),
+        ("monthly net: std USD", [_num(r["monthly_net_std_usd"]) for r in rows], True),
+        ("monthly net: CV (std / mean)", [_num(r["monthly_net_cv"], 3) for r in rows], True),
+        ("whole months counted", [_num(r["months_counted"]) for r in rows], False),
+        ("weekly net: CV", [_num(r["weekly_net_cv"], 3) for r in rows], False),
         ("worst day (UTC)", [escape(r["worst_day"]["date"]) for r in rows], False),
         ("daily net: mean USD", [_num(r["daily_net_mean_usd"]) for r in rows], False),
         ("whole days counted", [_num(r["days_counted"]) for r in rows], False),
@@ -239,6 +244,7 @@ def write_report(
                 "Spread of daily net cash flow per strategy",
                 charts.daily_net_spread(comparison.results),
             ),
+            *html_capital.payoff_figures(comparison, model.fleet, model.params.pool_fee),
         ]
     images: dict[str, str] = {}
     pngs = []
@@ -249,6 +255,15 @@ def write_report(
         images[name] = _img(name, data, alt)
     jsons = [directory / REPORT_JSON_NAME]
     _write_atomic(jsons[0], _json_bytes(report.as_dict()))
+    if comparison is not None and comparison_json is not None:
+        series = write_series(directory, comparison.results, _write_atomic)
+        comparison_json = {
+            **comparison_json,
+            "strategies": [
+                {**row, "series": series[row["name"]].as_dict()}
+                for row in comparison_json["strategies"]
+            ],
+        }
     if comparison_json is not None:
         jsons.append(directory / COMPARISON_JSON_NAME)
         _write_atomic(jsons[1], _json_bytes(comparison_json))
@@ -294,6 +309,8 @@ def _html(
             "<h2>Daily net cash flow per strategy</h2>",
             images["daily-net-per-strategy.png"],
             images["daily-net-spread.png"],
+            html_capital.capital_section(comparison_json.get("capital")),
+            html_capital.payoff_section(images),
         ]
     parts += [
         "<h2>Per model</h2>",

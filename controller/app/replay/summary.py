@@ -28,16 +28,23 @@ def format_comparison(comparison: Comparison, inputs: ReplayInputs, wall_s: floa
         f"{rows[0]['days_counted']} whole UTC days)",
         "",
         f"  {'strategy':<18} {'net USD':>14} {'USD/MWh':>8} {'daily std':>10} "
-        f"{'worst day':>10} {'(UTC)':<10} {'curtailed h':>11}",
+        f"{'worst day':>10} {'(UTC)':<10} {'monthly std':>11} {'monthly CV':>10} "
+        f"{'curtailed h':>11}",
     ]
     for r in rows:
         margin = r["net_margin_usd_per_mwh"]
+        cv = r["monthly_net_cv"]
         lines.append(
             f"  {r['name']:<18} {r['totals']['net_usd']:>14,.2f} "
             f"{_opt(margin):>8} "
             f"{_opt(r['daily_net_std_usd']):>10} {r['worst_day']['net_usd']:>10,.2f} "
-            f"{r['worst_day']['date']:<10} {r['curtailed_hours']:>11,.2f}"
+            f"{r['worst_day']['date']:<10} {_opt(r['monthly_net_std_usd']):>11} "
+            f"{'n/a' if cv is None else f'{cv:.3f}':>10} {r['curtailed_hours']:>11,.2f}"
         )
+    lines.append(
+        f"  monthly figures over {rows[0]['months_counted']} whole UTC months "
+        "(CV: std / mean; daily std mostly measures resale spikes, monthly CV revenue risk)"
+    )
     lines.append("")
     lines.extend(f"  {r['name']:<18} {r['description']}" for r in rows)
     hedged = [r for r in rows if r["hashspark_spread_usd_per_mwh"] is not None]
