@@ -6,6 +6,7 @@ float's exact binary value, and ``round`` on a Fraction rounds half to even.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from adapters.ledger.schema import MONEY_COLUMN
+from adapters.ledger.schema import MONEY_COLUMN, micro_sql, register_functions
 from adapters.ledger.sqlite import SCHEMA_VERSION, LedgerError, SqliteLedger
 from controller.accounting.money import MONEY_COMPONENTS, to_micro_usd, usd_text
 from controller.app.ledger_cmd import summary
@@ -264,3 +265,19 @@ def test_a_record_reads_back_as_booked(tmp_path: Path) -> None:
     assert back.component("net_usd") == 0.3
     assert back.components[:2] == r.components[:2]  # energy is not money: kept as is
     assert isinstance(back, IntervalRecord)
+
+
+def test_the_migrations_sql_rounding_is_the_ledgers_rule() -> None:
+    """``micro_sql`` (SQLite's ROUND away from halves, Python near them) = ``to_micro_usd``."""
+    rng = random.Random(20)
+    values = [rng.uniform(-5000, 5000) for _ in range(4000)]
+    values += [rng.randrange(-(10**9), 10**9) / 1e6 for _ in range(2000)]  # whole micro-dollars
+    values += [(rng.randrange(-(10**9), 10**9) + 0.5) / 1e6 for _ in range(2000)]  # near ties
+    values += [2.5e-6, -2.5e-6, 0.5e-6, -0.5e-6, 1.5e-6, 0.0, 1234567.8912345, -9e11 - 0.1]
+    conn = sqlite3.connect(":memory:")
+    register_functions(conn)
+    conn.execute("CREATE TABLE t (i INTEGER PRIMARY KEY, usd REAL)")
+    conn.executemany("INSERT INTO t (usd) VALUES (?)", [(v,) for v in values])
+    got = [r[0] for r in conn.execute(f"SELECT {micro_sql('usd')} FROM t ORDER BY i")]
+    assert got == [to_micro_usd(v) for v in values]
+    assert got[-2:] == [micro(values[-2]), micro(values[-1])]

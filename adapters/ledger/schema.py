@@ -98,6 +98,23 @@ def register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function(_SQL_MICRO, 1, _sql_micro, deterministic=True)
 
 
+def micro_sql(column: str) -> str:
+    """SQL giving REAL dollars in ``column`` as micro-dollars by the ledger's rounding rule.
+
+    A call into Python per value costs a year's migration half a minute, so SQLite rounds
+    itself wherever the answer cannot differ: below a million dollars the product
+    ``column * 1e6`` is within 1e-4 micro-dollar of the exact value, so where it lies more
+    than 1e-3 from a half, SQLite's ``ROUND`` (halves away from zero) and the rule (the
+    exact value, ties to even) give the same integer. Near a half, or above a million,
+    ``hs_micro_usd`` (``to_micro_usd``) decides.
+    """
+    p = f"({column} * 1000000.0)"
+    return (
+        f"CASE WHEN ABS({column}) < 1000000.0 AND ABS(ABS({p} - ROUND({p})) - 0.5) > 0.001 "
+        f"THEN CAST(ROUND({p}) AS INTEGER) ELSE {_SQL_MICRO}({column}) END"
+    )
+
+
 def _runs_ddl() -> str:
     return (
         "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, "
@@ -242,8 +259,7 @@ def _to_3(conn: sqlite3.Connection) -> None:
     """2 -> 3: money as integer micro-dollars (rebuilt tables), and the restatement tables."""
     _check_convertible(conn)
     select = ", ".join(
-        f"{_SQL_MICRO}({_component_of(c)})" if c in MONEY_COLUMN.values() else c
-        for c in INTERVAL_COLUMNS
+        micro_sql(_component_of(c)) if c in MONEY_COLUMN.values() else c for c in INTERVAL_COLUMNS
     )
     conn.execute(_intervals_ddl("intervals_v3"))
     conn.execute(
@@ -252,8 +268,8 @@ def _to_3(conn: sqlite3.Connection) -> None:
     )
     conn.execute(_flows_ddl("instrument_flows_v3"))
     conn.execute(
-        "INSERT INTO instrument_flows_v3 SELECT site_id, start_s, instrument_id, component, "
-        "hs_micro_usd(usd) FROM instrument_flows"
+        "INSERT INTO instrument_flows_v3 SELECT site_id, start_s, instrument_id, component, "  # noqa: S608
+        f"{micro_sql('usd')} FROM instrument_flows"
     )
     conn.execute("DROP TABLE instrument_flows")
     conn.execute("DROP TABLE intervals")
@@ -272,21 +288,22 @@ def _component_of(column: str) -> str:
 def _check_convertible(conn: sqlite3.Connection) -> None:
     """Refuse, naming the interval, an amount that is not a finite number of micro-dollars."""
     limit = 9.2e12  # USD: a signed 64-bit count of micro-dollars
-    for component in MONEY_COMPONENTS:
-        row = conn.execute(
-            f"SELECT site_id, start_utc, {component} FROM intervals "  # noqa: S608
-            f"WHERE NOT ABS({component}) < ? LIMIT 1",
-            (limit,),
-        ).fetchone()
-        if row is not None:
-            raise MigrationError(
-                f"interval {row[1]} of site {row[0]}: {component} = {row[2]!r} is not a "
-                "finite amount of micro-dollars"
-            )
+    bad = " OR ".join(f"NOT ABS({c}) < {limit}" for c in MONEY_COMPONENTS)
     row = conn.execute(
-        "SELECT site_id, start_s, instrument_id, component, usd FROM instrument_flows "
-        "WHERE NOT ABS(usd) < ? LIMIT 1",
-        (limit,),
+        f"SELECT site_id, start_utc, {', '.join(MONEY_COMPONENTS)} FROM intervals "  # noqa: S608
+        f"WHERE {bad} LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        name, value = next(
+            (c, v) for c, v in zip(MONEY_COMPONENTS, row[2:], strict=True) if not abs(v) < limit
+        )
+        raise MigrationError(
+            f"interval {row[1]} of site {row[0]}: {name} = {value!r} is not a finite amount "
+            "of micro-dollars"
+        )
+    row = conn.execute(
+        "SELECT site_id, start_s, instrument_id, component, usd FROM instrument_flows "  # noqa: S608
+        f"WHERE NOT ABS(usd) < {limit} LIMIT 1"
     ).fetchone()
     if row is not None:
         raise MigrationError(
@@ -361,7 +378,7 @@ def current_shape_views(conn: sqlite3.Connection) -> None:
         return
     kind = "kind" if version >= 2 else "'settled' AS kind"
     select = ", ".join(
-        f"{_SQL_MICRO}({_component_of(c)}) AS {c}"
+        f"{micro_sql(_component_of(c))} AS {c}"
         if c in MONEY_COLUMN.values()
         else (kind if c == "kind" else c)
         for c in INTERVAL_COLUMNS
@@ -369,8 +386,8 @@ def current_shape_views(conn: sqlite3.Connection) -> None:
     # Fixed column names (this module's), no value from outside: no injection.
     conn.execute(f"CREATE TEMP VIEW intervals AS SELECT {select} FROM main.intervals")  # noqa: S608
     conn.execute(
-        "CREATE TEMP VIEW instrument_flows AS SELECT site_id, start_s, instrument_id, "
-        "component, hs_micro_usd(usd) AS micro_usd FROM main.instrument_flows"
+        "CREATE TEMP VIEW instrument_flows AS SELECT site_id, start_s, instrument_id, "  # noqa: S608
+        f"component, {micro_sql('usd')} AS micro_usd FROM main.instrument_flows"
     )
     for statement in _restatement_ddl(temp=True):
         conn.execute(statement)
