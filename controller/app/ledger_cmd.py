@@ -1,4 +1,4 @@
-"""``hashspark ledger summary|export --csv``: the ledger for finance.
+"""``hashspark ledger summary|export --csv|restate``: the ledger for finance.
 
 Money is printed exactly as booked, in dollars with six decimals (whole micro-dollars), so a
 summary and a SQL ``SUM`` over the ledger agree to the unit. Restatements (``ledger restate``,
@@ -21,6 +21,7 @@ from typing import TextIO
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from controller.accounting.coverage import coverage
 from controller.accounting.money import MONEY_COMPONENTS, to_micro_usd, usd_text
+from controller.app import restate_cmd
 from controller.app.cli_support import time_arg
 from controller.config import DaemonConfig, load_daemon_settings
 from controller.domain import iso
@@ -33,9 +34,12 @@ _KNOWN_WHEN_DOWN = frozenset({"call_premium_usd", "option_premium_usd"})
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``ledger summary`` and ``ledger export``."""
-    led = sub.add_parser("ledger", help="read the P&L ledger")
+    """Register ``ledger summary``, ``ledger export`` and ``ledger restate``."""
+    led = sub.add_parser("ledger", help="read the P&L ledger, book restatements")
     led_sub = led.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    restate_cmd.add_arguments(
+        led_sub.add_parser("restate", help="book corrections of settled intervals")
+    )
     for name, text in (
         ("summary", "totals per site and instrument"),
         ("export", "every interval as CSV"),
@@ -65,6 +69,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch the ledger sub-command."""
+    if args.ledger_command == "restate":
+        return restate_cmd.run(args)
     ledger = SqliteLedger.open_readonly(state_dir(args.state_dir, args.config) / LEDGER_FILE)
     start = args.start.timestamp() if args.start else None
     end = args.end.timestamp() if args.end else None
