@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
-from controller.accounting.accrual import IntervalAccumulator
+from controller.accounting.accrual import IntervalAccumulator, down_record
 from controller.accounting.money import MONEY_COMPONENTS, usd_text
 from controller.app.assemble import site_model
 from controller.app.cli import main
@@ -175,7 +175,7 @@ def test_a_days_restatement_changes_that_day_by_the_independent_arithmetic(
         capsys, str(path), "--config", str(config), "--state-dir", str(state), "--reason", REASON
     )
     assert code == 0, err
-    assert "96 intervals restated (0 unchanged)" in out
+    assert "96 intervals restated (0 unchanged, 0 down left alone)" in out
     assert column(out, "net_usd")[-1] == usd_text(expected["net_usd"], sign=True)
 
     day = summary(capsys, state, "--from", DAY1, "--to", DAY2)
@@ -293,3 +293,27 @@ def test_terms_that_do_not_reproduce_the_booked_amounts_are_refused(
         "booked inputs and these terms (3.000000 USD): not restated (was it settled under other "
         "terms?)"
     )
+
+
+def test_down_time_is_left_alone_and_a_dry_run_books_nothing(
+    booked: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, state = booked
+    model = site_model(load_config(config).config.sites[0])
+    ledger = SqliteLedger.open(state / LEDGER_FILE, run_id="r2", config_version="v", started_at=0)
+    ledger.append(down_record(model, ts(END), ts(END) + 3600))  # the daemon was stopped
+    ledger.close()
+    path = write_corrections(
+        tmp_path / "c.csv", [("2024-08-21T23:45:00Z", "25.5"), ("2024-08-22T00:00:00Z", "26")]
+    )
+    code, out, err = restate(
+        capsys, str(path), "--config", str(config), "--state-dir", str(state),
+        "--reason", "r", "--to", "2024-08-22T01:00:00Z", "--dry-run",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "1 intervals restated (0 unchanged, 1 down left alone)" in out
+    assert out.rstrip().endswith("dry run: nothing booked")
+    conn = sqlite3.connect(state / LEDGER_FILE)
+    assert conn.execute(
+        "SELECT COUNT(*) FROM restatements WHERE start_s >= ?", (ts(DAY2),)
+    ).fetchone() == (0,)

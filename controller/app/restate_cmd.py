@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -53,10 +54,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="show the corrections, book nothing")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
     corrections: list[Restated]
-    unchanged: int
+    unchanged: int  # intervals already at the file's inputs
+    down: int  # down intervals in the rows' spans: no price settled them, left alone
     before: dict[str, int]  # the corrected intervals' money as they stand, micro-dollars
     problems: list[str]
 
@@ -128,34 +130,34 @@ def _plan(
     path: Path,
 ) -> _Plan:
     """The correction of every interval the rows cover, or the problems."""
-    problems: list[str] = []
-    out: list[Restated] = []
-    unchanged = 0
-    before = dict.fromkeys(MONEY_COMPONENTS, 0)
+    plan = _Plan([], 0, 0, dict.fromkeys(MONEY_COMPONENTS, 0), [])
     if not rows:
-        return _Plan(out, unchanged, before, problems)
+        return plan
     records = list(ledger.records(site.site_id, rows[0].start, rows[-1].end))
-    standing = book.standing(site.site_id, (r.start for r in records))
+    starts = [r.start for r in records]  # in time order
+    standing = book.standing(site.site_id, starts)
     for row in rows:
-        covered = [r for r in records if row.start <= r.start < row.end]
+        covered = records[bisect_left(starts, row.start) : bisect_left(starts, row.end)]
         if not covered:
-            problems.append(
+            plan.problems.append(
                 f"{row.where(path)}: no interval of site {site.site_id} starts in "
                 f"{iso(row.start)} .. {iso(row.end)}: not in the ledger"
             )
-            continue
         for record in covered:
+            if record.kind == "down":  # no price settled it: nothing to restate
+                plan.down += 1
+                continue
             result = _one(record, row, site, standing.get(record.start))
             if isinstance(result, str):
-                problems.append(f"{row.where(path)}: interval {iso(record.start)}: {result}")
+                plan.problems.append(f"{row.where(path)}: interval {iso(record.start)}: {result}")
             elif result is None:
-                unchanged += 1
+                plan.unchanged += 1
             else:
-                out.append(result)
+                plan.corrections.append(result)
                 now = _now(record, standing.get(record.start))
                 for c in MONEY_COMPONENTS:
-                    before[c] += now.components[c]
-    return _Plan(out, unchanged, before, problems)
+                    plan.before[c] += now.components[c]
+    return plan
 
 
 def _now(record: IntervalRecord, standing: Standing | None) -> Amounts:
@@ -167,8 +169,6 @@ def _one(
     record: IntervalRecord, row: CorrectionRow, site: SiteModel, standing: Standing | None
 ) -> Restated | str | None:
     """The interval's correction; None when it already stands at these inputs; or why not."""
-    if record.kind == "down":
-        return "a down interval: no price settled it, there is nothing to restate"
     price = record.price_usd_per_mwh
     hashprice = record.hashprice_usd_per_ph_day
     if standing is not None:
@@ -190,12 +190,16 @@ def _one(
 def _report(site_id: str, plan: _Plan, reason: str, source: str) -> str:
     """What is (or would be) booked: the intervals and each money component's change."""
     if not plan.corrections:
-        return f"site {site_id}: {plan.unchanged} intervals already at these inputs"
+        return (
+            f"site {site_id}: {plan.unchanged} intervals already at these inputs, "
+            f"{plan.down} down intervals left alone"
+        )
     first = min(r.start for r in plan.corrections)
     last = max(r.end for r in plan.corrections)
     lines = [
         f"site {site_id}: {len(plan.corrections)} intervals restated"
-        f" ({plan.unchanged} unchanged), {iso(first)} .. {iso(last)}",
+        f" ({plan.unchanged} unchanged, {plan.down} down left alone), "
+        f"{iso(first)} .. {iso(last)}",
         f"  reason: {reason}",
         f"  source: {source}",
         f"  {'':<24} {'before':>18} {'corrected':>18} {'difference':>18}",
