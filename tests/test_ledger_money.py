@@ -218,6 +218,8 @@ def test_a_failed_migration_changes_nothing_and_names_the_interval(tmp_path: Pat
     assert "from schema version 2 to 3 failed" in message
     assert "nothing was changed" in message
     assert "interval 2024-08-20T03:00:00Z of site hb-south: net_usd = inf" in message
+    with pytest.raises(LedgerError, match="2024-08-20T03:00:00Z of site hb-south: net_usd = inf"):
+        SqliteLedger.open_readonly(path)  # the reader refuses it the same way
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     assert conn.execute("SELECT * FROM intervals ORDER BY start_s").fetchall() == before

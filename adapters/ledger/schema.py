@@ -376,6 +376,7 @@ def current_shape_views(conn: sqlite3.Connection) -> None:
         )
     if version == SCHEMA_VERSION:
         return
+    _check_convertible(conn)  # as the migration would refuse it, naming the interval
     kind = "kind" if version >= 2 else "'settled' AS kind"
     select = ", ".join(
         f"{micro_sql(_component_of(c))} AS {c}"
