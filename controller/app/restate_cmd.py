@@ -65,6 +65,9 @@ class _Plan:
 
 def run(args: argparse.Namespace) -> int:
     """Read, check, settle and book the corrections (or print every problem, exit 2)."""
+    for flag, value in (("--reason", args.reason), ("--source", args.source)):
+        if value is not None and not value.strip():
+            raise ConfigError([f"{flag} is empty: say why, and from what, the books change"])
     loaded = load_config(args.config)
     site = _site(loaded.config.sites, args.site, args.config)
     state = args.state_dir if args.state_dir is not None else loaded.config.daemon.state_dir
