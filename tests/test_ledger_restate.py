@@ -19,15 +19,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
+from adapters.ledger.sqlite import LEDGER_FILE, LedgerError, SqliteLedger
 from controller.accounting.accrual import IntervalAccumulator, down_record
 from controller.accounting.money import MONEY_COMPONENTS, usd_text
+from controller.accounting.restatement import Amounts, Restated
 from controller.app.assemble import site_model
 from controller.app.cli import main
 from controller.config import load_config
 from controller.domain import Reading, iso
 from controller.records import IntervalRecord
 from tests.daemon_kit import ROOT, scenario
+from tests.test_ledger import rec
 
 RECORDINGS = ROOT / "simulators" / "recordings"
 DAY1, DAY2, END = "2024-08-20T00:00:00Z", "2024-08-21T00:00:00Z", "2024-08-22T00:00:00Z"
@@ -317,3 +319,19 @@ def test_down_time_is_left_alone_and_a_dry_run_books_nothing(
     assert conn.execute(
         "SELECT COUNT(*) FROM restatements WHERE start_s >= ?", (ts(DAY2),)
     ).fetchone() == (0,)
+
+
+def test_corrections_computed_before_another_was_booked_are_not_booked(tmp_path: Path) -> None:
+    ledger = SqliteLedger.open(tmp_path / "l.sqlite3", run_id="r", config_version="v", started_at=0)
+    ledger.append(rec(ts(DAY1), ts(DAY1) + 900))
+    deltas = Amounts(dict.fromkeys(MONEY_COMPONENTS, 1), {})
+    one = Restated("s1", ts(DAY1), ts(DAY1) + 900, 43.0, 50.0, deltas)
+    book = ledger.restatements
+    planned = book.last_id()
+    book.book([one], reason="a", source="s", booked_at=0, config_version="v", planned_after=planned)
+    with pytest.raises(LedgerError, match="another restatement was booked while"):
+        book.book(
+            [one], reason="b", source="s", booked_at=0, config_version="v", planned_after=planned
+        )
+    assert book.totals("s1") == dict.fromkeys(MONEY_COMPONENTS, 1)
+    assert [b.reason for b in book.batches("s1")] == ["a"]

@@ -62,6 +62,14 @@ class Restatements:
         row = self._conn.execute("SELECT value FROM ledger_meta WHERE key = 'currency'").fetchone()
         return "USD" if row is None else str(row[0])
 
+    def last_id(self) -> int:
+        """The latest restatement's id (0: none): ``book`` checks nothing was booked since."""
+        return int(
+            self._conn.execute(
+                "SELECT COALESCE(MAX(restatement_id), 0) FROM restatements"
+            ).fetchone()[0]
+        )
+
     def standing(self, site_id: str, starts: Iterable[EpochS]) -> dict[EpochS, Standing]:
         """Each given interval's corrections so far (intervals never corrected are absent)."""
         wanted = set(starts)
@@ -101,8 +109,12 @@ class Restatements:
         source: str,
         booked_at: EpochS,
         config_version: str,
+        planned_after: int,
     ) -> str:
-        """Book ``corrections`` as one batch, in one transaction; returns the batch id."""
+        """Book ``corrections`` as one batch, in one transaction; returns the batch id.
+
+        They were computed against the restatements up to ``planned_after`` (``last_id``);
+        if another was booked since, nothing is booked (the differences would be stale)."""
         batch_id = uuid.uuid4().hex[:12]
         insert = (
             "INSERT INTO restatements (batch_id, site_id, start_s, booked_utc, reason, source, "  # noqa: S608
@@ -113,6 +125,11 @@ class Restatements:
             with closing(self._conn.cursor()) as cur:
                 cur.execute("BEGIN IMMEDIATE")
                 try:
+                    if self.last_id() != planned_after:
+                        raise LedgerError(
+                            f"{self._path}: another restatement was booked while these were "
+                            "computed: nothing booked; run it again"
+                        )
                     for r in corrections:
                         cur.execute(
                             insert,

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     ledger = SqliteLedger.open_for_restatement(state / LEDGER_FILE)
     with closing(ledger):
         book = ledger.restatements
+        planned_after = book.last_id()
         start = args.start.timestamp() if args.start else None
         end = args.end.timestamp() if args.end else None
         corrections = read_corrections(
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             source=source,
             booked_at=time.time(),
             config_version=loaded.version,
+            planned_after=planned_after,
         )
         print(f"booked as restatement batch {batch}")
     return 0
