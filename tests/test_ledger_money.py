@@ -250,6 +250,7 @@ def test_booked_amounts_cannot_be_changed_or_deleted(tmp_path: Path) -> None:
     for statement in (
         "UPDATE intervals SET net_micro_usd = 0",
         "UPDATE intervals SET price_usd_per_mwh = 1",
+        "UPDATE intervals SET running_ph = 0",
         "DELETE FROM intervals",
         "UPDATE instrument_flows SET micro_usd = 0",
         "DELETE FROM instrument_flows",

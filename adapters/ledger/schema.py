@@ -83,7 +83,17 @@ META = {
 
 _KIND = "kind TEXT NOT NULL DEFAULT 'settled' CHECK (kind IN ('settled', 'down'))"
 #: What a booked interval may never change: its span, its inputs and its amounts.
-_FROZEN = ("start_s", "end_s", "price_usd_per_mwh", "hashprice_usd_per_ph_day", "running_mw")
+_FROZEN = (
+    "start_s",
+    "end_s",
+    "price_usd_per_mwh",
+    "hashprice_usd_per_ph_day",
+    "running_mw",
+    "running_ph",
+    "nominal_mw",
+    "mined_mwh",
+    "curtailed_mwh",
+)
 
 # The SQL function the migration and the read-only views convert dollars with.
 _SQL_MICRO = "hs_micro_usd"
