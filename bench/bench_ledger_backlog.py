@@ -109,7 +109,7 @@ def year_ledger(path: Path) -> int:
     )
     conn.execute(
         f"{copies} INSERT INTO instrument_flows SELECT site_id, start_s + 300.0 * n, "
-        "instrument_id, component, usd FROM instrument_flows, k"
+        "instrument_id, component, micro_usd FROM instrument_flows, k"
     )
     conn.commit()
     conn.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ledger.sqlite import LedgerError, SqliteLedger
+from adapters.ledger.sqlite import SCHEMA_VERSION, LedgerError, SqliteLedger
 from controller.app.ledger_cmd import export_csv
 from controller.records import COMPONENTS, IntervalRecord
 from tests.scenario_kit import T0
@@ -63,7 +63,7 @@ def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
     open_ledger(tmp_path).close()
     conn = sqlite3.connect(tmp_path / "ledger.sqlite3")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_an_interval_is_never_counted_twice(tmp_path: Path) -> None:
@@ -167,28 +167,6 @@ def test_a_run_records_when_it_started(tmp_path: Path) -> None:
     assert conn.execute("SELECT run_id, started_utc FROM runs").fetchall() == [
         ("run1", "2024-06-01T05:00:00Z")
     ]
-
-
-def test_a_version_1_ledger_is_migrated_and_its_intervals_read_as_settled(
-    tmp_path: Path,
-) -> None:
-    ledger = open_ledger(tmp_path)
-    ledger.append(rec(T0, T0 + 900))
-    ledger.close()
-    conn = sqlite3.connect(tmp_path / "ledger.sqlite3")
-    conn.execute("ALTER TABLE intervals DROP COLUMN kind")  # what version 1 wrote
-    conn.execute("PRAGMA user_version=1")
-    conn.commit()
-    conn.close()
-    reader = SqliteLedger.open_readonly(tmp_path / "ledger.sqlite3")  # before the daemon's
-    assert [r.kind for r in reader.records()] == ["settled"]
-    assert reader.totals("s1")["down_hours"] == 0.0
-    reader.close()
-    again = open_ledger(tmp_path, run="run2")
-    assert [r.kind for r in again.records()] == ["settled"]
-    again.append(replace(rec(T0 + 900, T0 + 1800), kind="down"))
-    assert [r.kind for r in again.records()] == ["settled", "down"]
-    assert again.totals("s1")["down_hours"] == pytest.approx(0.25)
 
 
 def _down(start: float, end: float) -> IntervalRecord:

@@ -40,6 +40,7 @@ from adapters.ledger.sqlite import SqliteLedger
 from adapters.metrics.book import PnlBook
 from adapters.metrics.table import METRICS
 from controller.accounting.instruments import PoolPayout, SpotSupply
+from controller.accounting.money import booked
 from controller.accounting.pool_payout import FIXED_RATE, SHORTFALL_CHARGE, pool_of
 from controller.accounting.report import TOTAL_KEYS
 from controller.accounting.settlement import IntervalInputs, settle
@@ -323,7 +324,7 @@ def test_the_ledger_keeps_the_pool_flows_of_worked_example_c(tmp_path: Path) -> 
     assert round(flows["pool", FIXED_RATE], 6) == 0.062500
     assert round(flows["pool", SHORTFALL_CHARGE], 6) == 0.010417
     assert round(ledger.totals("s")["net_usd"], 2) == -0.09
-    assert list(ledger.records()) == [record]
+    assert list(ledger.records()) == [booked(record)]  # money to the micro-dollar
     ledger.close()
 
 

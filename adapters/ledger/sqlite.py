@@ -1,13 +1,15 @@
 """The durable P&L ledger: SQLite in WAL mode, one transaction per settled interval.
 
-Over 300 lines: the schema, its checks on open and its writes are one file format.
+Over 300 lines: the checks on open, the writes and the reads are one file format (the
+schema and its migrations are in ``schema.py``, restatements in ``restatements.py``).
 
 One row per site and interval with every settlement component, the inputs that produced
 them, the config version and the run id, and its kind: ``settled``, or ``down`` for time the
 daemon settled nothing (only the fixed costs and premiums are booked on it). Per-instrument
-amounts go to a child table in the same transaction. An interval that overlaps one already
-stored is refused, so a restarted daemon can never count an interval twice; it resumes from
-``last_end``.
+amounts go to a child table in the same transaction. Money is stored as integer
+micro-dollars, rounded once here (``controller.accounting.money``); totals are integer sums.
+An interval that overlaps one already stored is refused, so a restarted daemon can never
+count an interval twice; it resumes from ``last_end``.
 
 A ledger that is there but damaged (emptied to 0 bytes, a page corrupted, not a database)
 is refused at open with SQLite's own words (``PRAGMA quick_check``) and what to do: never
@@ -25,84 +27,23 @@ from contextlib import closing
 from pathlib import Path
 from typing import Literal
 
+from adapters.ledger.errors import LedgerError
+from adapters.ledger.restatements import Restatements
+from adapters.ledger.schema import (
+    INTERVAL_COLUMNS,
+    MONEY_COLUMN,
+    SCHEMA_VERSION,
+    MigrationError,
+    current_shape_views,
+    migrate,
+)
+from controller.accounting.money import MONEY_COMPONENTS, from_micro_usd, to_micro_usd
 from controller.domain import EpochS, iso
 from controller.records import COMPONENTS, IntervalRecord
 
-SCHEMA_VERSION = 2  #: 2 adds ``intervals.kind``; a version 1 ledger is migrated on open
 LEDGER_FILE = "ledger.sqlite3"  #: the ledger's name inside the state directory
 
-_INTERVAL_COLUMNS = (
-    "site_id",
-    "start_s",
-    "end_s",
-    "start_utc",
-    "end_utc",
-    "run_id",
-    "config_version",
-    "price_usd_per_mwh",
-    "price_source",
-    "hashprice_usd_per_ph_day",
-    "hashprice_source",
-    "opportunity_cost_usd_per_mwh",
-    "running_mw",
-    "running_ph",
-    "nominal_mw",
-    "miners_running",
-    "miners_curtailed",
-    "model_running_mw",
-    "model_running_ph",
-    "failsafe",
-    *COMPONENTS,
-    "kind",
-)
-
-_KIND = "kind TEXT NOT NULL DEFAULT 'settled' CHECK (kind IN ('settled', 'down'))"
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    started_utc TEXT NOT NULL,
-    config_version TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS intervals (
-    site_id TEXT NOT NULL,
-    start_s REAL NOT NULL,
-    end_s REAL NOT NULL CHECK (end_s > start_s),
-    start_utc TEXT NOT NULL,
-    end_utc TEXT NOT NULL,
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    config_version TEXT NOT NULL,
-    price_usd_per_mwh REAL NOT NULL,
-    price_source TEXT NOT NULL,
-    hashprice_usd_per_ph_day REAL NOT NULL,
-    hashprice_source TEXT NOT NULL,
-    opportunity_cost_usd_per_mwh REAL,
-    running_mw REAL NOT NULL,
-    running_ph REAL NOT NULL,
-    nominal_mw REAL NOT NULL,
-    miners_running INTEGER NOT NULL,
-    miners_curtailed INTEGER NOT NULL,
-    model_running_mw TEXT NOT NULL,
-    model_running_ph TEXT NOT NULL,
-    failsafe TEXT,
-    {", ".join(f"{c} REAL NOT NULL" for c in COMPONENTS)},
-    {_KIND},
-    PRIMARY KEY (site_id, start_s)
-);
-CREATE TABLE IF NOT EXISTS instrument_flows (
-    site_id TEXT NOT NULL,
-    start_s REAL NOT NULL,
-    instrument_id TEXT NOT NULL,
-    component TEXT NOT NULL,
-    usd REAL NOT NULL,
-    PRIMARY KEY (site_id, start_s, instrument_id, component),
-    FOREIGN KEY (site_id, start_s) REFERENCES intervals(site_id, start_s)
-);
-"""
-
-
-class LedgerError(Exception):
-    """The ledger cannot be opened or refuses a write (with the reason)."""
+__all__ = ["LEDGER_FILE", "SCHEMA_VERSION", "LedgerError", "SqliteLedger"]
 
 
 def _reason(exc: sqlite3.Error) -> str:
@@ -175,6 +116,41 @@ def _probe_writable(directory: Path) -> None:
         raise LedgerError(f"{directory}: state directory not writable: {exc.strerror}") from None
 
 
+def _connect_rw(path: Path, synchronous: Literal["full", "normal"]) -> sqlite3.Connection:
+    """A read-write connection to the ledger at ``path``, checked and at the current schema."""
+    conn: sqlite3.Connection | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _probe_writable(path.parent)
+        _check_not_emptied(path)
+        fresh = not path.exists()
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        if not fresh:
+            _check_integrity(conn, path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn, path)
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        if _is_damaged(exc):
+            raise _damaged(path, _reason(exc)) from None
+        if _is_foreign(exc):
+            raise LedgerError(
+                f"{path}: not a hashspark ledger ({exc}): hashspark will not write over it; "
+                "check --state-dir (or daemon.state_dir), or move the file aside"
+            ) from None
+        raise LedgerError(f"{path}: {_reason(exc)}") from None
+    except OSError as exc:
+        raise LedgerError(f"{path}: {exc.strerror}") from None
+    except LedgerError:
+        if conn is not None:
+            conn.close()
+        raise
+    return conn
+
+
 class SqliteLedger:
     """A ``Ledger`` on SQLite. Open with ``SqliteLedger.open(path, ...)``; close when done."""
 
@@ -186,6 +162,8 @@ class SqliteLedger:
         self.run_id = run_id
         self.config_version = config_version
         self._last_end: dict[str, float] = {}
+        #: The append-only corrections of this ledger's intervals.
+        self.restatements = Restatements(conn, path)
 
     @classmethod
     def open(
@@ -197,49 +175,32 @@ class SqliteLedger:
         started_at: EpochS,
         synchronous: Literal["full", "normal"] = "full",
     ) -> SqliteLedger:
-        """Open (creating if needed) the ledger and register this run, started at
-        ``started_at`` (wall time)."""
+        """Open (creating if needed, migrating an older schema) the ledger and register this
+        run, started at ``started_at`` (wall time)."""
+        conn = _connect_rw(path, synchronous)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _probe_writable(path.parent)
-            _check_not_emptied(path)
-            fresh = not path.exists()
-            conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-            if not fresh:
-                _check_integrity(conn, path)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, 1, SCHEMA_VERSION):
-                raise LedgerError(
-                    f"{path}: schema version {version}, this hashspark reads {SCHEMA_VERSION}"
-                )
-            conn.executescript(_SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(intervals)")}
-            if "kind" not in columns:  # version 1: every interval it holds was settled
-                conn.execute(f"ALTER TABLE intervals ADD COLUMN {_KIND}")
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute(
                 "INSERT OR IGNORE INTO runs VALUES (?, ?, ?)",
                 (run_id, iso(started_at), config_version),
             )
         except sqlite3.Error as exc:
-            if _is_damaged(exc):
-                raise _damaged(path, _reason(exc)) from None
-            if _is_foreign(exc):
-                raise LedgerError(
-                    f"{path}: not a hashspark ledger ({exc}): hashspark will not write over it; "
-                    "check --state-dir (or daemon.state_dir), or move the file aside"
-                ) from None
+            conn.close()
             raise LedgerError(f"{path}: {_reason(exc)}") from None
-        except OSError as exc:
-            raise LedgerError(f"{path}: {exc.strerror}") from None
         return cls(conn, path, run_id, config_version)
 
     @classmethod
+    def open_for_restatement(cls, path: Path) -> SqliteLedger:
+        """Open an existing ledger to book restatements (migrating an older schema); no run
+        is registered and no interval may be appended through it."""
+        if not path.is_file():
+            raise LedgerError(f"{path}: no ledger here (is --state-dir right?)")
+        return cls(_connect_rw(path, "full"), path, run_id="", config_version="")
+
+    @classmethod
     def open_readonly(cls, path: Path) -> SqliteLedger:
-        """Open an existing ledger for reading only (the daemon may be writing to it)."""
+        """Open an existing ledger for reading only (the daemon may be writing to it).
+
+        An older schema is read through temporary views in the current shape."""
         if not path.is_file():
             raise LedgerError(f"{path}: no ledger here (is --state-dir right?)")
         _check_not_emptied(path)
@@ -247,11 +208,9 @@ class SqliteLedger:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
             _check_integrity(conn, path)
             conn.execute("SELECT 1 FROM intervals LIMIT 1").fetchall()
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(intervals)")}
-            if "kind" not in columns:  # version 1, not migrated yet: all of it was settled
-                conn.execute(
-                    "CREATE TEMP VIEW intervals AS SELECT *, 'settled' AS kind FROM main.intervals"
-                )
+            current_shape_views(conn)
+        except MigrationError as exc:
+            raise LedgerError(f"{path}: {exc}") from None
         except sqlite3.Error as exc:
             if _is_damaged(exc):
                 raise _damaged(path, _reason(exc)) from None
@@ -290,6 +249,17 @@ class SqliteLedger:
                 f"interval {iso(record.start)}..{iso(record.end)} of site {record.site_id} "
                 f"overlaps the ledger, which ends at {iso(last)}: refused (it would count twice)"
             )
+        try:  # the one place a settled amount becomes whole micro-dollars
+            amounts = [
+                to_micro_usd(v) if name in MONEY_COMPONENTS else v
+                for name, v in zip(COMPONENTS, record.components, strict=True)
+            ]
+            flows = [(i, c, to_micro_usd(usd)) for i, c, usd in record.instruments]
+        except ValueError as exc:
+            raise LedgerError(
+                f"interval {iso(record.start)}..{iso(record.end)} of site {record.site_id} "
+                f"not written: {exc}"
+            ) from None
         values = (
             record.site_id,
             record.start,
@@ -311,12 +281,12 @@ class SqliteLedger:
             json.dumps(record.model_running_mw),
             json.dumps(record.model_running_ph),
             record.failsafe,
-            *record.components,
+            *amounts,
             record.kind,
         )
         insert = (  # fixed column names, values bound: no injection
-            f"INSERT INTO intervals ({', '.join(_INTERVAL_COLUMNS)}) "  # noqa: S608
-            f"VALUES ({', '.join('?' for _ in _INTERVAL_COLUMNS)})"
+            f"INSERT INTO intervals ({', '.join(INTERVAL_COLUMNS)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' for _ in INTERVAL_COLUMNS)})"
         )
         try:
             with closing(self._conn.cursor()) as cur:
@@ -325,10 +295,7 @@ class SqliteLedger:
                     cur.execute(insert, values)
                     cur.executemany(
                         "INSERT INTO instrument_flows VALUES (?, ?, ?, ?, ?)",
-                        [
-                            (record.site_id, record.start, i, c, usd)
-                            for i, c, usd in record.instruments
-                        ],
+                        [(record.site_id, record.start, i, c, micro) for i, c, micro in flows],
                     )
                     cur.execute("COMMIT")
                 except BaseException:
@@ -356,17 +323,17 @@ class SqliteLedger:
         with self._reading():
             where, args = _window(site_id, start, end)
             flows: dict[tuple[str, float], list[tuple[str, str, float]]] = {}
-            for sid, s, inst, comp, usd in self._conn.execute(
-                "SELECT site_id, start_s, instrument_id, component, usd "  # noqa: S608
+            for sid, s, inst, comp, micro in self._conn.execute(
+                "SELECT site_id, start_s, instrument_id, component, micro_usd "  # noqa: S608
                 f"FROM instrument_flows{where}"
                 " ORDER BY site_id, start_s, instrument_id, component",
                 args,
             ):
-                flows.setdefault((sid, s), []).append((inst, comp, usd))
-            cols = ", ".join(_INTERVAL_COLUMNS)
+                flows.setdefault((sid, s), []).append((inst, comp, from_micro_usd(micro)))
+            cols = ", ".join(INTERVAL_COLUMNS)
             query = f"SELECT {cols} FROM intervals{where} ORDER BY site_id, start_s"  # noqa: S608
             for row in self._conn.execute(query, args):
-                r = dict(zip(_INTERVAL_COLUMNS, row, strict=True))
+                r = dict(zip(INTERVAL_COLUMNS, row, strict=True))
                 yield IntervalRecord(
                     site_id=r["site_id"],
                     start=r["start_s"],
@@ -381,7 +348,10 @@ class SqliteLedger:
                     model_running_mw=tuple(json.loads(r["model_running_mw"])),
                     model_running_ph=tuple(json.loads(r["model_running_ph"])),
                     failsafe=r["failsafe"],
-                    components=tuple(r[c] for c in COMPONENTS),
+                    components=tuple(
+                        from_micro_usd(r[MONEY_COLUMN[c]]) if c in MONEY_COLUMN else r[c]
+                        for c in COMPONENTS
+                    ),
                     instruments=tuple(flows.get((r["site_id"], r["start_s"]), ())),
                     opportunity_cost_usd_per_mwh=r["opportunity_cost_usd_per_mwh"],
                     miners_running=r["miners_running"],
@@ -400,21 +370,34 @@ class SqliteLedger:
     def totals(
         self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
     ) -> dict[str, float]:
-        """Sums of every component (and interval count, hours and down hours) for one site."""
+        """Sums of every component (and interval count, hours and down hours) for one site;
+        money in USD from the exact integer sums (``money_totals``)."""
+        counts, energy, money = self._sums(site_id, start, end)
+        return counts | energy | {c: from_micro_usd(v) for c, v in money.items()}
+
+    def money_totals(
+        self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
+    ) -> dict[str, int]:
+        """Each money component summed exactly, in micro-dollars, as booked (before any
+        restatement: ``restatements.totals`` holds their differences)."""
+        return self._sums(site_id, start, end)[2]
+
+    def _sums(
+        self, site_id: str, start: EpochS | None, end: EpochS | None
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
         with self._reading():
             where, args = _window(site_id, start, end)
-            sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COMPONENTS)
+            sums = ", ".join(f"COALESCE(SUM({MONEY_COLUMN.get(c, c)}), 0)" for c in COMPONENTS)
             row = self._conn.execute(
                 "SELECT COUNT(*), COALESCE(SUM(end_s - start_s), 0) / 3600.0, "  # noqa: S608
                 "COALESCE(SUM(CASE WHEN kind = 'down' THEN end_s - start_s END), 0) / 3600.0, "
                 f"{sums} FROM intervals{where}",
                 args,
             ).fetchone()
-            return {
-                "intervals": int(row[0]),
-                "hours": float(row[1]),
-                "down_hours": float(row[2]),
-            } | {c: float(v) for c, v in zip(COMPONENTS, row[3:], strict=True)}
+        values = dict(zip(COMPONENTS, row[3:], strict=True))
+        counts = {"intervals": int(row[0]), "hours": float(row[1]), "down_hours": float(row[2])}
+        energy = {c: float(v) for c, v in values.items() if c not in MONEY_COLUMN}
+        return counts, energy, {c: int(v) for c, v in values.items() if c in MONEY_COLUMN}
 
     def spans(
         self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
@@ -438,14 +421,23 @@ class SqliteLedger:
     def instrument_totals(
         self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
     ) -> dict[tuple[str, str], float]:
-        """Sums per (instrument id, component) for one site."""
+        """Sums per (instrument id, component) for one site, in USD."""
+        return {
+            k: from_micro_usd(v)
+            for k, v in self.instrument_money_totals(site_id, start, end).items()
+        }
+
+    def instrument_money_totals(
+        self, site_id: str, start: EpochS | None = None, end: EpochS | None = None
+    ) -> dict[tuple[str, str], int]:
+        """Exact sums per (instrument id, component) for one site, in micro-dollars."""
         with self._reading():
             where, args = _window(site_id, start, end)
             return {
-                (inst, comp): float(usd)
-                for inst, comp, usd in self._conn.execute(
-                    f"SELECT instrument_id, component, SUM(usd) FROM instrument_flows{where}"  # noqa: S608
-                    " GROUP BY instrument_id, component ORDER BY 1, 2",
+                (inst, comp): int(micro)
+                for inst, comp, micro in self._conn.execute(
+                    "SELECT instrument_id, component, SUM(micro_usd) "  # noqa: S608
+                    f"FROM instrument_flows{where} GROUP BY instrument_id, component ORDER BY 1, 2",
                     args,
                 )
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.metrics.book import PnlBook
+from controller.accounting.money import booked
 from controller.records import IntervalRecord
 from controller.runtime.ports import Ledger
 
@@ -15,6 +16,8 @@ class BookedLedger:
         self._book = book
 
     def append(self, record: IntervalRecord) -> None:
-        """Store, then book (only what was stored counts)."""
+        """Store, then book (only what was stored counts), with the money as the ledger
+        books it (to the micro-dollar): the counters and the ledger's totals agree, also
+        after a restart seeds the counters from the ledger."""
         self._inner.append(record)
-        self._book.add(record)
+        self._book.add(booked(record))

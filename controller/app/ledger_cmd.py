@@ -1,4 +1,9 @@
-"""``hashspark ledger summary|export --csv``: the ledger for finance.
+"""``hashspark ledger summary|export --csv|restate``: the ledger for finance.
+
+Money is printed exactly as booked, in dollars with six decimals (whole micro-dollars), so a
+summary and a SQL ``SUM`` over the ledger agree to the unit. Restatements (``ledger restate``,
+``restate_cmd``) show in the summary as the original, the corrected and the difference, and as
+one line per batch of corrections with its reason.
 
 The state directory is ``--state-dir``, else the ``daemon.state_dir`` of ``--config``, else
 ``/var/lib/hashspark``.
@@ -15,6 +20,8 @@ from typing import TextIO
 
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from controller.accounting.coverage import coverage
+from controller.accounting.money import MONEY_COMPONENTS, to_micro_usd, usd_text
+from controller.app import restate_cmd
 from controller.app.cli_support import time_arg
 from controller.config import DaemonConfig, load_daemon_settings
 from controller.domain import iso
@@ -27,9 +34,12 @@ _KNOWN_WHEN_DOWN = frozenset({"call_premium_usd", "option_premium_usd"})
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``ledger summary`` and ``ledger export``."""
-    led = sub.add_parser("ledger", help="read the P&L ledger")
+    """Register ``ledger summary``, ``ledger export`` and ``ledger restate``."""
+    led = sub.add_parser("ledger", help="read the P&L ledger, book restatements")
     led_sub = led.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    restate_cmd.add_arguments(
+        led_sub.add_parser("restate", help="book corrections of settled intervals")
+    )
     for name, text in (
         ("summary", "totals per site and instrument"),
         ("export", "every interval as CSV"),
@@ -59,6 +69,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch the ledger sub-command."""
+    if args.ledger_command == "restate":
+        return restate_cmd.run(args)
     ledger = SqliteLedger.open_readonly(state_dir(args.state_dir, args.config) / LEDGER_FILE)
     start = args.start.timestamp() if args.start else None
     end = args.end.timestamp() if args.end else None
@@ -98,10 +110,51 @@ def summary(ledger: SqliteLedger, sites: list[str], start: float | None, end: fl
             f"{len(cov.gaps)} gaps"
         )
         lines.extend(f"  gap {iso(a)} .. {iso(b)} ({b - a:,.1f} s)" for a, b in cov.gaps)
-        lines.extend(f"  {name:<24} {t[name]:>16,.2f}" for name in COMPONENTS)
-        for (inst, comp), usd in ledger.instrument_totals(site, start, end).items():
-            lines.append(f"  {inst + ' ' + comp:<40} {usd:>16,.2f}")
+        lines.extend(_amounts(ledger, site, start, end))
     return "\n".join(lines)
+
+
+def _amounts(ledger: SqliteLedger, site: str, start: float | None, end: float | None) -> list[str]:
+    """Each component's total, and each instrument's; with restatements, the original, the
+    corrected and the difference, and one line per batch of corrections."""
+    t = ledger.totals(site, start, end)
+    money = ledger.money_totals(site, start, end)
+    flows = ledger.instrument_money_totals(site, start, end)
+    book = ledger.restatements
+    batches = book.batches(site, start, end)
+    energy = [f"  {n:<24} {t[n]:>18,.6f}" for n in COMPONENTS if n not in MONEY_COMPONENTS]
+    if not batches:
+        return [
+            *energy,
+            *(f"  {n:<24} {usd_text(money[n]):>18}" for n in MONEY_COMPONENTS),
+            *(f"  {i + ' ' + c:<40} {usd_text(v):>18}" for (i, c), v in flows.items()),
+        ]
+    deltas = book.totals(site, start, end)
+    flow_deltas = book.flow_totals(site, start, end)
+    lines = [
+        *energy,
+        f"  {'':<40} {'original':>18} {'corrected':>18} {'difference':>18}",
+        *(_three(n, money[n], deltas[n]) for n in MONEY_COMPONENTS),
+        *(
+            _three(f"{i} {c}", flows.get((i, c), 0), flow_deltas.get((i, c), 0))
+            for i, c in dict.fromkeys((*flows, *flow_deltas))
+        ),
+        f"  corrections: {len(batches)}",
+    ]
+    lines.extend(
+        f"  correction {b.booked_utc}: {b.intervals} intervals {iso(b.first_start)} .. "
+        f"{iso(b.last_end)}, net {usd_text(b.net_delta_micro_usd, sign=True)} USD; "
+        f"reason: {b.reason}; source: {b.source}"
+        for b in batches
+    )
+    return lines
+
+
+def _three(name: str, original: int, delta: int) -> str:
+    return (
+        f"  {name:<40} {usd_text(original):>18} {usd_text(original + delta):>18} "
+        f"{usd_text(delta, sign=True):>18}"
+    )
 
 
 def export_csv(
@@ -145,11 +198,11 @@ def export_csv(
                     r.kind,
                     "",
                     *(
-                        "" if name in UNKNOWN_WHEN_DOWN else r.component(name)
+                        "" if name in UNKNOWN_WHEN_DOWN else _cell(name, r.component(name))
                         for name in COMPONENTS
                     ),
                     *(
-                        flows.get((i, c), 0.0) if c in _KNOWN_WHEN_DOWN else ""
+                        _cell(c, flows.get((i, c), 0.0)) if c in _KNOWN_WHEN_DOWN else ""
                         for i, c in inst_cols
                     ),
                 ]
@@ -170,7 +223,14 @@ def export_csv(
                 r.miners_curtailed,
                 r.kind,
                 r.failsafe or "",
-                *r.components,
-                *(flows.get(k, 0.0) for k in inst_cols),
+                *(_cell(name, v) for name, v in zip(COMPONENTS, r.components, strict=True)),
+                *(_cell(c, flows.get((i, c), 0.0)) for i, c in inst_cols),
             ]
         )
+
+
+def _cell(component: str, value: float) -> str | float:
+    """An amount as its exact decimal (six places: whole micro-dollars); energy as is."""
+    if component in MONEY_COMPONENTS or component.endswith("_usd"):
+        return usd_text(to_micro_usd(value), grouping=False)
+    return value

@@ -99,8 +99,8 @@ def _rows(state: Path) -> list[tuple[float, float, str, float, float]]:
         return [
             (float(a), float(b), str(k), float(c), float(p))
             for a, b, k, c, p in conn.execute(
-                "SELECT start_s, end_s, kind, power_cost_usd, call_premium_usd FROM intervals "
-                "ORDER BY start_s"
+                "SELECT start_s, end_s, kind, power_cost_micro_usd / 1e6, "
+                "call_premium_micro_usd / 1e6 FROM intervals ORDER BY start_s"
             )
         ]
     finally:
@@ -154,8 +154,12 @@ def test_three_reloads_and_a_restart_leave_no_hole(tmp_path: Path, broker: Broke
     assert down[0][1] - down[0][0] >= 3.0
     # The fixed PPA is paid over the whole wall span, down time included.
     span_h = (rows[-1][1] - rows[0][0]) / 3600.0
-    assert sum(r[3] for r in rows) == pytest.approx(PPA_USD * PPA_MW * span_h, rel=1e-9)
-    assert down[0][4] == pytest.approx(4.0 * CALL_MW * (down[0][1] - down[0][0]) / 3600.0)
+    # Each interval's amount is booked to the micro-dollar: half a micro-dollar each at most.
+    booked = pytest.approx(PPA_USD * PPA_MW * span_h, abs=0.5e-6 * len(rows) + 1e-9)
+    assert sum(r[3] for r in rows) == booked
+    assert down[0][4] == pytest.approx(
+        4.0 * CALL_MW * (down[0][1] - down[0][0]) / 3600.0, abs=0.5e-6
+    )
     conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)
     started = [r[0] for r in conn.execute("SELECT started_utc FROM runs")]
     conn.close()
