@@ -181,10 +181,13 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
     return "; ".join(parts)
 
 
-def strategies_from_config(compare: CompareConfig) -> tuple[Strategy, ...]:
-    """The books of a scenario's ``[[compare.strategies]]``."""
+def strategies_from_config(
+    compare: CompareConfig, *, extra: bool = False
+) -> tuple[Strategy, ...]:
+    """The books of a scenario's ``[[compare.strategies]]`` (``extra``: of its
+    ``[[compare.extra_strategies]]``)."""
     out = []
-    for s in compare.strategies:
+    for s in compare.extra_strategies if extra else compare.strategies:
         supply, hedges = supply_contract(s.supply), hedge_book(s.hedges)
         out.append(Strategy(s.name, s.description or describe(supply, hedges), supply, hedges))
     return tuple(out)
@@ -267,6 +270,10 @@ def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) ->
         raise ReplayError(
             f"{needs_da[0]} settles on day-ahead prices: the site has no day_ahead_feed"
         )
+    for h in hedges:
+        ref = getattr(h, "reference", None)
+        if ref in {"btc_usd", "difficulty"} and getattr(inputs, ref) is None:
+            raise ReplayError(f"{h.id} settles on {ref}: the site has no bitcoin.{ref}_feed")
     try:
         return fast_replay(
             fleet=m.fleet,
@@ -279,6 +286,8 @@ def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) ->
             end=inputs.end,
             day_ahead=inputs.day_ahead,
             grid=m.grid,
+            btc_usd=inputs.btc_usd,
+            difficulty=inputs.difficulty,
         )
     except NotStatelessError as exc:
         raise ReplayError(f"compare runs on the fast path only: {exc}") from None
@@ -315,5 +324,5 @@ def compare(inputs: ReplayInputs, strategies: tuple[Strategy, ...] | None = None
             )
             if builtin
             else strategies_from_config(configured)
-        )
+        ) + strategies_from_config(configured, extra=True)
     return Comparison(tuple(run_strategy(inputs, s) for s in strategies), builtin)
