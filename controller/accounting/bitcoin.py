@@ -25,6 +25,9 @@ Flows are cash to the site. A period is booked in the interval whose end reaches
 period's end (periods are clipped to the term); a period still open when the data ends is
 not booked. The state carried between calls (``BitcoinCarry``) makes settling a replay at
 once and one interval at a time book the same figures. None of these changes dispatch.
+
+Over 300 lines: the four instruments share the period and daily-reference bookkeeping
+(accumulation, clipping to the term, gaps), which is most of it.
 """
 
 from __future__ import annotations
@@ -249,8 +252,11 @@ def _components(hedge: BitcoinHedge) -> tuple[str, ...]:
     match hedge:
         case BtcForward():
             return (BTC_FORWARD,)
-        case BtcOptionStrip():
-            return (BTC_OPTION_PREMIUM, BTC_PUT_PAYOUT, BTC_CALL_PAYOUT)
+        case BtcOptionStrip(put_strike_usd_per_btc=put, call_strike_usd_per_btc=call):
+            legs = ((BTC_PUT_PAYOUT,) if put is not None else ()) + (
+                (BTC_CALL_PAYOUT,) if call is not None else ()
+            )
+            return (BTC_OPTION_PREMIUM, *legs)
         case DifficultySwap():
             return (DIFFICULTY_SWAP,)
         case VolatilitySwap():

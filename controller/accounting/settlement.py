@@ -272,7 +272,7 @@ def _book_bitcoin(
     and payouts beside the power options' (the payout column is cash out of the site);
     forwards and swaps beside the hashrate forward."""
     if isinstance(hedge, BtcOptionStrip):
-        out = flows[BTC_PUT_PAYOUT] + flows[BTC_CALL_PAYOUT]
+        out = flows.get(BTC_PUT_PAYOUT, 0.0) + flows.get(BTC_CALL_PAYOUT, 0.0)
         return premium + flows[BTC_OPTION_PREMIUM], payout - out, forward
     name = BTC_FORWARD if isinstance(hedge, BtcForward) else next(iter(flows))
     return premium, payout, forward + flows[name]
