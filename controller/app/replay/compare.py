@@ -181,9 +181,7 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
     return "; ".join(parts)
 
 
-def strategies_from_config(
-    compare: CompareConfig, *, extra: bool = False
-) -> tuple[Strategy, ...]:
+def strategies_from_config(compare: CompareConfig, *, extra: bool = False) -> tuple[Strategy, ...]:
     """The books of a scenario's ``[[compare.strategies]]`` (``extra``: of its
     ``[[compare.extra_strategies]]``)."""
     out = []
