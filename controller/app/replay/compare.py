@@ -17,6 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from controller.accounting.bitcoin import (
+    BtcForward,
+    BtcOptionStrip,
+    DifficultySwap,
+    VolatilitySwap,
+)
 from controller.accounting.instruments import (
     FixedPpa,
     HashrateForward,
@@ -178,6 +184,8 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
                     f"{h.side} {h.underlying} {h.kind} {h.id} {h.quantity:g} {unit} "
                     f"strike {h.strike:g} on {h.basis.replace('_', '-')} prices"
                 )
+            case BtcForward() | BtcOptionStrip() | DifficultySwap() | VolatilitySwap():
+                parts.append(f"{type(h).__name__} {h.id} on {h.reference.replace('_', '/')}")
     return "; ".join(parts)
 
 
