@@ -81,6 +81,8 @@ def fast_replay(
     end: EpochS,
     day_ahead: Recording | None = None,
     grid: tuple[GridProgram, ...] = (),
+    btc_usd: Recording | None = None,
+    difficulty: Recording | None = None,
 ) -> IntervalTable:
     """Decide and settle every interval of ``[start, end)`` at once.
 
@@ -88,6 +90,9 @@ def fast_replay(
     enters the decision. Its hourly changes fall on the real-time grid's boundaries in the
     ERCOT recording; elsewhere each interval takes the day-ahead price holding at its start.
     ``grid``'s capacity awards are settled (no grid events here: they need the site loop).
+    ``btc_usd`` and ``difficulty`` are what Bitcoin instruments settle on; like the
+    day-ahead price, each interval takes the value holding at its start, and neither enters
+    the decision.
     """
     if not params.stateless:
         raise NotStatelessError(
@@ -140,6 +145,8 @@ def fast_replay(
         running_ph=model_ph.sum(axis=1),
         nominal_mw=fleet.nominal_mw,
         day_ahead_usd_per_mwh=None if day_ahead is None else _holding(day_ahead, t0)[0],
+        btc_usd_per_btc=None if btc_usd is None else _holding(btc_usd, t0)[0],
+        difficulty_t=None if difficulty is None else _holding(difficulty, t0)[0],
     )
     settlement = settle(
         inputs,

@@ -68,8 +68,13 @@ def test_shipped_scenario_loads(path: Path, recordings_dir: Path) -> None:
     assert loaded.config.scenario is not None
     assert loaded.config.scenario.name == path.stem
     (site,) = loaded.config.sites
-    # Relative recording paths resolve against the scenario file's directory.
-    for feed in (site.price_feed, site.hashprice_feed):
+    # Relative recording paths resolve against the scenario file's directory (a derived
+    # hashprice has none: its Bitcoin feeds are the recordings).
+    bitcoin = site.bitcoin
+    parts = () if bitcoin is None else (bitcoin.btc_usd_feed, bitcoin.difficulty_feed)
+    feeds = (site.price_feed, site.hashprice_feed, *parts)
+    assert (site.hashprice_feed is None) == (bitcoin is not None and bitcoin.hashprice == "derived")
+    for feed in (f for f in feeds if f is not None):
         assert isinstance(feed, RecordedFeedConfig)
         assert feed.path.is_file()
         assert feed.path.resolve().parent == recordings_dir.resolve()

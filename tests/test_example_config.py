@@ -38,10 +38,15 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_adapter_type_appears(secrets: None) -> None:
     cfg = load_config(EXAMPLE).config
-    feed_types = {f.type for s in cfg.sites for f in (s.price_feed, s.hashprice_feed)}
+    feeds = [f for s in cfg.sites for f in (s.price_feed, s.hashprice_feed) if f is not None]
+    feed_types = {f.type for f in feeds}
     assert feed_types == {"recorded", "mqtt", "ercot", "chain", "hashprice_index"}
     assert {s.supply.type for s in cfg.sites} == {"spot", "fixed_ppa", "capped_ppa"}
-    assert {h.type for s in cfg.sites for h in s.hedges} == {"short_call", "hashrate_forward"}
+    assert {h.type for s in cfg.sites for h in s.hedges} == {
+        "short_call",
+        "hashrate_forward",
+        "btc_collar",
+    }
     assert {s.driver.type for s in cfg.sites} == {"simulated", "pyasic"}
 
 
@@ -62,6 +67,9 @@ def test_the_daemon_builds_every_adapter(secrets: None, tmp_path: Path) -> None:
     runners = [r for f in daemon.site_feeds for r in f.runners]
     kinds = {type(r) for r in runners}
     assert {ErcotFeed, ChainHashpriceFeed, HashpriceIndexFeed} <= kinds
+    # west-1's chain explorer serves its hashprice, BTC price and difficulty: three pollers.
+    chain = [r for r in runners if isinstance(r, ChainHashpriceFeed)]
+    assert len(chain) == 3
     links = [link for f in daemon.site_feeds for link in f.links.values()]
     assert len(links) == 2  # west-1 over its feed's broker, south-2 over sites.mqtt
     driver = sites["south-2"].loop.driver

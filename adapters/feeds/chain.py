@@ -5,6 +5,10 @@ the difficulty of the newest block, the mean fees of the recent blocks (``extras
 of ``/api/v1/blocks``), the subsidy of the newest block's height, and the USD price of
 ``/api/v1/prices``. Each successful poll is one reading stamped with the poll time: it is
 when these inputs were observed together.
+
+The same feed serves the site's Bitcoin inputs (``[sites.bitcoin]``): built for the BTC
+price, the difficulty or the fees, it publishes that input of the same poll instead of the
+hashprice, so the instruments settle on the figures the hashprice is made of.
 """
 
 from __future__ import annotations
@@ -98,8 +102,10 @@ def parse_chain(
     source: str,
     min_blocks: int,
     bound: ValueBound,
+    kind: ReadingKind = ReadingKind.HASHPRICE,
 ) -> ParseResult:
-    """Hashprice (USD/PH/day) from a blocks list and a prices document."""
+    """Hashprice (USD/PH/day) from a blocks list and a prices document; or, by ``kind``,
+    the BTC price (USD), the tip's difficulty (units of 1e12) or the mean fees per block."""
     try:
         blocks = _BLOCKS.validate_json(blocks_raw)
         prices = Prices.model_validate_json(prices_raw)
@@ -113,8 +119,17 @@ def parse_chain(
     tip = max(blocks, key=lambda b: b.height)
     try:  # bounded above, so this cannot fail; if it ever does, it is a rejection
         fees_btc_per_block = sum(fees) / len(fees) / SATS_PER_BTC
-        value = hashprice_usd_per_ph_day(
-            tip.difficulty, subsidy_btc(tip.height), fees_btc_per_block, prices.USD
+        parts = {
+            ReadingKind.BTC_USD: prices.USD,
+            ReadingKind.DIFFICULTY: tip.difficulty / 1e12,
+            ReadingKind.FEES: fees_btc_per_block,
+        }
+        value = (
+            parts[kind]
+            if kind in parts
+            else hashprice_usd_per_ph_day(
+                tip.difficulty, subsidy_btc(tip.height), fees_btc_per_block, prices.USD
+            )
         )
     except (ArithmeticError, ValueError) as exc:
         return Rejected(RejectReason.OUT_OF_RANGE, f"hashprice not computable: {exc}")
@@ -131,9 +146,11 @@ class ChainHashpriceFeed(PollingFeed):
         clock: Clock,
         *,
         backoff: Backoff | None = None,
+        kind: ReadingKind = ReadingKind.HASHPRICE,
     ) -> None:
-        super().__init__(config, ReadingKind.HASHPRICE, store, clock, backoff=backoff)
+        super().__init__(config, kind, store, clock, backoff=backoff)
         self._cfg = config
+        self._kind = kind
         # The host only: the netloc would carry a ``user:pass@`` into readings and the ledger.
         netloc = urlsplit(config.base_url).netloc
         self._source = f"chain:{netloc.rsplit('@', 1)[-1]}"
@@ -151,12 +168,13 @@ class ChainHashpriceFeed(PollingFeed):
             source=self._source,
             min_blocks=self._cfg.min_blocks,
             bound=self._bound,
+            kind=self._kind,
         )
 
 
 def _build(config: ChainFeedConfig, kind: ReadingKind, ctx: FeedContext) -> StoreFeed:
     store = ctx.store(kind, config.type, config.max_future_s)
-    return ctx.poll(ChainHashpriceFeed(config, store, ctx.clock))
+    return ctx.poll(ChainHashpriceFeed(config, store, ctx.clock, kind=kind))
 
 
 FEEDS.register("chain", ChainFeedConfig, _build)

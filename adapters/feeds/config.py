@@ -13,12 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from adapters.feeds.payloads import (
-    DEFAULT_HASHPRICE_BOUND,
-    DEFAULT_PRICE_BOUND,
-    ReadingKind,
-    ValueBound,
-)
+from adapters.feeds.payloads import ReadingKind, ValueBound, default_bound
 from controller.runtime.config_base import Secret, Strict
 from controller.runtime.config_bounds import MAX_BACKOFF_S, MAX_READING_ABS
 from controller.runtime.redact import register_url
@@ -66,7 +61,7 @@ class BoundedFeedConfig(Strict):
 
     def bound(self, kind: ReadingKind) -> ValueBound:
         """The bound for ``kind``, the defaults overridden by what the config sets."""
-        default = DEFAULT_PRICE_BOUND if kind is ReadingKind.PRICE else DEFAULT_HASHPRICE_BOUND
+        default = default_bound(kind)
         return ValueBound(
             default.min_value if self.min_value is None else self.min_value,
             default.max_value if self.max_value is None else self.max_value,

@@ -138,6 +138,9 @@ class MqttLink:
         self._default_topics = {
             ReadingKind.PRICE: f"{prefix}/{site_id}/price",
             ReadingKind.HASHPRICE: f"{prefix}/{site_id}/hashprice",
+            ReadingKind.BTC_USD: f"{prefix}/{site_id}/btc_usd",
+            ReadingKind.DIFFICULTY: f"{prefix}/{site_id}/difficulty",
+            ReadingKind.FEES: f"{prefix}/{site_id}/fees",
         }
         self.health = FeedHealth(f"{site_id}:mqtt:{broker.host}:{broker.port}")
         self._subs: dict[str, _Subscription] = {}

@@ -29,6 +29,11 @@ class ReadingKind(StrEnum):
 
     PRICE = "usd_per_mwh"
     HASHPRICE = "usd_per_ph_day"
+    #: Bitcoin inputs (a site's ``[sites.bitcoin]`` feeds): the BTC price, the network
+    #: difficulty in units of 1e12, and the mean transaction fees per block.
+    BTC_USD = "usd_per_btc"
+    DIFFICULTY = "difficulty_t"
+    FEES = "btc_per_block"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,21 @@ class ValueBound:
 #: Defaults: ERCOT's offer cap is 5,000 USD/MWh and its floor -251; hashprice is positive.
 DEFAULT_PRICE_BOUND = ValueBound(-10_000.0, 10_000.0)
 DEFAULT_HASHPRICE_BOUND = ValueBound(1e-3, 10_000.0)
+#: A coin's price, the difficulty (x 1e12) and a block's fees (BTC): positive, generous.
+DEFAULT_BTC_USD_BOUND = ValueBound(1.0, 1e6)
+DEFAULT_DIFFICULTY_BOUND = ValueBound(1e-3, 1e6)
+DEFAULT_FEES_BOUND = ValueBound(0.0, 100.0)
+
+
+def default_bound(kind: ReadingKind) -> ValueBound:
+    """The plausible values of ``kind`` when the feed's config sets none."""
+    return {
+        ReadingKind.PRICE: DEFAULT_PRICE_BOUND,
+        ReadingKind.HASHPRICE: DEFAULT_HASHPRICE_BOUND,
+        ReadingKind.BTC_USD: DEFAULT_BTC_USD_BOUND,
+        ReadingKind.DIFFICULTY: DEFAULT_DIFFICULTY_BOUND,
+        ReadingKind.FEES: DEFAULT_FEES_BOUND,
+    }[kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +102,30 @@ class HashpricePayload(_Payload):
     usd_per_ph_day: float
 
 
+class BtcUsdPayload(_Payload):
+    """``{"usd_per_btc": 93450.0, "ts": "2026-11-21T00:00:00Z"}``."""
+
+    usd_per_btc: float
+
+
+class DifficultyPayload(_Payload):
+    """``{"difficulty_t": 108.52, "ts": "2026-11-21T00:00:00Z"}`` (difficulty / 1e12)."""
+
+    difficulty_t: float
+
+
+class FeesPayload(_Payload):
+    """``{"btc_per_block": 0.0931, "ts": "2026-11-21T00:00:00Z"}``."""
+
+    btc_per_block: float
+
+
 _MODELS: dict[ReadingKind, type[_Payload]] = {
     ReadingKind.PRICE: PricePayload,
     ReadingKind.HASHPRICE: HashpricePayload,
+    ReadingKind.BTC_USD: BtcUsdPayload,
+    ReadingKind.DIFFICULTY: DifficultyPayload,
+    ReadingKind.FEES: FeesPayload,
 }
 
 

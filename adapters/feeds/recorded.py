@@ -193,8 +193,8 @@ class RecordedFeedConfig(Strict):
 
 
 def _build(config: RecordedFeedConfig, kind: ReadingKind, _: FeedContext) -> RecordedFeed:
-    column = PRICE_COLUMN if kind is ReadingKind.PRICE else HASHPRICE_COLUMN
-    return RecordedFeed(load_recording(config.path, column))
+    # The value column is named by the kind (usd_per_mwh, usd_per_ph_day, usd_per_btc, ...).
+    return RecordedFeed(load_recording(config.path, kind.value))
 
 
 FEEDS.register("recorded", RecordedFeedConfig, _build)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from controller.accounting.bitcoin import BITCOIN_COMPONENTS
 from controller.records import COMPONENTS
 
 Kind = Literal["counter", "gauge", "histogram"]
@@ -51,6 +52,8 @@ INSTRUMENT_COMPONENTS = (
     "deployment_energy_usd",
     "nonperformance_penalty_usd",
     "avoided_transmission_usd",
+    # Bitcoin instruments (controller.accounting.bitcoin.BITCOIN_COMPONENTS).
+    *BITCOIN_COMPONENTS,
 )
 
 METRICS: tuple[MetricSpec, ...] = (

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from controller.accounting.bitcoin import BitcoinCarry
 from controller.accounting.options import OptionCarry
 from controller.accounting.settlement import IntervalInputs, settle, settle_down
 from controller.decision.overrides import Override
@@ -65,6 +66,11 @@ def down_record(site: SiteModel, start: EpochS, end: EpochS) -> IntervalRecord:
     )
 
 
+def _optional(value: float | None) -> FloatArray:
+    """One interval's value, NaN when the feed has not been heard (it settles nothing)."""
+    return np.array([np.nan if value is None else value])
+
+
 @dataclass(slots=True)
 class _Open:
     start: EpochS
@@ -76,6 +82,7 @@ class _Open:
     running: int
     curtailed: int
     day_ahead: float | None = None
+    bitcoin: tuple[float | None, float | None] = (None, None)  # BTC/USD, difficulty (1e12)
     model_mwh: FloatArray = field(default_factory=lambda: np.zeros(0))
     model_ph_h: FloatArray = field(default_factory=lambda: np.zeros(0))
     overrides: tuple[Override, ...] = ()  # in force at the open: deployments, 4CP windows
@@ -95,6 +102,7 @@ class IntervalAccumulator:
         self._open: _Open | None = None
         self._down_from: EpochS | None = None
         self._option_carry: OptionCarry = ()
+        self._bitcoin_carry: tuple[tuple[str, BitcoinCarry], ...] = ()
 
     def resume_from(self, booked_until: EpochS | None) -> None:
         """The ledger is booked up to ``booked_until``: the first interval opened (or the
@@ -162,12 +170,14 @@ class IntervalAccumulator:
         running: int,
         curtailed: int,
         day_ahead: float | None = None,
+        bitcoin: tuple[float | None, float | None] = (None, None),
         overrides: tuple[Override, ...] = (),
     ) -> IntervalRecord | None:
         """Start an interval at ``now`` (the load must already be set from ``now``).
 
         ``day_ahead`` is the day-ahead price holding at ``now`` (for options settled on it);
-        the interval settles on it throughout, as the fast engine does. ``overrides`` are the
+        the interval settles on it throughout, as the fast engine does, and so on ``bitcoin``
+        (the BTC price and difficulty holding at ``now``). ``overrides`` are the
         ones active at ``now``; a change closes the interval (its key).
 
         Returns the ``down`` interval from where the ledger ended, on a run's first open.
@@ -183,6 +193,7 @@ class IntervalAccumulator:
             running,
             curtailed,
             day_ahead,
+            bitcoin,
             model_mwh=np.zeros_like(self._load_mw),
             model_ph_h=np.zeros_like(self._load_ph),
             overrides=overrides,
@@ -217,6 +228,8 @@ class IntervalAccumulator:
             day_ahead_usd_per_mwh=np.array(
                 [np.nan if interval.day_ahead is None else interval.day_ahead]
             ),
+            btc_usd_per_btc=_optional(interval.bitcoin[0]),
+            difficulty_t=_optional(interval.bitcoin[1]),
         )
         result = settle(
             inputs,
@@ -225,11 +238,13 @@ class IntervalAccumulator:
             pool_fee=site.params.pool_fee,
             adders_usd_per_mwh=site.params.adders_usd_per_mwh,
             option_carry=self._option_carry,
+            bitcoin_carry=self._bitcoin_carry,
             grid=site.grid,
             events=interval.overrides,
             metered_mw=np.array([interval.metered_mwh / dt_h]),
         )
         self._option_carry = result.option_carry
+        self._bitcoin_carry = result.bitcoin_carry
         return IntervalRecord(
             site_id=site.site_id,
             start=interval.start,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.accounting.bitcoin import BitcoinHedge
 from controller.accounting.options import Option
 from controller.accounting.supply_stack import Quantity, SupplyStack, Tranche
 from controller.domain import EpochS, FloatArray
@@ -96,8 +97,9 @@ class VirtualPpa:
     end: EpochS | None = None
 
 
-#: ``Option`` generalises ``ShortCall`` (a short call on the interval price, per-MWh premium).
-Hedge = ShortCall | HashrateForward | VirtualPpa | PoolPayout | Option
+#: ``Option`` generalises ``ShortCall`` (a short call on the interval price, per-MWh premium);
+#: ``BitcoinHedge`` are the instruments on the BTC price, difficulty and hashprice volatility.
+Hedge = ShortCall | HashrateForward | VirtualPpa | PoolPayout | Option | BitcoinHedge
 
 
 def opportunity_cost_usd_per_mwh(

@@ -2,6 +2,9 @@
 
 One function serves a single live interval and a whole replay at once: every input is an
 array over intervals.
+
+Over 300 lines: every hedge kind's booking into the settlement's totals sits in one match,
+so the net's composition is one place to read.
 """
 
 from __future__ import annotations
@@ -10,6 +13,20 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from controller.accounting.bitcoin import (
+    BTC_CALL_PAYOUT,
+    BTC_FORWARD,
+    BTC_OPTION_PREMIUM,
+    BTC_PUT_PAYOUT,
+    BitcoinCarry,
+    BitcoinHedge,
+    BtcForward,
+    BtcOptionStrip,
+    DifficultySwap,
+    References,
+    VolatilitySwap,
+    settle_bitcoin,
+)
 from controller.accounting.grid_revenue import GridProgram, grid_net_usd, settle_grid
 from controller.accounting.instruments import (
     HashrateForward,
@@ -46,6 +63,10 @@ class IntervalInputs:
     nominal_mw: float
     #: The day-ahead price that holds in each interval, where a day-ahead feed is configured.
     day_ahead_usd_per_mwh: FloatArray | None = None
+    #: The BTC/USD price and the difficulty (units of 1e12) that hold in each interval,
+    #: where the site has those feeds (Bitcoin instruments settle on them).
+    btc_usd_per_btc: FloatArray | None = None
+    difficulty_t: FloatArray | None = None
 
     @property
     def dt_h(self) -> FloatArray:
@@ -70,13 +91,15 @@ class Settlement:
     by_instrument: tuple[tuple[str, str, FloatArray], ...] = ()
     #: Averaging periods of options still open after the last interval (carried forward).
     option_carry: OptionCarry = ()
+    #: Bitcoin instruments' state after the last interval (carried forward), by id.
+    bitcoin_carry: tuple[tuple[str, BitcoinCarry], ...] = ()
 
     def component_names(self) -> tuple[str, ...]:
         """Component field names in table order."""
         return tuple(f.name for f in fields(self) if f.name not in _NOT_COMPONENTS)
 
 
-_NOT_COMPONENTS = frozenset({"by_instrument", "option_carry"})
+_NOT_COMPONENTS = frozenset({"by_instrument", "option_carry", "bitcoin_carry"})
 
 
 def _supply_flows(
@@ -111,6 +134,7 @@ def settle(
     pool_fee: float,
     adders_usd_per_mwh: float = 0.0,
     option_carry: OptionCarry = (),
+    bitcoin_carry: tuple[tuple[str, BitcoinCarry], ...] = (),
     grid: tuple[GridProgram, ...] = (),
     events: tuple[Override, ...] = (),
     metered_mw: FloatArray | None = None,
@@ -118,7 +142,8 @@ def settle(
     """Settle every interval. Pure; vectorised over intervals.
 
     ``option_carry`` holds the options' averaging periods left open by the previous call
-    (the site loop settles one interval at a time); the result's carries them on.
+    (the site loop settles one interval at a time); the result's carries them on, as
+    ``bitcoin_carry`` does for the Bitcoin instruments (``controller.accounting.bitcoin``).
     ``grid`` are the site's grid programs and ``events`` the overrides in force (their
     deployments and 4CP windows): their flows go to ``by_instrument`` and into ``net_usd``
     (``controller.accounting.grid_revenue``), measured on ``metered_mw`` (what the site's
@@ -141,6 +166,7 @@ def settle(
     payout = zeros.copy()
     forward = zeros.copy()
     open_periods = dict(option_carry)
+    btc_open = dict(bitcoin_carry)
     for hedge in hedges:
         share = active_fraction(hedge.start, hedge.end, inputs.start, inputs.end)
         match hedge:
@@ -198,6 +224,12 @@ def settle(
                     (hedge.id, "option_premium_usd", option_flows.premium_usd),
                     (hedge.id, "option_payout_usd", option_flows.payout_usd),
                 ]
+            case BtcForward() | BtcOptionStrip() | DifficultySwap() | VolatilitySwap():
+                flows, btc_open[hedge.id] = settle_bitcoin(
+                    hedge, inputs.start, inputs.end, _references(inputs), btc_open.get(hedge.id)
+                )
+                premium, payout, forward = _book_bitcoin(hedge, flows, premium, payout, forward)
+                by_instrument += [(hedge.id, name, usd) for name, usd in flows.items()]
 
     grid_flows = settle_grid(
         grid,
@@ -221,7 +253,29 @@ def settle(
         net_usd=np.asarray(net, dtype=np.float64),
         by_instrument=tuple(by_instrument),
         option_carry=tuple(sorted(open_periods.items())),
+        bitcoin_carry=tuple(sorted(btc_open.items())),
     )
+
+
+def _references(inputs: IntervalInputs) -> References:
+    return References(inputs.btc_usd_per_btc, inputs.hashprice_usd_per_ph_day, inputs.difficulty_t)
+
+
+def _book_bitcoin(
+    hedge: BitcoinHedge,
+    flows: dict[str, FloatArray],
+    premium: FloatArray,
+    payout: FloatArray,
+    forward: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """A Bitcoin instrument's flows in the settlement's totals: an option strip's premium
+    and payouts beside the power options' (the payout column is cash out of the site);
+    forwards and swaps beside the hashrate forward."""
+    if isinstance(hedge, BtcOptionStrip):
+        out = flows.get(BTC_PUT_PAYOUT, 0.0) + flows.get(BTC_CALL_PAYOUT, 0.0)
+        return premium + flows[BTC_OPTION_PREMIUM], payout - out, forward
+    name = BTC_FORWARD if isinstance(hedge, BtcForward) else next(iter(flows))
+    return premium, payout, forward + flows[name]
 
 
 def settle_down(
@@ -258,6 +312,13 @@ def settle_down(
             o_in = option_premium(hedge, start, end)
             premium += o_in
             by_instrument.append((hedge.id, "option_premium_usd", o_in))
+        elif isinstance(hedge, BtcOptionStrip):
+            # A strip's premium accrues over its term, as a power option's does.
+            share = active_fraction(hedge.start, hedge.end, start, end)
+            net_usd_per_btc = hedge.call_premium_usd_per_btc - hedge.put_premium_usd_per_btc
+            b_in = net_usd_per_btc * hedge.quantity_btc_per_day * dt_h / 24.0 * share
+            premium += b_in
+            by_instrument.append((hedge.id, BTC_OPTION_PREMIUM, b_in))
     return Settlement(
         mined_mwh=zeros,
         curtailed_mwh=zeros,

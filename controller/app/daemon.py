@@ -49,6 +49,7 @@ from adapters.feeds.store import FeedStats
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from controller.app.assemble import assemble, site_model
+from controller.app.bitcoin_feeds import bitcoin_configs, bitcoin_feeds
 from controller.app.drivers import build_driver
 from controller.app.replay.runner import LAST_PRICE_HOLDS_S
 from controller.config import (
@@ -210,11 +211,9 @@ class Daemon:
         model = site_model(site)
         clock: Clock
         until: EpochS | None = None
-        recorded = [
-            f for f in (site.price_feed, site.hashprice_feed) if isinstance(f, RecordedFeedConfig)
-        ]
+        feeds_of_site = (site.price_feed, site.hashprice_feed, *bitcoin_configs(site))
         if self.options.simulated:
-            if len(recorded) != 2:
+            if not all(isinstance(f, RecordedFeedConfig) for f in feeds_of_site if f is not None):
                 raise ConfigError(
                     [f"{self.loaded.path}: sites[{site.id}]: --simulated needs recorded feeds"]
                 )
@@ -231,12 +230,8 @@ class Daemon:
             remember=remember_dir / "price.json",
             max_age_s=site.failsafe.price_max_age_s,
         )
-        hashprice = feeds.add(
-            site.hashprice_feed,
-            ReadingKind.HASHPRICE,
-            record_dir=record_dir / "hashprice",
-            remember=remember_dir / "hashprice.json",
-            max_age_s=site.failsafe.hashprice_max_age_s,
+        btc_usd, difficulty, hashprice = bitcoin_feeds(
+            site, feeds, record_dir=record_dir, remember_dir=remember_dir
         )
         day_ahead = (
             None
@@ -293,6 +288,8 @@ class Daemon:
             price_feed=price,
             hashprice_feed=hashprice,
             day_ahead_feed=day_ahead,
+            btc_usd_feed=btc_usd,
+            difficulty_feed=difficulty,
             driver=driver,
             ledger=BookedLedger(ledger, self.book),
             cycle_s=self.loaded.config.daemon.cycle_s,

@@ -22,7 +22,9 @@ from adapters.feeds.recorded import (
     RecordedFeedConfig,
     load_recording,
 )
+from controller.app.bitcoin_feeds import KINDS as BITCOIN_KINDS
 from controller.config import LoadedConfig, contract_warnings
+from controller.config.bitcoin_inputs import BITCOIN_FEEDS
 
 
 def preflight(loaded: LoadedConfig) -> list[str]:
@@ -35,6 +37,10 @@ def preflight(loaded: LoadedConfig) -> list[str]:
         ):
             if isinstance(feed, RecordedFeedConfig):
                 load_recording(feed.path, column)
+        for key, kind in zip(BITCOIN_FEEDS, BITCOIN_KINDS, strict=True):
+            feed = None if site.bitcoin is None else getattr(site.bitcoin, key)
+            if isinstance(feed, RecordedFeedConfig):
+                load_recording(feed.path, kind.value)
     return [f"{loaded.path}: {line}" for line in contract_warnings(loaded.config)]
 
 

@@ -17,7 +17,6 @@ from controller.config.contracts import (
     ShortCallConfig,
     SpotSupplyConfig,
     SupplyConfig,
-    Term,
     hedge_book,
     supply_contract,
 )
@@ -48,6 +47,7 @@ from controller.config.site import (
     PolicyConfig,
     SiteConfig,
 )
+from controller.config.terms import Term
 from controller.runtime.config_base import SECRET_ENV_PREFIX, ConfigError, Secret, Strict
 
 __all__ = [

@@ -32,6 +32,8 @@ from controller.accounting.supply_stack import (
     SupplyStack,
     Tranche,
 )
+from controller.config.bitcoin import BitcoinHedgeConfig, bitcoin_hedge
+from controller.config.terms import Id, Term
 from controller.runtime.config_base import NonEmpty, Strict
 from controller.runtime.config_bounds import (
     MAX_EVENTS,
@@ -79,7 +81,6 @@ class CappedPpaConfig(Strict):
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class HoursBlockConfig(Strict):
@@ -224,19 +225,6 @@ SupplyConfig = Annotated[
 ]
 
 
-class Term(Strict):
-    """An instrument's term; open ends mean "throughout"."""
-
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Term:
-        if self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
-
-
 class ShortCallConfig(Term):
     """A financially settled short call on power."""
 
@@ -365,7 +353,12 @@ def one_pool(hedges: tuple[object, ...]) -> None:
 
 
 HedgeConfig = Annotated[
-    ShortCallConfig | HashrateForwardConfig | VirtualPpaConfig | PoolPayoutConfig | OptionConfig,
+    ShortCallConfig
+    | HashrateForwardConfig
+    | VirtualPpaConfig
+    | PoolPayoutConfig
+    | OptionConfig
+    | BitcoinHedgeConfig,
     Field(discriminator="type"),
 ]
 
@@ -396,7 +389,8 @@ def hedge_book(
         | HashrateForwardConfig
         | VirtualPpaConfig
         | PoolPayoutConfig
-        | OptionConfig,
+        | OptionConfig
+        | BitcoinHedgeConfig,
         ...,
     ],
 ) -> tuple[Hedge, ...]:
@@ -431,4 +425,6 @@ def hedge_book(
                 )
             case OptionConfig():
                 book.append(h.option())
+            case _:
+                book.append(bitcoin_hedge(h))
     return tuple(book)

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from controller.accounting.grid_revenue import CapacityAward, FourCpCredit, GridProgram
-from controller.config.contracts import Id, QuantityConfig, Term
+from controller.config.contracts import QuantityConfig
+from controller.config.terms import Id, Term
 from controller.runtime.config_base import Strict
 from controller.runtime.config_bounds import MAX_PRICE_USD_PER_MWH
 

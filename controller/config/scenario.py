@@ -116,6 +116,9 @@ class CompareConfig(Strict):
     built-in set, whose two assumed prices can be given here."""
 
     strategies: tuple[StrategyConfig, ...] = Field(default=(), max_length=MAX_STRATEGIES)
+    #: Books replayed after the built-in set (or after ``strategies``), e.g. the fully
+    #: hedged book with a BTC collar beside the built-in six.
+    extra_strategies: tuple[StrategyConfig, ...] = Field(default=(), max_length=MAX_STRATEGIES)
     #: What the built-in capped PPA's price is below the plain PPA's (USD/MWh): a cap buys a
     #: lower price. Unset: the break-even concession, the embedded call's mean payout in
     #: the window (hindsight).
@@ -128,5 +131,5 @@ class CompareConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> CompareConfig:
-        unique("strategy names", [s.name for s in self.strategies])
+        unique("strategy names", [s.name for s in (*self.strategies, *self.extra_strategies)])
         return self

@@ -25,6 +25,7 @@ from controller.accounting.instruments import Hedge, Supply
 from controller.accounting.pool_payout import pool_of
 from controller.catalog import DEFAULT_SLEEP_FRACTION, NAMEPLATES, SLEEP_POWER_W
 from controller.config.adapters import DriverConfig, FeedConfig
+from controller.config.bitcoin_inputs import BitcoinConfig, missing_bitcoin_feed
 from controller.config.contracts import (
     HedgeConfig,
     SupplyConfig,
@@ -204,7 +205,10 @@ class SiteConfig(Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     pool_fee: float = Field(default=0.0, ge=0, lt=1)
     price_feed: FeedConfig
-    hashprice_feed: FeedConfig
+    #: None only when ``bitcoin.hashprice = "derived"`` builds it from the Bitcoin feeds.
+    hashprice_feed: FeedConfig | None = None
+    #: The BTC price, difficulty and fees per block (Bitcoin instruments settle on them).
+    bitcoin: BitcoinConfig | None = None
     #: Day-ahead prices (USD/MWh) for options settled on them; never enters the decision.
     day_ahead_feed: FeedConfig | None = None
     driver: DriverConfig = SimulatedDriverConfig(type="simulated")
@@ -237,6 +241,21 @@ class SiteConfig(Strict):
         one_pool(self.hedges)
         # Grid programs book flows under their ids beside the hedges': one namespace.
         unique("hedge and grid program ids", [*(h.id for h in self.hedges), *self.grid_ids()])
+        return self
+
+    @model_validator(mode="after")
+    def _bitcoin_feeds(self) -> SiteConfig:
+        derived = self.bitcoin is not None and self.bitcoin.hashprice == "derived"
+        if derived and self.hashprice_feed is not None:
+            raise ValueError(
+                "hashprice_feed: bitcoin.hashprice is 'derived' (built from the Bitcoin "
+                "feeds); drop hashprice_feed or set bitcoin.hashprice = 'feed'"
+            )
+        if not derived and self.hashprice_feed is None:
+            raise ValueError("hashprice_feed: give it (or bitcoin.hashprice = 'derived')")
+        missing = missing_bitcoin_feed(self.hedges, self.bitcoin)
+        if missing is not None:
+            raise ValueError(missing)
         return self
 
     @model_validator(mode="after")

@@ -113,6 +113,8 @@ class SiteLoop:
         price_feed: ReadingFeed,
         hashprice_feed: ReadingFeed,
         day_ahead_feed: ReadingFeed | None = None,
+        btc_usd_feed: ReadingFeed | None = None,
+        difficulty_feed: ReadingFeed | None = None,
         driver: MinerDriver,
         ledger: Ledger,
         cycle_s: float,
@@ -130,6 +132,8 @@ class SiteLoop:
         self._price_feed = price_feed
         self._hashprice_feed = hashprice_feed
         self._day_ahead_feed = day_ahead_feed
+        # What Bitcoin instruments settle on; never decides (docs/economics.md).
+        self._bitcoin_feeds = (btc_usd_feed, difficulty_feed)
         self._driver = driver
         self._ledger = ledger
         self._cycle_s = cycle_s
@@ -253,6 +257,7 @@ class SiteLoop:
                 running=int((booked > OFF).sum()),
                 curtailed=int((booked == OFF).sum()),
                 day_ahead=self._day_ahead(now),
+                bitcoin=self._bitcoin(now),
                 overrides=tuple(o for o in self.overrides.current(now) if o.active(now)),
             )
             self._book(down)
@@ -846,6 +851,12 @@ class SiteLoop:
             return None
         reading = self._day_ahead_feed.latest(now)
         return None if reading is None else reading.value
+
+    def _bitcoin(self, now: EpochS) -> tuple[float | None, float | None]:
+        """The BTC price and difficulty holding at ``now``, where the site has the feeds."""
+        readings = (None if f is None else f.latest(now) for f in self._bitcoin_feeds)
+        btc, difficulty = (None if r is None else r.value for r in readings)
+        return btc, difficulty
 
     def _settle(self, end: EpochS) -> None:
         self._book(self._accrual.close(end))

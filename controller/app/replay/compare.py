@@ -17,6 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from controller.accounting.bitcoin import (
+    BtcForward,
+    BtcOptionStrip,
+    DifficultySwap,
+    VolatilitySwap,
+)
 from controller.accounting.capital import (
     DAY_S,
     WHOLE_DAY_H,
@@ -201,13 +207,16 @@ def describe(supply: Supply, hedges: tuple[Hedge, ...]) -> str:
                     f"{h.side} {h.underlying} {h.kind} {h.id} {h.quantity:g} {unit} "
                     f"strike {h.strike:g} on {h.basis.replace('_', '-')} prices"
                 )
+            case BtcForward() | BtcOptionStrip() | DifficultySwap() | VolatilitySwap():
+                parts.append(f"{type(h).__name__} {h.id} on {h.reference.replace('_', '/')}")
     return "; ".join(parts)
 
 
-def strategies_from_config(compare: CompareConfig) -> tuple[Strategy, ...]:
-    """The books of a scenario's ``[[compare.strategies]]``."""
+def strategies_from_config(compare: CompareConfig, *, extra: bool = False) -> tuple[Strategy, ...]:
+    """The books of a scenario's ``[[compare.strategies]]`` (``extra``: of its
+    ``[[compare.extra_strategies]]``)."""
     out = []
-    for s in compare.strategies:
+    for s in compare.extra_strategies if extra else compare.strategies:
         supply, hedges = supply_contract(s.supply), hedge_book(s.hedges)
         out.append(Strategy(s.name, s.description or describe(supply, hedges), supply, hedges))
     return tuple(out)
@@ -290,6 +299,10 @@ def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) ->
         raise ReplayError(
             f"{needs_da[0]} settles on day-ahead prices: the site has no day_ahead_feed"
         )
+    for h in hedges:
+        ref = getattr(h, "reference", None)
+        if ref in {"btc_usd", "difficulty"} and getattr(inputs, ref) is None:
+            raise ReplayError(f"{h.id} settles on {ref}: the site has no bitcoin.{ref}_feed")
     try:
         return fast_replay(
             fleet=m.fleet,
@@ -302,6 +315,8 @@ def run_book(inputs: ReplayInputs, supply: Supply, hedges: tuple[Hedge, ...]) ->
             end=inputs.end,
             day_ahead=inputs.day_ahead,
             grid=m.grid,
+            btc_usd=inputs.btc_usd,
+            difficulty=inputs.difficulty,
         )
     except NotStatelessError as exc:
         raise ReplayError(f"compare runs on the fast path only: {exc}") from None
@@ -326,17 +341,19 @@ def run_strategy(inputs: ReplayInputs, strategy: Strategy) -> StrategyResult:
 
 
 def scenario_strategies(inputs: ReplayInputs) -> tuple[tuple[Strategy, ...], bool]:
-    """The scenario's ``[[compare.strategies]]``, or the built-in set (then True)."""
+    """The scenario's ``[[compare.strategies]]``, or the built-in set (then True), followed by
+    its ``[[compare.extra_strategies]]``."""
     configured = inputs.loaded.config.compare or CompareConfig()
+    extra = strategies_from_config(configured, extra=True)
     if configured.strategies:
-        return strategies_from_config(configured), False
+        return strategies_from_config(configured) + extra, False
     books = default_strategies(
         inputs.model,
         run_book(inputs, SpotSupply(), ()),
         concession_usd_per_mwh=configured.capped_ppa_concession_usd_per_mwh,
         premium_usd_per_mwh=configured.call_premium_usd_per_mwh,
     )
-    return books, True
+    return books + extra, True
 
 
 def compare(inputs: ReplayInputs, strategies: tuple[Strategy, ...] | None = None) -> Comparison:

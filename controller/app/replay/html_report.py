@@ -178,6 +178,21 @@ def _per_model_table(report: ReplayReport) -> str:
     return f"<table>{head}{body}</table>"
 
 
+def _per_instrument_table(report: ReplayReport) -> str:
+    """Each hedge instrument's and supply tranche's flows over the window, one line each."""
+    if not report.per_instrument:
+        return ""
+    body = "".join(
+        f"<tr><th>{escape(i.id)}</th><td>{escape(i.component)}</td>"
+        f"<td class=n>{_num(i.usd)}</td></tr>"
+        for i in report.per_instrument
+    )
+    return (
+        "<h2>Per instrument and supply tranche</h2>"
+        f"<table><tr><th>id</th><th>component</th><th>USD</th></tr>{body}</table>"
+    )
+
+
 def strategy_table(rows: list[dict[str, Any]]) -> str:
     """The comparison as an HTML table: one column per strategy, one row per figure."""
     head = "<tr><th></th>" + "".join(f"<th>{escape(r['name'])}</th>" for r in rows) + "</tr>"
@@ -297,6 +312,7 @@ def _html(
         "<h2>Cumulative P&amp;L by component</h2>",
         images["cumulative-pnl.png"],
         live_path_section(report),
+        _per_instrument_table(report),
     ]
     if comparison_json is not None:
         parts += [

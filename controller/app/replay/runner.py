@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
+from adapters.feeds.derived import derive_recording
 from adapters.feeds.recorded import (
     HASHPRICE_COLUMN,
     PRICE_COLUMN,
@@ -24,8 +26,10 @@ from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.report import build_report, grid_compliance, per_instrument
 from controller.app.assemble import assemble, scenario_events
+from controller.app.bitcoin_feeds import KINDS as BITCOIN_KINDS
 from controller.app.replay.report import FeedInfo, OptimiserGain, ReplayReport
 from controller.config import LoadedConfig, SiteConfig
+from controller.config.bitcoin_inputs import BITCOIN_FEEDS
 from controller.decision.optimiser import onoff_fleet
 from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, Recording, iso
@@ -57,6 +61,9 @@ class ReplayInputs:
     end: EpochS
     cycle_s: float
     day_ahead: Recording | None = None  #: what day-ahead-settled options read, if any
+    #: What Bitcoin instruments settle on (``[sites.bitcoin]``), where the site has them.
+    btc_usd: Recording | None = None
+    difficulty: Recording | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,21 +109,7 @@ def prepare(
         if not matches:
             raise ReplayError(f"{loaded.path}: no site {site_id!r}")
         site = matches[0]
-    feeds = []
-    named = (("price_feed", site.price_feed), ("hashprice_feed", site.hashprice_feed))
-    for key, feed in (*named, ("day_ahead_feed", site.day_ahead_feed)):
-        if feed is None:  # no day-ahead feed
-            continue
-        if not isinstance(feed, RecordedFeedConfig):
-            raise ReplayError(
-                f"{loaded.path}: sites[{site.id}].{key} is {feed.type!r}: "
-                "a replay needs recorded feeds"
-            )
-        feeds.append(feed.path)
-    price = load_recording(feeds[0], PRICE_COLUMN)
-    hashprice = load_recording(feeds[1], HASHPRICE_COLUMN)
-    day_ahead = load_recording(feeds[2], PRICE_COLUMN) if len(feeds) > 2 else None
-
+    price, hashprice, day_ahead, bitcoin = _recordings(loaded, site)
     scenario = cfg.scenario
     t_start = _pick(start, scenario.start if scenario else None, float(price.times[0]))
     t_end = _pick(
@@ -124,8 +117,8 @@ def prepare(
     )
     if t_end <= t_start:
         raise ReplayError(f"empty window: from {iso(t_start)} is not before to {iso(t_end)}")
-    for rec in (price, hashprice) if day_ahead is None else (price, hashprice, day_ahead):
-        if t_start < rec.times[0]:
+    for rec in (price, hashprice, day_ahead, bitcoin.btc_usd, bitcoin.difficulty):
+        if rec is not None and t_start < rec.times[0]:
             raise ReplayError(
                 f"{rec.path}: window starts {iso(t_start)}, before its first observation "
                 f"{iso(float(rec.times[0]))}"
@@ -140,8 +133,74 @@ def prepare(
         grid=site.grid_book(),
     )
     return ReplayInputs(
-        loaded, site, model, price, hashprice, t_start, t_end, cfg.daemon.cycle_s, day_ahead
+        loaded,
+        site,
+        model,
+        price,
+        hashprice,
+        t_start,
+        t_end,
+        cfg.daemon.cycle_s,
+        day_ahead,
+        bitcoin.btc_usd,
+        bitcoin.difficulty,
     )
+
+
+def _recorded(loaded: LoadedConfig, site: SiteConfig, key: str, feed: object) -> Path:
+    if not isinstance(feed, RecordedFeedConfig):
+        raise ReplayError(
+            f"{loaded.path}: sites[{site.id}].{key} is {getattr(feed, 'type', None)!r}: "
+            "a replay needs recorded feeds"
+        )
+    return feed.path
+
+
+def _recordings(
+    loaded: LoadedConfig, site: SiteConfig
+) -> tuple[Recording, Recording, Recording | None, BitcoinRecordings]:
+    """The site's recordings: price, hashprice (recorded or derived), day-ahead, Bitcoin."""
+    price = load_recording(_recorded(loaded, site, "price_feed", site.price_feed), PRICE_COLUMN)
+    day_ahead = None
+    if site.day_ahead_feed is not None:
+        path = _recorded(loaded, site, "day_ahead_feed", site.day_ahead_feed)
+        day_ahead = load_recording(path, PRICE_COLUMN)
+    bitcoin = load_bitcoin(loaded, site)
+    if site.hashprice_feed is None:  # bitcoin.hashprice = "derived": the config checked
+        assert site.bitcoin is not None
+        assert bitcoin.btc_usd is not None
+        assert bitcoin.difficulty is not None
+        assert bitcoin.fees is not None
+        hashprice = derive_recording(
+            bitcoin.btc_usd, bitcoin.difficulty, bitcoin.fees, site.bitcoin.subsidy_btc
+        )
+    else:
+        path = _recorded(loaded, site, "hashprice_feed", site.hashprice_feed)
+        hashprice = load_recording(path, HASHPRICE_COLUMN)
+    return price, hashprice, day_ahead, bitcoin
+
+
+@dataclass(frozen=True, slots=True)
+class BitcoinRecordings:
+    """The recordings of a site's ``[sites.bitcoin]`` feeds (None: not configured)."""
+
+    btc_usd: Recording | None = None
+    difficulty: Recording | None = None
+    fees: Recording | None = None
+
+
+def load_bitcoin(loaded: LoadedConfig, site: SiteConfig) -> BitcoinRecordings:
+    """Load the site's Bitcoin recordings, each in its column (``usd_per_btc``, ...)."""
+    if site.bitcoin is None:
+        return BitcoinRecordings()
+    out: list[Recording | None] = []
+    for key, kind in zip(BITCOIN_FEEDS, BITCOIN_KINDS, strict=True):
+        feed = getattr(site.bitcoin, key)
+        if feed is None:
+            out.append(None)
+            continue
+        out.append(load_recording(_recorded(loaded, site, f"bitcoin.{key}", feed), kind.value))
+    return BitcoinRecordings(*out)
 
 
 def _named_window(
@@ -185,6 +244,8 @@ def run_fast(inputs: ReplayInputs, fleet: FleetSpec | None = None) -> IntervalTa
         end=inputs.end,
         day_ahead=inputs.day_ahead,
         grid=m.grid,
+        btc_usd=inputs.btc_usd,
+        difficulty=inputs.difficulty,
     )
 
 
@@ -203,6 +264,8 @@ async def run_loop(
         price_feed=RecordedFeed(inputs.price),
         hashprice_feed=RecordedFeed(inputs.hashprice),
         day_ahead_feed=None if inputs.day_ahead is None else RecordedFeed(inputs.day_ahead),
+        btc_usd_feed=None if inputs.btc_usd is None else RecordedFeed(inputs.btc_usd),
+        difficulty_feed=None if inputs.difficulty is None else RecordedFeed(inputs.difficulty),
         driver=driver,
         ledger=ledger,
         cycle_s=inputs.cycle_s,
