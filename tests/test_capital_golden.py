@@ -23,8 +23,18 @@ from controller.app.replay.series_export import csv_bytes, daily_columns
 from controller.config import load_config
 from tests.golden.capital_reference import capital, read_daily
 
-HEDGED = Path(__file__).resolve().parents[1] / "deploy/scenarios/ercot-hb-south-hedged.toml"
-BOOKS = ("spot", "ppa", "ppa+call", "capped-ppa", "ppa+forward", "ppa+forward+call")
+#: The hedged scenario plus its Bitcoin inputs and a seventh book with a BTC collar; its six
+#: built-in books are the hedged scenario's to the cent (tests/test_bitcoin_inputs.py).
+HEDGED = Path(__file__).resolve().parents[1] / "deploy/scenarios/ercot-hb-south-hedged-btc.toml"
+BOOKS = (
+    "spot",
+    "ppa",
+    "ppa+call",
+    "capped-ppa",
+    "ppa+forward",
+    "ppa+forward+call",
+    "hedged+btc-collar",
+)
 
 #: Not the defaults, so that a default wired in the wrong place shows.
 INPUTS = CapitalInputs(
@@ -74,8 +84,8 @@ def _reference(view: CapitalView, comparison: Comparison, out: Path, book: str) 
     )
 
 
-def test_the_six_books_are_compared(run: tuple[Comparison, CapitalView, Path]) -> None:
-    # Any further built-in book (a BTC collar, say) is checked below like these six.
+def test_the_seven_books_are_compared(run: tuple[Comparison, CapitalView, Path]) -> None:
+    # Any further book is checked below like these seven.
     _, view, _ = run
     assert set(BOOKS) <= {name for name, _ in view.books}
     assert view.capital_employed_usd == 600 * 12.0 * 104 + 400 * 3_400.0
@@ -129,7 +139,7 @@ def test_monthly_cv_ranks_the_forward_as_the_issue_measured(
 def test_docs_capital_table_is_what_the_defaults_give(
     run: tuple[Comparison, CapitalView, Path],
 ) -> None:
-    # docs/replay.md quotes the six books' capital view at the default assumptions.
+    # docs/replay.md quotes the seven books' capital view at the default assumptions.
     comparison, _, _ = run
     inputs = prepare(load_config(HEDGED))
     view = dict(capital_view(comparison, inputs.model.fleet, CapitalInputs()).books)
