@@ -16,25 +16,20 @@ from __future__ import annotations
 
 import sys
 
-from adapters.feeds.recorded import (
-    HASHPRICE_COLUMN,
-    PRICE_COLUMN,
-    RecordedFeedConfig,
-    load_recording,
-)
+from adapters.feeds.recorded import RecordedFeedConfig
+from controller.app.currencies import load_hashprice, load_prices, load_rate
 from controller.config import LoadedConfig, contract_warnings
 
 
 def preflight(loaded: LoadedConfig) -> list[str]:
     """Raise what ``run`` would refuse (``RecordingError``); return the warnings, one a line."""
     for site in loaded.config.sites:
-        for feed, column in (
-            (site.price_feed, PRICE_COLUMN),
-            (site.hashprice_feed, HASHPRICE_COLUMN),
-            (site.day_ahead_feed, PRICE_COLUMN),
-        ):
+        for key, feed in (("price_feed", site.price_feed), ("day_ahead_feed", site.day_ahead_feed)):
             if isinstance(feed, RecordedFeedConfig):
-                load_recording(feed.path, column)
+                load_prices(site, key, feed.path)
+        if isinstance(site.hashprice_feed, RecordedFeedConfig):
+            load_hashprice(site.hashprice_feed.path)
+        load_rate(site)
     return [f"{loaded.path}: {line}" for line in contract_warnings(loaded.config)]
 
 

@@ -13,19 +13,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from adapters.feeds.recorded import (
-    HASHPRICE_COLUMN,
-    PRICE_COLUMN,
-    RecordedFeed,
-    RecordedFeedConfig,
-    load_recording,
-)
+import numpy as np
+
+from adapters.feeds.recorded import RecordedFeed, RecordedFeedConfig
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.report import build_report, grid_compliance, per_instrument
 from controller.app.assemble import assemble, scenario_events
+from controller.app.currencies import HASHPRICE_CURRENCY, load_hashprice, load_prices, load_rate
 from controller.app.replay.report import FeedInfo, OptimiserGain, ReplayReport
 from controller.config import LoadedConfig, SiteConfig
+from controller.currency import USD, CurrencyError, ExchangeRate, convert
 from controller.decision.optimiser import onoff_fleet
 from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, Recording, iso
@@ -57,6 +55,8 @@ class ReplayInputs:
     end: EpochS
     cycle_s: float
     day_ahead: Recording | None = None  #: what day-ahead-settled options read, if any
+    currency: str = USD  #: what every figure is in (the recordings are converted into it)
+    exchange_rate: ExchangeRate | None = None  #: the rate used, if any conversion was made
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +113,9 @@ def prepare(
                 "a replay needs recorded feeds"
             )
         feeds.append(feed.path)
-    price = load_recording(feeds[0], PRICE_COLUMN)
-    hashprice = load_recording(feeds[1], HASHPRICE_COLUMN)
-    day_ahead = load_recording(feeds[2], PRICE_COLUMN) if len(feeds) > 2 else None
+    price = load_prices(site, "price_feed", feeds[0])
+    hashprice = load_hashprice(feeds[1])
+    day_ahead = load_prices(site, "day_ahead_feed", feeds[2]) if len(feeds) > 2 else None
 
     scenario = cfg.scenario
     t_start = _pick(start, scenario.start if scenario else None, float(price.times[0]))
@@ -130,6 +130,9 @@ def prepare(
                 f"{rec.path}: window starts {iso(t_start)}, before its first observation "
                 f"{iso(float(rec.times[0]))}"
             )
+    price, hashprice, day_ahead, rate = _in_site_currency(
+        loaded, site, (price, hashprice, day_ahead), t_start, t_end
+    )
     model = SiteModel(
         site_id=site.id,
         fleet=site.fleet(),
@@ -140,8 +143,51 @@ def prepare(
         grid=site.grid_book(),
     )
     return ReplayInputs(
-        loaded, site, model, price, hashprice, t_start, t_end, cfg.daemon.cycle_s, day_ahead
+        loaded,
+        site,
+        model,
+        price,
+        hashprice,
+        t_start,
+        t_end,
+        cfg.daemon.cycle_s,
+        day_ahead,
+        currency=site.currency,
+        exchange_rate=rate,
     )
+
+
+def _in_site_currency(
+    loaded: LoadedConfig,
+    site: SiteConfig,
+    recs: tuple[Recording, Recording, Recording | None],
+    start: EpochS,
+    end: EpochS,
+) -> tuple[Recording, Recording, Recording | None, ExchangeRate | None]:
+    """Price, hashprice and day-ahead prices over the window in the site's currency."""
+    price, hashprice, day_ahead = (_trim(r, start, end) if r else None for r in recs)
+    assert price is not None
+    assert hashprice is not None
+    rate = load_rate(site)
+    try:
+        price = convert(price, site.prices_in, site.currency, rate, "mwh")
+        hashprice = convert(hashprice, HASHPRICE_CURRENCY, site.currency, rate, "ph_day")
+        if day_ahead is not None:
+            day_ahead = convert(day_ahead, site.prices_in, site.currency, rate, "mwh")
+    except CurrencyError as exc:
+        raise ReplayError(f"{loaded.path}: sites[{site.id}].exchange_rate: {exc}") from None
+    if day_ahead is None and site.market == "day_ahead":
+        day_ahead = price  # a day-ahead-only site: its options settle on the prices it buys at
+    return price, hashprice, day_ahead, rate
+
+
+def _trim(rec: Recording, start: EpochS, end: EpochS) -> Recording:
+    """The observations that matter in ``[start, end)``: the one holding at ``start`` on."""
+    first = max(int(np.searchsorted(rec.times, start, side="right")) - 1, 0)
+    last = int(np.searchsorted(rec.times, end, side="left"))
+    if first == 0 and last == len(rec):
+        return rec
+    return replace(rec, times=rec.times[first:last], values=rec.values[first:last])
 
 
 def _named_window(
@@ -271,6 +317,8 @@ def replay_report(inputs: ReplayInputs, table: IntervalTable, engine: str) -> Re
         per_model=core.per_model,
         grid_events=events,
         per_instrument=per_instrument(table) or None,
+        currency=inputs.currency,
+        exchange_rate=None if inputs.exchange_rate is None else inputs.exchange_rate.source,
     )
 
 
