@@ -1,5 +1,8 @@
 """Recorded feeds in the canonical CSV form: ``timestamp`` (ISO-8601 UTC) and one value column.
 
+The file may be gzipped (``NAME.csv.gz``, told by its magic bytes). A price column names its
+currency (``usd_per_mwh``, ``eur_per_mwh``); a ``NAME.meta.json`` or ``NAME.SOURCE.txt``
+beside it that says another currency stops the load (adapters/recordings/meta.py).
 An observation holds from its timestamp until the next one. Parsing is strict: a bad row
 stops the load with the file, the line and the reason, so a replay never runs on data it
 silently skipped.
@@ -9,8 +12,10 @@ from __future__ import annotations
 
 import bisect
 import csv
+import gzip
 import io
 import math
+import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -21,12 +26,15 @@ from pydantic import field_validator
 from adapters.feeds.payloads import ReadingKind
 from adapters.feeds.registry import FEEDS, FeedContext
 from adapters.feeds.store import EARLIEST_EPOCH_S, LATEST_EPOCH_S
+from adapters.recordings.meta import MetaError, check_labels, column_currency
 from controller.domain import EpochS, Reading, Recording
 from controller.runtime.config_base import Strict, resolve_path
 
 #: The value column each kind of feed expects, with its unit in the name.
 PRICE_COLUMN = "usd_per_mwh"
 HASHPRICE_COLUMN = "usd_per_ph_day"
+#: A gzipped recording unzips to at most this: a year of 1-minute prices is about 20 MB.
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
 
 
 class RecordingError(Exception):
@@ -45,6 +53,14 @@ def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recordin
         raise RecordingError(f"{path}: no such file") from None
     except OSError as exc:
         raise RecordingError(f"{path}: {exc.strerror}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+                raw = gz.read(MAX_UNZIPPED_BYTES + 1)
+        except (OSError, EOFError, zlib.error):
+            raise RecordingError(f"{path}: not a readable gzip file") from None
+        if len(raw) > MAX_UNZIPPED_BYTES:
+            raise RecordingError(f"{path}: unzips to more than {MAX_UNZIPPED_BYTES:,} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -60,8 +76,7 @@ def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recordin
         header = next(reader, None)
         if header is None:
             raise RecordingError(f"{path}:1: empty file (expected header timestamp,{column})")
-        if [h.strip() for h in header] != ["timestamp", column]:
-            raise RecordingError(f"{path}:1: header is not the expected 'timestamp,{column}'")
+        _check_header(path, [h.strip() for h in header], column)
         for row in reader:
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -83,6 +98,22 @@ def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recordin
         times=np.asarray(times, dtype=np.float64),
         values=np.asarray(values, dtype=np.float64),
     )
+
+
+def _check_header(path: Path, header: list[str], column: str) -> None:
+    """The expected header, and a price recording's labels agreeing with its notes."""
+    if header != ["timestamp", column]:
+        found, wanted = column_currency(header[-1]), column_currency(column)
+        if len(header) == 2 and found is not None and wanted is not None:
+            raise RecordingError(
+                f"{path}:1: prices in {found} ({header[-1]}), expected {wanted} ({column}): "
+                "convert them or give the site that currency"
+            )
+        raise RecordingError(f"{path}:1: header is not the expected 'timestamp,{column}'")
+    try:
+        check_labels(path, column)
+    except MetaError as exc:
+        raise RecordingError(str(exc)) from None
 
 
 def _csv_reason(exc: csv.Error) -> str:

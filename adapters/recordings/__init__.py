@@ -1,0 +1,1 @@
+"""Price recordings: importing market exports into the canonical form, and its metadata."""
