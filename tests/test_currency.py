@@ -93,7 +93,7 @@ def test_the_daemons_converted_feed_converts_each_reading_and_drops_it_without_a
 
 def _site(tmp: Path, extra: str, failsafe: str = "") -> Path:
     path = write_scenario(tmp, [(T0, 50.0)], [(T0, 50.0)], failsafe=failsafe)
-    text = path.read_text().replace('pool_fee = 0.02\n', f"pool_fee = 0.02\n{extra}\n", 1)
+    text = path.read_text().replace("pool_fee = 0.02\n", f"pool_fee = 0.02\n{extra}\n", 1)
     path.write_text(text)
     return path
 
@@ -135,7 +135,8 @@ def test_a_site_whose_currencies_or_market_do_not_fit_stops_at_load(
 def test_a_site_with_a_rate_for_each_conversion_loads(tmp_path: Path) -> None:
     path = _site(
         tmp_path,
-        'currency = "EUR"\nprice_currency = "EUR"\nexchange_rate = { pair = "EUR/USD", rate = 1.1 }',
+        'currency = "EUR"\nprice_currency = "EUR"\n'
+        'exchange_rate = { pair = "EUR/USD", rate = 1.1 }',
     )
     site = load_config(path).config.sites[0]
     assert (site.currency, site.prices_in) == ("EUR", "EUR")
