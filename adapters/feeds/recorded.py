@@ -103,8 +103,9 @@ def load_recording(path: Path, column: str, *, max_abs: float = 1e6) -> Recordin
 def _check_header(path: Path, header: list[str], column: str) -> None:
     """The expected header, and a price recording's labels agreeing with its notes."""
     if header != ["timestamp", column]:
-        found, wanted = column_currency(header[-1]), column_currency(column)
-        if len(header) == 2 and found is not None and wanted is not None:
+        found = column_currency(header[1]) if len(header) == 2 else None
+        wanted = column_currency(column)
+        if header[:1] == ["timestamp"] and found is not None and wanted not in (None, found):
             raise RecordingError(
                 f"{path}:1: prices in {found} ({header[-1]}), expected {wanted} ({column}): "
                 "convert them or give the site that currency"

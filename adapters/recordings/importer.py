@@ -7,7 +7,8 @@ empty cells and repeated intervals are reported and recorded in the sidecar, nev
 a row the export does not have is not invented, and two different prices for one interval
 stop the import unless ``--on-repeat`` says which one to keep.
 
-Over 300 lines: resolving currency, market kind and interval against what the file says, then the gap and repeat analysis and the three files written, one pass over one series.
+Over 300 lines: resolving currency, market kind and interval against what the file says,
+then the gap and repeat analysis and the three files written, one pass over one series.
 """
 
 from __future__ import annotations
@@ -107,13 +108,14 @@ def iso_z(t: float) -> str:
 def run_import(req: ImportRequest, progress: Progress | None = None) -> ImportReport:
     """Read, check and write; raise ``SourceError`` (one line) on anything to fix."""
     sel = replace(req.selection, iso=check_iso(req.selection.iso))
+    note = req.source_note or source_path(req.source)
+    _check_out(req, note)
     raw = read_source(req.source, sel, progress)
     iso = raw.iso or sel.iso
     if iso is None:
         raise SourceError(
             f"--iso: {req.source.name} does not say its ISO; known: {', '.join(KNOWN_ISOS)}"
         )
-    note = req.source_note or source_path(req.source)
     currency = _currency(req, raw, iso, note)
     market = _market_kind(req, raw, iso, note)
     rows, empty = _values(req.source, raw)
@@ -168,6 +170,8 @@ def _currency(req: ImportRequest, raw: RawSeries, iso: str, note: Path) -> str:
         return said[0][0]
     if iso in US_ISOS:
         return "USD"
+    if iso == "SDAC":  # the single day-ahead coupling clears in EUR
+        return "EUR"
     raise SourceError(
         f"--currency: {req.source.name} does not say its currency; give it "
         f"(one of {', '.join(CURRENCIES)})"
@@ -186,6 +190,8 @@ def _market_kind(req: ImportRequest, raw: RawSeries, iso: str, note: Path) -> Ma
         label = raw.market_label.upper()
         kind: MarketKind = "day-ahead" if label.startswith("DAY_AHEAD") else "real-time"
         said.append((kind, f"market {raw.market_label}"))
+    elif raw.kind_hint is not None:
+        said.append(raw.kind_hint)  # type: ignore[arg-type]
     else:
         name_words = req.source.name.replace("_", " ").replace(".", " ")
         for where, text in ((req.source.name, name_words), (note.name, _read(note))):
@@ -203,7 +209,10 @@ def _market_kind(req: ImportRequest, raw: RawSeries, iso: str, note: Path) -> Ma
     if len(kinds) == 1:
         return said[0][0]
     if len(kinds) > 1:
-        raise SourceError("; ".join(f"{w} says {k}" for k, w in said) + ": give --market")
+        told = "; ".join(f"{w}: {k}" for k, w in said)
+        raise SourceError(
+            f"{req.source.name}: conflicting market kinds ({told}); check --iso and --market"
+        )
     raise SourceError(f"--market: {req.source.name} does not say real-time or day-ahead; give it")
 
 
@@ -291,6 +300,17 @@ def _gaps(times: list[float], interval: int) -> tuple[list[Gap], int]:
     return gaps, irregular
 
 
+def _check_out(req: ImportRequest, note: Path) -> None:
+    """Before reading anything: a usable ``--out`` that overwrites neither input."""
+    out = req.out
+    if not (out.name.endswith(".csv") or out.name.endswith(".csv.gz")):
+        raise SourceError(f"--out: {out} must end in .csv or .csv.gz")
+    inputs = {req.source.resolve(), note.resolve()}
+    for target in (out, meta_path(out), source_path(out)):
+        if target.resolve() in inputs:
+            raise SourceError(f"--out: writing {target} would overwrite the export or its note")
+
+
 def _write(
     req: ImportRequest,
     meta: RecordingMeta,
@@ -299,8 +319,6 @@ def _write(
     note: Path,
 ) -> tuple[Path, ...]:
     out = req.out
-    if not (out.name.endswith(".csv") or out.name.endswith(".csv.gz")):
-        raise SourceError(f"--out: {out} must end in .csv or .csv.gz")
     out.parent.mkdir(parents=True, exist_ok=True)
     text = io.StringIO()
     text.write(f"timestamp,{price_column(meta.currency)}\n")

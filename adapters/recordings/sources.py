@@ -14,7 +14,8 @@ Only the chosen location's rows are kept; times become UTC interval starts. Naiv
 need a time zone: the repeated hour of a DST fall-back is told apart by order (first the
 summer-time hour, then the winter-time one) and an hour that does not exist is refused.
 
-Over 300 lines: three export shapes, each with its own header and time rules, and the DST-correct clock they share.
+Over 300 lines: three export shapes, each with its own header and time rules, and the
+DST-correct clock they share.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class RawSeries:
     market_label: str | None = None
     interval_s: int | None = None
     currency_hint: tuple[str, str] | None = None  # (currency, where the file says so)
+    kind_hint: tuple[str, str] | None = None  # (real-time or day-ahead, where it says so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +287,8 @@ def _gridstatus(
             f"--column: no price column {value_name!r} in {path.name}; known: {_names(numeric)}"
         )
     value_col, loc_col, market_col = col[value_name], col["Location"], col.get("Market")
-    clock = _Clock(path, sel.timezone)
+    # Starts and ends each see a DST fall-back's repeated hour twice, in their own order.
+    clock, end_clock = _Clock(path, sel.timezone), _Clock(path, sel.timezone)
     locations: dict[str, str] = {}
     markets: dict[str, str] = {}
     kept: list[tuple[list[str], int]] = []
@@ -310,7 +313,7 @@ def _gridstatus(
             continue
         start = clock.epoch(row[start_col], line)
         if end_col is not None and row[end_col].strip():
-            widths.add(clock.epoch(row[end_col], line) - start)
+            widths.add(end_clock.epoch(row[end_col], line) - start)
         series.times.append(start)
         series.values.append(row[value_col].strip())
         series.lines.append(line)
@@ -376,6 +379,9 @@ def _eia(
     m = re.search(r"EIA collected from ([A-Za-z-]+)", title)
     if m and series.iso is None:
         series.iso = check_iso(m.group(1))
+    for kind, word in (("real-time", "Real-Time"), ("day-ahead", "Day-Ahead")):
+        if word.lower() in title.lower():
+            series.kind_hint = (kind, f"{path.name}: title '{word}'")
     if "($/megawatt" in title:
         series.currency_hint = ("USD", f"{path.name}: title '($/megawatt...)'")
     end_i, value_i = header.index(_EIA_UTC_END), header.index(column)
