@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.domain import EpochS, FloatArray, Recording, iso
+from controller.domain import FloatArray, Recording, iso
 
 USD = "USD"
 
@@ -87,10 +87,6 @@ class ExchangeRate:
             )
         rate = self.rates[idx]
         return rate if src == self.base else 1.0 / rate
-
-    def rate_at(self, t: EpochS) -> float:
-        """The rate (quote per base) holding at ``t``."""
-        return float(self.factors(self.base, self.quote, np.array([t]))[0])
 
 
 def convert(rec: Recording, src: str, dst: str, rate: ExchangeRate | None, unit: str) -> Recording:

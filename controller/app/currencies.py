@@ -9,6 +9,7 @@ report states as an assumption. Conversion itself is the pure core's
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from adapters.feeds.recorded import HASHPRICE_COLUMN, RecordingError, load_recording
@@ -36,8 +37,6 @@ def header_currency(path: Path) -> str | None:
     except OSError:
         return None
     if first[:2] == b"\x1f\x8b":  # gzipped: the loader reads the header
-        import gzip  # noqa: PLC0415 (rarely needed)
-
         try:
             with gzip.open(path, "rb") as gz:
                 first = gz.readline(200)
@@ -56,8 +55,8 @@ def load_prices(site: SiteConfig, key: str, path: Path) -> Recording:
     found = header_currency(path)
     if found is not None and found != wanted:
         raise RecordingError(
-            f"{path}: sites[{site.id}].price_currency: the recording's prices are in {found} "
-            f'and the site\'s price feed is {wanted}: set price_currency = "{found}" '
+            f"{path}: sites[{site.id}].price_currency: the {key} recording's prices are in "
+            f'{found} and the site\'s prices are {wanted}: set price_currency = "{found}" '
             "(and an exchange_rate if the site is in another currency)"
         )
     return load_recording(path, price_column(wanted))

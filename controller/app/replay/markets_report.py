@@ -10,9 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller.app.replay.markets import MarketComparison, MarketResult
 from controller.app.replay.summary import in_currency
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 HTML_NAME = "markets.html"
 JSON_NAME = "markets.json"
@@ -103,8 +107,8 @@ def write(directory: Path, comparison: MarketComparison) -> MarketsReportFiles:
     images: dict[str, str] = {}
     pngs = []
 
-    def put(name: str, alt: str, fig: object) -> str:
-        data = charts.png(fig)  # type: ignore[arg-type]
+    def put(name: str, alt: str, fig: Figure) -> str:
+        data = charts.png(fig)
         html_report._write_atomic(directory / name, data)
         pngs.append(directory / name)
         images[name] = html_report._img(name, data, alt)
