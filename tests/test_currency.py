@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from adapters.feeds.recorded import RecordedFeed
+from controller.app.currency_feeds import site_currency_feeds
 from controller.config import ConfigError, load_config
 from controller.currency import CurrencyError, ExchangeRate, convert
 from controller.domain import Recording
@@ -142,3 +143,24 @@ def test_a_site_with_a_rate_for_each_conversion_loads(tmp_path: Path) -> None:
     assert (site.currency, site.prices_in) == ("EUR", "EUR")
     assert site.exchange_rate is not None
     assert site.exchange_rate.column == "usd_per_eur"
+
+
+def test_the_daemon_converts_a_usd_sites_eur_prices_and_refuses_a_eur_site(tmp_path: Path) -> None:
+    price = RecordedFeed(_rec([T0], [80.0]))
+    hashprice = RecordedFeed(_rec([T0], [50.0], "usd_per_ph_day"))
+    usd = _site(
+        tmp_path,
+        'price_currency = "EUR"\nmarket = "day_ahead"\n'
+        'exchange_rate = { pair = "EUR/USD", rate = 1.1 }',
+        failsafe="price_max_age_s = 7200",
+    )
+    site = load_config(usd).config.sites[0]
+    p, hp, da = site_currency_feeds(usd, site, price, hashprice, None)
+    reading = p.latest(T0)
+    assert reading is not None
+    assert reading.value == pytest.approx(88.0)
+    assert hp is hashprice  # USD already
+    assert da is p  # a day-ahead-only site settles day-ahead options on its own prices
+    eur = _site(tmp_path, 'currency = "EUR"\nexchange_rate = { pair = "EUR/USD", rate = 1.1 }')
+    with pytest.raises(ConfigError, match=r"sites\[test-site\]\.currency: the daemon's ledger"):
+        site_currency_feeds(eur, load_config(eur).config.sites[0], price, hashprice, None)
