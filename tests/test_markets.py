@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
+import gzip
 import json
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from controller.app.cli import main
 from controller.app.replay.markets import compare_markets
 from controller.app.replay.runner import ReplayError, prepare, replay
 from controller.config import load_config
+from tests.golden.independent import compute_totals
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "deploy" / "scenarios"
@@ -64,8 +68,6 @@ def test_eur_prices_convert_at_the_ecb_rate_published_before_each_hour() -> None
     assert inputs.price.column == "usd_per_mwh"
     assert "EUR -> USD" in inputs.price.source
     raw = {}
-    import gzip  # noqa: PLC0415
-
     path = ROOT / "simulators" / "recordings" / "de_lu_dam_hourly_2024-01_2025-09.csv.gz"
     with gzip.open(path, "rt") as f:
         text = f.read()
@@ -193,3 +195,44 @@ def test_hashspark_markets_prints_the_table_and_writes_the_charts_side_by_side(
     assert html.count("<img ") == 2 + 2 * 2  # two shared charts, two per market
     for name in ("miso-illinois-spot", "de-lu-day-ahead-spot"):
         assert (out / f"{name}-price-vs-energy-hashprice.png").stat().st_size > 1000
+
+
+def _plain_usd_prices(scenario: Path, out: Path) -> Path:
+    """The scenario's price recording in USD, converted here with the standard library only:
+    each price times the last ECB rate stamped at or before it (none for a USD recording)."""
+    raw = tomllib.loads(scenario.read_text())["sites"][0]
+    path = (scenario.parent / raw["price_feed"]["path"]).resolve()
+    with gzip.open(path, "rt") as f:
+        rows = [line.split(",") for line in f.read().splitlines()[1:]]
+    stamps, rates = [], []
+    if raw.get("price_currency", "USD") == "EUR":
+        for line in ECB.read_text().splitlines()[1:]:
+            ts, value = line.split(",")
+            stamps.append(datetime.fromisoformat(ts))
+            rates.append(float(value))
+    lines = ["timestamp,usd_per_mwh"]
+    for ts, value in rows:
+        k = bisect.bisect_right(stamps, datetime.fromisoformat(ts)) - 1
+        lines.append(f"{ts},{float(value) * (rates[k] if rates else 1.0)!r}")
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("name", ["miso-illinois-spot", "de-lu-day-ahead-spot"])
+def test_a_july_matches_the_independent_computation(name: str, tmp_path: Path) -> None:
+    scenario = SCENARIOS / f"{name}.toml"
+    july = (datetime(2024, 7, 1, tzinfo=UTC), datetime(2024, 8, 1, tzinfo=UTC))
+    totals = replay(prepare(load_config(scenario), start=july[0], end=july[1]), "fast").report
+    expected = compute_totals(
+        str(_plain_usd_prices(scenario, tmp_path / "usd.csv")),
+        str(ROOT / "simulators/recordings/btc_hashprice_daily_2024-05_2025-04_with_fees.csv"),
+        fleet=[(600, 104.0, 3068.0), (400, 200.0, 3500.0)],
+        pool_fee=0.02,
+        supply={"type": "spot"},
+        call=None,
+        forward=None,
+        start=july[0],
+        end=july[1],
+    )
+    for key in TOTAL_KEYS:
+        assert totals["totals"][key] == pytest.approx(expected[key], rel=1e-9, abs=1e-6), key
