@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo report test test-slow lint typecheck unit bench clean system-packages lock audit
+.PHONY: install demo report markets test test-slow lint typecheck unit bench clean system-packages lock audit
 
 # Tool environments kept apart from the product's: pip-tools writes the lock, pip-audit reads it.
 TOOLS_VENV  ?= .venv-tools
@@ -54,6 +54,11 @@ demo: $(STAMP)
 # The hedged scenario's strategy comparison over the whole recording, as HTML with charts.
 report: $(STAMP)
 	$(BIN)/hashspark compare deploy/scenarios/ercot-hb-south-hedged.toml --report out/report
+
+# One fleet and book over six markets, 2024-06-01..2024-12-05 (docs/replay.md, "Markets compared").
+MARKETS = ercot-hb-south-spot spp-south-spot miso-illinois-spot nyiso-zone-j-spot isone-hub-spot de-lu-day-ahead-spot
+markets: $(STAMP)
+	$(BIN)/hashspark markets $(MARKETS:%=deploy/scenarios/%.toml) --to 2024-12-05 --report out/markets
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller adapters simulators tests bench

@@ -24,6 +24,7 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 CORE = (
     "accounting",
     "catalog.py",
+    "currency.py",
     "curves",
     "decision",
     "domain.py",

@@ -17,6 +17,7 @@ from controller.app import check_cmd, compare_cmd, explain_cmd, replay_cmd, run_
 from controller.app import command_cmd as command_cli
 from controller.app import fleet_cmd as fleet_cli
 from controller.app import ledger_cmd as ledger_cli
+from controller.app import markets_cmd as markets_cli
 from controller.app import recordings_cmd as recordings_cli
 from controller.app import worker_cmd as worker_cli
 from controller.app.cli_support import EXIT_USAGE
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     fleet_cli.add_parser(sub)
     worker_cli.add_parser(sub)
     explain_cmd.add_parser(sub)
+    markets_cli.add_parser(sub)
     recordings_cli.add_parser(sub)
     return parser
 
@@ -65,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fleet": fleet_cli.run,
         "worker": worker_cli.run,
         "explain": explain_cmd.run,
+        "markets": markets_cli.run,
         "recordings": recordings_cli.run,
     }
     try:

@@ -50,6 +50,7 @@ from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from controller.app.assemble import assemble, site_model
 from controller.app.bitcoin_feeds import bitcoin_configs, bitcoin_feeds
+from controller.app.currency_feeds import site_currency_feeds
 from controller.app.drivers import build_driver
 from controller.app.replay.runner import LAST_PRICE_HOLDS_S
 from controller.config import (
@@ -243,6 +244,9 @@ class Daemon:
                 remember=remember_dir / "day_ahead.json",
                 max_age_s=site.failsafe.price_max_age_s,
             )
+        )
+        price, hashprice, day_ahead = site_currency_feeds(
+            self.loaded.path, site, price, hashprice, day_ahead
         )
         book = OverrideBook()
         broker = site.broker

@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import sys
 
-from adapters.feeds.recorded import (
-    HASHPRICE_COLUMN,
-    PRICE_COLUMN,
-    RecordedFeedConfig,
-    load_recording,
-)
+from adapters.feeds.recorded import RecordedFeedConfig, load_recording
 from controller.app.bitcoin_feeds import KINDS as BITCOIN_KINDS
+from controller.app.currencies import load_hashprice, load_prices, load_rate
 from controller.config import LoadedConfig, contract_warnings
 from controller.config.bitcoin_inputs import BITCOIN_FEEDS
 
@@ -30,17 +26,16 @@ from controller.config.bitcoin_inputs import BITCOIN_FEEDS
 def preflight(loaded: LoadedConfig) -> list[str]:
     """Raise what ``run`` would refuse (``RecordingError``); return the warnings, one a line."""
     for site in loaded.config.sites:
-        for feed, column in (
-            (site.price_feed, PRICE_COLUMN),
-            (site.hashprice_feed, HASHPRICE_COLUMN),
-            (site.day_ahead_feed, PRICE_COLUMN),
-        ):
+        for key, feed in (("price_feed", site.price_feed), ("day_ahead_feed", site.day_ahead_feed)):
             if isinstance(feed, RecordedFeedConfig):
-                load_recording(feed.path, column)
-        for key, kind in zip(BITCOIN_FEEDS, BITCOIN_KINDS, strict=True):
-            feed = None if site.bitcoin is None else getattr(site.bitcoin, key)
-            if isinstance(feed, RecordedFeedConfig):
-                load_recording(feed.path, kind.value)
+                load_prices(site, key, feed.path)
+        if isinstance(site.hashprice_feed, RecordedFeedConfig):
+            load_hashprice(site.hashprice_feed.path)
+        for btc_key, kind in zip(BITCOIN_FEEDS, BITCOIN_KINDS, strict=True):
+            btc_feed = None if site.bitcoin is None else getattr(site.bitcoin, btc_key)
+            if isinstance(btc_feed, RecordedFeedConfig):
+                load_recording(btc_feed.path, kind.value)
+        load_rate(site)
     return [f"{loaded.path}: {line}" for line in contract_warnings(loaded.config)]
 
 

@@ -34,6 +34,12 @@ from controller.config.contracts import (
     supply_contract,
     unique,
 )
+from controller.config.currency import (
+    CURRENCY_PATTERN,
+    ExchangeRateConfig,
+    Market,
+    check_currencies,
+)
 from controller.config.grid import CapacityAwardConfig, GridProgramConfig, grid_book
 from controller.config.pacing import GroupPacingConfig, PacingConfig, pacing_params
 from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
@@ -209,7 +215,8 @@ class SiteConfig(Strict):
     hashprice_feed: FeedConfig | None = None
     #: The BTC price, difficulty and fees per block (Bitcoin instruments settle on them).
     bitcoin: BitcoinConfig | None = None
-    #: Day-ahead prices (USD/MWh) for options settled on them; never enters the decision.
+    #: Day-ahead prices for options settled on them; never enters the decision. A site
+    #: whose price feed is the day-ahead market (market = "day_ahead") needs none.
     day_ahead_feed: FeedConfig | None = None
     driver: DriverConfig = SimulatedDriverConfig(type="simulated")
     miners: Annotated[tuple[MinerGroup, ...], NonEmpty, Field(max_length=MAX_GROUPS)]
@@ -224,6 +231,12 @@ class SiteConfig(Strict):
     commands: CommandsConfig = CommandsConfig()
     curves: CurvesConfig = CurvesConfig()
     sharding: ShardingConfig | None = None  # fleet workers over MQTT; off: one process
+    # What the site's figures are in, what its prices are in, and the rate between them
+    # (controller/config/currency.py); the market its price feed is.
+    currency: str = Field(default="USD", pattern=CURRENCY_PATTERN)
+    price_currency: str | None = Field(default=None, pattern=CURRENCY_PATTERN)
+    exchange_rate: ExchangeRateConfig | None = None
+    market: Market = "real_time"
 
     @property
     def broker(self) -> MqttBrokerConfig | None:
@@ -243,6 +256,25 @@ class SiteConfig(Strict):
         unique("hedge and grid program ids", [*(h.id for h in self.hedges), *self.grid_ids()])
         return self
 
+    @property
+    def prices_in(self) -> str:
+        """The price feed's currency."""
+        return self.price_currency or self.currency
+
+    @model_validator(mode="after")
+    def _rates_for_currencies(self) -> SiteConfig:
+        check_currencies(self.currency, self.prices_in, self.exchange_rate)
+        return self
+
+    @model_validator(mode="after")
+    def _day_ahead_market_holds_its_hour(self) -> SiteConfig:
+        if self.market == "day_ahead" and self.failsafe.price_max_age_s <= 3600:
+            raise ValueError(
+                "failsafe.price_max_age_s: a day-ahead price holds for its hour; give more "
+                f"than 3600 s (it is {self.failsafe.price_max_age_s:g})"
+            )
+        return self
+
     @model_validator(mode="after")
     def _bitcoin_feeds(self) -> SiteConfig:
         derived = self.bitcoin is not None and self.bitcoin.hashprice == "derived"
@@ -260,8 +292,13 @@ class SiteConfig(Strict):
 
     @model_validator(mode="after")
     def _day_ahead_for_options(self) -> SiteConfig:
+        day_ahead_market = self.market == "day_ahead"
         for k, h in enumerate(self.hedges):
-            if getattr(h, "settlement", None) == "day_ahead" and self.day_ahead_feed is None:
+            if (
+                getattr(h, "settlement", None) == "day_ahead"
+                and self.day_ahead_feed is None
+                and not day_ahead_market
+            ):
                 raise ValueError(
                     f"hedges[{k}] ({h.id}) settles on day-ahead prices: give day_ahead_feed"
                 )

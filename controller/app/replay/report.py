@@ -136,6 +136,10 @@ class ReplayReport:
     live_path: LivePath | None = None  # the live path only
     #: Per instrument and supply tranche (id, component, USD); None: the site has none.
     per_instrument: tuple[InstrumentRow, ...] | None = None
+    #: What every money figure is in; keys say it (``net_eur`` in a EUR site's report).
+    currency: str = "USD"
+    #: The rate the feeds were converted at (a recording's name, or a stated assumption).
+    exchange_rate: str | None = None
 
     @property
     def core(self) -> Report:
@@ -150,6 +154,7 @@ class ReplayReport:
             "config_version": self.config_version,
             "site": self.site,
             "engine": self.engine,
+            "currency": self.currency,
             "feeds": {
                 "price": self.price_feed.as_dict(),
                 "hashprice": self.hashprice_feed.as_dict(),
@@ -165,4 +170,22 @@ class ReplayReport:
             out["live_path"] = self.live_path.as_dict()
         if self.per_instrument is not None:
             out["per_instrument"] = [row.as_dict() for row in self.per_instrument]
-        return out
+        if self.exchange_rate is not None:
+            out["exchange_rate"] = self.exchange_rate
+        return out if self.currency == "USD" else relabel(out, self.currency)
+
+
+def relabel(data: Any, currency: str) -> Any:
+    """``data`` with every ``usd`` in a key naming ``currency`` instead (``net_usd`` ->
+    ``net_eur``): the figures were computed in the site's currency, the names must say so."""
+    code = currency.lower()
+    if isinstance(data, dict):
+        return {_key(k, code): relabel(v, currency) for k, v in data.items()}
+    if isinstance(data, list):
+        return [relabel(v, currency) for v in data]
+    return data
+
+
+def _key(key: str, code: str) -> str:
+    parts = key.split("_")
+    return "_".join(code if p == "usd" else p for p in parts)

@@ -14,22 +14,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from adapters.feeds.derived import derive_recording
-from adapters.feeds.recorded import (
-    HASHPRICE_COLUMN,
-    PRICE_COLUMN,
-    RecordedFeed,
-    RecordedFeedConfig,
-    load_recording,
-)
+from adapters.feeds.recorded import RecordedFeed, RecordedFeedConfig, load_recording
 from adapters.ledger.memory import MemoryLedger
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.report import build_report, grid_compliance, per_instrument
 from controller.app.assemble import assemble, scenario_events
 from controller.app.bitcoin_feeds import KINDS as BITCOIN_KINDS
+from controller.app.currencies import HASHPRICE_CURRENCY, load_hashprice, load_prices, load_rate
 from controller.app.replay.report import FeedInfo, OptimiserGain, ReplayReport
 from controller.config import LoadedConfig, SiteConfig
 from controller.config.bitcoin_inputs import BITCOIN_FEEDS
+from controller.currency import USD, CurrencyError, ExchangeRate, convert
 from controller.decision.optimiser import onoff_fleet
 from controller.decision.policy import Plan
 from controller.domain import EpochS, FleetSpec, Recording, iso
@@ -64,6 +62,8 @@ class ReplayInputs:
     #: What Bitcoin instruments settle on (``[sites.bitcoin]``), where the site has them.
     btc_usd: Recording | None = None
     difficulty: Recording | None = None
+    currency: str = USD  #: what every figure is in (the recordings are converted into it)
+    exchange_rate: ExchangeRate | None = None  #: the rate used, if any conversion was made
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +123,9 @@ def prepare(
                 f"{rec.path}: window starts {iso(t_start)}, before its first observation "
                 f"{iso(float(rec.times[0]))}"
             )
+    price, hashprice, day_ahead, rate = _in_site_currency(
+        loaded, site, (price, hashprice, day_ahead), t_start, t_end
+    )
     model = SiteModel(
         site_id=site.id,
         fleet=site.fleet(),
@@ -144,7 +147,42 @@ def prepare(
         day_ahead,
         bitcoin.btc_usd,
         bitcoin.difficulty,
+        currency=site.currency,
+        exchange_rate=rate,
     )
+
+
+def _in_site_currency(
+    loaded: LoadedConfig,
+    site: SiteConfig,
+    recs: tuple[Recording, Recording, Recording | None],
+    start: EpochS,
+    end: EpochS,
+) -> tuple[Recording, Recording, Recording | None, ExchangeRate | None]:
+    """Price, hashprice and day-ahead prices over the window in the site's currency."""
+    price, hashprice, day_ahead = (_trim(r, start, end) if r else None for r in recs)
+    assert price is not None
+    assert hashprice is not None
+    rate = load_rate(site)
+    try:
+        price = convert(price, site.prices_in, site.currency, rate, "mwh")
+        hashprice = convert(hashprice, HASHPRICE_CURRENCY, site.currency, rate, "ph_day")
+        if day_ahead is not None:
+            day_ahead = convert(day_ahead, site.prices_in, site.currency, rate, "mwh")
+    except CurrencyError as exc:
+        raise ReplayError(f"{loaded.path}: sites[{site.id}].exchange_rate: {exc}") from None
+    if day_ahead is None and site.market == "day_ahead":
+        day_ahead = price  # a day-ahead-only site: its options settle on the prices it buys at
+    return price, hashprice, day_ahead, rate
+
+
+def _trim(rec: Recording, start: EpochS, end: EpochS) -> Recording:
+    """The observations that matter in ``[start, end)``: the one holding at ``start`` on."""
+    first = max(int(np.searchsorted(rec.times, start, side="right")) - 1, 0)
+    last = int(np.searchsorted(rec.times, end, side="left"))
+    if first == 0 and last == len(rec):
+        return rec
+    return replace(rec, times=rec.times[first:last], values=rec.values[first:last])
 
 
 def _recorded(loaded: LoadedConfig, site: SiteConfig, key: str, feed: object) -> Path:
@@ -160,11 +198,11 @@ def _recordings(
     loaded: LoadedConfig, site: SiteConfig
 ) -> tuple[Recording, Recording, Recording | None, BitcoinRecordings]:
     """The site's recordings: price, hashprice (recorded or derived), day-ahead, Bitcoin."""
-    price = load_recording(_recorded(loaded, site, "price_feed", site.price_feed), PRICE_COLUMN)
+    price = load_prices(site, "price_feed", _recorded(loaded, site, "price_feed", site.price_feed))
     day_ahead = None
     if site.day_ahead_feed is not None:
         path = _recorded(loaded, site, "day_ahead_feed", site.day_ahead_feed)
-        day_ahead = load_recording(path, PRICE_COLUMN)
+        day_ahead = load_prices(site, "day_ahead_feed", path)
     bitcoin = load_bitcoin(loaded, site)
     if site.hashprice_feed is None:  # bitcoin.hashprice = "derived": the config checked
         assert site.bitcoin is not None
@@ -175,8 +213,7 @@ def _recordings(
             bitcoin.btc_usd, bitcoin.difficulty, bitcoin.fees, site.bitcoin.subsidy_btc
         )
     else:
-        path = _recorded(loaded, site, "hashprice_feed", site.hashprice_feed)
-        hashprice = load_recording(path, HASHPRICE_COLUMN)
+        hashprice = load_hashprice(_recorded(loaded, site, "hashprice_feed", site.hashprice_feed))
     return price, hashprice, day_ahead, bitcoin
 
 
@@ -334,6 +371,8 @@ def replay_report(inputs: ReplayInputs, table: IntervalTable, engine: str) -> Re
         per_model=core.per_model,
         grid_events=events,
         per_instrument=per_instrument(table) or None,
+        currency=inputs.currency,
+        exchange_rate=None if inputs.exchange_rate is None else inputs.exchange_rate.source,
     )
 
 

@@ -56,7 +56,7 @@ def format_comparison(comparison: Comparison, inputs: ReplayInputs, wall_s: floa
             f"{_opt(r['margin_floor_usd_per_mwh'])} USD/MWh"
             for r in hedged
         )
-    return "\n".join(lines)
+    return in_currency("\n".join(lines), inputs.currency)
 
 
 def _opt(value: float | None) -> str:
@@ -91,6 +91,7 @@ def format_summary(
         f"({t.intervals:,} intervals, {t.hours:,.2f} h)",
         f"  fleet       {s.miners:,} miners, {s.nominal_mw:.4f} MW nominal, "
         f"{s.fleet_efficiency_j_per_th:.2f} J/TH",
+        *currency_lines(r.currency, r.exchange_rate),
         "",
         "  P&L by component                     USD",
         f"    mining revenue            {_usd(t.mining_revenue_usd)}",
@@ -154,7 +155,19 @@ def format_summary(
         lines.append(
             "  html report not written: add --report DIR (charts and tables, e.g. out/report)"
         )
-    return "\n".join(lines)
+    return in_currency("\n".join(lines), r.currency)
+
+
+def currency_lines(currency: str, exchange_rate: str | None) -> list[str]:
+    """Which currency the figures are in, and the rate the feeds were converted at."""
+    if exchange_rate is None:
+        return []
+    return [f"  currency    every figure in {currency}; feeds converted at {exchange_rate}"]
+
+
+def in_currency(text: str, currency: str) -> str:
+    """``text`` with its money labels in ``currency`` (the figures already are)."""
+    return text if currency == "USD" else text.replace("USD", currency)
 
 
 def _live_lines(live: LivePath) -> list[str]:
