@@ -15,6 +15,7 @@ from adapters.feeds.recorded import RecordingError
 from adapters.ledger.sqlite import LedgerError
 from controller.app import check_cmd, compare_cmd, explain_cmd, replay_cmd, run_cmd
 from controller.app import command_cmd as command_cli
+from controller.app import feed_cmd as feed_cli
 from controller.app import fleet_cmd as fleet_cli
 from controller.app import ledger_cmd as ledger_cli
 from controller.app import worker_cmd as worker_cli
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     fleet_cli.add_parser(sub)
     worker_cli.add_parser(sub)
     explain_cmd.add_parser(sub)
+    feed_cli.add_parser(sub)
     return parser
 
 
@@ -61,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fleet": fleet_cli.run,
         "worker": worker_cli.run,
         "explain": explain_cmd.run,
+        "feed": feed_cli.run,
     }
     try:
         return commands[args.command](args)
