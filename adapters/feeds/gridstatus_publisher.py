@@ -75,6 +75,8 @@ class GridstatusPublisher:
         name = f"gridstatus:{source.iso}:{source.location}:{source.market}"
         self.store = LatestStore(name, self.stats, max_future_s=max_future_s)
         self.health = FeedHealth(name)
+        #: The broker connection: an outage and a recovery are logged once each, like a feed's.
+        self.link = FeedHealth(f"mqtt:{target.broker.host}:{target.broker.port}")
         self._clock = clock
         self._bound = bound
         self._interval_s = interval_s
@@ -129,11 +131,12 @@ class GridstatusPublisher:
         while not stop.is_set():
             try:
                 async with make_client(self.target.broker, self.target.client_id) as client:
+                    self.link.up()
                     broker_backoff.reset()
                     await self._session(client, stop, once=once)
                     return
             except aiomqtt.MqttError as exc:
-                _log.warning("mqtt_down", error=str(exc) or type(exc).__name__)
+                self.link.down(str(exc) or type(exc).__name__)
                 if once:
                     raise
             await _wait(stop, broker_backoff.next_delay_s())

@@ -14,8 +14,10 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 from pathlib import Path
 
+import aiomqtt
 from pydantic import SecretStr
 
 from adapters.feeds.gridstatus_publisher import GridstatusPublisher, Target
@@ -103,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await publisher.run(stop, once=args.once)
 
-    asyncio.run(main())
+    broker = f"broker {target.broker.host}:{target.broker.port}"
+    try:
+        asyncio.run(main())
+    except aiomqtt.MqttError as exc:  # --once: the broker could not be reached
+        raise ConfigError([f"{broker}: {exc}"]) from None
+    except (ssl.SSLError, OSError) as exc:  # our own TLS files (a CA or key that does not load)
+        raise ConfigError([f"{broker} TLS files: {exc}"]) from None
     if args.once and publisher.published == 0:
         return EXIT_NOTHING
     return EXIT_OK

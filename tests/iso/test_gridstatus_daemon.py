@@ -216,3 +216,17 @@ def test_gridstatus_reads_the_recorded_file_by_location(tmp_path: Path) -> None:
     with _cassette():
         rows = source.fetch(time.time())
     assert [(r.start, r.usd_per_mwh) for r in rows] == [(T_1915, 26.5587)]
+
+
+def test_cli_once_without_a_broker_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, free_port())  # nobody listens there
+    argv = ["feed", "gridstatus", str(config), "--iso", "SPP", "--location", "SPPSOUTH_HUB",
+            "--once"]  # fmt: skip
+    with _cassette() as cassette:
+        assert cli_main(argv) == 2
+        assert cassette.play_count == 0  # the broker first: nothing fetched for nobody
+    err = capsys.readouterr().err  # the outage, logged once, then the error line
+    assert err.splitlines()[-1].startswith("hashspark: error: broker 127.0.0.1:")
+    assert "Traceback" not in err
