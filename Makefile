@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo report markets test test-slow lint typecheck unit bench clean system-packages lock audit
+.PHONY: install demo report markets test test-slow lint typecheck unit bench clean system-packages lock audit \
+        iso-env unit-iso lock-iso
 
 # Tool environments kept apart from the product's: pip-tools writes the lock, pip-audit reads it.
 TOOLS_VENV  ?= .venv-tools
@@ -33,6 +34,27 @@ lock: $(TOOLS_VENV)/.installed
 	$(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --extra dev --extra report --extra asicrs \
 	  --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	  -o requirements.lock pyproject.toml
+
+# The ISO price publisher's own environment (`hashspark feed gridstatus`, docs/feeds.md):
+# the product's locked set plus gridstatus (pandas, lxml, plotly...) and vcrpy for its tests,
+# from requirements-iso.lock (hashed, constrained to requirements.lock). The daemon's .venv
+# never gets gridstatus. Rebuilt only when one of the three files changes (CI: cache on them).
+ISO_VENV  ?= .venv-iso
+ISO_STAMP := $(ISO_VENV)/.installed
+
+iso-env: $(ISO_STAMP)
+
+$(ISO_STAMP): pyproject.toml requirements.lock requirements-iso.lock
+	$(PYTHON) -m venv $(ISO_VENV)
+	$(ISO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(ISO_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements.lock -r requirements-iso.lock
+	$(ISO_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+# After changing requirements-iso.in: re-resolve and re-hash the publisher's extra set.
+lock-iso: $(TOOLS_VENV)/.installed
+	$(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links -o requirements-iso.lock requirements-iso.in
 
 # Known vulnerabilities in the locked set (PyPI's advisory data). --strict: a package it
 # could not look up is a failure, so an unreachable data source never passes silently.
@@ -75,7 +97,12 @@ system-packages:
 unit: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck unit
+# The gridstatus publisher's tests, in its environment: the real gridstatus code over recorded
+# ISO responses, into a running daemon over a real Mosquitto (tests/iso).
+unit-iso: $(ISO_STAMP) system-packages
+	$(ISO_VENV)/bin/python -m pytest -q -m iso tests/iso
+
+test: lint typecheck unit unit-iso
 
 # The slow tests (10,000-case fuzzing of every input surface, 1,000 miners through pyasic, the
 # 24-hour soak); `make test` skips them.
@@ -87,4 +114,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/suite.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) out .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) $(ISO_VENV) out .mypy_cache .pytest_cache .ruff_cache

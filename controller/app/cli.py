@@ -15,6 +15,7 @@ from adapters.feeds.recorded import RecordingError
 from adapters.ledger.sqlite import LedgerError
 from controller.app import check_cmd, compare_cmd, explain_cmd, replay_cmd, run_cmd, stress_cmd
 from controller.app import command_cmd as command_cli
+from controller.app import feed_cmd as feed_cli
 from controller.app import fleet_cmd as fleet_cli
 from controller.app import ledger_cmd as ledger_cli
 from controller.app import markets_cmd as markets_cli
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     explain_cmd.add_parser(sub)
     markets_cli.add_parser(sub)
     recordings_cli.add_parser(sub)
+    feed_cli.add_parser(sub)
     return parser
 
 
@@ -69,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "explain": explain_cmd.run,
         "markets": markets_cli.run,
         "recordings": recordings_cli.run,
+        "feed": feed_cli.run,
     }
     try:
         return commands[args.command](args)

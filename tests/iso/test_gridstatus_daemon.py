@@ -1,0 +1,232 @@
+"""The gridstatus publisher end to end: the real gridstatus code reads recorded SPP answers
+(vcrpy), the publisher puts the newest interval on a real Mosquitto, and a running daemon
+decides on those prices. Runs in .venv-iso (``make unit-iso``; ``make test`` includes it).
+
+The recorded prices are from 2024-07-25 and a live daemon calls prices older than
+``failsafe.price_max_age_s`` stale: the daemon runs under libfaketime with its wall clock
+started at 19:21:30 UTC that day (a machine whose clock says so), the broker and the test on
+the real one. The daemon's code is untouched; only the time the OS tells it is not now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.feeds.gridstatus_publisher import GridstatusPublisher, Target
+from adapters.feeds.gridstatus_source import GridstatusSource
+from adapters.feeds.payloads import DEFAULT_PRICE_BOUND
+from adapters.feeds.store import Accepted, RejectReason
+from adapters.mqtt_client import make_client
+from controller.app.cli import main as cli_main
+from controller.config import load_config
+from controller.runtime.clocks.system import SystemClock
+from tests.daemon_kit import EXE, free_port, get, wait_for
+from tests.feeds.conftest import Broker
+
+pytestmark = pytest.mark.iso
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gridstatus"
+CASSETTE = FIXTURES / "spp_rtbm_lmp_latest_interval_2024-07-25.yaml"
+#: The daemon's clock: 2 min 30 s into the first recorded interval's successor.
+FAKE_START = "2024-07-25 19:21:30"
+T_1915 = 1721934900.0  # 2024-07-25T19:15:00Z, the first recorded interval's start
+T_1920 = T_1915 + 300.0
+LABEL = "gridstatus:SPP:SPPSOUTH_HUB:REAL_TIME_5_MIN:prelim"
+
+
+def _cassette() -> Any:
+    import vcr  # noqa: PLC0415 - installed in .venv-iso only
+
+    return vcr.VCR(record_mode="none", ignore_localhost=True).use_cassette(
+        str(CASSETTE), allow_playback_repeats=False
+    )
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A plain Mosquitto of the test's own."""
+    b = Broker(tmp_path, free_port(), "allow_anonymous true\n")
+    b.start()
+    yield b
+    b.stop()
+
+
+def _config(tmp: Path, broker_port: int) -> Path:
+    broker = f'{{ host = "127.0.0.1", port = {broker_port}, client_id = "hashspark-spp" }}'
+    path = tmp / "spp.toml"
+    path.write_text(f"""
+[daemon]
+cycle_s = 0.5
+
+[[sites]]
+id = "spp-south"
+pool_fee = 0.02
+price_feed = {{ type = "mqtt", broker = {broker} }}
+hashprice_feed = {{ type = "mqtt", broker = {broker} }}
+
+[[sites.miners]]
+model = "Antminer S19j Pro"
+count = 600
+
+[[sites.miners]]
+model = "Antminer S21"
+count = 400
+
+[sites.supply]
+type = "capped_ppa"
+quantity_mw = 3.3
+price_usd_per_mwh = 45
+strike_usd_per_mwh = 100
+
+[sites.policy]
+ramp_up_mw_per_min = 600
+
+[sites.failsafe]
+price_max_age_s = 600
+action = "curtail"
+
+[sites.pacing]
+min_raise_interval_s = 0
+""")
+    return path
+
+
+def _metric(port: int, name: str) -> float | None:
+    for line in get(f"http://127.0.0.1:{port}/metrics").decode().splitlines():
+        if line.startswith(name):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _load_mw(port: int) -> float | None:
+    return _metric(port, 'hashspark_load_mw{site="spp-south"}')
+
+
+def _status(broker: Broker) -> dict[str, Any]:
+    sub = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+    out = subprocess.run(
+        [sub, "-h", "127.0.0.1", "-p", str(broker.port), "-t", "hashspark/spp-south/status",
+         "-C", "1", "-W", "5"],
+        capture_output=True, check=True, timeout=10,
+    )  # fmt: skip
+    return dict(json.loads(out.stdout))
+
+
+def _libfaketime() -> str:
+    found = sorted(glob.glob("/usr/lib*/*/faketime/libfaketime.so.1"))
+    found += sorted(glob.glob("/usr/lib*/faketime/libfaketime.so.1"))
+    assert found, "libfaketime is not installed (make system-packages)"
+    return found[0]
+
+
+def _start_daemon(config: Path, tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    # LD_PRELOAD rather than the faketime wrapper: the process signalled is the daemon.
+    env = {**os.environ, "LD_PRELOAD": _libfaketime(), "FAKETIME": f"@{FAKE_START}",
+           "FAKETIME_DONT_FAKE_MONOTONIC": "1", "TZ": "UTC"}  # fmt: skip
+    return subprocess.Popen(
+        [EXE, "run", str(config), "--state-dir", str(tmp / "state"), "--metrics-port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=(tmp / "daemon.log").open("wb"), env=env,
+    )  # fmt: skip
+
+
+def test_real_gridstatus_over_recorded_spp_answers_moves_a_running_daemon(
+    tmp_path: Path, broker: Broker
+) -> None:
+    config = _config(tmp_path, broker.port)
+    port = free_port()
+    with _cassette() as cassette:
+        # 1. The CLI, once: the 19:15 interval, published retained before the daemon runs.
+        argv = ["feed", "gridstatus", str(config), "--iso", "SPP", "--location",
+                "SPPSOUTH_HUB", "--market", "REAL_TIME_5_MIN", "--once"]  # fmt: skip
+        assert cli_main(argv) == 0
+        assert cassette.play_count == 1
+
+        daemon = _start_daemon(config, tmp_path, port)
+        try:
+            wait_for(lambda: _load_mw(port) is not None, timeout=30, what="daemon up")
+            broker.publish(
+                "hashspark/spp-south/hashprice",
+                json.dumps({"usd_per_ph_day": 50.0, "ts": "2024-07-25T19:00:00Z"}),
+                retain=True,
+            )
+            # 32.72 USD/MWh at SPP South: the whole fleet mines.
+            wait_for(lambda: _load_mw(port) == 3.2408, timeout=20, what="the fleet running")
+            price = _status(broker)["inputs"]["price"]
+            assert price == {"value": 32.7155, "observed_at": "2024-07-25T19:15:00Z",
+                             "source": LABEL}  # fmt: skip
+
+            # 2. A publisher that restarts: it sends 19:15 again (the daemon refuses it as a
+            # duplicate), asks again (no news: nothing sent), then sends the spike.
+            asyncio.run(_poll(config))
+            assert cassette.play_count == 4
+            # 1489.77 USD/MWh: the capped PPA resells at 100, so only the S21s keep mining.
+            wait_for(lambda: _load_mw(port) == 1.4, timeout=10, what="S19j Pros curtailed")
+            price = _status(broker)["inputs"]["price"]
+            assert (price["value"], price["observed_at"]) == (1489.7666, "2024-07-25T19:20:00Z")
+            feed = 'feed="spp-south:price:mqtt:hashspark/spp-south/price"'
+            assert _metric(port, f"hashspark_feed_readings_accepted_total{{{feed}}}") == 2.0
+            duplicate = f'hashspark_feed_readings_rejected_total{{{feed},reason="duplicate"}}'
+            assert _metric(port, duplicate) == 1.0  # one decision per interval, not two
+            log = (tmp_path / "daemon.log").read_text()
+            assert "2024-07-25T19:21" in log  # the daemon's own clock said so
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=15)
+    assert daemon.returncode == 0, (tmp_path / "daemon.log").read_text()[-2000:]
+
+
+async def _poll(config: Path) -> None:
+    site = load_config(config).config.sites[0]
+    assert site.broker is not None
+    target = Target(site.broker, "hashspark/spp-south/price", "hashspark-gridstatus-test")
+    source = GridstatusSource("SPP", "REAL_TIME_5_MIN", "SPPSOUTH_HUB")
+    publisher = GridstatusPublisher(
+        source, target, SystemClock(), bound=DEFAULT_PRICE_BOUND, interval_s=60.0
+    )
+    async with make_client(target.broker, target.client_id) as client:
+        first = await publisher.poll()  # 19:15, new to this publisher
+        assert isinstance(first, Accepted)
+        assert first.reading.observed_at == T_1915
+        await publisher.publish(client, first)
+        again = await publisher.poll()  # SPP's file has not moved on: nothing to say
+        assert again is None
+        assert publisher.stats.rejected_total() == 0
+        spike = await publisher.poll()
+        assert isinstance(spike, Accepted)
+        assert (spike.reading.observed_at, spike.reading.value) == (T_1920, 1489.7666)
+        assert spike.reading.source == LABEL
+        await publisher.publish(client, spike)
+    assert publisher.published == 2
+    assert publisher.stats.rejected[(publisher.store.feed, RejectReason.DUPLICATE)] == 0
+
+
+def test_gridstatus_reads_the_recorded_file_by_location(tmp_path: Path) -> None:
+    source = GridstatusSource("SPP", "REAL_TIME_5_MIN", "SPPNORTH_HUB")
+    with _cassette():
+        rows = source.fetch(time.time())
+    assert [(r.start, r.usd_per_mwh) for r in rows] == [(T_1915, 26.5587)]
+
+
+def test_cli_once_without_a_broker_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, free_port())  # nobody listens there
+    argv = ["feed", "gridstatus", str(config), "--iso", "SPP", "--location", "SPPSOUTH_HUB",
+            "--once"]  # fmt: skip
+    with _cassette() as cassette:
+        assert cli_main(argv) == 2
+        assert cassette.play_count == 0  # the broker first: nothing fetched for nobody
+    err = capsys.readouterr().err  # the outage, logged once, then the error line
+    assert err.splitlines()[-1].startswith("hashspark: error: broker 127.0.0.1:")
+    assert "Traceback" not in err
