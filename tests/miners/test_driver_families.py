@@ -1,8 +1,7 @@
 """Curtail, resume and throttle through the real pyasic and asic-rs, confirmed against the meter.
 
-The behaviour tests run against both drivers (``driver_kind``), where asic-rs supports the
-firmware; the Braiins OS+ pairs under asic-rs are strict expected failures (see
-``family_drivers``).
+The behaviour tests run against both drivers (``driver_kind``; the asic-rs runs are in the
+slow suite), where the driver supports the command on the firmware (``family_drivers``).
 """
 
 from __future__ import annotations
