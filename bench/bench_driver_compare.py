@@ -4,8 +4,8 @@ Starts one ``hashspark simulate`` process (a third each LuxOS, stock Antminer an
 OS+), then runs each driver in its own child process (so its RSS and CPU are its own)
 against that same fleet, one after the other, and prints per driver and per firmware:
 
-- discovery time of each family's third (asic-rs 0.8.6 identifies no Braiins OS+
-  simulator: that third is reported as not found, and left out of its runs);
+- discovery time of each family's third (a family a driver does not identify is reported
+  as not found, and left out of its runs);
 - curtail-and-confirm miners/s (median of ``--repeat`` runs, each confirmed by the miner's
   telemetry; a resume restores the fleet between runs), and the mixed fleet of every family
   the driver found;

@@ -45,6 +45,8 @@ READ_FIELDS: dict[str, frozenset[str]] = {
     "braiins": frozenset({"Hashrate", "Wattage", "TuningTarget", "OperatingState"}),
     "other": frozenset({"Hashrate", "Hashboards", "Wattage", "TuningTarget", "OperatingState"}),
 }
+#: The Braiins OS+ password used when the config names none: pyasic's default.
+BRAIINS_DEFAULT_PASSWORD = "root"  # noqa: S105  (a factory default, not a secret)
 #: Enough to confirm a curtail or a resume (hashrate, or power near sleep).
 QUICK_FIELDS: dict[str, frozenset[str]] = {
     "luxos": frozenset({"Hashrate", "Hashboards", "Wattage"}),
@@ -135,16 +137,21 @@ class AsicRsDriver(PyasicDriver):
         return handle, capabilities_of_rs(handle)
 
     def _set_credentials(self, handle: Any, caps: Capabilities) -> None:
-        secret = None
+        password = None
         match caps.firmware:
             case "stock":
                 secret = self._cfg.antminer_web_password
+                password = None if secret is None else secret.get_secret_value()
             case "braiins":
+                # Without a configured password, pyasic's default (root/root), not asic-rs's
+                # (an empty password before BOS 25.07): one config reaches the same miners
+                # through either driver.
                 secret = self._cfg.braiins_password
+                password = BRAIINS_DEFAULT_PASSWORD if secret is None else secret.get_secret_value()
             case "luxos" | "other":
-                secret = None
-        if secret is not None:
-            handle.set_auth("root", secret.get_secret_value())
+                password = None
+        if password is not None:
+            handle.set_auth("root", password)
 
     async def _fetch(self, m: _Miner, *, quick: bool, uptime: bool) -> Telemetry:
         handle = m.handle

@@ -292,12 +292,16 @@ class GrpcEndpoint:
     """One miner's gRPC server on 50051."""
 
     def __init__(
-        self, miner: SimMiner, port: int = GRPC_PORT, password: str = DEFAULT_PASSWORD
+        self,
+        miner: SimMiner,
+        port: int = GRPC_PORT,
+        password: str = DEFAULT_PASSWORD,
+        tuner: Tuner | None = None,
     ) -> None:
         self._miner = miner
         self._port = port
         self._tokens: set[str] = set()
-        self.tuner = Tuner(miner)
+        self.tuner = Tuner(miner) if tuner is None else tuner
         self._services: list[Any] = [
             _Auth(self._tokens, password),
             _Actions(miner),

@@ -13,8 +13,10 @@ import structlog
 from controller.runtime.ports import Clock
 from simulators.miners.antminer import AntminerApi
 from simulators.miners.antminer_web import AntminerWeb, WebEndpoint
-from simulators.miners.braiins import GrpcEndpoint
+from simulators.miners.braiins import DEFAULT_PASSWORD, GrpcEndpoint
 from simulators.miners.braiins_api import BraiinsApi
+from simulators.miners.braiins_tuner import Tuner
+from simulators.miners.braiins_web import BraiinsWeb, BraiinsWebEndpoint
 from simulators.miners.faults import Fault, FaultKind
 from simulators.miners.host import ApiEndpoint, Endpoint, MinerHost
 from simulators.miners.luxos import LuxosApi
@@ -36,14 +38,16 @@ class MinerSpec:
 
 
 class Services:
-    """Servers shared by many miners of a fleet (the Antminer web app)."""
+    """Servers shared by many miners of a fleet (the Antminer and Braiins OS+ web apps)."""
 
     def __init__(self) -> None:
         self.antminer_web = AntminerWeb()
+        self.braiins_web = BraiinsWeb(DEFAULT_PASSWORD)
 
     async def close(self) -> None:
         """Close the shared servers."""
         await self.antminer_web.cleanup()
+        await self.braiins_web.cleanup()
 
 
 EndpointBuilder = Callable[[SimMiner, Services], list[Endpoint]]
@@ -53,8 +57,14 @@ def _luxos(miner: SimMiner, _services: Services) -> list[Endpoint]:
     return [ApiEndpoint(miner, LuxosApi(miner))]
 
 
-def _braiins(miner: SimMiner, _services: Services) -> list[Endpoint]:
-    return [ApiEndpoint(miner, BraiinsApi(miner)), GrpcEndpoint(miner)]
+def _braiins(miner: SimMiner, services: Services) -> list[Endpoint]:
+    tuner = Tuner(miner)  # one tuner behind both APIs
+    services.braiins_web.add(miner, tuner)
+    return [
+        ApiEndpoint(miner, BraiinsApi(miner)),
+        GrpcEndpoint(miner, tuner=tuner),
+        BraiinsWebEndpoint(miner, services.braiins_web),
+    ]
 
 
 def _antminer(miner: SimMiner, services: Services) -> list[Endpoint]:
@@ -68,7 +78,8 @@ FAMILIES: dict[Family, EndpointBuilder] = {
     Family.BRAIINS: _braiins,
 }
 
-#: Families that listen on a privileged port (80) and so need root.
+#: Families that listen on a privileged port (80) and so need root. (Braiins OS+ serves its
+#: web UI on 80 only where allowed: pyasic does not need it.)
 NEEDS_ROOT = frozenset({Family.ANTMINER})
 
 

@@ -66,23 +66,11 @@ def next_block(driver_kind: str = "pyasic") -> str:
 
 
 def family_drivers(families: Sequence[Family]) -> list[Any]:
-    """(family, driver_kind) parameters for every family under both drivers.
-
-    asic-rs 0.8.6 does not identify the Braiins OS+ simulator: that pair is an expected,
-    strict failure (it starts passing, and must be unmarked, once the simulator answers
-    asic-rs's probes).
-    """
+    """(family, driver_kind) parameters for every family under both drivers (asic-rs: slow)."""
     params = []
     for family in families:
         for kind in DRIVER_NAMES:
             marks: list[Any] = [pytest.mark.slow] if kind == "asic-rs" else []
-            if family is Family.BRAIINS and kind == "asic-rs":
-                marks.append(
-                    pytest.mark.xfail(
-                        reason="asic-rs 0.8.6 does not identify the Braiins OS+ simulator",
-                        strict=True,
-                    )
-                )
             params.append(pytest.param(family, kind, marks=marks, id=f"{family.value}-{kind}"))
     return params
 

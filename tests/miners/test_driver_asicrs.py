@@ -18,42 +18,51 @@ from tests.miners.conftest import CURVES, SiteFactory, driver_config
 
 
 @pytest.mark.parametrize("driver_kind", ["asic-rs"])
-async def test_asic_rs_identifies_luxos_and_stock_and_not_yet_braiins(
+async def test_asic_rs_identifies_every_family_with_its_model_and_firmware(
     make_site: SiteFactory, driver_kind: str
 ) -> None:
     site = await make_site(
         [(Family.LUXOS, "S19jPro", 1), (Family.ANTMINER, "S19jPro", 1), (Family.BRAIINS, "S21", 1)]
     )
     assert isinstance(site.driver, AsicRsDriver)
-    assert site.driver.firmware_found == ("luxos", "stock", None)
+    assert site.driver.firmware_found == ("luxos", "stock", "braiins")
     lux, stock, braiins = site.driver.capabilities
     assert lux is not None
     assert stock is not None
+    assert braiins is not None
     assert "S19j" in lux.model.replace(" ", "")
     assert "S19j" in stock.model.replace(" ", "")
+    assert "S21" in braiins.model
     assert (lux.can_stop, lux.can_throttle) == (True, False)
     assert (stock.can_stop, stock.can_throttle) == (True, False)
-    assert braiins is None  # the known gap: never discovered, so only "run" is allowed
+    assert (braiins.can_stop, braiins.can_throttle) == (True, True)
     observed = await site.driver.observe()
-    assert observed.reachable.tolist() == [True, True, False]
-    assert site.driver.allowed_points().tolist()[2] == [False, False, True]
+    assert observed.reachable.tolist() == [True, True, True]
+    assert site.driver.allowed_points().tolist()[2] == [True, True, True]
 
 
 @pytest.mark.parametrize("driver_kind", ["asic-rs"])
 async def test_telemetry_through_asic_rs_matches_the_meter(
     make_site: SiteFactory, driver_kind: str
 ) -> None:
-    site = await make_site([(Family.LUXOS, "S19jPro", 1), (Family.ANTMINER, "S19jPro", 1)])
+    site = await make_site(
+        [(Family.LUXOS, "S19jPro", 1), (Family.ANTMINER, "S19jPro", 1), (Family.BRAIINS, "S21", 1)]
+    )
     await site.driver.observe()
     truth = await site.truth()
-    lux, stock = site.driver.telemetry
+    lux, stock, bos = site.driver.telemetry
     assert lux is not None
     assert stock is not None
+    assert bos is not None
     # LuxOS: the hashboards' sum stands in for the total asic-rs does not read.
     assert lux.hashrate_th == pytest.approx(truth[site.ips[0]]["hashrate_th"], rel=0.05)
     assert lux.power_w == pytest.approx(truth[site.ips[0]]["power_w"], rel=0.05)
     assert stock.hashrate_th == pytest.approx(truth[site.ips[1]]["hashrate_th"], rel=0.05)
     assert stock.power_w is None  # stock firmware reports no wattage
+    # Braiins OS+ through GraphQL: the total, the approximated wattage and the power target.
+    assert bos.hashrate_th == pytest.approx(truth[site.ips[2]]["hashrate_th"], rel=0.05)
+    assert bos.power_w == pytest.approx(truth[site.ips[2]]["power_w"], rel=0.05)
+    assert bos.power_limit_w == pytest.approx(truth[site.ips[2]]["power_target_w"])
 
 
 def test_the_registry_builds_an_asic_rs_driver_from_its_config() -> None:

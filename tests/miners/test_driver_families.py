@@ -1,8 +1,7 @@
 """Curtail, resume and throttle through the real pyasic and asic-rs, confirmed against the meter.
 
-The behaviour tests run against both drivers (``driver_kind``), where asic-rs supports the
-firmware; the Braiins OS+ pairs under asic-rs are strict expected failures (see
-``family_drivers``).
+The behaviour tests run against both drivers (``driver_kind``; the asic-rs runs are in the
+slow suite), where the driver supports the command on the firmware (``family_drivers``).
 """
 
 from __future__ import annotations
@@ -118,6 +117,25 @@ async def test_a_driver_restricted_to_capabilities_numbers_points_like_its_fleet
     site = await make_site([(Family.ANTMINER, "S21", 1), (Family.LUXOS, "S21", 1)])
     fleet = site.driver.restrict_to_capabilities()
     assert site.driver.fleet is fleet
+    assert (await site.driver.observe()).point.tolist() == [1, 2]  # both at nameplate
+    report = await site.driver.apply(CommandBatch(np.array([0, 1]), np.array([OFF, 1])))
+    assert report.applied.tolist() == [0, 1], report.failed
+    truth = await site.truth()
+    assert truth[site.ips[0]]["mode"] == "sleep"
+    assert truth[site.ips[1]]["power_w"] == pytest.approx(2100, rel=0.05)
+    assert (await site.driver.observe()).point.tolist() == [OFF, 1]
+
+
+@pytest.mark.slow  # an asic-rs run
+@pytest.mark.parametrize("driver_kind", ["asic-rs"])
+async def test_on_asic_rs_the_plan_gives_luxos_run_or_off_and_braiins_its_power_targets(
+    make_site: SiteFactory, driver_kind: str
+) -> None:
+    """The daemon plans on ``restrict_to_capabilities()``: LuxOS, which asic-rs 0.8.6 cannot
+    throttle, is left only off and nameplate; BOS+ keeps every point, and both commands hold."""
+    site = await make_site([(Family.LUXOS, "S21", 1), (Family.BRAIINS, "S21", 1)])
+    fleet = site.driver.restrict_to_capabilities()
+    assert fleet.valid.tolist() == [[True, True, False], [True, True, True]]
     assert (await site.driver.observe()).point.tolist() == [1, 2]  # both at nameplate
     report = await site.driver.apply(CommandBatch(np.array([0, 1]), np.array([OFF, 1])))
     assert report.applied.tolist() == [0, 1], report.failed

@@ -161,3 +161,53 @@ async def test_impossible_wattage_through_pyasic_is_a_fault_not_a_curtailment(
     assert "implausible telemetry: power" in str(event)
     truth = await site.truth()
     assert truth[site.ips[1]]["mode"] == "normal"  # the meter agrees: it never slept
+
+
+#: The fault table on Braiins OS+, the same through both drivers (pyasic over gRPC, asic-rs
+#: over GraphQL): miner index -> its fault and the outcome of curtailing it.
+BRAIINS_TABLE: list[tuple[dict[str, object] | None, type | None]] = [
+    (None, None),  # healthy: applied
+    ({"kind": "unreachable"}, Unreachable),  # dead
+    ({"kind": "silent"}, Unreachable),  # hanging: abandoned at the call deadline
+    ({"kind": "slow", "latency_s": 0.3}, None),  # slow within the deadline: applied
+    ({"kind": "liar"}, Unverified),
+    ({"kind": "reject"}, Rejected),
+]
+
+
+@pytest.mark.slow  # the parity check of both drivers on BOS+; other families run by default
+@pytest.mark.parametrize("driver_kind", ["pyasic", "asic-rs"])
+async def test_braiins_fault_table_is_the_same_through_both_drivers(
+    make_site: SiteFactory, driver_kind: str
+) -> None:
+    n = len(BRAIINS_TABLE)
+    site = await make_site([(Family.BRAIINS, "S19jPro", n)], confirm_timeout_s=1.5)
+    await site.driver.observe()
+    for ip, (fault, _) in zip(site.ips, BRAIINS_TABLE, strict=True):
+        if fault is not None:
+            await site.fault([ip], fault)
+    report = await site.driver.apply(everyone(n, OFF))
+    expected = {i: want for i, (_, want) in enumerate(BRAIINS_TABLE) if want is not None}
+    assert outcomes(report.failed) == expected, report.failed
+    assert report.applied.tolist() == [0, 3]
+    truth = await site.truth()
+    assert [truth[ip]["mode"] for ip in site.ips] == [
+        "sleep",
+        "normal",
+        "normal",
+        "sleep",
+        "normal",
+        "normal",
+    ]
+
+    # Rebooting: unreachable while down, then found mining (curtailment lost), curtailed again.
+    await site.fault([site.ips[0]], {"kind": "reboot", "reboot_s": 30})  # 1 s wall
+    observed = await site.driver.observe()
+    assert not observed.reachable[0]
+    await asyncio.sleep(1.5)
+    observed = await site.driver.observe()
+    assert observed.reachable[0]
+    assert observed.point[0] == 2  # back mining at its target
+    report = await site.driver.apply(reconcile(np.full(n, OFF), observed))
+    assert 0 in report.applied.tolist()
+    assert (await site.truth())[site.ips[0]]["mode"] == "sleep"

@@ -13,7 +13,7 @@ from controller.domain import EpochS, Reading
 from controller.records import IntervalRecord
 from controller.site_model import SiteModel
 from simulators.miners.miner import Family
-from tests.miners.conftest import SiteFactory
+from tests.miners.conftest import DRIVER_KINDS, SiteFactory
 
 RAMP_MW_PER_MIN = 0.0123  # four S19j Pro (3,068 W) per simulated minute
 CYCLE_WALL_S = 1.0  # 30 simulated seconds at the fixture's speed
@@ -42,20 +42,12 @@ class ListLedger:
         self.records.append(record)
 
 
-# asic-rs identifies no Braiins OS+ simulator yet: its site's second family is stock.
-@pytest.mark.parametrize(
-    ("driver_kind", "second"),
-    [
-        ("pyasic", Family.BRAIINS),
-        # the asic-rs driver's runs are in the slow suite (tests/miners/conftest.py)
-        pytest.param("asic-rs", Family.ANTMINER, marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("driver_kind", DRIVER_KINDS)  # asic-rs: in the slow suite
 async def test_loop_curtails_and_resumes_under_the_ramp_through_faults(
-    make_site: SiteFactory, driver_kind: str, second: Family
+    make_site: SiteFactory, driver_kind: str
 ) -> None:
     site = await make_site(
-        [(Family.LUXOS, "S19jPro", 4), (second, "S19jPro", 4)],
+        [(Family.LUXOS, "S19jPro", 4), (Family.BRAIINS, "S19jPro", 4)],
         call_timeout_s=1.0,
         confirm_timeout_s=1.5,
     )

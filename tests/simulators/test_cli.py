@@ -83,6 +83,31 @@ def test_without_permission_for_port_80_it_says_so_and_offers_other_families() -
     assert "ready" not in result.stdout
 
 
+def test_braiins_without_port_80_still_starts_and_warns_that_asic_rs_cannot_find_it() -> None:
+    if Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text().strip() == "0":
+        pytest.skip("this kernel lets anyone bind port 80")
+    preexec = _drop_port_80_permission if os.geteuid() == 0 else None
+    first = next_block()
+    args = ["simulate", "--family", "braiins", "--count", "2", "--ip-start", first]
+    proc = subprocess.Popen(
+        [*HASHSPARK, *args, "--meter-port", str(_free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,  # noqa: PLW1509  (as run() above: a prctl before exec)
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("ready 2 miners on ")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    [warning] = [json.loads(line) for line in err.splitlines() if "braiins_web_not_served" in line]
+    assert "asic-rs" in warning["effect"]
+
+
 def test_a_fleet_file_with_an_unknown_key_fails_with_its_path(tmp_path: Path) -> None:
     fleet = tmp_path / "fleet.toml"
     fleet.write_text(
