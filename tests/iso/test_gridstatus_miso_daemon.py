@@ -20,6 +20,7 @@ then hour ending 18 (210.11 USD/MWh).
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 import pytest
 
 from adapters.feeds.gridstatus_publisher import GridstatusPublisher, Target
-from adapters.feeds.gridstatus_source import GridstatusSource
+from adapters.feeds.gridstatus_source import ISOS, GridstatusSource
 from adapters.feeds.payloads import DEFAULT_PRICE_BOUND
 from adapters.feeds.store import Accepted
 from adapters.mqtt_client import make_client
@@ -68,8 +69,9 @@ def _mw(miners: tuple[int, float, float]) -> float:
     return miners[0] * miners[2] / 1e6
 
 
-def _cassette(tmp: Path) -> Any:
-    """A vcrpy cassette answering gridstatus's request twice with the recorded body."""
+def _cassette(tmp: Path, answers: int = 2) -> Any:
+    """A vcrpy cassette answering gridstatus's request ``answers`` times with the recorded
+    body."""
     import vcr  # noqa: PLC0415 - installed in .venv-iso only
 
     answer = {
@@ -82,7 +84,7 @@ def _cassette(tmp: Path) -> Any:
         },
     }
     path = tmp / "miso_da_expost_20261001.json"
-    path.write_text(json.dumps({"version": 1, "interactions": [answer, answer]}))
+    path.write_text(json.dumps({"version": 1, "interactions": [answer] * answers}))
     return vcr.VCR(record_mode="none", serializer="json", ignore_localhost=True).use_cassette(
         str(path), allow_playback_repeats=False
     )
@@ -193,3 +195,19 @@ async def _run(config: Path, port: int, broker: Broker) -> None:
             210.11,
             "2026-10-01T22:00:00Z",
         )
+
+
+def test_gridstatus_reads_every_miso_hub_of_the_recorded_report(tmp_path: Path) -> None:
+    # The oracle: the report's own LMP rows, read here with the csv module. Hour ending h
+    # starts at (h - 1):00 EST, which is UTC-5 all year (MISO's market clock).
+    lines = RECORDED.read_text().splitlines()[4:]  # banner, date, blank, note; then the header
+    lmp = {r["Node"]: r for r in csv.DictReader(lines) if r["Value"] == "LMP"}
+    midnight = datetime(2026, 10, 1, 5, 0, tzinfo=UTC).timestamp()
+    hubs = ISOS["MISO"].locations
+    assert set(hubs) <= set(lmp)  # every hub the publisher offers is in MISO's report
+    with _cassette(tmp_path, answers=len(hubs)) as cassette:
+        for hub in hubs:
+            rows = GridstatusSource("MISO", "DAY_AHEAD_HOURLY", hub).fetch(T_START)
+            expected = [(midnight + 3600.0 * h, float(lmp[hub][f"HE {h + 1}"])) for h in range(24)]
+            assert [(r.start, r.usd_per_mwh) for r in rows] == expected, hub
+        assert cassette.play_count == len(hubs)
