@@ -1,6 +1,11 @@
-"""The gridstatus publisher end to end: the real gridstatus code reads recorded SPP answers
-(vcrpy), the publisher puts the newest interval on a real Mosquitto, and a running daemon
-decides on those prices. Runs in .venv-iso (``make unit-iso``; ``make test`` includes it).
+"""The gridstatus publisher end to end over SPP: the real gridstatus code reads a vcrpy
+cassette of SPP's "latest interval" file, the publisher puts the newest interval on a real
+Mosquitto, and a running daemon decides on those prices. Runs in .venv-iso (``make
+unit-iso``; ``make test`` includes it).
+
+The SPP cassette is REBUILT, not recorded: real SPP prices (from EIA) placed in SPP's file
+layout by hand (tests/fixtures/gridstatus/SOURCE.txt says exactly what is real). The test
+over a response recorded from the ISO itself is test_gridstatus_miso_daemon.py (MISO).
 
 The recorded prices are from 2024-07-25 and a live daemon calls prices older than
 ``failsafe.price_max_age_s`` stale: the daemon runs under libfaketime with its wall clock
@@ -11,13 +16,8 @@ the real one. The daemon's code is untouched; only the time the OS tells it is n
 from __future__ import annotations
 
 import asyncio
-import glob
 import json
-import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,14 @@ from adapters.mqtt_client import make_client
 from controller.app.cli import main as cli_main
 from controller.config import load_config
 from controller.runtime.clocks.system import SystemClock
-from tests.daemon_kit import EXE, free_port, get, wait_for
+from tests.daemon_kit import free_port, wait_for
 from tests.feeds.conftest import Broker
+from tests.iso.kit import load_mw, metric, start_daemon, status
 
 pytestmark = pytest.mark.iso
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gridstatus"
+#: Rebuilt by hand, not recorded (SOURCE.txt): real SPP prices in SPP's file layout.
 CASSETTE = FIXTURES / "spp_rtbm_lmp_latest_interval_2024-07-25.yaml"
 #: The daemon's clock: 2 min 30 s into the first recorded interval's successor.
 FAKE_START = "2024-07-25 19:21:30"
@@ -51,15 +53,6 @@ def _cassette() -> Any:
     return vcr.VCR(record_mode="none", ignore_localhost=True).use_cassette(
         str(CASSETTE), allow_playback_repeats=False
     )
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    """A plain Mosquitto of the test's own."""
-    b = Broker(tmp_path, free_port(), "allow_anonymous true\n")
-    b.start()
-    yield b
-    b.stop()
 
 
 def _config(tmp: Path, broker_port: int) -> Path:
@@ -102,45 +95,19 @@ min_raise_interval_s = 0
     return path
 
 
-def _metric(port: int, name: str) -> float | None:
-    for line in get(f"http://127.0.0.1:{port}/metrics").decode().splitlines():
-        if line.startswith(name):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 def _load_mw(port: int) -> float | None:
-    return _metric(port, 'hashspark_load_mw{site="spp-south"}')
+    return load_mw(port, "spp-south")
+
+
+def _metric(port: int, name: str) -> float | None:
+    return metric(port, name)
 
 
 def _status(broker: Broker) -> dict[str, Any]:
-    sub = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
-    out = subprocess.run(
-        [sub, "-h", "127.0.0.1", "-p", str(broker.port), "-t", "hashspark/spp-south/status",
-         "-C", "1", "-W", "5"],
-        capture_output=True, check=True, timeout=10,
-    )  # fmt: skip
-    return dict(json.loads(out.stdout))
+    return status(broker, "spp-south")
 
 
-def _libfaketime() -> str:
-    found = sorted(glob.glob("/usr/lib*/*/faketime/libfaketime.so.1"))
-    found += sorted(glob.glob("/usr/lib*/faketime/libfaketime.so.1"))
-    assert found, "libfaketime is not installed (make system-packages)"
-    return found[0]
-
-
-def _start_daemon(config: Path, tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    # LD_PRELOAD rather than the faketime wrapper: the process signalled is the daemon.
-    env = {**os.environ, "LD_PRELOAD": _libfaketime(), "FAKETIME": f"@{FAKE_START}",
-           "FAKETIME_DONT_FAKE_MONOTONIC": "1", "TZ": "UTC"}  # fmt: skip
-    return subprocess.Popen(
-        [EXE, "run", str(config), "--state-dir", str(tmp / "state"), "--metrics-port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=(tmp / "daemon.log").open("wb"), env=env,
-    )  # fmt: skip
-
-
-def test_real_gridstatus_over_recorded_spp_answers_moves_a_running_daemon(
+def test_real_gridstatus_over_rebuilt_spp_cassette_moves_a_running_daemon(
     tmp_path: Path, broker: Broker
 ) -> None:
     config = _config(tmp_path, broker.port)
@@ -152,7 +119,7 @@ def test_real_gridstatus_over_recorded_spp_answers_moves_a_running_daemon(
         assert cli_main(argv) == 0
         assert cassette.play_count == 1
 
-        daemon = _start_daemon(config, tmp_path, port)
+        daemon = start_daemon(config, tmp_path, port, FAKE_START)
         try:
             wait_for(lambda: _load_mw(port) is not None, timeout=30, what="daemon up")
             broker.publish(
@@ -211,7 +178,7 @@ async def _poll(config: Path) -> None:
     assert publisher.stats.rejected[(publisher.store.feed, RejectReason.DUPLICATE)] == 0
 
 
-def test_gridstatus_reads_the_recorded_file_by_location(tmp_path: Path) -> None:
+def test_gridstatus_reads_the_rebuilt_file_by_location(tmp_path: Path) -> None:
     source = GridstatusSource("SPP", "REAL_TIME_5_MIN", "SPPNORTH_HUB")
     with _cassette():
         rows = source.fetch(time.time())
