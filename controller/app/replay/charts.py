@@ -21,7 +21,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from controller.app.replay.compare import StrategyResult
+from controller.app.replay.compare import DailyNet, StrategyResult
 from controller.decision.economics import energy_hashprice_usd_per_mwh, net_hashprice
 from controller.domain import FleetSpec, FloatArray
 from controller.records import IntervalTable
@@ -59,10 +59,22 @@ def _date_axis(ax: Axes) -> None:
     ax.set_xlabel("time (UTC)")
 
 
-def _usd_axis(ax: Axes, label: str) -> None:
+def money_axis(ax: Axes, label: str | None = None) -> None:
+    """Whole units with thousands separators on the y axis, a grid, and ``label``."""
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.set_ylabel(label)
+    if label is not None:
+        ax.set_ylabel(label)
     ax.grid(True, alpha=0.3)
+
+
+def daily_bars(ax: Axes, d: DailyNet) -> None:
+    """One bar a UTC day (spanning its day), red below zero, faded for a partial day."""
+    days = np.asarray(d.dates, dtype="datetime64[D]")
+    colors = [
+        to_rgba("#d9534f" if net < 0 else "#3c7dc4", 1.0 if whole else 0.35)
+        for net, whole in zip(d.net_usd, d.whole, strict=True)
+    ]
+    ax.bar(days, d.net_usd, width=1.0, align="edge", color=colors)
 
 
 def _shade(ax: Axes, edges: np.ndarray, mask: np.ndarray, color: str, label: str) -> None:
@@ -133,7 +145,7 @@ def cumulative_pnl(table: IntervalTable) -> Figure:
     ax.plot(edges, np.append(0.0, np.cumsum(s.net_usd)), color="black", linewidth=2.2, label="net")
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xlim(edges[0], edges[-1])
-    _usd_axis(ax, "cumulative USD")
+    money_axis(ax, "cumulative USD")
     _date_axis(ax)
     ax.set_title("Cumulative P&L by component (costs and payouts negative)")
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
@@ -149,12 +161,7 @@ def daily_net_per_strategy(results: Sequence[StrategyResult]) -> Figure:
     axs = np.atleast_1d(axes)
     for ax, result in zip(axs, results, strict=True):
         d = result.daily
-        days = np.asarray(d.dates, dtype="datetime64[D]")
-        colors = [
-            to_rgba("#d9534f" if net < 0 else "#3c7dc4", 1.0 if whole else 0.35)
-            for net, whole in zip(d.net_usd, d.whole, strict=True)
-        ]
-        ax.bar(days, d.net_usd, width=1.0, align="edge", color=colors)  # a bar spans its day
+        daily_bars(ax, d)
         ax.axhline(d.mean_usd, color="black", linewidth=0.8, linestyle="--")
         ax.set_title(
             f"{result.strategy.name}: std {_std(d.std_usd)} USD/day, worst day "
@@ -162,7 +169,7 @@ def daily_net_per_strategy(results: Sequence[StrategyResult]) -> Figure:
             fontsize=9,
             loc="left",
         )
-        _usd_axis(ax, "USD/day")
+        money_axis(ax, "USD/day")
     _date_axis(axs[-1])
     axs[-1].set_xlabel("UTC day (faded bars: partial days, left out of std and worst day)")
     fig.suptitle("Daily net cash flow per strategy")
