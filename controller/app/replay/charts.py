@@ -67,6 +67,14 @@ def money_axis(ax: Axes, label: str | None = None) -> None:
     ax.grid(True, alpha=0.3)
 
 
+def daily_panels(n: int, inches_each: float) -> tuple[Figure, np.ndarray]:
+    """``n`` panels stacked, one a series of days, on a shared time and money scale."""
+    fig, axes = plt.subplots(
+        n, 1, figsize=(11, 1.2 + inches_each * n), sharex=True, sharey=True, layout="constrained"
+    )
+    return fig, np.atleast_1d(axes)
+
+
 def daily_bars(ax: Axes, d: DailyNet) -> None:
     """One bar a UTC day (spanning its day), red below zero, faded for a partial day."""
     days = np.asarray(d.dates, dtype="datetime64[D]")
@@ -154,17 +162,13 @@ def cumulative_pnl(table: IntervalTable) -> Figure:
 
 def daily_net_per_strategy(results: Sequence[StrategyResult]) -> Figure:
     """Daily net cash flow, one panel per strategy on a shared scale."""
-    n = len(results)
-    fig, axes = plt.subplots(
-        n, 1, figsize=(11, 1.2 + 1.55 * n), sharex=True, sharey=True, layout="constrained"
-    )
-    axs = np.atleast_1d(axes)
+    fig, axs = daily_panels(len(results), 1.55)
     for ax, result in zip(axs, results, strict=True):
         d = result.daily
         daily_bars(ax, d)
         ax.axhline(d.mean_usd, color="black", linewidth=0.8, linestyle="--")
         ax.set_title(
-            f"{result.strategy.name}: std {_std(d.std_usd)} USD/day, worst day "
+            f"{result.strategy.name}: std {std_text(d.std_usd)} USD/day, worst day "
             f"{d.worst_usd:,.0f} USD ({d.worst_date}), mean {d.mean_usd:,.0f} (dashed)",
             fontsize=9,
             loc="left",
@@ -176,7 +180,8 @@ def daily_net_per_strategy(results: Sequence[StrategyResult]) -> Figure:
     return fig
 
 
-def _std(value: float | None) -> str:
+def std_text(value: float | None) -> str:
+    """A daily std for a title: whole units, or n/a where there is none."""
     return "n/a" if value is None else f"{value:,.0f}"
 
 

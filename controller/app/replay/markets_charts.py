@@ -8,7 +8,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from controller.app.replay.charts import daily_bars, money_axis  # charts selects the Agg backend
+from controller.app.replay.charts import (  # charts selects the Agg backend
+    daily_bars,
+    daily_panels,
+    money_axis,
+    std_text,
+)
 from controller.app.replay.markets import MarketResult
 
 
@@ -28,16 +33,14 @@ def cumulative_net(results: Sequence[MarketResult]) -> Figure:
 
 def daily_net_per_market(results: Sequence[MarketResult]) -> Figure:
     """Daily net, one panel per market on a shared scale (faded: partial days)."""
-    n = len(results)
-    fig, axes = plt.subplots(
-        n, 1, figsize=(11, 1.2 + 1.4 * n), sharex=True, sharey=True, layout="constrained"
-    )
+    fig, axs = daily_panels(len(results), 1.4)
     currency = results[0].inputs.currency
-    for ax, r in zip(np.atleast_1d(axes), results, strict=True):
+    for ax, r in zip(axs, results, strict=True):
         d = r.daily
         daily_bars(ax, d)
-        std = "n/a" if d.std_usd is None else f"{d.std_usd:,.0f}"
-        ax.set_title(f"{r.name}: daily std {std} {currency}", fontsize=9, loc="left")
+        ax.set_title(
+            f"{r.name}: daily std {std_text(d.std_usd)} {currency}", fontsize=9, loc="left"
+        )
         money_axis(ax)
     fig.suptitle(f"Daily net per market, {currency} per UTC day")
     return fig
