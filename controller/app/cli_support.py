@@ -1,4 +1,5 @@
-"""What several ``hashspark`` commands share: time and window arguments, progress, JSON files."""
+"""What several ``hashspark`` commands share: time, number and window arguments, progress,
+JSON files."""
 
 from __future__ import annotations
 

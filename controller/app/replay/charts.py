@@ -1,7 +1,8 @@
 """The replay report's charts, drawn with matplotlib's Agg backend from a replay's numbers.
 
 Each builder returns its ``Figure`` so tests can read back what was drawn; ``png`` renders
-one and closes it.
+one and closes it. The daily panels and money axes (``daily_panels``, ``daily_bars``,
+``money_axis``) are shared with the cross-market charts (``markets_charts``).
 """
 
 from __future__ import annotations
