@@ -11,11 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
 from adapters.ledger.sqlite import SqliteLedger
 from adapters.metrics.book import PnlBook
-from adapters.metrics.collector import Metrics
 from controller.accounting.accrual import IntervalAccumulator
 from controller.accounting.bitcoin import (
     BitcoinHedge,
@@ -29,6 +27,7 @@ from controller.accounting.settlement import IntervalInputs, settle
 from controller.decision.policy import PolicyParams
 from controller.domain import FleetSpec, Reading
 from controller.site_model import SiteModel
+from tests.metrics_kit import metrics_text
 
 DAY = 86_400.0
 T0 = datetime(2025, 1, 6, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
@@ -255,9 +254,7 @@ def test_flows_reach_the_ledger_and_the_metrics(tmp_path: Path) -> None:
     book = PnlBook()
     book.seed(ledger.records("s"))
     ledger.close()
-    registry = CollectorRegistry()
-    Metrics(registry, book)
-    text = generate_latest(registry).decode()
+    text = metrics_text(book)
     # By direction of money: 5,000 in, 3,000 out.
     name = "hashspark_instrument_btc_forward_settlement_usd_total"
     assert f'{name}{{direction="in",instrument="fwd",site="s"}} 5000.0' in text

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
 from adapters.control.apply import to_override
 from adapters.control.commands import _COMMAND
@@ -17,7 +16,6 @@ from adapters.control.persist import from_json, to_json
 from adapters.ledger.memory import MemoryLedger
 from adapters.ledger.sqlite import SqliteLedger
 from adapters.metrics.book import PnlBook
-from adapters.metrics.collector import Metrics
 from adapters.miners.simulated import InProcessFleet
 from controller.accounting.accrual import IntervalAccumulator
 from controller.accounting.grid_revenue import CapacityAward, FourCpCredit, settle_grid
@@ -37,6 +35,7 @@ from controller.domain import EpochS, FleetSpec, Reading, build_fleet
 from controller.runtime.clocks.simulated import SimulatedClock
 from controller.runtime.config_base import ConfigError
 from controller.site_model import SiteModel
+from tests.metrics_kit import metrics_text
 
 ROOT = Path(__file__).resolve().parents[1]
 ERS = ROOT / "deploy/scenarios/ercot-hb-south-ers.toml"
@@ -209,9 +208,7 @@ def test_grid_flows_reach_the_ledger_and_the_metrics(tmp_path: Path) -> None:
 
     book = PnlBook()
     book.add(back)
-    registry = CollectorRegistry()
-    Metrics(registry, book)
-    text = generate_latest(registry).decode()
+    text = metrics_text(book)
     assert (
         'hashspark_instrument_nonperformance_penalty_usd_total{direction="out",instrument="ers",'
         'site="s"} 0.175' in text

@@ -8,7 +8,6 @@ import json
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from controller.app.cli import main
 from controller.app.replay.markets import compare_markets
 from controller.app.replay.runner import ReplayError, prepare, replay
 from controller.config import load_config
+from tests.engine_kit import assert_engines_agree
 from tests.golden.independent import compute_totals
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,31 +36,20 @@ ECB = ROOT / "simulators" / "recordings" / "ecb_usd_per_eur_daily_2023-11_2025-0
 DAY = (datetime(2024, 7, 18, tzinfo=UTC), datetime(2024, 7, 19, tzinfo=UTC))
 
 
-def _agree(fast: Any, loop: Any) -> None:
-    np.testing.assert_array_equal(fast.inputs.start, loop.inputs.start)
-    np.testing.assert_allclose(fast.model_running_mw, loop.model_running_mw, rtol=0, atol=1e-6)
-    for key in TOTAL_KEYS:
-        if key in ("intervals", "hours"):
-            continue
-        np.testing.assert_allclose(
-            getattr(fast.settlement, key), getattr(loop.settlement, key), rtol=0, atol=1e-6
-        )
-
-
 @pytest.mark.parametrize("name", MARKETS)
 def test_loop_and_fast_engines_agree_on_each_market_over_a_day(name: str) -> None:
     inputs = prepare(load_config(SCENARIOS / f"{name}.toml"), start=DAY[0], end=DAY[1])
     fast = replay(inputs, engine="fast")
     assert fast.engine == "fast"
     assert fast.report["totals"]["mining_revenue_usd"] > 0  # the fee-inclusive hashprice ran
-    _agree(fast.table, replay(inputs, engine="loop").table)
+    assert_engines_agree(fast.table, replay(inputs, engine="loop").table)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MARKETS)
 def test_loop_and_fast_engines_agree_on_each_markets_whole_scenario(name: str) -> None:
     inputs = prepare(load_config(SCENARIOS / f"{name}.toml"))
-    _agree(replay(inputs, engine="fast").table, replay(inputs, engine="loop").table)
+    assert_engines_agree(replay(inputs, engine="fast").table, replay(inputs, engine="loop").table)
 
 
 def test_eur_prices_convert_at_the_ecb_rate_published_before_each_hour() -> None:

@@ -10,11 +10,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
 from adapters.ledger.sqlite import SqliteLedger
 from adapters.metrics.book import PnlBook
-from adapters.metrics.collector import Metrics
 from controller.accounting.accrual import IntervalAccumulator
 from controller.accounting.instruments import SpotSupply
 from controller.accounting.options import Basis, Option
@@ -26,6 +24,7 @@ from controller.config import load_config
 from controller.decision.policy import PolicyParams
 from controller.domain import FleetSpec, Reading
 from controller.site_model import SiteModel
+from tests.metrics_kit import metrics_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DA_CALL = ROOT / "deploy/scenarios/ercot-hb-south-da-call.toml"
@@ -154,9 +153,7 @@ def test_an_hourly_option_books_on_the_hours_close_in_the_ledger_and_metrics(
     book = PnlBook()
     book.seed(ledger.records("s"))
     ledger.close()
-    registry = CollectorRegistry()
-    Metrics(registry, book)
-    text = generate_latest(registry).decode()
+    text = metrics_text(book)
     assert (
         'hashspark_instrument_option_payout_usd_total{direction="in",instrument="cap",site="s"}'
         " 100.0" in text

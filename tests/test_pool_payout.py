@@ -42,7 +42,6 @@ from adapters.metrics.table import METRICS
 from controller.accounting.instruments import PoolPayout, SpotSupply
 from controller.accounting.money import booked
 from controller.accounting.pool_payout import FIXED_RATE, SHORTFALL_CHARGE, pool_of
-from controller.accounting.report import TOTAL_KEYS
 from controller.accounting.settlement import IntervalInputs, settle
 from controller.app.replay.compare import compare
 from controller.app.replay.runner import prepare, replay
@@ -52,6 +51,7 @@ from controller.decision.policy import PolicyParams, economic_points
 from controller.domain import build_fleet
 from controller.fast_replay import fast_replay
 from controller.records import COMPONENTS, IntervalRecord
+from tests.engine_kit import assert_engines_agree
 from tests.golden import independent_pool as ref
 from tests.scenario_kit import write_scenario
 
@@ -199,12 +199,7 @@ def test_loop_and_fast_engines_agree_on_the_pool_over_the_scarcity_days() -> Non
     )
     fast = replay(inputs, engine="fast").table
     loop = replay(inputs, engine="loop").table
-    np.testing.assert_array_equal(fast.inputs.start, loop.inputs.start)
-    np.testing.assert_allclose(fast.model_running_mw, loop.model_running_mw, rtol=0, atol=1e-6)
-    for key in TOTAL_KEYS:
-        if key not in ("intervals", "hours"):
-            f, lp = getattr(fast.settlement, key), getattr(loop.settlement, key)
-            np.testing.assert_allclose(f, lp, rtol=0, atol=1e-6, err_msg=key)
+    assert_engines_agree(fast, loop)
     fl = {c: v for _, c, v in fast.settlement.by_instrument}
     lo = {c: v for _, c, v in loop.settlement.by_instrument}
     for c in (FIXED_RATE, SHORTFALL_CHARGE):

@@ -156,32 +156,38 @@ def test_short_window_has_no_daily_std(built: Built) -> None:
         assert r.daily.worst_date == "2024-08-21"
 
 
-def test_headless_chromium_renders_every_chart(built: Built, tmp_path: Path) -> None:
-    # `make test` installs chromium (scripts/ensure-system-packages): never a silent skip.
-    assert shutil.which("chromium"), "chromium is missing: run scripts/ensure-system-packages"
+#: Headless Chromium on a closed network: no background fetches (and a profile of its own).
+CHROMIUM = (
+    "chromium",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
+def _chromium(profile: Path, *args: str, timeout: float) -> str:
+    """Run headless Chromium with ``profile`` and ``args``; its stdout (it must exit 0)."""
     proc = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            # A closed network: no background fetches, a profile of its own.
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--dump-dom",
-            built.files.html.as_uri(),
-        ],
+        [*CHROMIUM, f"--user-data-dir={profile}", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count('<img src="data:image/png;base64,') == 7
-    assert "Strategies compared" in proc.stdout
+    return proc.stdout
+
+
+def test_headless_chromium_renders_every_chart(built: Built, tmp_path: Path) -> None:
+    # `make test` installs chromium (scripts/ensure-system-packages): never a silent skip.
+    assert shutil.which("chromium"), "chromium is missing: run scripts/ensure-system-packages"
+    dom = _chromium(tmp_path / "chromium", "--dump-dom", built.files.html.as_uri(), timeout=60)
+    assert dom.count('<img src="data:image/png;base64,') == 7
+    assert "Strategies compared" in dom
 
 
 def _payoff_figures(built: Built) -> dict[str, Figure]:
@@ -258,28 +264,8 @@ def test_html_carries_the_capital_view_with_its_assumptions(built: Built) -> Non
 
 
 def _screenshot(html: Path, png: Path, profile: Path, height: int) -> np.ndarray:
-    proc = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            f"--window-size=1300,{height}",
-            f"--screenshot={png}",
-            html.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    args = ("--hide-scrollbars", f"--window-size=1300,{height}", f"--screenshot={png}")
+    _chromium(profile, *args, html.as_uri(), timeout=90)
     return np.asarray(mpimg.imread(png))
 
 

@@ -6,11 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from prometheus_client import CollectorRegistry, generate_latest
 
 from adapters.ledger.sqlite import SqliteLedger
 from adapters.metrics.book import PnlBook
-from adapters.metrics.collector import Metrics
 from controller.accounting.accrual import IntervalAccumulator
 from controller.accounting.instruments import VirtualPpa
 from controller.accounting.supply_stack import SupplyStack, Tranche
@@ -21,6 +19,7 @@ from controller.decision.explain import explain
 from controller.decision.policy import PolicyParams, PolicyState, Snapshot
 from controller.domain import FleetSpec, Reading
 from controller.site_model import SiteModel
+from tests.metrics_kit import metrics_text
 
 ROOT = Path(__file__).resolve().parents[1]
 FIVE_BY_16 = ROOT / "deploy/scenarios/ercot-hb-south-5x16.toml"
@@ -74,9 +73,7 @@ def test_tranche_flows_reach_the_ledger_and_the_metrics(tmp_path: Path) -> None:
 
     book = PnlBook()
     book.add(back)
-    registry = CollectorRegistry()
-    Metrics(registry, book)
-    text = generate_latest(registry).decode()
+    text = metrics_text(book)
     assert (
         'hashspark_instrument_spot_energy_usd_total{direction="out",instrument="spot",site="s"}'
         " 1.05" in text

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from controller.accounting.instruments import FixedPpa
-from controller.accounting.report import TOTAL_KEYS
 from controller.app.replay.runner import ReplayInputs, prepare, replay
 from controller.config import load_config
 from controller.fast_replay import fast_replay
+from tests.engine_kit import assert_engines_agree
 from tests.golden import independent_stack as ref
 from tests.scenario_kit import write_scenario
 
@@ -178,25 +178,14 @@ def test_loop_and_fast_engines_agree_on_the_stack_over_the_scarcity_days() -> No
         )
         fast = replay(inputs, engine="fast")
         loop = replay(inputs, engine="loop")
-        _agree(fast.table, loop.table)
+        assert_engines_agree(fast.table, loop.table)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", [CAPPED_SMALL, FIVE_BY_16], ids=lambda p: p.stem)
 def test_loop_and_fast_engines_agree_on_the_whole_recording(path: Path) -> None:
     inputs = prepare(load_config(path))
-    _agree(replay(inputs, engine="fast").table, replay(inputs, engine="loop").table)
-
-
-def _agree(fast: Any, loop: Any) -> None:
-    np.testing.assert_array_equal(fast.inputs.start, loop.inputs.start)
-    np.testing.assert_allclose(fast.model_running_mw, loop.model_running_mw, rtol=0, atol=1e-6)
-    for key in TOTAL_KEYS:
-        if key in ("intervals", "hours"):
-            continue
-        f = getattr(fast.settlement, key)
-        lp = getattr(loop.settlement, key)
-        np.testing.assert_allclose(f, lp, rtol=0, atol=1e-6, err_msg=key)
+    assert_engines_agree(replay(inputs, engine="fast").table, replay(inputs, engine="loop").table)
 
 
 def test_both_engines_split_intervals_where_a_shape_changes_between_readings(
@@ -225,7 +214,7 @@ def test_both_engines_split_intervals_where_a_shape_changes_between_readings(
     fast, loop = replay(inputs, engine="fast").table, replay(inputs, engine="loop").table
     boundary = datetime(2024, 6, 3, 11, 0, tzinfo=UTC).timestamp()
     assert boundary in fast.inputs.start.tolist()  # not a reading: the shape's change
-    _agree(fast, loop)
+    assert_engines_agree(fast, loop)
     # The interval that starts at 11:00Z books the on-peak block, the one before it not.
     flows = {(i, c): v for i, c, v in fast.settlement.by_instrument}
     k = fast.inputs.start.tolist().index(boundary)

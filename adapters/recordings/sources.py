@@ -346,16 +346,25 @@ def _wide(path: Path, reader: Iterator[list[str]], header: list[str], sel: Selec
         series.currency_hint = (ccy, f"{path.name}: header column {column}")
     index = header.index(column)
     clock = _Clock(path, sel.timezone)
-    for row in reader:
-        line = reader.line_num  # type: ignore[attr-defined]
-        if not row or not any(c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise SourceError(f"{path}:{line}: expected {len(header)} fields, found {len(row)}")
+    for line, row in _data_rows(path, reader, len(header)):
         series.times.append(clock.epoch(row[0], line))
         series.values.append(row[index].strip())
         series.lines.append(line)
     return series
+
+
+def _data_rows(
+    path: Path, reader: Iterator[list[str]], width: int
+) -> Iterator[tuple[int, list[str]]]:
+    """A csv reader's rows with their line numbers: blank rows skipped, a row of another
+    width than the header's an error naming its line."""
+    for row in reader:
+        line = reader.line_num  # type: ignore[attr-defined]
+        if not row or not any(c.strip() for c in row):
+            continue
+        if len(row) != width:
+            raise SourceError(f"{path}:{line}: expected {width} fields, found {len(row)}")
+        yield line, row
 
 
 def _split_wide(name: str) -> tuple[str, str | None]:
@@ -386,12 +395,7 @@ def _eia(
         series.currency_hint = ("USD", f"{path.name}: title '($/megawatt...)'")
     end_i, value_i = header.index(_EIA_UTC_END), header.index(column)
     clock = _Clock(path, None, naive_is_utc=True)
-    for row in reader:
-        line = reader.line_num  # type: ignore[attr-defined]
-        if not row or not any(c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise SourceError(f"{path}:{line}: expected {len(header)} fields, found {len(row)}")
+    for line, row in _data_rows(path, reader, len(header)):
         series.times.append(clock.epoch(row[end_i], line))  # interval END for now
         series.values.append(row[value_i].strip())
         series.lines.append(line)

@@ -17,7 +17,7 @@ import numpy as np
 
 from controller.accounting.bitcoin import BitcoinCarry
 from controller.accounting.options import OptionCarry
-from controller.accounting.settlement import IntervalInputs, settle, settle_down
+from controller.accounting.settlement import IntervalInputs, Settlement, settle, settle_down
 from controller.decision.overrides import Override
 from controller.domain import EpochS, FloatArray, Reading
 from controller.records import IntervalRecord
@@ -38,6 +38,31 @@ def settlement_terms(site: SiteModel) -> tuple[object, ...]:
         site.params.adders_usd_per_mwh,
         site.fleet.nominal_mw,
         site.grid,
+    )
+
+
+def settle_on_site(
+    inputs: IntervalInputs,
+    site: SiteModel,
+    *,
+    option_carry: OptionCarry = (),
+    bitcoin_carry: tuple[tuple[str, BitcoinCarry], ...] = (),
+    events: tuple[Override, ...] = (),
+    metered_mw: FloatArray | None = None,
+) -> Settlement:
+    """``settle`` on ``site``'s terms (its supply, hedges, pool fee, adders and grid programs):
+    the one call the site loop books an interval with and a restatement re-runs."""
+    return settle(
+        inputs,
+        supply=site.supply,
+        hedges=site.hedges,
+        pool_fee=site.params.pool_fee,
+        adders_usd_per_mwh=site.params.adders_usd_per_mwh,
+        option_carry=option_carry,
+        bitcoin_carry=bitcoin_carry,
+        grid=site.grid,
+        events=events,
+        metered_mw=metered_mw,
     )
 
 
@@ -231,15 +256,11 @@ class IntervalAccumulator:
             btc_usd_per_btc=_optional(interval.bitcoin[0]),
             difficulty_t=_optional(interval.bitcoin[1]),
         )
-        result = settle(
+        result = settle_on_site(
             inputs,
-            supply=site.supply,
-            hedges=site.hedges,
-            pool_fee=site.params.pool_fee,
-            adders_usd_per_mwh=site.params.adders_usd_per_mwh,
+            site,
             option_carry=self._option_carry,
             bitcoin_carry=self._bitcoin_carry,
-            grid=site.grid,
             events=interval.overrides,
             metered_mw=np.array([interval.metered_mwh / dt_h]),
         )

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.accounting.accrual import settle_on_site
 from controller.accounting.money import MONEY_COMPONENTS, to_micro_usd, usd_text
-from controller.accounting.settlement import IntervalInputs, settle
+from controller.accounting.settlement import IntervalInputs
 from controller.domain import EpochS
 from controller.records import IntervalRecord
 from controller.site_model import SiteModel
@@ -111,14 +112,7 @@ def resettle(record: IntervalRecord, site: SiteModel, *, price: float, hashprice
         nominal_mw=record.nominal_mw,
         day_ahead_usd_per_mwh=np.array([np.nan]),
     )
-    result = settle(
-        inputs,
-        supply=site.supply,
-        hedges=site.hedges,
-        pool_fee=site.params.pool_fee,
-        adders_usd_per_mwh=site.params.adders_usd_per_mwh,
-        grid=site.grid,
-    )
+    result = settle_on_site(inputs, site)
     return Amounts(
         {c: to_micro_usd(float(getattr(result, c)[0])) for c in MONEY_COMPONENTS},
         {(i, c): to_micro_usd(float(v[0])) for i, c, v in result.by_instrument},

@@ -5,27 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from controller.app.cli_support import bounded
 from controller.app.replay import capital_view as cv
 
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a fraction from 0 to 1 (0.1 = 10%)")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < 1e12:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
+_fraction = bounded(float, lambda v: 0.0 <= v <= 1.0, "must be a fraction from 0 to 1 (0.1 = 10%)")
+_positive = bounded(float, lambda v: 0.0 < v < 1e12, "must be a positive number")
 
 
 def _percentile(text: str) -> float:
@@ -35,14 +19,9 @@ def _percentile(text: str) -> float:
     return value
 
 
-def _months(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of months") from None
-    if not 1 <= value <= 600:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 to 600 months")
-    return value
+_months = bounded(
+    int, lambda v: 1 <= v <= 600, "must be 1 to 600 months", noun="a whole number of months"
+)
 
 
 def _pair(kind: str) -> Callable[[str], tuple[str, float]]:

@@ -1,4 +1,5 @@
-"""What several ``hashspark`` commands share: time and window arguments, progress, JSON files."""
+"""What several ``hashspark`` commands share: time, number and window arguments, progress,
+JSON files."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from controller.app.replay.runner import ReplayError
 from controller.domain import EpochS, iso
+
+N = TypeVar("N", int, float)
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad input or bad config: the user can fix it
@@ -33,26 +36,28 @@ def time_arg(text: str) -> datetime:
     return value
 
 
-def positive(text: str) -> float:
-    """A positive, finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
+def bounded(
+    convert: Callable[[str], N], ok: Callable[[N], bool], must: str, *, noun: str = "a number"
+) -> Callable[[str], N]:
+    """An argparse ``type``: ``convert(text)`` where ``ok`` holds, else one line naming the
+    text: ``'x' is not <noun>`` (it does not convert) or ``'x' <must>`` (out of range)."""
+
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {must}")
+        return value
+
+    return parse
 
 
-def port(text: str) -> int:
-    """A TCP port, 0 (any free one) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65_535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
-    return value
+#: A positive, finite number.
+positive = bounded(float, lambda v: v > 0 and v != float("inf"), "must be a positive number")
+#: A TCP port, 0 (any free one) to 65535.
+port = bounded(int, lambda v: 0 <= v <= 65_535, "is not a port (0 to 65535)", noun="a port number")
 
 
 def window_args(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,13 @@ from pathlib import Path
 from adapters.feeds.recorded import HASHPRICE_COLUMN, load_recording
 from controller.accounting.stress import Spike, Stress
 from controller.app.capital_args import add_capital_args, capital_inputs
-from controller.app.cli_support import EXIT_OK, time_arg, window_args, write_json_atomic
+from controller.app.cli_support import (
+    EXIT_OK,
+    bounded,
+    time_arg,
+    window_args,
+    write_json_atomic,
+)
 from controller.app.replay.capital_view import format_capital
 from controller.app.replay.runner import ReplayError, prepare
 from controller.app.replay.stress_run import format_stress, run_stress
@@ -21,14 +27,7 @@ from controller.config import load_config
 MAX_DRAWS = 100_000
 
 
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not abs(value) < 1e7:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range")
-    return value
+_number = bounded(float, lambda v: abs(v) < 1e7, "is out of range")
 
 
 def _scale(text: str) -> float:
@@ -39,26 +38,10 @@ def _scale(text: str) -> float:
 
 
 def _count(limit: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not 1 <= value <= limit:
-            raise argparse.ArgumentTypeError(f"{text!r} must be 1 to {limit:,}")
-        return value
-
-    return parse
+    return bounded(int, lambda v: 1 <= v <= limit, f"must be 1 to {limit:,}", noun="a whole number")
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+_seed = bounded(int, lambda v: 0 <= v < 2**63, "must be 0 or more", noun="a whole number")
 
 
 def _spike(text: str) -> Spike:

@@ -384,15 +384,7 @@ def supply_contract(
 
 
 def hedge_book(
-    hedges: tuple[
-        ShortCallConfig
-        | HashrateForwardConfig
-        | VirtualPpaConfig
-        | PoolPayoutConfig
-        | OptionConfig
-        | BitcoinHedgeConfig,
-        ...,
-    ],
+    hedges: tuple[HedgeConfig, ...],
 ) -> tuple[Hedge, ...]:
     """Hedge configs as core values."""
     book: list[Hedge] = []

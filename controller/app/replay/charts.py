@@ -1,7 +1,8 @@
 """The replay report's charts, drawn with matplotlib's Agg backend from a replay's numbers.
 
 Each builder returns its ``Figure`` so tests can read back what was drawn; ``png`` renders
-one and closes it.
+one and closes it. The daily panels and money axes (``daily_panels``, ``daily_bars``,
+``money_axis``) are shared with the cross-market charts (``markets_charts``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from controller.app.replay.compare import StrategyResult
+from controller.app.replay.compare import DailyNet, StrategyResult
 from controller.decision.economics import energy_hashprice_usd_per_mwh, net_hashprice
 from controller.domain import FleetSpec, FloatArray
 from controller.records import IntervalTable
@@ -59,10 +60,30 @@ def _date_axis(ax: Axes) -> None:
     ax.set_xlabel("time (UTC)")
 
 
-def _usd_axis(ax: Axes, label: str) -> None:
+def money_axis(ax: Axes, label: str | None = None) -> None:
+    """Whole units with thousands separators on the y axis, a grid, and ``label``."""
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.set_ylabel(label)
+    if label is not None:
+        ax.set_ylabel(label)
     ax.grid(True, alpha=0.3)
+
+
+def daily_panels(n: int, inches_each: float) -> tuple[Figure, np.ndarray]:
+    """``n`` panels stacked, one a series of days, on a shared time and money scale."""
+    fig, axes = plt.subplots(
+        n, 1, figsize=(11, 1.2 + inches_each * n), sharex=True, sharey=True, layout="constrained"
+    )
+    return fig, np.atleast_1d(axes)
+
+
+def daily_bars(ax: Axes, d: DailyNet) -> None:
+    """One bar a UTC day (spanning its day), red below zero, faded for a partial day."""
+    days = np.asarray(d.dates, dtype="datetime64[D]")
+    colors = [
+        to_rgba("#d9534f" if net < 0 else "#3c7dc4", 1.0 if whole else 0.35)
+        for net, whole in zip(d.net_usd, d.whole, strict=True)
+    ]
+    ax.bar(days, d.net_usd, width=1.0, align="edge", color=colors)
 
 
 def _shade(ax: Axes, edges: np.ndarray, mask: np.ndarray, color: str, label: str) -> None:
@@ -133,7 +154,7 @@ def cumulative_pnl(table: IntervalTable) -> Figure:
     ax.plot(edges, np.append(0.0, np.cumsum(s.net_usd)), color="black", linewidth=2.2, label="net")
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xlim(edges[0], edges[-1])
-    _usd_axis(ax, "cumulative USD")
+    money_axis(ax, "cumulative USD")
     _date_axis(ax)
     ax.set_title("Cumulative P&L by component (costs and payouts negative)")
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
@@ -142,34 +163,26 @@ def cumulative_pnl(table: IntervalTable) -> Figure:
 
 def daily_net_per_strategy(results: Sequence[StrategyResult]) -> Figure:
     """Daily net cash flow, one panel per strategy on a shared scale."""
-    n = len(results)
-    fig, axes = plt.subplots(
-        n, 1, figsize=(11, 1.2 + 1.55 * n), sharex=True, sharey=True, layout="constrained"
-    )
-    axs = np.atleast_1d(axes)
+    fig, axs = daily_panels(len(results), 1.55)
     for ax, result in zip(axs, results, strict=True):
         d = result.daily
-        days = np.asarray(d.dates, dtype="datetime64[D]")
-        colors = [
-            to_rgba("#d9534f" if net < 0 else "#3c7dc4", 1.0 if whole else 0.35)
-            for net, whole in zip(d.net_usd, d.whole, strict=True)
-        ]
-        ax.bar(days, d.net_usd, width=1.0, align="edge", color=colors)  # a bar spans its day
+        daily_bars(ax, d)
         ax.axhline(d.mean_usd, color="black", linewidth=0.8, linestyle="--")
         ax.set_title(
-            f"{result.strategy.name}: std {_std(d.std_usd)} USD/day, worst day "
+            f"{result.strategy.name}: std {std_text(d.std_usd)} USD/day, worst day "
             f"{d.worst_usd:,.0f} USD ({d.worst_date}), mean {d.mean_usd:,.0f} (dashed)",
             fontsize=9,
             loc="left",
         )
-        _usd_axis(ax, "USD/day")
+        money_axis(ax, "USD/day")
     _date_axis(axs[-1])
     axs[-1].set_xlabel("UTC day (faded bars: partial days, left out of std and worst day)")
     fig.suptitle("Daily net cash flow per strategy")
     return fig
 
 
-def _std(value: float | None) -> str:
+def std_text(value: float | None) -> str:
+    """A daily std for a title: whole units, or n/a where there is none."""
     return "n/a" if value is None else f"{value:,.0f}"
 
 

@@ -26,7 +26,6 @@ from controller.app.replay.runner import ReplayError, ReplayInputs, ReplayResult
 from controller.config import LoadedConfig
 from controller.decision.economics import net_hashprice
 from controller.domain import iso, to_datetime
-from controller.site_model import SiteModel
 
 #: A month counts as whole when its days cover all of its hours (float noise aside).
 _HOUR_SLACK = 1e-6
@@ -131,17 +130,7 @@ def with_book(market: ReplayInputs, ref: ReplayInputs) -> ReplayInputs:
             f"sites[{market.site.id}] has no day_ahead_feed"
         )
     params = replace(m.params, price_max_age_s=market.model.params.price_max_age_s)
-    model = SiteModel(
-        site_id=market.site.id,
-        fleet=m.fleet,
-        params=params,
-        supply=m.supply,
-        hedges=m.hedges,
-        sleep_w=m.sleep_w,
-        pacing=m.pacing,
-        grid=m.grid,
-    )
-    return replace(market, model=model)
+    return replace(market, model=replace(m, site_id=market.site.id, params=params))
 
 
 def monthly_std(result: ReplayResult) -> tuple[float | None, int]:

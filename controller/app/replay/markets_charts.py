@@ -6,11 +6,14 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
-from controller.app.replay import charts  # noqa: F401 (selects the Agg backend first)
+from controller.app.replay.charts import (  # charts selects the Agg backend
+    daily_bars,
+    daily_panels,
+    money_axis,
+    std_text,
+)
 from controller.app.replay.markets import MarketResult
 
 
@@ -22,9 +25,7 @@ def cumulative_net(results: Sequence[MarketResult]) -> Figure:
         edges = np.append(t.inputs.start, t.inputs.end[-1]).astype("datetime64[s]")
         ax.plot(edges, np.append(0.0, np.cumsum(t.settlement.net_usd)), linewidth=1.5, label=r.name)
     ax.axhline(0.0, color="grey", linewidth=0.8)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.set_ylabel(f"cumulative net, {results[0].inputs.currency}")
-    ax.grid(True, alpha=0.3)
+    money_axis(ax, f"cumulative net, {results[0].inputs.currency}")
     ax.set_title("Cumulative net per market: one fleet and book")
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
     return fig
@@ -32,22 +33,14 @@ def cumulative_net(results: Sequence[MarketResult]) -> Figure:
 
 def daily_net_per_market(results: Sequence[MarketResult]) -> Figure:
     """Daily net, one panel per market on a shared scale (faded: partial days)."""
-    n = len(results)
-    fig, axes = plt.subplots(
-        n, 1, figsize=(11, 1.2 + 1.4 * n), sharex=True, sharey=True, layout="constrained"
-    )
+    fig, axs = daily_panels(len(results), 1.4)
     currency = results[0].inputs.currency
-    for ax, r in zip(np.atleast_1d(axes), results, strict=True):
+    for ax, r in zip(axs, results, strict=True):
         d = r.daily
-        days = np.asarray(d.dates, dtype="datetime64[D]")
-        colors = [
-            to_rgba("#d9534f" if net < 0 else "#3c7dc4", 1.0 if whole else 0.35)
-            for net, whole in zip(d.net_usd, d.whole, strict=True)
-        ]
-        ax.bar(days, d.net_usd, width=1.0, align="edge", color=colors)
-        std = "n/a" if d.std_usd is None else f"{d.std_usd:,.0f}"
-        ax.set_title(f"{r.name}: daily std {std} {currency}", fontsize=9, loc="left")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        ax.grid(True, alpha=0.3)
+        daily_bars(ax, d)
+        ax.set_title(
+            f"{r.name}: daily std {std_text(d.std_usd)} {currency}", fontsize=9, loc="left"
+        )
+        money_axis(ax)
     fig.suptitle(f"Daily net per market, {currency} per UTC day")
     return fig

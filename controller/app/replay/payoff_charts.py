@@ -102,10 +102,15 @@ def _price_axis(ax: Axes) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def _cash_axis(ax: Axes) -> None:
+def _cash_chart(ax: Axes, title: str) -> None:
+    """A cash chart's frame: the zero line, the price and USD/h axes, title and legend."""
+    ax.axhline(0.0, color="grey", lw=0.8)
+    _price_axis(ax)
     ax.set_yscale("symlog", linthresh=USD_PER_H_LINEAR_UP_TO, linscale=1.5)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylabel(f"USD per hour (log beyond ±{USD_PER_H_LINEAR_UP_TO:,.0f})")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
 
 
 def _note(books: PayoffBooks) -> str:
@@ -166,11 +171,7 @@ def components_vs_price(books: PayoffBooks, fleet: FleetSpec, pool_fee: float) -
     for n, (label, flow, line, sign) in enumerate(series):
         _points(ax, t.price_usd_per_mwh, sign * flow / dt_h, f"C{n}")
         ax.plot(curves.price_usd_per_mwh, sign * line, color=f"C{n}", lw=1.6, label=label)
-    ax.axhline(0.0, color="grey", lw=0.8)
-    _price_axis(ax)
-    _cash_axis(ax)
-    ax.set_title(f"{TITLE_COMPONENTS}\n{_note(books)}; costs and payouts negative", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    _cash_chart(ax, f"{TITLE_COMPONENTS}\n{_note(books)}; costs and payouts negative")
     return fig
 
 
@@ -197,9 +198,5 @@ def fixed_vs_call(books: PayoffBooks, fleet: FleetSpec, pool_fee: float) -> Figu
         lw=1,
         label=f"call strike {books.call.strike_usd_per_mwh:g}",
     )
-    ax.axhline(0.0, color="grey", lw=0.8)
-    _price_axis(ax)
-    _cash_axis(ax)
-    ax.set_title(f"{TITLE_CALL}\n{_note(books)}", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    _cash_chart(ax, f"{TITLE_CALL}\n{_note(books)}")
     return fig
