@@ -3,6 +3,9 @@ the site loop read at its last cycle, with their ages, as the price and hashpric
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,7 +44,7 @@ def _samples(text: str) -> dict[str, float]:
     }
 
 
-async def test_the_site_loop_exports_its_bitcoin_inputs_and_their_ages() -> None:
+def test_the_site_loop_exports_its_bitcoin_inputs_and_their_ages() -> None:
     loaded = load_config(BTC_HEDGES)
     start = datetime(2024, 7, 2, 20, tzinfo=UTC)
     inputs = with_fleet_size(
@@ -67,11 +70,19 @@ async def test_the_site_loop_exports_its_bitcoin_inputs_and_their_ages() -> None
         cycle_s=inputs.cycle_s,
         observer=metrics,
     )
-    await loop.run(until=inputs.end)
+    asyncio.run(loop.run(until=inputs.end))
     assert loop.last_status is not None
     at = loop.last_status.at
     assert at > datetime(2024, 7, 3, tzinfo=UTC).timestamp()  # past a new day's readings
-    samples = _samples(generate_latest(registry).decode())
+    text = generate_latest(registry)
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: make test installs Debian's prometheus package")
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert (lint.returncode, lint.stdout, lint.stderr) == (0, b"", b"")
+    samples = _samples(text.decode())
 
     for feed, rec, metric, scale in (
         ("btc_usd", parts.btc_usd, "hashspark_btc_price_usd_per_btc", 1.0),
