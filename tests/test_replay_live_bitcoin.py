@@ -22,7 +22,8 @@ IP_START = "127.50.90.1"
 REL = 0.01
 
 
-def _bitcoin_flows(report: dict[str, Any]) -> dict[tuple[str, str], float]:
+def bitcoin_flows(report: dict[str, Any]) -> dict[tuple[str, str], float]:
+    """(instrument, component) -> USD of the report's Bitcoin instrument rows."""
     return {
         (row["id"], row["component"]): row["usd"]
         for row in report["per_instrument"] or ()
@@ -35,7 +36,7 @@ async def test_live_path_books_the_bitcoin_instruments_as_the_fast_path() -> Non
     live = await replay_live(inputs, LiveOptions(ip_start=IP_START, speed=30.0))
     fast = replay(inputs, engine="fast")
     assert fast.engine == "fast"
-    expected = _bitcoin_flows(fast.report)
+    expected = bitcoin_flows(fast.report)
     assert {i for i, _ in expected} == {
         "btc-fwd-dec",
         "btc-put-55k",
@@ -48,7 +49,7 @@ async def test_live_path_books_the_bitcoin_instruments_as_the_fast_path() -> Non
     # and the difficulty feeds the loop books the forward's mark and the swap as zero.
     assert expected["btc-fwd-dec", "btc_forward_settlement_usd"] > 1000
     assert expected["diff-swap-90t", "difficulty_swap_usd"] < 0  # 83.7e12 < the 90e12 strike
-    got = _bitcoin_flows(live.report)
+    got = bitcoin_flows(live.report)
     assert set(got) == set(expected)
     for key, usd in expected.items():
         assert math.isclose(got[key], usd, rel_tol=REL, abs_tol=1e-6), (key, got[key], usd)
