@@ -76,6 +76,9 @@ class SiteStatus:
     hedged_share: float | None = None  # forwards' PH/s in term over the fleet's nominal
     margin_floor_usd_per_mwh: float | None = None  # the margin if unhedged hashrate earned 0
     pacing: PacingStatus = PacingStatus()
+    #: The site's Bitcoin inputs at the cycle (``btc_usd``, ``difficulty``, ``fees``), where
+    #: configured and read: what its Bitcoin instruments and a derived hashprice are made of.
+    bitcoin: tuple[tuple[str, Reading], ...] = ()
 
     @property
     def curtailed_mw(self) -> float:
@@ -83,8 +86,11 @@ class SiteStatus:
         return max(self.nominal_mw - self.load_mw, 0.0)
 
     def feed_age_s(self, feed: str) -> float | None:
-        """Age of the price or hashprice reading at the time of the cycle."""
-        reading = self.price if feed == "price" else self.hashprice
+        """Age of the price, hashprice or a Bitcoin reading at the time of the cycle."""
+        if feed in ("price", "hashprice"):
+            reading = self.price if feed == "price" else self.hashprice
+        else:
+            reading = dict(self.bitcoin).get(feed)
         return None if reading is None else reading.age_s(self.at)
 
 

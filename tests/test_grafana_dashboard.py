@@ -44,6 +44,16 @@ DEADLINE_S = 120.0
 # A range-vector selector, e.g. hashspark_net_usd_total{site="hb-south"}[10m].
 RANGE_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\})\[([0-9]+[smhd])\]")
 
+# The site's Bitcoin inputs, recorded (the hedged scenario's only site is the last table).
+BITCOIN_INPUTS = "\n[sites.bitcoin]\n" + "".join(
+    f'{key} = {{ type = "recorded", path = "{ROOT.as_posix()}/simulators/recordings/{name}" }}\n'
+    for key, name in (
+        ("btc_usd_feed", "btc_usd_daily_2024-05_2025-04.csv"),
+        ("difficulty_feed", "btc_difficulty_daily_2024-05_2025-04.csv"),
+        ("fees_feed", "btc_fees_daily_2024-05_2025-04.csv"),
+    )
+)
+
 # Panels whose queries may rightly return nothing from a simulated replay.
 MAY_BE_EMPTY = {
     # The in-process fleet applies commands at once: no telemetry confirmation to time.
@@ -139,6 +149,9 @@ def test_dashboard_has_the_site_variable_and_the_panels_ops_expect() -> None:
         "hashspark_ledger_unwritten_intervals",
         "hashspark_grid_compliant",
         "hashspark_draw_mw",
+        "hashspark_btc_price_usd_per_btc",
+        "hashspark_bitcoin_difficulty",
+        "hashspark_bitcoin_fees_btc_per_block",
     ):
         assert needle in exprs, needle
     for _, _, query in _queries(board):
@@ -190,6 +203,8 @@ def test_every_panel_query_evaluates_against_a_real_prometheus(tmp_path: Path) -
         pytest.fail("prometheus is missing: make test installs Debian's prometheus package")
     board = _load()
     config = scenario(tmp_path, "2024-08-20T00:00:00Z", "2024-08-21T00:00:00Z")
+    with config.open("a") as f:  # the Bitcoin inputs' panels: the hashprice is still the feed
+        f.write(BITCOIN_INPUTS)
     port, prom_port = free_port(), free_port()
     (tmp_path / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"

@@ -19,6 +19,7 @@ ALERTS = {
     "HashsparkRestarted",
     "HashsparkNoCycleProgress",
     "HashsparkFeedStale",
+    "HashsparkBitcoinFeedStale",
     "HashsparkFailsafeActive",
     "HashsparkMinersUnreachable",
     "HashsparkCommandsUnconfirmed",

@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from adapters.control.rejections import CommandStats
+from adapters.feeds.derived import DIFFICULTY_UNIT
 from adapters.feeds.health import FeedHealth, FeedState
 from adapters.feeds.store import FeedStats
 from adapters.metrics.book import PnlBook
@@ -301,10 +302,21 @@ def _model_gauges(g: dict[str, GaugeMetricFamily], site: str, s: SiteStatus) -> 
                 g["hashspark_point_breakeven_usd_per_mwh"].add_metric(
                     [site, group.name, f"{p.power_w:g}"], p.breakeven_usd_per_mwh
                 )
-    for feed in ("price", "hashprice"):
+    for feed in ("price", "hashprice", *(name for name, _ in s.bitcoin)):
         age = s.feed_age_s(feed)
         if age is not None:
             g["hashspark_feed_age_seconds"].add_metric([site, feed], age)
+    for name, reading in s.bitcoin:
+        metric, scale = _BITCOIN_GAUGES[name]
+        g[metric].add_metric([site], reading.value * scale)
+
+
+#: Each Bitcoin input's gauge and its scale (the difficulty is read in units of 1e12).
+_BITCOIN_GAUGES = {
+    "btc_usd": ("hashspark_btc_price_usd_per_btc", 1.0),
+    "difficulty": ("hashspark_bitcoin_difficulty", DIFFICULTY_UNIT),
+    "fees": ("hashspark_bitcoin_fees_btc_per_block", 1.0),
+}
 
 
 def _grid_and_failsafe_gauges(g: dict[str, GaugeMetricFamily], site: str, s: SiteStatus) -> None:

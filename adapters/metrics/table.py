@@ -87,6 +87,25 @@ METRICS: tuple[MetricSpec, ...] = (
         "hashspark_spot_price_usd_per_mwh", "gauge", ("site",), "Latest real-time power price."
     ),
     MetricSpec("hashspark_hashprice_usd_per_ph_day", "gauge", ("site",), "Latest hashprice index."),
+    # The site's Bitcoin inputs ([sites.bitcoin]), where configured.
+    MetricSpec(
+        "hashspark_btc_price_usd_per_btc",
+        "gauge",
+        ("site",),
+        "Latest BTC/USD price (what the site's BTC instruments settle on).",
+    ),
+    MetricSpec(
+        "hashspark_bitcoin_difficulty",
+        "gauge",
+        ("site",),
+        "Latest network difficulty (the whole figure; strikes are in units of 1e12).",
+    ),
+    MetricSpec(
+        "hashspark_bitcoin_fees_btc_per_block",
+        "gauge",
+        ("site",),
+        "Latest mean transaction fees per block (BTC).",
+    ),
     MetricSpec(
         "hashspark_opportunity_cost_usd_per_mwh",
         "gauge",
@@ -150,7 +169,8 @@ METRICS: tuple[MetricSpec, ...] = (
         "hashspark_feed_age_seconds",
         "gauge",
         ("site", "feed"),
-        "Age of the latest reading at the last cycle.",
+        "Age of the latest reading at the last cycle (price, hashprice; btc_usd, difficulty"
+        " and fees where the site has them).",
     ),
     MetricSpec(
         "hashspark_failsafe_active",

@@ -24,9 +24,9 @@ def bitcoin_configs(site: SiteConfig) -> tuple[object, ...]:
 
 def bitcoin_feeds(
     site: SiteConfig, feeds: SiteFeeds, *, record_dir: Path, remember_dir: Path
-) -> tuple[ReadingFeed | None, ReadingFeed | None, ReadingFeed]:
-    """The BTC price and difficulty feeds (None where not configured), and the hashprice:
-    the site's ``hashprice_feed``, or derived from the three Bitcoin feeds.
+) -> tuple[ReadingFeed | None, ReadingFeed | None, ReadingFeed | None, ReadingFeed]:
+    """The BTC price, difficulty and fees feeds (None where not configured), and the
+    hashprice: the site's ``hashprice_feed``, or derived from the three Bitcoin feeds.
 
     Each live Bitcoin feed records its readings and remembers its newest across restarts,
     as the price and hashprice feeds do.
@@ -62,4 +62,4 @@ def bitcoin_feeds(
         assert difficulty is not None
         assert fees is not None
         hashprice = DerivedHashpriceFeed(btc_usd, difficulty, fees, site.bitcoin.subsidy_btc)
-    return btc_usd, difficulty, hashprice
+    return btc_usd, difficulty, fees, hashprice

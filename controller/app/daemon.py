@@ -231,7 +231,7 @@ class Daemon:
             remember=remember_dir / "price.json",
             max_age_s=site.failsafe.price_max_age_s,
         )
-        btc_usd, difficulty, hashprice = bitcoin_feeds(
+        btc_usd, difficulty, fees, hashprice = bitcoin_feeds(
             site, feeds, record_dir=record_dir, remember_dir=remember_dir
         )
         day_ahead = (
@@ -294,6 +294,7 @@ class Daemon:
             day_ahead_feed=day_ahead,
             btc_usd_feed=btc_usd,
             difficulty_feed=difficulty,
+            fees_feed=fees,  # shown in the status and metrics; it settles nothing itself
             driver=driver,
             ledger=BookedLedger(ledger, self.book),
             cycle_s=self.loaded.config.daemon.cycle_s,

@@ -115,6 +115,7 @@ class SiteLoop:
         day_ahead_feed: ReadingFeed | None = None,
         btc_usd_feed: ReadingFeed | None = None,
         difficulty_feed: ReadingFeed | None = None,
+        fees_feed: ReadingFeed | None = None,
         driver: MinerDriver,
         ledger: Ledger,
         cycle_s: float,
@@ -134,6 +135,15 @@ class SiteLoop:
         self._day_ahead_feed = day_ahead_feed
         # What Bitcoin instruments settle on; never decides (docs/economics.md).
         self._bitcoin_feeds = (btc_usd_feed, difficulty_feed)
+        self._bitcoin_inputs = tuple(  # shown in the status (and so the metrics)
+            (name, f)
+            for name, f in (
+                ("btc_usd", btc_usd_feed),
+                ("difficulty", difficulty_feed),
+                ("fees", fees_feed),
+            )
+            if f is not None
+        )
         self._driver = driver
         self._ledger = ledger
         self._cycle_s = cycle_s
@@ -971,6 +981,11 @@ class SiteLoop:
             reason=reason_of(plan),
             commands=snapshot.overrides,
             pacing=self._pacing_status(plan),
+            bitcoin=tuple(
+                (name, r)
+                for name, f in self._bitcoin_inputs
+                if (r := f.latest(plan.now)) is not None
+            ),
         )
 
     def _log_decision(self, plan: Plan, snapshot: Snapshot) -> None:

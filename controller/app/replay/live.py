@@ -4,11 +4,12 @@ Over 300 lines: fleet start, discovery, the loop and the ramp meter are one run.
 
 ``hashspark replay SCENARIO --live-path`` starts a simulated fleet on loopback addresses
 (real LuxOS, stock Antminer or Braiins OS+ protocols), commands it through the production
-``PyasicDriver``, publishes the recorded feeds through a live feed adapter (MQTT through
-the site's broker when it has one, else the in-process adapter) and runs ``SiteLoop`` on a
-``ReplayClock``: actuation, telemetry confirmation, ramp limits and faults are real. The
-ledger books what the driver observed, as the daemon does; what the miners' resume ramps
-held back is read from the simulator and reported beside it (``live_path.ramp_losses``).
+``PyasicDriver``, publishes the recorded feeds (the Bitcoin ones too, for its Bitcoin
+instruments) through a live feed adapter (MQTT through the site's broker when it has one,
+else the in-process adapter) and runs ``SiteLoop`` on a ``ReplayClock``: actuation,
+telemetry confirmation, ramp limits and faults are real. The ledger books what the driver
+observed, as the daemon does; what the miners' resume ramps held back is read from the
+simulator and reported beside it (``live_path.ramp_losses``).
 """
 
 from __future__ import annotations
@@ -354,6 +355,8 @@ async def run_live(
             clock=LoopClock(clock),
             price_feed=feeds.price,
             hashprice_feed=feeds.hashprice,
+            btc_usd_feed=feeds.btc_usd,
+            difficulty_feed=feeds.difficulty,
             driver=driver,
             ledger=ledger,
             cycle_s=inputs.cycle_s,

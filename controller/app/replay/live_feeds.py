@@ -4,6 +4,11 @@ Each observation is published at its recorded time as the JSON payload a live pu
 sends: over MQTT when the site has a broker (the daemon's own ``MqttLink`` subscribes and
 parses it), else through the in-process adapter. Either way it goes through the live
 parser and ``LatestStore``, and the site loop wakes on the store's event, as it does live.
+
+The site's Bitcoin recordings (``[sites.bitcoin]``: the BTC price and the difficulty its
+Bitcoin instruments settle on) go the same way, on the topics the daemon subscribes to.
+They never wake the loop (it does not wait on them, live either): each is published ahead
+of the price and hashprice readings of the same instant, so the cycle they wake reads it.
 """
 
 from __future__ import annotations
@@ -20,12 +25,21 @@ import structlog
 from adapters.feeds.config import MqttBrokerConfig
 from adapters.feeds.inprocess import InProcessFeed
 from adapters.feeds.mqtt import MqttLink
-from adapters.feeds.payloads import DEFAULT_HASHPRICE_BOUND, DEFAULT_PRICE_BOUND, ReadingKind
+from adapters.feeds.payloads import ReadingKind, default_bound
 from adapters.feeds.store import FeedStats, StoreFeed
 from controller.app.replay.runner import ReplayError, ReplayInputs
 from controller.domain import EpochS, Reading, Recording, iso
 from controller.runtime.clocks.replay import ReplayClock
 
+#: The feeds the site loop wakes on; the Bitcoin ones are read when an interval opens.
+WAKES = frozenset({ReadingKind.PRICE, ReadingKind.HASHPRICE})
+#: Each feed's topic leaf (``<prefix>/<site>/<leaf>``), as ``MqttLink`` subscribes.
+LEAVES = {
+    ReadingKind.PRICE: "price",
+    ReadingKind.HASHPRICE: "hashprice",
+    ReadingKind.BTC_USD: "btc_usd",
+    ReadingKind.DIFFICULTY: "difficulty",
+}
 #: How long (wall) a published reading may take to come back from the broker.
 DELIVERY_TIMEOUT_S = 10.0
 #: Readings from the recording may be this far ahead of the replay clock (none are).
@@ -48,7 +62,7 @@ def _source(recording: Recording) -> str:
 
 
 class LiveFeeds:
-    """The site's two feeds, fed from its recordings through a live adapter."""
+    """The site's feeds, fed from its recordings through a live adapter."""
 
     def __init__(self, inputs: ReplayInputs, clock: ReplayClock, stats: FeedStats) -> None:
         self._clock = clock
@@ -61,43 +75,54 @@ class LiveFeeds:
         self._client: aiomqtt.Client | None = None
         self._topics: dict[ReadingKind, str] = {}
         self._delivered: dict[ReadingKind, asyncio.Event] = {}
-        feeds: dict[ReadingKind, StoreFeed] = {}
         self._inprocess: dict[ReadingKind, InProcessFeed] = {}
-        for kind, bound in (
-            (ReadingKind.PRICE, DEFAULT_PRICE_BOUND),
-            (ReadingKind.HASHPRICE, DEFAULT_HASHPRICE_BOUND),
-        ):
-            if broker is None:
-                adapter = InProcessFeed(
-                    f"{site.id}:{kind.name.lower()}:inprocess",
-                    kind,
-                    bound,
-                    stats,
-                    max_future_s=MAX_FUTURE_S,
-                )
-                self._inprocess[kind] = adapter
-                feed = adapter.feed
-            else:
-                if self._link is None:
-                    self._link = MqttLink(site.id, broker, clock, stats)
-                feed = self._link.reading_feed(kind, bound=bound, max_future_s=MAX_FUTURE_S)
-                prefix = broker.topic_prefix.rstrip("/")
-                leaf = "price" if kind is ReadingKind.PRICE else "hashprice"
-                self._topics[kind] = f"{prefix}/{site.id}/{leaf}"
-            feed.store.add_listener(self._listener(kind))
-            self._delivered[kind] = asyncio.Event()
-            feeds[kind] = feed
+        recordings = {
+            ReadingKind.BTC_USD: inputs.btc_usd,
+            ReadingKind.DIFFICULTY: inputs.difficulty,
+            ReadingKind.PRICE: inputs.price,
+            ReadingKind.HASHPRICE: inputs.hashprice,
+        }
+        feeds = {
+            kind: self._feed(kind, stats) for kind, rec in recordings.items() if rec is not None
+        }
         self.price = feeds[ReadingKind.PRICE]
         self.hashprice = feeds[ReadingKind.HASHPRICE]
+        self.btc_usd = feeds.get(ReadingKind.BTC_USD)
+        self.difficulty = feeds.get(ReadingKind.DIFFICULTY)
         self.published = 0
         self.lost = 0
-        self._schedule(ReadingKind.PRICE, inputs.price)
-        self._schedule(ReadingKind.HASHPRICE, inputs.hashprice)
+        for kind, rec in recordings.items():  # Bitcoin first: see the module's docstring
+            if rec is not None:
+                self._schedule(kind, rec)
+
+    def _feed(self, kind: ReadingKind, stats: FeedStats) -> StoreFeed:
+        """The site's feed of ``kind``: an in-process adapter, or a topic of the site's link."""
+        site, broker = self._inputs.site, self._broker
+        bound = default_bound(kind)
+        if broker is None:
+            adapter = InProcessFeed(
+                f"{site.id}:{kind.name.lower()}:inprocess",
+                kind,
+                bound,
+                stats,
+                max_future_s=MAX_FUTURE_S,
+            )
+            self._inprocess[kind] = adapter
+            feed = adapter.feed
+        else:
+            if self._link is None:
+                self._link = MqttLink(site.id, broker, self._clock, stats)
+            feed = self._link.reading_feed(kind, bound=bound, max_future_s=MAX_FUTURE_S)
+            self._topics[kind] = f"{broker.topic_prefix.rstrip('/')}/{site.id}/{LEAVES[kind]}"
+        feed.store.add_listener(self._listener(kind))
+        self._delivered[kind] = asyncio.Event()
+        return feed
 
     def _listener(self, kind: ReadingKind) -> Callable[[Reading], None]:
         def accepted(reading: Reading) -> None:
             del reading
-            self._clock.loop_woken()  # the loop's feed event is set: it will wake
+            if kind in WAKES:
+                self._clock.loop_woken()  # the loop's feed event is set: it will wake
             self._delivered[kind].set()
 
         return accepted
@@ -121,6 +146,10 @@ class LiveFeeds:
         return _Publish(self, kind, raw)
 
     async def publish(self, kind: ReadingKind, raw: bytes) -> bool:
+        """Publish one payload; True once the site's feed accepted it and the loop wakes."""
+        return await self.deliver(kind, raw) and kind in WAKES
+
+    async def deliver(self, kind: ReadingKind, raw: bytes) -> bool:
         """Publish one payload; True once the site's feed accepted it."""
         self.published += 1
         adapter = self._inprocess.get(kind)
