@@ -76,7 +76,7 @@ class DerivedHashpriceFeed:
         """The hashprice of the newest readings of the three parts; None until all exist.
 
         It is stamped with its newest part's time, when this combination was first known
-        (a part sampled less often, the fees every four days in the shipped recording,
+        (a part sampled less often, the fees every four days at the end of the shipped recording,
         would otherwise age it past the fail-safe while the others are fresh).
         """
         readings = [p.latest(now) for p in self._parts]
