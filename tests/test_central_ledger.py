@@ -26,15 +26,17 @@ from adapters.ledger.journal import Journal
 from adapters.ledger.shipper import SHIP_STATE_FILE, Shipper
 from adapters.ledger.sqlite import LedgerError, SqliteLedger
 from controller.app.cli import main
+from controller.config import ConfigError, load_config, render
 from controller.records import COMPONENTS, IntervalRecord
 from tests.central_kit import (
+    DSN_ENV,
     central_keys,
     central_totals,
     grafana_sql,
     local_keys,
     local_totals,
 )
-from tests.daemon_kit import ROOT, wait_for
+from tests.daemon_kit import ROOT, free_port, wait_for
 from tests.pg_kit import PASSWORD, Cluster, cluster
 from tests.scenario_kit import T0
 
@@ -309,3 +311,35 @@ def test_a_following_shipper_rides_out_an_outage(tmp_path: Path, pg: Cluster, ds
     assert len(keys) == len(set(keys))  # none twice
     assert set(keys) == local_keys(state)  # none lost
     assert central_totals(dsn) == local_totals(state)
+
+
+def test_a_central_ledger_away_at_start_is_not_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens on the port: ``--once`` exits 1 (ship again later), not 2, and the
+    watermark stays where it was."""
+    state = site_ledger(tmp_path / "a", "site-a", 2)
+    monkeypatch.setenv(
+        "HASHSPARK_CENTRAL_DSN", f"postgresql://u:{PASSWORD}@127.0.0.1:{free_port()}/db"
+    )
+    assert main(["ledger", "ship", "--state-dir", str(state), "--once"]) == 1
+    out, err = capsys.readouterr()
+    assert "unreachable" in err
+    assert "nothing lost" in err
+    assert PASSWORD not in out + err
+    assert not (state / SHIP_STATE_FILE).exists()
+
+
+def test_the_connection_string_is_a_secret_in_the_config(
+    baseline_toml: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dsn = f"host=db.example user=shipper password={PASSWORD} dbname=books"
+    monkeypatch.setenv(DSN_ENV, dsn)
+    path = tmp_path / "site.toml"
+    path.write_text(baseline_toml + f'\n[central]\ndsn = {{ env = "{DSN_ENV}" }}\n')
+    rendered = json.dumps(render(load_config(path).config))
+    assert PASSWORD not in rendered
+    assert '"dsn": "**********"' in rendered
+    path.write_text(baseline_toml + f'\n[central]\ndsn = "{dsn}"\n')  # inline: refused
+    with pytest.raises(ConfigError, match=r"central\.dsn: secrets are not written in config"):
+        load_config(path)
