@@ -116,11 +116,6 @@ class Cluster:
 
     def remove(self) -> None:
         """Stop the server if it runs and delete the cluster's files."""
-        subprocess.run(
-            [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
-            check=False,
-            capture_output=True,
-        )
         with contextlib.suppress(subprocess.CalledProcessError):  # not running
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -343,3 +346,28 @@ def test_the_connection_string_is_a_secret_in_the_config(
     path.write_text(baseline_toml + f'\n[central]\ndsn = "{dsn}"\n')  # inline: refused
     with pytest.raises(ConfigError, match=r"central\.dsn: secrets are not written in config"):
         load_config(path)
+
+
+def test_the_cli_works_without_the_central_extra(tmp_path: Path) -> None:
+    """psycopg is the optional ``central`` extra: without it the site's own ledger commands
+    work and ``ledger ship`` says which extra to install (exit 2), in one line."""
+    state = site_ledger(tmp_path / "a", "site-a", 2)
+    script = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from controller.app.cli import main\n"
+        f"assert main(['ledger', 'summary', '--state-dir', {str(state)!r}]) == 0\n"
+        f"sys.exit(main(['ledger', 'ship', '--state-dir', {str(state)!r}, '--once']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "HASHSPARK_CENTRAL_DSN": "postgresql://u@127.0.0.1:1/x"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "site site-a: 2 intervals" in done.stdout
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("hashspark: error: the central ledger needs psycopg (")
+    assert line.endswith("): pip install 'hashspark[central]'")

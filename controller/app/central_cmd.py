@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib
 import os
 import signal
 import sys
@@ -25,19 +26,20 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pydantic import SecretStr
 
-from adapters.ledger.central import CentralLedger, CentralUnavailableError, register_dsn
 from adapters.ledger.journal import Journal
-from adapters.ledger.shipper import SHIP_STATE_FILE, Shipper
-from adapters.ledger.sqlite import LEDGER_FILE
+from adapters.ledger.sqlite import LEDGER_FILE, LedgerError
 from controller.config import ConfigError, DaemonConfig
 from controller.config.central import CENTRAL_DSN_ENV, CentralConfig
 from controller.config.load import load_central_settings
 from controller.records import COMPONENTS
 from controller.runtime import logs
+
+if TYPE_CHECKING:
+    from adapters.ledger.central import CentralLedger
 
 EXIT_UNREACHABLE = 1  #: ``ship --once`` could not reach the central ledger: nothing lost
 
@@ -69,6 +71,17 @@ def add_central_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _central_extra() -> None:
+    """Fail as a usage error if the optional ``central`` extra (psycopg) is not installed:
+    the rest of ``hashspark`` does without it."""
+    try:
+        importlib.import_module("psycopg")
+    except ImportError as exc:
+        raise LedgerError(
+            f"the central ledger needs psycopg ({exc}): pip install 'hashspark[central]'"
+        ) from None
+
+
 def settings(config: Path | None, state_dir: Path | None) -> Settings:
     """The state directory and connection string from ``--config`` or the environment."""
     daemon, central = (
@@ -86,6 +99,9 @@ def settings(config: Path | None, state_dir: Path | None) -> Settings:
                     "key=value connection string)"
                 ]
             )
+    _central_extra()
+    from adapters.ledger.central import register_dsn  # noqa: PLC0415 (the optional extra)
+
     register_dsn(dsn)
     return Settings(state_dir or daemon.state_dir, dsn, central)
 
@@ -93,6 +109,9 @@ def settings(config: Path | None, state_dir: Path | None) -> Settings:
 def run_ship(args: argparse.Namespace) -> int:
     """Ship once, or follow the ledger until SIGTERM/SIGINT."""
     s = settings(args.config, args.state_dir)
+    from adapters.ledger.central import CentralUnavailableError  # noqa: PLC0415 (the extra)
+    from adapters.ledger.shipper import SHIP_STATE_FILE, Shipper  # noqa: PLC0415 (the extra)
+
     logs.configure(args.log_level)
     pace = s.pace or CentralConfig.model_construct(dsn=SecretStr(s.dsn))
     with closing(Journal.open(s.state_dir / LEDGER_FILE)) as journal:
@@ -124,6 +143,8 @@ def run_ship(args: argparse.Namespace) -> int:
 def run_central(args: argparse.Namespace) -> int:
     """``ledger summary|export --central``."""
     s = settings(args.config, args.state_dir)
+    from adapters.ledger.central import CentralLedger  # noqa: PLC0415 (the optional extra)
+
     with closing(CentralLedger.connect(s.dsn)) as central:
         if args.ledger_command == "summary":
             print(summary(central, args.site, args.start, args.end))
