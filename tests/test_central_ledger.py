@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from adapters.ledger.central import CentralError, CentralLedger
-from adapters.ledger.journal import Journal
+from adapters.ledger.journal import Journal, money
 from adapters.ledger.shipper import SHIP_STATE_FILE, Shipper
 from adapters.ledger.sqlite import LedgerError, SqliteLedger
 from controller.app.cli import main
@@ -371,3 +371,20 @@ def test_the_cli_works_without_the_central_extra(tmp_path: Path) -> None:
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("hashspark: error: the central ledger needs psycopg (")
     assert line.endswith("): pip install 'hashspark[central]'")
+
+
+@pytest.mark.parametrize(
+    ("stored", "exponent", "exact"),
+    [
+        (0.1, 0, "0.1"),  # the shortest decimal that reads back as the stored float
+        (0.1 + 0.2, 0, "0.30000000000000004"),  # a float sum's error is kept, not hidden
+        (1e-05, 0, "0.00001"),
+        (-1234.5678, 0, "-1234.5678"),
+        (12345, -2, "123.45"),  # an integer amount of a minor unit (cents)
+        (-7, -6, "-0.000007"),
+        (42, 0, "42"),
+    ],
+)
+def test_an_amount_crosses_the_edge_exactly(stored: float, exponent: int, exact: str) -> None:
+    assert money(stored, exponent) == Decimal(exact)
+    assert money(None) is None

@@ -56,13 +56,14 @@ _CORRECTION_COLS = ", ".join(
 _CORRECTIONS = f"SELECT {_CORRECTION_COLS} FROM corrections WHERE rowid > ?"  # noqa: S608
 
 
-def money(value: float | int | None) -> Decimal | None:
+def money(value: float | int | None, exponent: int = 0) -> Decimal | None:
     """An amount as the ledger stores it, exactly: a float by its shortest round-trip decimal
-    (``0.1`` is ``Decimal('0.1')``, not the binary expansion), an integer as it is."""
+    (``0.1`` is ``Decimal('0.1')``, not its binary expansion); an integer count of a minor
+    unit scaled by that unit's ``exponent`` (``money(123, -2)`` is ``Decimal('1.23')``)."""
     if value is None:
         return None
     if isinstance(value, int):
-        return Decimal(value)
+        return Decimal(value).scaleb(exponent)
     return Decimal(repr(float(value)))
 
 
