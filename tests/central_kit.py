@@ -10,7 +10,9 @@ from pathlib import Path
 
 import psycopg
 
-from adapters.ledger.journal import money
+from adapters.ledger.journal import ENERGY_COMPONENTS, money
+from adapters.ledger.schema import MONEY_COLUMN
+from controller.accounting.money import MONEY_COMPONENTS
 from controller.records import COMPONENTS
 from tests.daemon_kit import EXE, scenario
 
@@ -62,13 +64,19 @@ def local_keys(*states: Path) -> set[Key]:
 
 
 def local_totals(*states: Path) -> dict[str, Decimal]:
-    """Each component summed exactly over every interval of the ledgers (as the edge
-    converts each stored amount)."""
+    """Each component summed over every interval of the ledgers, as the ledgers hold them:
+    money by SQLite's own integer ``SUM`` of the micro-dollars (scaled to dollars, exactly),
+    energy as the edge converts each stored float."""
+    money_sql = ", ".join(f"SUM({MONEY_COLUMN[c]})" for c in MONEY_COMPONENTS)
     totals = dict.fromkeys(COMPONENTS, Decimal(0))
     for state in states:
         conn = sqlite3.connect(f"file:{state / 'ledger.sqlite3'}?mode=ro", uri=True)
-        for row in conn.execute(f"SELECT {', '.join(COMPONENTS)} FROM intervals"):
-            for name, value in zip(COMPONENTS, row, strict=True):
+        row = conn.execute(f"SELECT {money_sql} FROM intervals").fetchone()
+        for name, micro in zip(MONEY_COMPONENTS, row, strict=True):
+            assert isinstance(micro, int)  # an integer sum, not a float one
+            totals[name] += Decimal(micro).scaleb(-6)
+        for row in conn.execute(f"SELECT {', '.join(ENERGY_COMPONENTS)} FROM intervals"):
+            for name, value in zip(ENERGY_COMPONENTS, row, strict=True):
                 amount = money(value)
                 assert amount is not None
                 totals[name] += amount

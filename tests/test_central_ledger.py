@@ -12,12 +12,12 @@ import csv
 import itertools
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,8 +26,10 @@ import pytest
 
 from adapters.ledger.central import CentralError, CentralLedger
 from adapters.ledger.journal import Journal, money
-from adapters.ledger.shipper import SHIP_STATE_FILE, Shipper
-from adapters.ledger.sqlite import LedgerError, SqliteLedger
+from adapters.ledger.shipper import SHIP_STATE_FILE, Shipper, Watermark
+from adapters.ledger.sqlite import LEDGER_FILE, LedgerError, SqliteLedger
+from controller.accounting.money import MONEY_COMPONENTS
+from controller.accounting.restatement import Amounts, Restated
 from controller.app.cli import main
 from controller.config import ConfigError, load_config, render
 from controller.records import COMPONENTS, IntervalRecord
@@ -42,6 +44,23 @@ from tests.central_kit import (
 from tests.daemon_kit import ROOT, free_port, wait_for
 from tests.pg_kit import PASSWORD, Cluster, cluster
 from tests.scenario_kit import T0
+from tests.test_ledger_money import old_ledger
+from tests.test_ledger_restate import (
+    DAY1,
+    DAY2,
+    END,
+    REASON,
+    book_two_days,
+    column,
+    republished,
+    ts,
+    write_corrections,
+)
+
+#: (from, to) windows the corrected totals are compared over: the restated day, the other
+#: day, everything.
+WINDOWS = ((DAY1, DAY2), (DAY2, END), (None, None))
+Money = tuple[dict[str, int], dict[tuple[str, str], int]]
 
 _names = (f"db{i}" for i in itertools.count())
 
@@ -121,7 +140,9 @@ def test_two_ledgers_ship_once_each_and_the_sums_are_exact(tmp_path: Path, dsn: 
     assert sum([0.1] * 65) != 6.5
     with psycopg.connect(dsn) as conn:
         flows = conn.execute("SELECT count(*), sum(usd) FROM instrument_flows").fetchone()
+        currencies = conn.execute("SELECT DISTINCT currency FROM intervals").fetchall()
     assert flows == (65, Decimal("0.65"))
+    assert currencies == [("USD",)]  # the ledgers' ledger_meta.currency
 
 
 def test_an_entry_already_there_with_other_values_is_refused(tmp_path: Path, dsn: str) -> None:
@@ -141,8 +162,14 @@ def test_the_books_are_append_only_and_migrations_apply_once(tmp_path: Path, dsn
         assert conn.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall() == [
             (1,),
             (2,),
+            (3,),
         ]
-        for sql in ("UPDATE intervals SET net_usd = 0", "DELETE FROM runs", "TRUNCATE corrections"):
+        for sql in (
+            "UPDATE intervals SET net_usd = 0",
+            "DELETE FROM runs",
+            "TRUNCATE corrections, correction_flows",
+            "TRUNCATE correction_flows",
+        ):
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 conn.execute(sql)
         conn.execute("UPDATE schema_migrations SET sha256 = 'edited' WHERE version = 2")
@@ -150,31 +177,27 @@ def test_the_books_are_append_only_and_migrations_apply_once(tmp_path: Path, dsn
         CentralLedger.connect(dsn)
 
 
-def _book_correction(state: Path) -> None:
-    """A restatement in the site ledger's corrections table, as the local side books it."""
-    conn = sqlite3.connect(state / "ledger.sqlite3")
-    comps = ", ".join(f"{c} REAL" for c in COMPONENTS)
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS corrections (site_id TEXT, start_s REAL, correction_id TEXT,"
-        f" booked_utc TEXT, reason TEXT, source TEXT, currency TEXT, inputs TEXT, {comps})"
-    )
-    deltas = [0.0] * (len(COMPONENTS) - 1) + [-1.25]
-    conn.execute(
-        f"INSERT INTO corrections VALUES ({', '.join('?' * (8 + len(COMPONENTS)))})",
-        (
-            "site-a",
-            T0 + 900,
-            "ercot-repub-1",
-            "2026-01-05T10:00:00Z",
-            "ERCOT re-published the price",
-            "spp.csv",
-            "USD",
-            '{"price_usd_per_mwh": 51.0}',
-            *deltas,
-        ),
-    )
-    conn.commit()
-    conn.close()
+def _book_correction(state: Path) -> str:
+    """A restatement of site-a's second interval, booked in the site ledger as ``ledger
+    restate`` books one (net -1.25 USD, the call's premium -0.01 of it); its batch id."""
+    ledger = SqliteLedger.open_for_restatement(state / "ledger.sqlite3")
+    deltas = dict.fromkeys(MONEY_COMPONENTS, 0) | {
+        "call_premium_usd": -10_000,
+        "net_usd": -1_250_000,
+    }
+    flows = {("call-1", "call_premium_usd"): -10_000}
+    one = Restated("site-a", T0 + 900, T0 + 1800, 51.0, 50.3, Amounts(deltas, flows))
+    try:
+        return ledger.restatements.book(
+            [one],
+            reason="ERCOT re-published the price",
+            source="spp.csv",
+            booked_at=T0 + 86_400,
+            config_version="v1",
+            planned_after=ledger.restatements.last_id(),
+        )
+    finally:
+        ledger.close()
 
 
 def test_summary_and_export_show_sites_and_corrections(
@@ -182,7 +205,7 @@ def test_summary_and_export_show_sites_and_corrections(
 ) -> None:
     a = site_ledger(tmp_path / "a", "site-a", 8)
     b = site_ledger(tmp_path / "b", "site-b", 4)
-    _book_correction(a)
+    batch = _book_correction(a)
     assert ship_dir(a, dsn) == 9  # 8 intervals and the correction
     assert ship_dir(b, dsn) == 4
     assert ship_dir(a, dsn) == 0  # the correction too is shipped once
@@ -190,10 +213,15 @@ def test_summary_and_export_show_sites_and_corrections(
 
     assert main(["ledger", "summary", "--central", "--site", "site-a"]) == 0
     out = capsys.readouterr().out
-    net = next(line for line in out.splitlines() if line.strip().startswith("net_usd"))
-    assert net.split() == ["net_usd", "0.80", "-1.25", "-0.45"]  # original, correction, corrected
-    assert "correction ercot-repub-1 of 2024-" in out
-    assert "ERCOT re-published the price (spp.csv), net_usd -1.25" in out
+    figures = {" ".join(line.split()[:-3]): line.split()[-3:] for line in out.splitlines()}
+    # original, correction, corrected
+    assert figures["net_usd"] == ["0.800000", "-1.250000", "-0.450000"]
+    assert figures["call-1 call_premium_usd"] == ["0.080000", "-0.010000", "0.070000"]
+    assert (
+        f"correction {batch} booked 2024-06-02T05:00:00Z: 1 intervals 2024-06-01T05:15:00Z .. "
+        "2024-06-01T05:30:00Z, net -1.250000 USD; reason: ERCOT re-published the price; "
+        "source: spp.csv"
+    ) in out
     assert PASSWORD not in out
 
     assert main(["ledger", "summary", "--central", "--from", "2024-01-01"]) == 0
@@ -228,7 +256,7 @@ def test_summary_and_export_show_sites_and_corrections(
     books = {row[0]: row for row in results[2]}  # site -> (..., as booked, corrections, corrected)
     assert books["site-a"][-3:] == (Decimal("0.8"), Decimal("-1.25"), Decimal("-0.45"))
     assert books["site-b"][-1] == Decimal("0.4")
-    assert [row[2] for row in results[3]] == ["ercot-repub-1"]
+    assert [row[2] for row in results[3]] == [batch]
 
 
 @pytest.mark.parametrize(
@@ -371,6 +399,139 @@ def test_the_cli_works_without_the_central_extra(tmp_path: Path) -> None:
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("hashspark: error: the central ledger needs psycopg (")
     assert line.endswith("): pip install 'hashspark[central]'")
+
+
+def _corrected(ledger: SqliteLedger, site: str, start: float | None, end: float | None) -> Money:
+    """The site ledger's money as corrected, in micro-dollars: booked + restatements."""
+    booked, deltas = (
+        ledger.money_totals(site, start, end),
+        ledger.restatements.totals(site, start, end),
+    )
+    flows = ledger.instrument_money_totals(site, start, end)
+    flow_deltas = ledger.restatements.flow_totals(site, start, end)
+    return (
+        {c: booked[c] + deltas[c] for c in MONEY_COMPONENTS},
+        {k: flows.get(k, 0) + flow_deltas.get(k, 0) for k in {*flows, *flow_deltas}},
+    )
+
+
+def _central_corrected(
+    central: CentralLedger, site: str, start: str | None, end: str | None
+) -> Money:
+    """The central ledger's money as corrected, in micro-dollars (refusing a fraction of one)."""
+    window = tuple(None if x is None else datetime.fromisoformat(x) for x in (start, end))
+    t, c = central.totals(site, *window), central.correction_totals(site, *window)
+    flows = central.instrument_totals(site, *window)
+    flow_deltas = central.correction_flow_totals(site, *window)
+
+    def micro(usd: Decimal) -> int:
+        scaled = usd.scaleb(6)
+        assert scaled == scaled.to_integral_value(), usd  # whole micro-dollars
+        return int(scaled)
+
+    return (
+        {n: micro(t[n] + c[n]) for n in MONEY_COMPONENTS},
+        {
+            k: micro(flows.get(k, Decimal(0)) + flow_deltas.get(k, Decimal(0)))
+            for k in {*flows, *flow_deltas}
+        },
+    )
+
+
+def test_a_restatement_by_ledger_restate_ships_as_a_correction_to_the_micro_dollar(
+    tmp_path: Path, dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two days booked by the site loop's accrual, shipped; ``hashspark ledger restate``
+    books a day's re-published prices, then a pool true-up of the same day: each batch ships
+    as corrections with its reason and source, nothing else is shipped again, and the central
+    corrected totals (components and instrument flows, the day and both days) equal the
+    SQLite ledger's integer sums exactly."""
+    config, state = book_two_days(tmp_path)
+    assert ship_dir(state, dsn, batch=50) == 192
+    prices = write_corrections(tmp_path / "rtm_2024-08-20_republished.csv", republished(DAY1, DAY2))
+    hashprice = write_corrections(tmp_path / "pool-true-up.csv", [(DAY1, "44.0")], "usd_per_ph_day")
+    restate = ["ledger", "restate", "--config", str(config), "--state-dir", str(state)]
+    assert main([*restate, str(prices), "--reason", REASON]) == 0
+    assert ship_dir(state, dsn, batch=50) == 96  # one correction per restated interval
+    assert main([*restate, str(hashprice), "--reason", "pool true-up", "--to", DAY2]) == 0
+    assert ship_dir(state, dsn, batch=50) == 96
+    assert ship_dir(state, dsn, batch=50) == 0
+    (state / SHIP_STATE_FILE).unlink()
+    assert ship_dir(state, dsn, batch=50) == 0  # everything offered again: nothing twice
+    capsys.readouterr()
+
+    ledger = SqliteLedger.open_readonly(state / LEDGER_FILE)
+    (site,) = ledger.sites()
+    batches = ledger.restatements.batches(site)
+    local = {
+        w: _corrected(ledger, site, *(None if x is None else ts(x) for x in w)) for w in WINDOWS
+    }
+    ledger.close()
+    central = CentralLedger.connect(dsn)
+    try:
+        assert {w: _central_corrected(central, site, *w) for w in WINDOWS} == local
+        shipped = central.corrections(site, None, None)
+        assert central.correction_totals(site, None, None)["corrections"] == 192
+    finally:
+        central.close()
+    assert all(b.net_delta_micro_usd for b in batches)  # both changed the day's net
+    assert [(b.correction_id, b.reason, b.source, b.intervals) for b in shipped] == [
+        (b.batch_id, b.reason, b.source, 96) for b in batches
+    ]
+    assert [b.reason for b in shipped] == [REASON, "pool true-up"]
+    assert shipped[0].source.startswith("rtm_2024-08-20_republished.csv (sha256 ")
+    assert [b.net_usd.scaleb(6) for b in shipped] == [b.net_delta_micro_usd for b in batches]
+
+    # The site's summary and the central one print the same figures, digit for digit.
+    assert main(["ledger", "summary", "--state-dir", str(state), "--from", DAY1, "--to", DAY2]) == 0
+    here = capsys.readouterr().out
+    monkeypatch.setenv("HASHSPARK_CENTRAL_DSN", dsn)
+    assert main(["ledger", "summary", "--central", "--from", DAY1, "--to", DAY2]) == 0
+    there = capsys.readouterr().out
+    for c in MONEY_COMPONENTS:
+        original, corrected, _ = column(here, c)
+        assert column(there, c)[0::2] == [original, corrected], c
+    assert f"reason: {REASON}; source: rtm_2024-08-20_republished.csv (sha256 " in there
+
+
+def test_a_ledger_of_an_older_schema_is_refused_in_one_line_and_left_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon migrates its ledger when it opens it; the shipper never does (the daemon
+    may have the file open) and ships no amount the file does not hold yet."""
+    state = tmp_path / "state"
+    state.mkdir()
+    path = old_ledger(state / LEDGER_FILE)
+    before = path.read_bytes()
+    monkeypatch.setenv(
+        "HASHSPARK_CENTRAL_DSN", f"postgresql://u:{PASSWORD}@127.0.0.1:{free_port()}/db"
+    )
+    assert main(["ledger", "ship", "--state-dir", str(state), "--once"]) == 2
+    out, err = capsys.readouterr()
+    (line,) = err.strip().splitlines()
+    assert line == (
+        f"hashspark: error: {path}: ledger schema version 2, the shipper reads version 3 only: "
+        "start this hashspark's daemon on it (it migrates the ledger when it opens it), then ship"
+    )
+    assert PASSWORD not in out + err
+    assert path.read_bytes() == before
+    assert not (state / SHIP_STATE_FILE).exists()
+
+
+def test_a_correction_waits_for_its_interval_to_be_acknowledged(tmp_path: Path) -> None:
+    """An interval booked and restated after this pass shipped the intervals: its correction
+    (and every one booked after it) waits for the next pass, which ships the interval first
+    (the central ledger's foreign key would refuse it)."""
+    state = site_ledger(tmp_path / "a", "site-a", 3)
+    _book_correction(state)
+    journal = Journal.open(state / LEDGER_FILE)
+    try:
+        (c,) = journal.corrections(0, 10)
+    finally:
+        journal.close()
+    waiting = Watermark(central="x", sites={"site-a": T0})  # the first interval acknowledged
+    assert Shipper._acknowledged([c], waiting) == []
+    assert Shipper._acknowledged([c], Watermark(central="x", sites={"site-a": T0 + 900})) == [c]
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -57,6 +58,22 @@ _TRANSIENT_AT_START = (
     "Connection reset",
     "server closed the connection",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionBatch:
+    """One site's batch of corrections (one ``ledger restate`` call), as the summary lists it."""
+
+    site_id: str
+    correction_id: str
+    booked_utc: datetime
+    reason: str
+    source: str
+    intervals: int
+    first_start: datetime
+    last_end: datetime
+    net_usd: Decimal
+    currency: str
 
 
 class CentralError(LedgerError):
@@ -216,6 +233,10 @@ class CentralLedger:
                 if row is None:
                     values = (*c.row[:7], Jsonb(c.row[7]), *c.row[8:], c.digest)
                     cur.execute(f"INSERT INTO corrections ({cols}) VALUES ({marks})", values)  # noqa: S608
+                    cur.executemany(
+                        "INSERT INTO correction_flows VALUES (%s, %s, %s, %s, %s, %s)",
+                        [(*c.row[:3], inst, comp, usd) for inst, comp, usd in c.flows],
+                    )
                     new += 1
         return new
 
@@ -272,15 +293,34 @@ class CentralLedger:
 
     def corrections(
         self, site: str | None, start: datetime | None, end: datetime | None
-    ) -> list[tuple[Any, ...]]:
-        """(site, interval start, id, booked, reason, source, net difference), in order."""
+    ) -> list[CorrectionBatch]:
+        """The corrections of intervals in range, one per site and batch (a ``ledger
+        restate`` call), in the order they were booked."""
         where, args = self._window(site, start, end)
+        where = where.replace("site_id", "c.site_id").replace("start_utc", "c.start_utc")
         with self._errors():
-            return self._conn.execute(
-                "SELECT site_id, start_utc, correction_id, booked_utc, reason, source, net_usd "  # noqa: S608
-                f"FROM corrections WHERE {where} ORDER BY site_id, start_utc, booked_utc",
+            rows = self._conn.execute(
+                "SELECT c.site_id, c.correction_id, min(c.booked_utc), c.reason, c.source, "  # noqa: S608
+                "count(*), min(c.start_utc), max(i.end_utc), sum(c.net_usd), min(c.currency) "
+                "FROM corrections c JOIN intervals i USING (site_id, start_utc) "
+                f"WHERE {where} GROUP BY c.site_id, c.correction_id, c.reason, c.source "
+                "ORDER BY 3, 1, 2",
                 args,
             ).fetchall()
+        return [CorrectionBatch(*row) for row in rows]
+
+    def correction_flow_totals(
+        self, site: str | None, start: datetime | None, end: datetime | None
+    ) -> dict[tuple[str, str], Decimal]:
+        """The corrections' differences per (instrument id, component)."""
+        where, args = self._window(site, start, end)
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT instrument_id, component, sum(usd) FROM correction_flows "  # noqa: S608
+                f"WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
+                args,
+            ).fetchall()
+        return {(str(i), str(c)): Decimal(v) for i, c, v in rows}
 
     def instrument_totals(
         self, site: str | None, start: datetime | None, end: datetime | None

@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from adapters.ledger.central import CentralError, CentralLedger, CentralUnavailableError
-from adapters.ledger.journal import Journal
+from adapters.ledger.journal import Correction, Journal
 from controller.runtime.durable import read_json, write_json_atomic
 from controller.runtime.retry import Backoff
 
@@ -112,11 +112,23 @@ class Shipper:
                 self._save(mark)
                 new += stored
                 self._log.debug("shipped", site=site, entries=len(entries), new=stored)
-        while corrections := self._journal.corrections(mark.corrections, self._batch):
+        while corrections := self._acknowledged(
+            self._journal.corrections(mark.corrections, self._batch), mark
+        ):
             new += central.ship_corrections(corrections)
             mark.corrections = corrections[-1].seq
             self._save(mark)
         return new
+
+    @staticmethod
+    def _acknowledged(corrections: list[Correction], mark: Watermark) -> list[Correction]:
+        """The corrections, in booking order, up to the first whose interval the central
+        ledger has not acknowledged yet (booked and restated since this pass shipped the
+        intervals): it and those after it wait for the next pass."""
+        for n, c in enumerate(corrections):
+            if c.start_s > mark.sites.get(c.site_id, float("-inf")):
+                return corrections[:n]
+        return corrections
 
     def _save(self, mark: Watermark) -> None:
         try:

@@ -159,13 +159,15 @@ def run_central(args: argparse.Namespace) -> int:
 
 
 def _money(value: Decimal) -> str:
-    return f"{value:>18,.2f}"
+    """Exactly as stored: six decimals (the site ledgers' whole micro-dollars), grouped."""
+    return f"{value:>18,.6f}"
 
 
 def summary(
     central: CentralLedger, site: str | None, start: datetime | None, end: datetime | None
 ) -> str:
-    """Per site, then over all: each component as booked, its corrections, as corrected."""
+    """Per site, then over all: each component as booked, its corrections, as corrected; per
+    site each instrument's likewise and one line per batch of corrections with its reason."""
     sites = [site] if site else central.sites()
     if not sites:
         return f"the central ledger ({central.where}) holds no intervals yet"
@@ -178,20 +180,30 @@ def summary(
             f"{name}: {t['intervals']:,} intervals, {t['hours']:,.2f} h, "
             f"{c['corrections']:,} corrections"
         )
-        lines.append(f"  {'':<24} {'original':>18} {'corrections':>18} {'corrected':>18}")
-        lines.extend(
-            f"  {n:<24} {_money(t[n])} {_money(c[n])} {_money(t[n] + c[n])}" for n in COMPONENTS
-        )
+        lines.append(f"  {'':<40} {'original':>18} {'corrections':>18} {'corrected':>18}")
+        lines.extend(_three(n, t[n], c[n]) for n in COMPONENTS)
         if sid is None:
             continue
-        for (inst, comp), usd in central.instrument_totals(sid, start, end).items():
-            lines.append(f"  {inst + ' ' + comp:<24} {_money(usd)}")
-        for _, at, cid, booked, reason, source, net in central.corrections(sid, start, end):
-            lines.append(
-                f"  correction {cid} of {at:%Y-%m-%dT%H:%M:%SZ} booked {booked:%Y-%m-%dT%H:%MZ}: "
-                f"{reason} ({source}), net_usd {net:+,.2f}"
+        flows = central.instrument_totals(sid, start, end)
+        deltas = central.correction_flow_totals(sid, start, end)
+        lines.extend(
+            _three(
+                f"{i} {comp}", flows.get((i, comp), Decimal(0)), deltas.get((i, comp), Decimal(0))
             )
+            for i, comp in dict.fromkeys((*flows, *deltas))
+        )
+        lines.extend(
+            f"  correction {b.correction_id} booked {b.booked_utc:%Y-%m-%dT%H:%M:%SZ}: "
+            f"{b.intervals} intervals {b.first_start:%Y-%m-%dT%H:%M:%SZ} .. "
+            f"{b.last_end:%Y-%m-%dT%H:%M:%SZ}, net {b.net_usd:+,.6f} {b.currency}; "
+            f"reason: {b.reason}; source: {b.source}"
+            for b in central.corrections(sid, start, end)
+        )
     return "\n".join(lines)
+
+
+def _three(name: str, original: Decimal, correction: Decimal) -> str:
+    return f"  {name:<40} {_money(original)} {_money(correction)} {_money(original + correction)}"
 
 
 def export_csv(
