@@ -2,9 +2,10 @@
 
 The site's SQLite ledger is the source of truth; what has been acknowledged is a watermark
 kept beside it (``central-ship.json`` in the state directory: per site, the start of the
-last interval the central ledger committed; the last correction's local sequence number;
-and which central ledger that was). A batch is one PostgreSQL transaction; the watermark
-moves only after its commit, written atomically. So:
+last interval the central ledger committed; the last restatement shipped, its local
+``restatement_id``; and which central ledger that was). A batch is one PostgreSQL
+transaction; the watermark moves only after its commit, written atomically. Intervals go
+first; a restatement goes once its interval is acknowledged. So:
 
 - the database or the network away mid-batch: the transaction rolls back, the watermark
   stays, the batch is sent again when it is back;
