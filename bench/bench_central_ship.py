@@ -5,9 +5,10 @@
 Books N intervals in a fresh SQLite ledger, starts a throwaway cluster (initdb + pg_ctl, as
 the tests do), ships them once with ``Shipper.ship_once`` (batches of ``--batch``, one
 transaction each), then offers all of them again without the watermark (the resend path:
-every entry checked by its digest, none stored). Prints intervals per second for both; a
-year of one site's 15-minute intervals is 35,040. Not in bench/suite.py: it needs the
-PostgreSQL server binaries.
+every entry checked by its digest, none stored); then books one restatement of every
+interval (one batch, as ``ledger restate`` books it, with a per-instrument difference) and
+ships those as corrections. Prints entries per second for each; a year of one site's 15-minute
+intervals is 35,040. Not in bench/suite.py: it needs the PostgreSQL server binaries.
 """
 
 from __future__ import annotations
@@ -22,8 +23,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.ledger.journal import Journal
 from adapters.ledger.shipper import SHIP_STATE_FILE, Shipper
+from adapters.ledger.sqlite import SqliteLedger
+from controller.accounting.money import MONEY_COMPONENTS
+from controller.accounting.restatement import Amounts, Restated
 from tests.pg_kit import cluster
 from tests.test_central_ledger import site_ledger
+
+
+def _restate_all(state: Path) -> int:
+    """One batch restating every interval of the ledger (net -1 micro-dollar each)."""
+    ledger = SqliteLedger.open_for_restatement(state / "ledger.sqlite3")
+    try:
+        deltas = Amounts(
+            dict.fromkeys(MONEY_COMPONENTS, 0) | {"net_usd": -1, "call_premium_usd": -1},
+            {("call-1", "call_premium_usd"): -1},
+        )
+        rows = [Restated(r.site_id, r.start, r.end, 43.0, 50.0, deltas) for r in ledger.records()]
+        book = ledger.restatements
+        book.book(
+            rows,
+            reason="bench",
+            source="bench",
+            booked_at=0.0,
+            config_version="v1",
+            planned_after=book.last_id(),
+        )
+        return len(rows)
+    finally:
+        ledger.close()
 
 
 def _ship(state: Path, dsn: str, batch: int) -> tuple[int, float]:
@@ -48,8 +75,11 @@ def main() -> None:
         new, first_s = _ship(state, dsn, args.batch)
         (state / SHIP_STATE_FILE).unlink()
         again, resend_s = _ship(state, dsn, args.batch)
+        restated = _restate_all(state)
+        corrections, corrections_s = _ship(state, dsn, args.batch)
     assert new == args.intervals
     assert again == 0
+    assert corrections == restated == args.intervals
     print(
         f"ship {new:,} intervals, batches of {args.batch}: {first_s:.2f} s, "
         f"{new / first_s:,.0f} intervals/s"
@@ -57,6 +87,10 @@ def main() -> None:
     print(
         f"resend all {args.intervals:,} (none stored): {resend_s:.2f} s, "
         f"{args.intervals / resend_s:,.0f} intervals/s"
+    )
+    print(
+        f"ship {corrections:,} corrections (restatements with a flow each): "
+        f"{corrections_s:.2f} s, {corrections / corrections_s:,.0f} corrections/s"
     )
 
 

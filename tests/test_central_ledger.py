@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -532,6 +533,25 @@ def test_a_correction_waits_for_its_interval_to_be_acknowledged(tmp_path: Path) 
     waiting = Watermark(central="x", sites={"site-a": T0})  # the first interval acknowledged
     assert Shipper._acknowledged([c], waiting) == []
     assert Shipper._acknowledged([c], Watermark(central="x", sites={"site-a": T0 + 900})) == [c]
+
+
+def test_a_correction_already_there_with_other_values_is_refused(tmp_path: Path, dsn: str) -> None:
+    state = site_ledger(tmp_path / "a", "site-a", 3)
+    _book_correction(state)
+    assert ship_dir(state, dsn) == 4
+    journal = Journal.open(state / LEDGER_FILE)
+    try:
+        (c,) = journal.corrections(0, 10)
+    finally:
+        journal.close()
+    central = CentralLedger.connect(dsn)
+    try:
+        assert central.ship_corrections([c, c]) == 0  # a resend, even twice in one batch
+        with pytest.raises(CentralError, match=r"correction .* different values: refused"):
+            central.ship_corrections([replace(c, digest="other")])
+        assert central.correction_totals(None, None, None)["corrections"] == 1
+    finally:
+        central.close()
 
 
 @pytest.mark.parametrize(

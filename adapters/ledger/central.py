@@ -212,33 +212,44 @@ class CentralLedger:
         return len(new)
 
     def ship_corrections(self, corrections: Sequence[Correction]) -> int:
-        """Store restatements in one transaction, as ``ship_intervals`` does; how many new."""
+        """Store restatements (and their flows) in one transaction, as ``ship_intervals``
+        does: one look-up of the keys already there, then the new ones; how many were new."""
         if not corrections:
             return 0
         cols = ", ".join(CORRECTION_COLUMNS)
         marks = ", ".join(["%s"] * len(CORRECTION_COLUMNS))
-        new = 0
+        keys = [list(column) for column in zip(*(c.row[:3] for c in corrections), strict=True)]
         with self._errors(), self._conn.transaction(), self._conn.cursor() as cur:
+            seen = {
+                (str(s), at, str(cid)): str(d)
+                for s, at, cid, d in cur.execute(
+                    "SELECT site_id, start_utc, correction_id, digest FROM corrections "
+                    "WHERE (site_id, start_utc, correction_id) IN "
+                    "(SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[]))",
+                    keys,
+                )
+            }
+            new: list[Correction] = []
             for c in corrections:
-                row = cur.execute(
-                    "SELECT digest FROM corrections WHERE site_id = %s AND start_utc = %s "
-                    "AND correction_id = %s",
-                    c.row[:3],
-                ).fetchone()
-                if row is not None and row[0] != c.digest:
+                key = (c.site_id, c.row[1], str(c.row[2]))
+                if key not in seen:  # new (a resend of one already there is skipped)
+                    seen[key] = c.digest
+                    new.append(c)
+                elif seen[key] != c.digest:
                     raise CentralError(
-                        f"site {c.site_id} correction {c.row[2]} is already in the central "
-                        "ledger with different values: refused"
+                        f"site {c.site_id} correction {c.row[2]} of interval "
+                        f"{c.row[1]:%Y-%m-%dT%H:%M:%SZ} is already in the central ledger "
+                        f"({self.where}) with different values: refused"
                     )
-                if row is None:
-                    values = (*c.row[:7], Jsonb(c.row[7]), *c.row[8:], c.digest)
-                    cur.execute(f"INSERT INTO corrections ({cols}) VALUES ({marks})", values)  # noqa: S608
-                    cur.executemany(
-                        "INSERT INTO correction_flows VALUES (%s, %s, %s, %s, %s, %s)",
-                        [(*c.row[:3], inst, comp, usd) for inst, comp, usd in c.flows],
-                    )
-                    new += 1
-        return new
+            cur.executemany(
+                f"INSERT INTO corrections ({cols}) VALUES ({marks})",  # noqa: S608
+                [(*c.row[:7], Jsonb(c.row[7]), *c.row[8:], c.digest) for c in new],
+            )
+            cur.executemany(
+                "INSERT INTO correction_flows VALUES (%s, %s, %s, %s, %s, %s)",
+                [(*c.row[:3], inst, comp, usd) for c in new for inst, comp, usd in c.flows],
+            )
+        return len(new)
 
     # Reading: the multi-site views.
 
@@ -304,7 +315,7 @@ class CentralLedger:
                 "count(*), min(c.start_utc), max(i.end_utc), sum(c.net_usd), min(c.currency) "
                 "FROM corrections c JOIN intervals i USING (site_id, start_utc) "
                 f"WHERE {where} GROUP BY c.site_id, c.correction_id, c.reason, c.source "
-                "ORDER BY 3, 1, 2",
+                "ORDER BY 3, 1, min(c.restatement_id), 2",
                 args,
             ).fetchall()
         return [CorrectionBatch(*row) for row in rows]

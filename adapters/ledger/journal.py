@@ -150,6 +150,7 @@ CORRECTION_COLUMNS = (
     "currency",
     "inputs",
     "config_version",
+    "restatement_id",
     *COMPONENTS,
     "digest",
 )
@@ -290,6 +291,7 @@ class Journal:
                 self.currency,
                 inputs,
                 version,
+                int(rid),
                 *(self._money(int(deltas[c])) if c in deltas else Decimal(0) for c in COMPONENTS),
             )
             own = tuple(flows.get(int(rid), ()))

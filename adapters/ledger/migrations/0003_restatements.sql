@@ -7,11 +7,15 @@
 -- correction's `correction_id` is the site's batch id; its energy columns are 0 (a
 -- restatement re-settles the booked energy on new prices, it never changes the energy).
 --
--- Added: the config version that settled the correction (NULL on a row shipped before this
--- migration, of which there are none: no site ledger had restatements before version 3),
--- and `correction_flows`, the per-instrument differences, append-only like every table.
+-- Added: the config version that settled the correction and the site's restatement id (its
+-- booking order; both NULL on a row shipped before this migration, of which there are none:
+-- no site ledger had restatements before version 3), and `correction_flows`, the
+-- per-instrument differences, append-only like every table.
 
 ALTER TABLE corrections ADD COLUMN config_version text;
+ALTER TABLE corrections ADD COLUMN restatement_id bigint;
+COMMENT ON COLUMN corrections.restatement_id IS
+    'the row''s id in the site ledger''s restatements: the order the site booked them';
 COMMENT ON COLUMN corrections.correction_id IS
     'the site''s batch id: one `hashspark ledger restate` call';
 COMMENT ON COLUMN corrections.config_version IS
