@@ -210,6 +210,8 @@ def test_summary_and_export_show_sites_and_corrections(
     assert ship_dir(a, dsn) == 9  # 8 intervals and the correction
     assert ship_dir(b, dsn) == 4
     assert ship_dir(a, dsn) == 0  # the correction too is shipped once
+    with psycopg.connect(dsn, autocommit=True) as conn:  # times still read in UTC
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET TimeZone = 'America/Chicago'")
     monkeypatch.setenv("HASHSPARK_CENTRAL_DSN", dsn)
 
     assert main(["ledger", "summary", "--central", "--site", "site-a"]) == 0

@@ -150,8 +150,10 @@ class CentralLedger:
         except psycopg.Error as exc:
             raise _classify(exc, where, at_start) from None
         ledger = cls(conn, where)
-        if migrate_schema:
-            with ledger._errors():
+        with ledger._errors():
+            # Times come back in UTC whatever the server's TimeZone: reports print them with Z.
+            conn.execute("SET TIME ZONE 'UTC'")
+            if migrate_schema:
                 migrate(conn)
         return ledger
 
