@@ -29,9 +29,9 @@ $(TOOLS_VENV)/.installed:
 	@touch $@
 
 # After changing dependencies in pyproject.toml: re-resolve and re-hash the whole set, the
-# dev, report and asicrs extras included (developers and CI install all of it).
+# dev, report, asicrs and central extras included (developers and CI install all of it).
 lock: $(TOOLS_VENV)/.installed
-	$(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --extra dev --extra report --extra asicrs \
+	$(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --extra dev --extra report --extra asicrs --extra central \
 	  --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	  -o requirements.lock pyproject.toml
 

@@ -51,7 +51,12 @@ def recording(name: str, start: str, end: str) -> list[tuple[float, float]]:
 @pytest.fixture(scope="module")
 def booked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The config and a ledger of 192 intervals booked by the site loop's accrual."""
-    tmp = tmp_path_factory.mktemp("restate")
+    return book_two_days(tmp_path_factory.mktemp("restate"))
+
+
+def book_two_days(tmp: Path) -> tuple[Path, Path]:
+    """The hedged scenario's config over DAY1..END in ``tmp`` and its state directory, whose
+    ledger holds the 192 intervals the site loop's accrual books on the recorded prices."""
     config = scenario(tmp, DAY1, END)
     loaded = load_config(config)
     model = site_model(loaded.config.sites[0])

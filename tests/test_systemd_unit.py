@@ -40,11 +40,16 @@ def _directives(text: str) -> dict[str, list[str]]:
 
 
 WORKER = ROOT / "systemd" / "hashspark-worker@.service"
+SHIP = ROOT / "systemd" / "hashspark-ship.service"
 # The worker template is checked as an instance: shard 1.
 UNITS = pytest.mark.parametrize(
     ("unit", "name"),
-    [(UNIT, "hashspark.service"), (WORKER, "hashspark-worker@1.service")],
-    ids=["daemon", "worker"],
+    [
+        (UNIT, "hashspark.service"),
+        (WORKER, "hashspark-worker@1.service"),
+        (SHIP, "hashspark-ship.service"),
+    ],
+    ids=["daemon", "worker", "shipper"],
 )
 
 

@@ -1,4 +1,5 @@
-"""``hashspark ledger summary|export --csv|restate``: the ledger for finance.
+"""``hashspark ledger summary|export --csv|restate``: the ledger for finance (``--central``:
+every site's, from the central PostgreSQL ledger ``ledger ship`` feeds; see ``central_cmd``).
 
 Money is printed exactly as booked, in dollars with six decimals (whole micro-dollars), so a
 summary and a SQL ``SUM`` over the ledger agree to the unit. Restatements (``ledger restate``,
@@ -21,7 +22,7 @@ from typing import TextIO
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from controller.accounting.coverage import coverage
 from controller.accounting.money import MONEY_COMPONENTS, to_micro_usd, usd_text
-from controller.app import restate_cmd
+from controller.app import central_cmd, restate_cmd
 from controller.app.cli_support import time_arg
 from controller.config import DaemonConfig, load_daemon_settings
 from controller.domain import iso
@@ -58,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             help="the daemon's config file: its daemon.state_dir (only [daemon] is read)",
         )
         p.add_argument("--site", help="one site only")
+        central_cmd.add_central_flag(p)
         p.add_argument("--from", dest="start", type=time_arg, metavar="T")
         p.add_argument("--to", dest="end", type=time_arg, metavar="T")
         if name == "export":
@@ -65,12 +67,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                 "--csv", action="store_true", required=True, help="CSV (the only format)"
             )
             p.add_argument("--out", type=Path, help="write here instead of standard output")
+    central_cmd.add_ship_parser(led_sub)
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch the ledger sub-command."""
     if args.ledger_command == "restate":
         return restate_cmd.run(args)
+    if args.ledger_command == "ship":
+        return central_cmd.run_ship(args)
+    if args.central:
+        return central_cmd.run_central(args)
     ledger = SqliteLedger.open_readonly(state_dir(args.state_dir, args.config) / LEDGER_FILE)
     start = args.start.timestamp() if args.start else None
     end = args.end.timestamp() if args.end else None

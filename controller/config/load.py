@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from controller.config.adapters import union_tags
+from controller.config.central import CentralConfig
 from controller.config.contracts import unique
 from controller.config.scenario import CompareConfig, ScenarioConfig
 from controller.config.site import SiteConfig
@@ -71,6 +72,7 @@ class HashsparkConfig(Strict):
     """A whole config file: daemon settings, optional scenario, and the sites."""
 
     daemon: DaemonConfig = DaemonConfig()
+    central: CentralConfig | None = None  # the central ledger `hashspark ledger ship` feeds
     scenario: ScenarioConfig | None = None
     compare: CompareConfig | None = None
     sites: Annotated[tuple[SiteConfig, ...], NonEmpty, Field(max_length=MAX_SITES)]
@@ -145,6 +147,22 @@ def load_daemon_settings(path: Path | str) -> DaemonConfig:
         return DaemonConfig.model_validate(data.get("daemon", {}))
     except ValidationError as exc:
         raise _errors(path, exc, "daemon.") from None
+
+
+def load_central_settings(path: Path | str) -> tuple[DaemonConfig, CentralConfig | None]:
+    """The ``[daemon]`` and ``[central]`` tables of a config file, validated: what the
+    shipper and the central ledger's readers need (not the sites' secrets)."""
+    path = Path(path)
+    daemon = load_daemon_settings(path)
+    _, data = read_toml(path)
+    if "central" not in data:
+        return daemon, None
+    try:
+        return daemon, CentralConfig.model_validate(
+            data["central"], context={"base_dir": path.parent}
+        )
+    except ValidationError as exc:
+        raise _errors(path, exc, "central.") from None
 
 
 def _message(error: Any) -> str:
