@@ -39,18 +39,15 @@ from adapters.control.persist import COMMANDS_DIR, ActiveCommands
 from adapters.feeds.memory import READINGS_DIR
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import ReadingKind
-from adapters.feeds.recorded import (
-    PRICE_COLUMN,
-    RecordedFeedConfig,
-    load_recording,
-)
+from adapters.feeds.recorded import RecordedFeedConfig, load_recording
 from adapters.feeds.site import SiteFeeds
 from adapters.feeds.store import FeedStats
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from controller.app.assemble import assemble, site_model
 from controller.app.bitcoin_feeds import bitcoin_configs, bitcoin_feeds
-from controller.app.currency_feeds import site_currency_feeds
+from controller.app.currencies import price_column
+from controller.app.currency_feeds import SiteCurrency, site_currency, site_currency_feeds
 from controller.app.drivers import build_driver
 from controller.app.replay.runner import LAST_PRICE_HOLDS_S
 from controller.config import (
@@ -153,6 +150,7 @@ class Daemon:
         )
         self._stop = self.supervisor.stop
         self.site_feeds: list[SiteFeeds] = []
+        self.currencies: dict[str, SiteCurrency] = {}  # what each site's figures are in
 
     def request_stop(self) -> None:
         """Let cycles in flight finish, leave the miners as configured, settle, exit."""
@@ -221,14 +219,18 @@ class Daemon:
             clock, until = self._simulated_clock(site, ledger)
         else:
             clock = SystemClock()
-        feeds = SiteFeeds(site.id, clock, self.feed_stats, storage=self.storage)
+        feeds = SiteFeeds(
+            site.id, clock, self.feed_stats, storage=self.storage, price_currency=site.prices_in
+        )
         record_dir = self.state_dir / "recordings" / site.id
         remember_dir = self.state_dir / READINGS_DIR / site.id
+        # A price remembered in one currency is never restored into a feed of another.
+        ccy = "" if site.prices_in == "USD" else f".{site.prices_in.lower()}"
         price = feeds.add(
             site.price_feed,
             ReadingKind.PRICE,
             record_dir=record_dir / "price",
-            remember=remember_dir / "price.json",
+            remember=remember_dir / f"price{ccy}.json",
             max_age_s=site.failsafe.price_max_age_s,
         )
         btc_usd, difficulty, hashprice = bitcoin_feeds(
@@ -241,13 +243,14 @@ class Daemon:
                 site.day_ahead_feed,
                 ReadingKind.PRICE,
                 record_dir=record_dir / "day_ahead",
-                remember=remember_dir / "day_ahead.json",
+                remember=remember_dir / f"day_ahead{ccy}.json",
                 max_age_s=site.failsafe.price_max_age_s,
             )
         )
         price, hashprice, day_ahead = site_currency_feeds(
-            self.loaded.path, site, price, hashprice, day_ahead
+            self.loaded.path, site, price, hashprice, day_ahead, stats=self.feed_stats
         )
+        self.currencies[site.id] = self.metrics.currencies[site.id] = site_currency(site, price)
         book = OverrideBook()
         broker = site.broker
         link = feeds.mqtt_link(broker) if broker is not None else None
@@ -352,7 +355,7 @@ class Daemon:
 
     def _simulated_clock(self, site: SiteConfig, ledger: SqliteLedger) -> tuple[Clock, EpochS]:
         assert isinstance(site.price_feed, RecordedFeedConfig)
-        times = load_recording(site.price_feed.path, PRICE_COLUMN).times
+        times = load_recording(site.price_feed.path, price_column(site.prices_in)).times
         scenario = self.loaded.config.scenario
         start = scenario.start.timestamp() if scenario and scenario.start else float(times[0])
         until = (
@@ -487,6 +490,7 @@ class Daemon:
                 "at": iso(s.loop.last_status.at) if s.loop.last_status else None,
                 "decision": s.loop.last_status.decision_reason if s.loop.last_status else None,
                 **(decision_document(s.loop.last_status) if s.loop.last_status else {}),
+                "currency": self.currencies[s.config.id].document(),
                 **(
                     {k: v for k, v in s.loop.driver.summary().items() if k in _SHARDED_HEALTH}
                     if isinstance(s.loop.driver, ReportsShards)
