@@ -79,7 +79,8 @@ from controller.status import SiteStatus, decision_document, status_document
 #: unobserved; a restart fails loudly at start instead, where systemd sees it.)
 DAEMON_RESTART_NEEDED = ("state_dir", "metrics_host", "metrics_port", "ledger_sync")
 #: A site's settings read only at start: its fleet and driver (discovered, connected), its
-#: feeds and broker (links built), its sharding (workers).
+#: feeds and broker (links built), its sharding (workers), its prices' currency and rate
+#: (the converting feed is built with them).
 SITE_RESTART_NEEDED = (
     "miners",
     "driver",
@@ -88,6 +89,9 @@ SITE_RESTART_NEEDED = (
     "day_ahead_feed",
     "mqtt",
     "sharding",
+    "currency",
+    "price_currency",
+    "exchange_rate",
 )
 
 #: Builds a site's miner driver; the composition root may swap it (tests inject faults).

@@ -270,7 +270,7 @@ class SiteConfig(Strict):
             feed_type = getattr(getattr(self, key), "type", None)
             if feed_type in USD_ONLY_PRICE_FEEDS and self.prices_in != USD:
                 raise ValueError(
-                    f"{key}: a {feed_type} feed quotes USD/MWh, and price_currency is "
+                    f"{key}: an {feed_type} feed quotes USD/MWh, and price_currency is "
                     f'{self.prices_in}: set price_currency = "USD" (or leave it out)'
                 )
         return self
