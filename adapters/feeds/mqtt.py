@@ -88,6 +88,7 @@ class _Subscription:
     kind: ReadingKind
     bound: ValueBound
     store: LatestStore
+    key: str  # the payload's value field: usd_per_mwh, eur_per_mwh, usd_per_ph_day
 
 
 #: SUBACK return codes from here up mean "refused" (0x80 in 3.1.1; 0x80-0xA2 in MQTT 5).
@@ -170,8 +171,13 @@ class MqttLink:
         bound: ValueBound,
         topic: str | None = None,
         max_future_s: float = 300.0,
+        key: str | None = None,
     ) -> StoreFeed:
-        """A ``ReadingFeed`` of the readings published on ``topic`` (default per kind)."""
+        """A ``ReadingFeed`` of the readings published on ``topic`` (default per kind).
+
+        ``key`` is the payload's value field (default the kind's: ``usd_per_mwh``); a price
+        under another currency's field is refused as ``currency``.
+        """
         if self._tasks is not None:
             raise RuntimeError("declare feeds before connecting")
         topic = topic or self._default_topics[kind]
@@ -179,7 +185,7 @@ class MqttLink:
             raise ValueError(f"topic {topic} is already a feed")
         name = f"{self.site_id}:{kind.name.lower()}:mqtt:{topic}"
         store = LatestStore(name, self._stats, max_future_s=max_future_s)
-        self._subs[topic] = _Subscription(kind, bound, store)
+        self._subs[topic] = _Subscription(kind, bound, store, key or kind.value)
         return StoreFeed(store)
 
     def on_command(
@@ -450,7 +456,9 @@ class MqttLink:
         if sub is None:
             return  # a topic we no longer want (the broker can lag an unsubscribe)
         try:
-            result = parse_reading(raw, sub.kind, sub.bound, default_source=f"mqtt:{topic}")
+            result = parse_reading(
+                raw, sub.kind, sub.bound, default_source=f"mqtt:{topic}", key=sub.key
+            )
             ingest(sub.store, result, self._clock.now())
         except Exception as exc:  # a parser or listener bug: one payload lost, not the feeds
             _log.exception("reading_dispatch_failed", topic=topic)
@@ -473,7 +481,11 @@ def _dropping_queue(on_drop: Callable[[], None]) -> type[asyncio.Queue[aiomqtt.M
 
 def _build(config: MqttFeedConfig, kind: ReadingKind, ctx: FeedContext) -> StoreFeed:
     return ctx.link(config.broker).reading_feed(
-        kind, bound=config.bound(kind), topic=config.topic, max_future_s=config.max_future_s
+        kind,
+        bound=config.bound(kind),
+        topic=config.topic,
+        max_future_s=config.max_future_s,
+        key=ctx.value_key(kind),
     )
 
 

@@ -8,13 +8,15 @@ reason, which the adapter hands to its ``LatestStore`` to count and log. Only a
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from adapters.feeds.store import Accepted, LatestStore, Rejected, RejectReason, check_time
 from controller.domain import EpochS
@@ -96,6 +98,55 @@ class PricePayload(_Payload):
     usd_per_mwh: float
 
 
+def price_key(currency: str) -> str:
+    """The value key (payload field, recording column) of a price: ``eur_per_mwh``."""
+    return f"{currency.lower()}_per_mwh"
+
+
+def value_key(kind: ReadingKind, price_currency: str) -> str:
+    """The value key of ``kind`` at a site whose prices are in ``price_currency``.
+
+    Only power prices come in other currencies (``eur_per_mwh``); the hashprice and the
+    Bitcoin inputs are USD (or unitless) at their source and keep their USD-named keys.
+    """
+    return price_key(price_currency) if kind is ReadingKind.PRICE else kind.value
+
+
+#: A price field of any currency: ``usd_per_mwh``, ``eur_per_mwh``, ``sek_per_mwh``.
+_ANY_PRICE_KEY = re.compile(r"^[a-z]{3}_per_mwh$")
+_PRICE_MODELS: dict[str, type[_Payload]] = {}
+
+
+def _price_model(key: str) -> type[_Payload]:
+    """The strict payload model of a price under ``key`` (``{"eur_per_mwh": 81.2, "ts": ...}``)."""
+    if key == ReadingKind.PRICE.value:
+        return PricePayload
+    model = _PRICE_MODELS.get(key)
+    if model is None:
+        fields: dict[str, Any] = {key: (float, ...)}
+        model = create_model(f"PricePayload_{key}", __base__=_Payload, **fields)
+        _PRICE_MODELS[key] = model
+    return model
+
+
+def _foreign_price(raw: bytes, key: str) -> Rejected | None:
+    """A rejection naming the currency when the payload quotes a price under another key."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    found = sorted(k for k in data if _ANY_PRICE_KEY.match(k) and k != key)
+    if not found:
+        return None
+    return Rejected(
+        RejectReason.CURRENCY,
+        f"price in {found[0][:3].upper()} ({found[0]}), the site's prices are in "
+        f"{key[:3].upper()} ({key}): never read as another currency",
+    )
+
+
 class HashpricePayload(_Payload):
     """``{"usd_per_ph_day": 55.2, "ts": "2026-11-21T00:00:00Z", "source": "index:luxor"}``."""
 
@@ -159,16 +210,29 @@ def epoch_of(ts: datetime) -> EpochS | None:
 
 
 def parse_reading(
-    raw: bytes, kind: ReadingKind, bound: ValueBound, *, default_source: str
+    raw: bytes,
+    kind: ReadingKind,
+    bound: ValueBound,
+    *,
+    default_source: str,
+    key: str | None = None,
 ) -> ParseResult:
-    """Parse one MQTT (or index) payload of ``kind``."""
+    """Parse one MQTT (or index) payload of ``kind``, its value under ``key``.
+
+    ``key`` defaults to the kind's own (``usd_per_mwh``); a price feed of a site whose
+    ``price_currency`` is EUR reads ``eur_per_mwh``, and a payload quoting a price under
+    another currency's key is refused as ``currency``, never read as the site's currency.
+    """
     if len(raw) > MAX_PAYLOAD_BYTES:
         return Rejected(RejectReason.MALFORMED, f"payload of {len(raw)} bytes is too large")
+    key = key if kind is ReadingKind.PRICE and key else kind.value
+    model = _price_model(key) if kind is ReadingKind.PRICE else _MODELS[kind]
     try:
-        payload = _MODELS[kind].model_validate_json(raw)
+        payload = model.model_validate_json(raw)
     except ValidationError as exc:
-        return Rejected(RejectReason.MALFORMED, validation_detail(exc))
-    value = float(getattr(payload, kind.value))
+        foreign = _foreign_price(raw, key) if kind is ReadingKind.PRICE else None
+        return foreign or Rejected(RejectReason.MALFORMED, validation_detail(exc))
+    value = float(getattr(payload, key))
     observed_at = epoch_of(payload.ts)
     if observed_at is None:
         return Rejected(RejectReason.MALFORMED, "ts out of range")

@@ -192,9 +192,10 @@ class RecordedFeedConfig(Strict):
     _check_path = field_validator("path")(resolve_path)
 
 
-def _build(config: RecordedFeedConfig, kind: ReadingKind, _: FeedContext) -> RecordedFeed:
-    # The value column is named by the kind (usd_per_mwh, usd_per_ph_day, usd_per_btc, ...).
-    return RecordedFeed(load_recording(config.path, kind.value))
+def _build(config: RecordedFeedConfig, kind: ReadingKind, ctx: FeedContext) -> RecordedFeed:
+    # The value column is named by the kind and, for prices, the site's price currency
+    # (usd_per_mwh, eur_per_mwh, usd_per_ph_day, usd_per_btc, ...).
+    return RecordedFeed(load_recording(config.path, ctx.value_key(kind)))
 
 
 FEEDS.register("recorded", RecordedFeedConfig, _build)

@@ -29,8 +29,9 @@ class ReadingSource(Protocol):
         bound: ValueBound,
         topic: str | None = None,
         max_future_s: float = 300.0,
+        key: str | None = None,
     ) -> StoreFeed:
-        """A feed of the readings of ``kind`` published on ``topic``."""
+        """A feed of the readings of ``kind`` published on ``topic``, valued under ``key``."""
         ...
 
 
@@ -51,6 +52,11 @@ class FeedContext(Protocol):
 
     def link(self, broker: MqttBrokerConfig) -> ReadingSource:
         """The site's one link to ``broker``."""
+        ...
+
+    def value_key(self, kind: ReadingKind) -> str:
+        """The value key (payload field, recording column) of ``kind`` at this site:
+        ``eur_per_mwh`` for the prices of a site whose ``price_currency`` is EUR."""
         ...
 
     def store(self, kind: ReadingKind, type_name: str, max_future_s: float) -> LatestStore:

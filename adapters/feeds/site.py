@@ -17,7 +17,7 @@ from adapters.feeds.config import MqttBrokerConfig
 from adapters.feeds.health import FeedHealth
 from adapters.feeds.memory import ReadingMemory
 from adapters.feeds.mqtt import MqttLink
-from adapters.feeds.payloads import ReadingKind
+from adapters.feeds.payloads import ReadingKind, value_key
 from adapters.feeds.recorder import FeedRecorder
 from adapters.feeds.registry import FEEDS, Poller
 from adapters.feeds.store import FeedStats, LatestStore, StoreFeed
@@ -36,6 +36,7 @@ class SiteFeeds:
     runners: list[AbstractAsyncContextManager[object]] = field(default_factory=list)
     health: dict[str, FeedHealth] = field(default_factory=dict)
     storage: StorageHealth = field(default_factory=StorageHealth)  # its writes' failures
+    price_currency: str = "USD"  # what its price feeds quote (``[[sites]] price_currency``)
 
     def mqtt_link(self, broker: MqttBrokerConfig) -> MqttLink:
         """The site's link to ``broker`` (created once; status and commands go through it)."""
@@ -50,6 +51,10 @@ class SiteFeeds:
     def link(self, broker: MqttBrokerConfig) -> MqttLink:
         """``FeedContext``: the site's one link to ``broker``."""
         return self.mqtt_link(broker)
+
+    def value_key(self, kind: ReadingKind) -> str:
+        """``FeedContext``: ``eur_per_mwh`` for the prices of a site whose prices are in EUR."""
+        return value_key(kind, self.price_currency)
 
     def store(self, kind: ReadingKind, type_name: str, max_future_s: float) -> LatestStore:
         """``FeedContext``: a latest-reading store named ``site:kind:type``."""
@@ -84,7 +89,9 @@ class SiteFeeds:
                 memory.restore_into(feed.store, self.clock.now(), max_age_s)
                 feed.store.add_listener(memory)
             if record_dir is not None:
-                feed.store.add_listener(FeedRecorder(record_dir, kind.value, storage=self.storage))
+                feed.store.add_listener(
+                    FeedRecorder(record_dir, self.value_key(kind), storage=self.storage)
+                )
         return feed
 
     @contextlib.asynccontextmanager

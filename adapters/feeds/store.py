@@ -42,6 +42,8 @@ class RejectReason(StrEnum):
     DUPLICATE = "duplicate"  # same timestamp as the reading already held
     OUT_OF_ORDER = "out_of_order"  # older than the reading already held
     FUTURE = "future"  # timestamp further ahead of our clock than the allowed skew
+    CURRENCY = "currency"  # a price in another currency than the site's price_currency
+    NO_RATE = "no_rate"  # no exchange rate (or only a stale one) at the reading's time
 
 
 @dataclass(slots=True)

@@ -41,6 +41,35 @@ class Backlog(Protocol):
         ...
 
 
+class CurrencyView(Protocol):
+    """What a site's figures are in, and its prices' conversion (``SiteCurrency``)."""
+
+    @property
+    def currency(self) -> str:
+        """The currency of its money metrics and ledger."""
+        ...
+
+    @property
+    def price_currency(self) -> str:
+        """What its price feed quotes."""
+        ...
+
+    @property
+    def rate_pair(self) -> str | None:
+        """``EUR/USD``; None without a conversion."""
+        ...
+
+    @property
+    def rate_source(self) -> str:
+        """Where the rate comes from (a recording's name, or a constant's assumption)."""
+        ...
+
+    @property
+    def applied_rate(self) -> float | None:
+        """The pair's rate applied to the newest price."""
+        ...
+
+
 class Metrics(Collector):
     """The registry's view of the daemon: snapshots and P&L from here, events pushed in."""
 
@@ -58,6 +87,7 @@ class Metrics(Collector):
         self.feed_health: dict[str, FeedHealth] = {}
         self.operator_commands = CommandStats()  # operator and grid commands received
         self.shards: dict[str, Sequence[ShardView]] = {}  # sharded sites' shards, by site
+        self.currencies: dict[str, CurrencyView] = {}  # what each site's figures are in
         self._status: dict[str, SiteStatus] = {}
         self._curves: dict[str, tuple[GroupCurve, ...]] = {}
         self._commands = Counter(
@@ -136,6 +166,18 @@ class Metrics(Collector):
         yield from self._shard_events()
         yield from self._storage()
         yield from self._deferred()
+        yield from self._currencies()
+
+    def _currencies(self) -> Iterator[Metric]:
+        spec = SPEC["hashspark_site_currency_info"]
+        info = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+        spec = SPEC["hashspark_exchange_rate"]
+        rate = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+        for site, c in sorted(self.currencies.items()):
+            info.add_metric([site, c.currency, c.price_currency, c.rate_source], 1.0)
+            if c.rate_pair is not None and c.applied_rate is not None:
+                rate.add_metric([site, c.rate_pair], c.applied_rate)
+        yield from (info, rate)
 
     def _storage(self) -> Iterator[Metric]:
         spec = SPEC["hashspark_storage_failures"]
@@ -279,7 +321,13 @@ class Metrics(Collector):
 
 #: Gauges with a collector of their own.
 _OWN_GAUGES = frozenset(
-    {"hashspark_feed_up", "hashspark_storage_ok", "hashspark_ledger_unwritten_intervals"}
+    {
+        "hashspark_feed_up",
+        "hashspark_storage_ok",
+        "hashspark_ledger_unwritten_intervals",
+        "hashspark_site_currency_info",
+        "hashspark_exchange_rate",
+    }
 )
 
 

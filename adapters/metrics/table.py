@@ -276,6 +276,19 @@ METRICS: tuple[MetricSpec, ...] = (
         ("site", "group"),
         "Telemetry samples kept for learning the group's model and firmware curve.",
     ),
+    MetricSpec(
+        "hashspark_site_currency_info",
+        "gauge",
+        ("site", "currency", "price_currency", "exchange_rate"),
+        "1 per site: the currency its money metrics and ledger are in (every *_usd metric is "
+        "in it), what its price feed quotes, and the exchange rate's source (empty: none).",
+    ),
+    MetricSpec(
+        "hashspark_exchange_rate",
+        "gauge",
+        ("site", "pair"),
+        "The exchange rate (quote per base of the pair) applied to the site's newest price.",
+    ),
     MetricSpec("hashspark_feed_readings_accepted", "counter", ("feed",), "Live readings accepted."),
     MetricSpec(
         "hashspark_feed_readings_rejected",

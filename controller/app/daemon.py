@@ -39,18 +39,15 @@ from adapters.control.persist import COMMANDS_DIR, ActiveCommands
 from adapters.feeds.memory import READINGS_DIR
 from adapters.feeds.mqtt import MqttLink
 from adapters.feeds.payloads import ReadingKind
-from adapters.feeds.recorded import (
-    PRICE_COLUMN,
-    RecordedFeedConfig,
-    load_recording,
-)
+from adapters.feeds.recorded import RecordedFeedConfig, load_recording
 from adapters.feeds.site import SiteFeeds
 from adapters.feeds.store import FeedStats
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from adapters.metrics import BookedLedger, Metrics, PnlBook
 from controller.app.assemble import assemble, site_model
 from controller.app.bitcoin_feeds import bitcoin_configs, bitcoin_feeds
-from controller.app.currency_feeds import site_currency_feeds
+from controller.app.currencies import price_column
+from controller.app.currency_feeds import SiteCurrency, site_currency, site_currency_feeds
 from controller.app.drivers import build_driver
 from controller.app.replay.runner import LAST_PRICE_HOLDS_S
 from controller.config import (
@@ -82,7 +79,8 @@ from controller.status import SiteStatus, decision_document, status_document
 #: unobserved; a restart fails loudly at start instead, where systemd sees it.)
 DAEMON_RESTART_NEEDED = ("state_dir", "metrics_host", "metrics_port", "ledger_sync")
 #: A site's settings read only at start: its fleet and driver (discovered, connected), its
-#: feeds and broker (links built), its sharding (workers).
+#: feeds and broker (links built), its sharding (workers), its prices' currency and rate
+#: (the converting feed is built with them).
 SITE_RESTART_NEEDED = (
     "miners",
     "driver",
@@ -91,6 +89,9 @@ SITE_RESTART_NEEDED = (
     "day_ahead_feed",
     "mqtt",
     "sharding",
+    "currency",
+    "price_currency",
+    "exchange_rate",
 )
 
 #: Builds a site's miner driver; the composition root may swap it (tests inject faults).
@@ -153,6 +154,7 @@ class Daemon:
         )
         self._stop = self.supervisor.stop
         self.site_feeds: list[SiteFeeds] = []
+        self.currencies: dict[str, SiteCurrency] = {}  # what each site's figures are in
 
     def request_stop(self) -> None:
         """Let cycles in flight finish, leave the miners as configured, settle, exit."""
@@ -221,14 +223,18 @@ class Daemon:
             clock, until = self._simulated_clock(site, ledger)
         else:
             clock = SystemClock()
-        feeds = SiteFeeds(site.id, clock, self.feed_stats, storage=self.storage)
+        feeds = SiteFeeds(
+            site.id, clock, self.feed_stats, storage=self.storage, price_currency=site.prices_in
+        )
         record_dir = self.state_dir / "recordings" / site.id
         remember_dir = self.state_dir / READINGS_DIR / site.id
+        # A price remembered in one currency is never restored into a feed of another.
+        ccy = "" if site.prices_in == "USD" else f".{site.prices_in.lower()}"
         price = feeds.add(
             site.price_feed,
             ReadingKind.PRICE,
             record_dir=record_dir / "price",
-            remember=remember_dir / "price.json",
+            remember=remember_dir / f"price{ccy}.json",
             max_age_s=site.failsafe.price_max_age_s,
         )
         btc_usd, difficulty, fees, hashprice = bitcoin_feeds(
@@ -241,13 +247,14 @@ class Daemon:
                 site.day_ahead_feed,
                 ReadingKind.PRICE,
                 record_dir=record_dir / "day_ahead",
-                remember=remember_dir / "day_ahead.json",
+                remember=remember_dir / f"day_ahead{ccy}.json",
                 max_age_s=site.failsafe.price_max_age_s,
             )
         )
         price, hashprice, day_ahead = site_currency_feeds(
-            self.loaded.path, site, price, hashprice, day_ahead
+            self.loaded.path, site, price, hashprice, day_ahead, stats=self.feed_stats
         )
+        self.currencies[site.id] = self.metrics.currencies[site.id] = site_currency(site, price)
         book = OverrideBook()
         broker = site.broker
         link = feeds.mqtt_link(broker) if broker is not None else None
@@ -353,7 +360,7 @@ class Daemon:
 
     def _simulated_clock(self, site: SiteConfig, ledger: SqliteLedger) -> tuple[Clock, EpochS]:
         assert isinstance(site.price_feed, RecordedFeedConfig)
-        times = load_recording(site.price_feed.path, PRICE_COLUMN).times
+        times = load_recording(site.price_feed.path, price_column(site.prices_in)).times
         scenario = self.loaded.config.scenario
         start = scenario.start.timestamp() if scenario and scenario.start else float(times[0])
         until = (
@@ -488,6 +495,7 @@ class Daemon:
                 "at": iso(s.loop.last_status.at) if s.loop.last_status else None,
                 "decision": s.loop.last_status.decision_reason if s.loop.last_status else None,
                 **(decision_document(s.loop.last_status) if s.loop.last_status else {}),
+                "currency": self.currencies[s.config.id].document(),
                 **(
                     {k: v for k, v in s.loop.driver.summary().items() if k in _SHARDED_HEALTH}
                     if isinstance(s.loop.driver, ReportsShards)

@@ -24,6 +24,9 @@ MAX_EXCHANGE_RATE = 1e6
 DEFAULT_RATE_MAX_AGE_S = 7 * 86_400.0
 MAX_RATE_AGE_S = 31 * 86_400.0
 
+#: Price feed types whose source quotes USD/MWh whatever the site says (ERCOT's API).
+USD_ONLY_PRICE_FEEDS = frozenset({"ercot"})
+
 #: ``real_time``: the price feed is the real-time market (a price holds until the next one);
 #: ``day_ahead``: it is the hourly day-ahead market (a price holds for its hour), and options
 #: settled on day-ahead prices read it when the site has no separate ``day_ahead_feed``.

@@ -36,12 +36,14 @@ from controller.config.contracts import (
 )
 from controller.config.currency import (
     CURRENCY_PATTERN,
+    USD_ONLY_PRICE_FEEDS,
     ExchangeRateConfig,
     Market,
     check_currencies,
 )
 from controller.config.grid import CapacityAwardConfig, GridProgramConfig, grid_book
 from controller.config.pacing import GroupPacingConfig, PacingConfig, pacing_params
+from controller.currency import USD
 from controller.curves.book import CurveBook, CurvePreference, GroupSpec, sorted_points
 from controller.curves.fit import FitParams
 from controller.decision.pacing import PacingParams
@@ -264,6 +266,13 @@ class SiteConfig(Strict):
     @model_validator(mode="after")
     def _rates_for_currencies(self) -> SiteConfig:
         check_currencies(self.currency, self.prices_in, self.exchange_rate)
+        for key in ("price_feed", "day_ahead_feed"):
+            feed_type = getattr(getattr(self, key), "type", None)
+            if feed_type in USD_ONLY_PRICE_FEEDS and self.prices_in != USD:
+                raise ValueError(
+                    f"{key}: an {feed_type} feed quotes USD/MWh, and price_currency is "
+                    f'{self.prices_in}: set price_currency = "USD" (or leave it out)'
+                )
         return self
 
     @model_validator(mode="after")
