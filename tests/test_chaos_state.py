@@ -68,6 +68,9 @@ def test_a_read_only_state_directory_stops_the_daemon_at_start_with_one_line(
     assert "Traceback" not in done.stdout + done.stderr
 
 
+# 12 s: in the slow suite; a full disk under a running daemon stays in the default suite
+# (tests/feeds/test_storage_daemon.py, tests/test_storage_failures.py).
+@pytest.mark.slow
 def test_a_full_state_directory_mid_run_counts_errors_keeps_records_and_writes_them_later(
     tmp_path: Path,
 ) -> None:

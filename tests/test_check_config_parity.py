@@ -109,7 +109,19 @@ def _hashspark(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]
     )
 
 
-@pytest.mark.parametrize("case", list(BAD))
+#: Each case runs two console scripts (about 4 s): two stay in the default suite, the rest run
+#: in the slow suite. Both commands refuse through one function (controller/app/preflight.py).
+SLOW_BAD = {
+    "pyasic group without addresses",
+    "two MQTT feeds on one topic",
+    "a feed on the site's command topic",
+    "an unknown model without a curve",
+}
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_BAD else c for c in BAD]
+)
 def test_check_config_and_run_refuse_alike(tmp_path: Path, case: str) -> None:
     text, message = BAD[case]
     (tmp_path / "bad.csv").write_text("timestamp,usd_per_mwh\nyesterday,30\n")
@@ -160,7 +172,15 @@ WARNED = {
 }
 
 
-@pytest.mark.parametrize("case", list(WARNED))
+SLOW_WARNED = {
+    "a forward larger than the site",
+    "a PPA far from the fleet's size, a call struck below it",
+}
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_WARNED else c for c in WARNED]
+)
 def test_implausible_contracts_are_warned_about_not_refused(tmp_path: Path, case: str) -> None:
     supply, hedges, lines = WARNED[case]
     (tmp_path / "site.toml").write_text(_config(supply=supply, hedges=hedges))

@@ -331,11 +331,13 @@ def _refused_alike(tmp_path: Path, path: Path | str) -> str:
     return line
 
 
+#: Each case runs two console scripts (about 3 s): three run in the slow suite; every case is
+#: refused in process in the default suite (test_an_absurd_value_is_one_error_naming_its_key).
 CLI_CASES = [
     "watchdog disabled",
-    "metrics on every interface",
-    "10**30 miners",
-    "adders of -1e308",
+    pytest.param("metrics on every interface", marks=pytest.mark.slow),
+    pytest.param("10**30 miners", marks=pytest.mark.slow),
+    pytest.param("adders of -1e308", marks=pytest.mark.slow),
     "a price max age in milliseconds",
 ]
 

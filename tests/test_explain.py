@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from structlog.testing import capture_logs
 
 from controller.accounting.instruments import SpotSupply
@@ -148,6 +149,9 @@ def _explain(config: Path, *extra: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout))
 
 
+# 7 s: in the slow suite; explain against the loop stays in the default suite
+# (test_explain_matches_what_the_loop_then_does_per_group).
+@pytest.mark.slow
 def test_the_cli_explains_from_the_config_then_the_daemon_does_it_and_explains_itself(
     tmp_path: Path,
 ) -> None:

@@ -94,6 +94,9 @@ FAULT_DRIVER: dict[str, float | int] = {
 }
 
 
+# 24 s: in the slow suite; the default suite has every fault mode per driver
+# (tests/miners/test_driver_faults.py) and through the site loop (test_site_loop_pyasic.py).
+@pytest.mark.slow
 def test_ten_percent_of_the_fleet_in_each_fault_mode_at_once(
     tmp_path: Path, broker: Broker
 ) -> None:
@@ -208,6 +211,9 @@ KILL_DRIVER: dict[str, float | int] = {
 }
 
 
+# 12 s: in the slow suite; the default suite has a SIGKILL and restart through pyasic
+# (tests/feeds/test_restart_pyasic.py) and on the live clock (tests/feeds/test_chaos_daemon.py).
+@pytest.mark.slow
 def test_sigkill_mid_cycle_then_restart_commands_only_what_differs(
     tmp_path: Path, broker: Broker
 ) -> None:

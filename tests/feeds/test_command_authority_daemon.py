@@ -140,6 +140,9 @@ def _acks(broker: Broker, n: int) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
+# 15 s: in the slow suite; signed and unsigned commands to a running daemon stay in the
+# default suite (tests/feeds/test_command_auth.py).
+@pytest.mark.slow
 def test_a_site_with_issuers_takes_only_signed_commands(
     signed_daemon: Daemon, tmp_path: Path
 ) -> None:
@@ -188,6 +191,9 @@ def test_a_site_with_issuers_takes_only_signed_commands(
     assert total(d.metrics_port, "hashspark_operator_commands_total", code="bad_signature") == 1
 
 
+# 5 s: in the slow suite; a retained command refused stays in the default suite
+# (tests/feeds/test_mqtt.py::test_commands_are_acknowledged_and_retained_ones_refused).
+@pytest.mark.slow
 def test_a_command_retained_while_the_daemon_is_connected_is_refused(open_daemon: Daemon) -> None:
     d = open_daemon
     assert [e["site"] for e in d.events("commands_unauthenticated")] == [SITE]

@@ -78,6 +78,9 @@ def _command(config: Path, *args: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+# 16 s: in the slow suite; commands through a daemon and their acks stay in the default suite
+# (tests/feeds/test_mqtt.py, tests/feeds/test_command_auth.py).
+@pytest.mark.slow
 def test_clear_needs_a_target_that_exists_and_list_shows_what_is_in_force(config: Path) -> None:
     curtail = {"command": "force_curtail", "id": "op-1", "until": _at(600), "issued_by": "alice"}
     dr = {"command": "demand_response", "id": "ers-1", "max_mw": 0.02,

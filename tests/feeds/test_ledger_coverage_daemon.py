@@ -111,6 +111,10 @@ def _reloads(log: Path) -> int:
     return sum('"event": "reloaded"' in line for line in log.read_text().splitlines())
 
 
+# 15 s: in the slow suite; the default suite has a restart that counts nothing twice
+# (tests/feeds/test_chaos_daemon.py, tests/test_daemon.py) and ledger coverage
+# (tests/test_ledger.py::test_summary_shows_coverage_down_hours_and_gaps).
+@pytest.mark.slow
 def test_three_reloads_and_a_restart_leave_no_hole(tmp_path: Path, broker: Broker) -> None:
     config, log, port = tmp_path / "holes.toml", tmp_path / "daemon.log", free_port()
     state = tmp_path / "state"

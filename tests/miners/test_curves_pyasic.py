@@ -143,6 +143,9 @@ async def test_firmware_curves_of_luxos_profiles_and_the_braiins_tuner(
 WRONG_CONFIG = ((170.0, 2100.0), (200.0, 2800.0), (215.0, 3500.0))
 
 
+# 3 s: in the slow suite with the daemon's case below; firmware curves through pyasic stay
+# in the default suite (test_firmware_curves_of_luxos_profiles_and_the_braiins_tuner).
+@pytest.mark.slow
 async def test_a_learned_curve_replaces_the_config_one_after_runs_at_several_targets(
     make_site: SiteFactory,
 ) -> None:
@@ -281,6 +284,9 @@ refit_interval_s = 0
     return path
 
 
+# 5 s: in the slow suite; learning a curve stays in the default suite in process
+# (tests/test_curves.py, tests/miners/test_curve_samples.py).
+@pytest.mark.slow
 async def test_the_daemon_learns_a_curve_logs_and_exports_its_source(
     make_site: SiteFactory, tmp_path: Path
 ) -> None:

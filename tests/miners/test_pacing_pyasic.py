@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import aiohttp
 import numpy as np
+import pytest
 
 from controller.accounting.instruments import SpotSupply
 from controller.app.assemble import assemble
@@ -23,6 +24,9 @@ SPAN_S = 600.0  # simulated: 20 wall seconds
 CYCLE_S = 30.0
 
 
+# 20 s (600 simulated seconds): in the slow suite; backoff is in the default suite through the
+# site loop (tests/test_pacing_loop.py) and in the core (tests/test_pacing.py).
+@pytest.mark.slow
 async def test_a_refusing_miner_is_backed_off_and_the_others_commanded_once(
     make_site: SiteFactory,
 ) -> None:
