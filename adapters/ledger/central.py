@@ -326,23 +326,23 @@ class CentralLedger:
         self, site: str | None, start: datetime | None, end: datetime | None
     ) -> dict[tuple[str, str], Decimal]:
         """The corrections' differences per (instrument id, component)."""
-        where, args = self._window(site, start, end)
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT instrument_id, component, sum(usd) FROM correction_flows "  # noqa: S608
-                f"WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
-                args,
-            ).fetchall()
-        return {(str(i), str(c)): Decimal(v) for i, c, v in rows}
+        return self._flow_sums("correction_flows", site, start, end)
 
     def instrument_totals(
         self, site: str | None, start: datetime | None, end: datetime | None
     ) -> dict[tuple[str, str], Decimal]:
         """Sums per (instrument id, component)."""
+        return self._flow_sums("instrument_flows", site, start, end)
+
+    def _flow_sums(
+        self, table: str, site: str | None, start: datetime | None, end: datetime | None
+    ) -> dict[tuple[str, str], Decimal]:
+        """``table``'s (a flows table: ``instrument_flows`` or ``correction_flows``) sums of
+        ``usd`` per (instrument id, component) in range."""
         where, args = self._window(site, start, end)
         with self._errors():
             rows = self._conn.execute(
-                "SELECT instrument_id, component, sum(usd) FROM instrument_flows "  # noqa: S608
+                f"SELECT instrument_id, component, sum(usd) FROM {table} "  # noqa: S608
                 f"WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
                 args,
             ).fetchall()
