@@ -33,26 +33,24 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from adapters.ledger.schema import DELTA_COLUMN, MONEY_COLUMN, SCHEMA_VERSION, stored_version
+from adapters.ledger.schema import (
+    DELTA_COLUMN,
+    INPUT_COLUMNS,
+    MONEY_COLUMN,
+    SCHEMA_VERSION,
+    stored_version,
+)
 from adapters.ledger.sqlite import LedgerError, SqliteLedger
 from controller.accounting.money import MONEY_COMPONENTS
 from controller.records import COMPONENTS
 
-_INPUTS = (
-    "price_usd_per_mwh",
-    "hashprice_usd_per_ph_day",
-    "opportunity_cost_usd_per_mwh",
-    "running_mw",
-    "running_ph",
-    "nominal_mw",
-)
 #: The energy components: REAL MWh in the local ledger, never restated.
 ENERGY_COMPONENTS = tuple(c for c in COMPONENTS if c not in MONEY_COMPONENTS)
 _COLS = ", ".join(
     (
         "site_id, start_s, end_s, kind, run_id, config_version, price_source, hashprice_source",
         "miners_running, miners_curtailed, failsafe",
-        *_INPUTS,
+        *INPUT_COLUMNS,
         *(MONEY_COLUMN.get(c, c) for c in COMPONENTS),
     )
 )
@@ -119,7 +117,7 @@ CENTRAL_COLUMNS = (
     "miners_running",
     "miners_curtailed",
     "failsafe",
-    *_INPUTS,
+    *INPUT_COLUMNS,
     *COMPONENTS,
     "digest",
 )
@@ -224,10 +222,10 @@ class Journal:
     def _entry(self, row: tuple[Any, ...], flows: tuple[tuple[str, str, Decimal], ...]) -> Entry:
         site_id, start_s, end_s, kind, run_id, version, p_src, hp_src, running, curtailed = row[:10]
         failsafe = row[10]
-        inputs = [money(v) for v in row[11 : 11 + len(_INPUTS)]]
+        inputs = [money(v) for v in row[11 : 11 + len(INPUT_COLUMNS)]]
         amounts = [
             self._money(int(v)) if name in MONEY_COLUMN else money(float(v))
-            for name, v in zip(COMPONENTS, row[11 + len(_INPUTS) :], strict=True)
+            for name, v in zip(COMPONENTS, row[11 + len(INPUT_COLUMNS) :], strict=True)
         ]
         values = (
             site_id,

@@ -47,6 +47,17 @@ MONEY_COLUMN = {c: c.removesuffix("_usd") + "_micro_usd" for c in MONEY_COMPONEN
 #: A money component's column in ``restatements``: ``net_usd`` -> ``net_delta_micro_usd``.
 DELTA_COLUMN = {c: c.removesuffix("_usd") + "_delta_micro_usd" for c in MONEY_COMPONENTS}
 
+#: An interval's inputs (prices, opportunity cost, load, hashrate): the same column names in
+#: the local and central ``intervals`` and in ``ledger export``'s CSV.
+INPUT_COLUMNS = (
+    "price_usd_per_mwh",
+    "hashprice_usd_per_ph_day",
+    "opportunity_cost_usd_per_mwh",
+    "running_mw",
+    "running_ph",
+    "nominal_mw",
+)
+
 #: ``intervals``' columns in the order the ledger writes them (components in COMPONENTS order).
 INTERVAL_COLUMNS = (
     "site_id",
@@ -56,14 +67,11 @@ INTERVAL_COLUMNS = (
     "end_utc",
     "run_id",
     "config_version",
-    "price_usd_per_mwh",
+    INPUT_COLUMNS[0],
     "price_source",
-    "hashprice_usd_per_ph_day",
+    INPUT_COLUMNS[1],
     "hashprice_source",
-    "opportunity_cost_usd_per_mwh",
-    "running_mw",
-    "running_ph",
-    "nominal_mw",
+    *INPUT_COLUMNS[2:],
     "miners_running",
     "miners_curtailed",
     "model_running_mw",

@@ -19,6 +19,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TextIO
 
+from adapters.ledger.schema import INPUT_COLUMNS
 from adapters.ledger.sqlite import LEDGER_FILE, SqliteLedger
 from controller.accounting.coverage import coverage
 from controller.accounting.money import MONEY_COMPONENTS, to_micro_usd, usd_text
@@ -176,12 +177,7 @@ def export_csv(
             "site_id",
             "start_utc",
             "end_utc",
-            "price_usd_per_mwh",
-            "hashprice_usd_per_ph_day",
-            "opportunity_cost_usd_per_mwh",
-            "running_mw",
-            "running_ph",
-            "nominal_mw",
+            *INPUT_COLUMNS,
             "miners_running",
             "miners_curtailed",
             "kind",
