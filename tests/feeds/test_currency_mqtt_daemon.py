@@ -7,44 +7,34 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.daemon_kit import EXE, free_port, get, healthz, wait_for
+from tests.daemon_kit import free_port, get, healthz, wait_for
 from tests.feeds.conftest import Broker
+from tests.mqtt_daemon_kit import fleet, mqtt_feeds, run_daemon
 
 RATE = 1.1  # EUR/USD, a constant: stated as an assumption
 
 
 def _config(tmp: Path, broker_port: int) -> Path:
-    broker = f'{{ host = "127.0.0.1", port = {broker_port} }}'
     site = """
 [[sites]]
 id = "{id}"
 pool_fee = 0.02
 {currency}
-price_feed = {{ type = "mqtt", broker = {broker} }}
-hashprice_feed = {{ type = "mqtt", broker = {broker} }}
-
-[[sites.miners]]
-model = "Antminer S19j Pro"
-count = 600
-
-[[sites.miners]]
-model = "Antminer S21"
-count = 400
-
+{feeds}{fleet}
 [sites.supply]
 type = "spot"
 
 [sites.pacing]
 min_raise_interval_s = 0
 """
+    feeds = mqtt_feeds(broker_port)
     eur = f'price_currency = "EUR"\nexchange_rate = {{ pair = "EUR/USD", rate = {RATE} }}'
     text = "[daemon]\ncycle_s = 0.5\n"
-    text += site.format(id="usd", currency="", broker=broker)
-    text += site.format(id="eur", currency=eur, broker=broker)
+    text += site.format(id="usd", currency="", feeds=feeds, fleet=fleet())
+    text += site.format(id="eur", currency=eur, feeds=feeds, fleet=fleet())
     path = tmp / "currencies.toml"
     path.write_text(text)
     return path
@@ -67,19 +57,7 @@ def test_eur_prices_are_read_for_a_eur_priced_site_and_refused_elsewhere(
     tmp_path: Path, broker: Broker
 ) -> None:
     port = free_port()
-    daemon = subprocess.Popen(
-        [
-            EXE,
-            "run",
-            str(_config(tmp_path, broker.port)),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--metrics-port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "daemon.log").open("wb"),
-    )
+    daemon = run_daemon(_config(tmp_path, broker.port), tmp_path, port)
     try:
         wait_for(lambda: healthz(port), what="daemon up")
         for site in ("usd", "eur"):

@@ -12,48 +12,12 @@ from pathlib import Path
 
 from tests.daemon_kit import EXE, free_port, get, wait_for
 from tests.feeds.conftest import Broker
+from tests.mqtt_daemon_kit import capped_ppa_site, run_daemon
 
 
 def _config(tmp: Path, broker_port: int) -> Path:
-    broker = f'{{ host = "127.0.0.1", port = {broker_port}, client_id = "hashspark-test" }}'
-    text = f"""
-[daemon]
-cycle_s = 0.5
-
-[[sites]]
-id = "live"
-pool_fee = 0.02
-price_feed = {{ type = "mqtt", broker = {broker} }}
-hashprice_feed = {{ type = "mqtt", broker = {broker} }}
-
-[[sites.miners]]
-model = "Antminer S19j Pro"
-count = 600
-
-[[sites.miners]]
-model = "Antminer S21"
-count = 400
-
-[sites.supply]
-type = "capped_ppa"
-quantity_mw = 3.3
-price_usd_per_mwh = 45
-strike_usd_per_mwh = 100
-
-[sites.policy]
-ramp_up_mw_per_min = 30
-
-[sites.failsafe]
-price_max_age_s = 600
-action = "curtail"
-
-# Curtails and resumes within seconds on the wall clock: no raise interval here
-# (pacing itself: tests/test_pacing.py, tests/test_pacing_loop.py).
-[sites.pacing]
-min_raise_interval_s = 0
-"""
     path = tmp / "live.toml"
-    path.write_text(text)
+    path.write_text(capped_ppa_site("live", broker_port, "hashspark-test", ramp_mw_per_min=30))
     return path
 
 
@@ -74,19 +38,7 @@ def test_prices_move_the_decision_and_an_override_curtails_then_releases_under_t
     sub_bin = shutil.which("mosquitto_sub")
     assert sub_bin is not None
     port = free_port()
-    daemon = subprocess.Popen(
-        [
-            EXE,
-            "run",
-            str(_config(tmp_path, broker.port)),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--metrics-port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "daemon.log").open("wb"),
-    )
+    daemon = run_daemon(_config(tmp_path, broker.port), tmp_path, port)
     try:
         wait_for(
             lambda: _load_mw(port) is not None or get(f"http://127.0.0.1:{port}/healthz"),

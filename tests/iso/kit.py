@@ -15,8 +15,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_kit import EXE, get
+from tests.daemon_kit import get
 from tests.feeds.conftest import Broker
+from tests.mqtt_daemon_kit import run_daemon
 
 
 def metric(port: int, name: str) -> float | None:
@@ -56,7 +57,4 @@ def start_daemon(config: Path, tmp: Path, port: int, fake_start: str) -> subproc
     # LD_PRELOAD rather than the faketime wrapper: the process signalled is the daemon.
     env = {**os.environ, "LD_PRELOAD": libfaketime(), "FAKETIME": f"@{fake_start}",
            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "TZ": "UTC"}  # fmt: skip
-    return subprocess.Popen(
-        [EXE, "run", str(config), "--state-dir", str(tmp / "state"), "--metrics-port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=(tmp / "daemon.log").open("wb"), env=env,
-    )  # fmt: skip
+    return run_daemon(config, tmp, port, env)

@@ -34,6 +34,7 @@ from controller.runtime.clocks.system import SystemClock
 from tests.daemon_kit import free_port, wait_for
 from tests.feeds.conftest import Broker
 from tests.iso.kit import load_mw, metric, start_daemon, status
+from tests.mqtt_daemon_kit import capped_ppa_site
 
 pytestmark = pytest.mark.iso
 
@@ -56,42 +57,8 @@ def _cassette() -> Any:
 
 
 def _config(tmp: Path, broker_port: int) -> Path:
-    broker = f'{{ host = "127.0.0.1", port = {broker_port}, client_id = "hashspark-spp" }}'
     path = tmp / "spp.toml"
-    path.write_text(f"""
-[daemon]
-cycle_s = 0.5
-
-[[sites]]
-id = "spp-south"
-pool_fee = 0.02
-price_feed = {{ type = "mqtt", broker = {broker} }}
-hashprice_feed = {{ type = "mqtt", broker = {broker} }}
-
-[[sites.miners]]
-model = "Antminer S19j Pro"
-count = 600
-
-[[sites.miners]]
-model = "Antminer S21"
-count = 400
-
-[sites.supply]
-type = "capped_ppa"
-quantity_mw = 3.3
-price_usd_per_mwh = 45
-strike_usd_per_mwh = 100
-
-[sites.policy]
-ramp_up_mw_per_min = 600
-
-[sites.failsafe]
-price_max_age_s = 600
-action = "curtail"
-
-[sites.pacing]
-min_raise_interval_s = 0
-""")
+    path.write_text(capped_ppa_site("spp-south", broker_port, "hashspark-spp", ramp_mw_per_min=600))
     return path
 
 

@@ -38,6 +38,7 @@ from controller.runtime.clocks.simulated import ScaledClock
 from tests.daemon_kit import free_port, wait_for
 from tests.feeds.conftest import Broker
 from tests.iso.kit import load_mw, metric, start_daemon, status
+from tests.mqtt_daemon_kit import fleet, mqtt_feeds
 
 pytestmark = pytest.mark.iso
 
@@ -91,7 +92,6 @@ def _cassette(tmp: Path, answers: int = 2) -> Any:
 
 
 def _config(tmp: Path, broker_port: int) -> Path:
-    broker = f'{{ host = "127.0.0.1", port = {broker_port}, client_id = "hashspark-miso" }}'
     path = tmp / "miso.toml"
     path.write_text(f"""
 [daemon]
@@ -101,17 +101,7 @@ cycle_s = 0.5
 id = "{SITE}"
 pool_fee = {POOL_FEE}
 market = "day_ahead"
-price_feed = {{ type = "mqtt", broker = {broker} }}
-hashprice_feed = {{ type = "mqtt", broker = {broker} }}
-
-[[sites.miners]]
-model = "Antminer S19j Pro"
-count = {S19J_PRO[0]}
-
-[[sites.miners]]
-model = "Antminer S21"
-count = {S21[0]}
-
+{mqtt_feeds(broker_port, "hashspark-miso")}{fleet(S19J_PRO[0], S21[0])}
 [sites.supply]
 type = "spot"
 
