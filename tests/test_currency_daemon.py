@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from tests.daemon_kit import ROOT, free_port, get, healthz, start_daemon, wait_for
 
@@ -111,11 +112,10 @@ def _stop(daemon: subprocess.Popen[bytes]) -> str:
     return err.decode()
 
 
-def test_the_daemon_decides_on_eur_prices_converted_at_the_ecb_rate_of_their_time(
-    tmp_path: Path,
-) -> None:
-    config = _scenario(tmp_path, start=START, end=END, rates=RATES, max_age_s=604800)
-    state, port = tmp_path / "state", free_port()
+def _run(config: Path, state: Path) -> tuple[str, dict[str, Any], str]:
+    """Run ``config`` to its end: the daemon's metrics text, the site's /healthz entry as it
+    stood then, and its log."""
+    port = free_port()
     daemon = start_daemon(config, state, port, "--stay")
     try:
         _wait_finished(daemon, port)
@@ -123,6 +123,15 @@ def test_the_daemon_decides_on_eur_prices_converted_at_the_ecb_rate_of_their_tim
         health = healthz(port)["sites"]["de-lu"]
     finally:
         log = _stop(daemon)
+    return metrics, health, log
+
+
+def test_the_daemon_decides_on_eur_prices_converted_at_the_ecb_rate_of_their_time(
+    tmp_path: Path,
+) -> None:
+    config = _scenario(tmp_path, start=START, end=END, rates=RATES, max_age_s=604800)
+    state = tmp_path / "state"
+    metrics, health, log = _run(config, state)
     prices, rates, hashprices = _series(PRICES), _series(RATES), _series(HASHPRICES)
 
     # Every settled hour decided on its EUR price times the rate published at or before it.
@@ -191,14 +200,8 @@ def test_a_stale_rate_fails_safe_like_a_stale_price_and_is_counted(tmp_path: Pat
     config = _scenario(
         tmp_path, start=START, end="2024-06-03T06:00:00Z", rates=rates, max_age_s=216000
     )
-    state, port = tmp_path / "state", free_port()
-    daemon = start_daemon(config, state, port, "--stay")
-    try:
-        _wait_finished(daemon, port)
-        metrics = get(f"http://127.0.0.1:{port}/metrics").decode()
-        health = healthz(port)["sites"]["de-lu"]
-    finally:
-        log = _stop(daemon)
+    state = tmp_path / "state"
+    metrics, health, log = _run(config, state)
     rows = _rows(state)
     # 00:00..02:00 convert (the rate is at most 60 h old); from 03:00 no usable rate: the
     # price is missing, the fail-safe (hold) acts, and no hour is settled on a price the
