@@ -278,31 +278,34 @@ class CentralLedger:
         self, site: str | None, start: datetime | None, end: datetime | None
     ) -> dict[str, Decimal]:
         """Interval count, hours and every component's exact sum (as first booked)."""
-        where, args = self._window(site, start, end)
-        sums = ", ".join(f"coalesce(sum({c}), 0)" for c in COMPONENTS)
-        with self._errors():
-            row = self._conn.execute(
-                "SELECT count(*), coalesce(sum(extract(epoch FROM end_utc - start_utc)), 0) "  # noqa: S608
-                f"/ 3600, {sums} FROM intervals WHERE {where}",
-                args,
-            ).fetchone()
-        assert row is not None
-        names = ("intervals", "hours", *COMPONENTS)
-        return {n: Decimal(v) for n, v in zip(names, row, strict=True)}
+        hours = "coalesce(sum(extract(epoch FROM end_utc - start_utc)), 0) / 3600"
+        return self._sums("intervals", {"intervals": "count(*)", "hours": hours}, site, start, end)
 
     def correction_totals(
         self, site: str | None, start: datetime | None, end: datetime | None
     ) -> dict[str, Decimal]:
         """Count and every component's exact sum of the corrections of intervals in range."""
+        return self._sums("corrections", {"corrections": "count(*)"}, site, start, end)
+
+    def _sums(
+        self,
+        table: str,
+        first: dict[str, str],
+        site: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> dict[str, Decimal]:
+        """``table``'s rows in range: the ``first`` figures (name: SQL expression), then every
+        component's exact sum."""
         where, args = self._window(site, start, end)
-        sums = ", ".join(f"coalesce(sum({c}), 0)" for c in COMPONENTS)
+        sums = ", ".join([*first.values(), *(f"coalesce(sum({c}), 0)" for c in COMPONENTS)])
         with self._errors():
             row = self._conn.execute(
-                f"SELECT count(*), {sums} FROM corrections WHERE {where}",  # noqa: S608
+                f"SELECT {sums} FROM {table} WHERE {where}",  # noqa: S608
                 args,
             ).fetchone()
         assert row is not None
-        return {n: Decimal(v) for n, v in zip(("corrections", *COMPONENTS), row, strict=True)}
+        return {n: Decimal(v) for n, v in zip((*first, *COMPONENTS), row, strict=True)}
 
     def corrections(
         self, site: str | None, start: datetime | None, end: datetime | None
