@@ -15,45 +15,24 @@ from simulators.miners import replies
 from simulators.miners.antminer import COMPILE_TIME, firmware_program
 from simulators.miners.captures import template
 from simulators.miners.digest import DigestRealm
+from simulators.miners.fleet_web import FleetWebServer
 from simulators.miners.host import permission_hint
 from simulators.miners.miner import Refused, SimMiner
 
 REALM = "antMiner Configuration"
 WEB_PORT = 80
-WEB_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_WEB_PASSWORD = "root"  # noqa: S105  (the factory default pyasic also assumes)
 _NOT_FOUND = "<html><head><title>404 Not Found</title></head><body>404 Not Found</body></html>"
 
 
-class AntminerWeb:
+class AntminerWeb(FleetWebServer):
     """The CGI web UI of every stock Antminer in a fleet: one app, one site per address."""
 
     def __init__(self, password: str = DEFAULT_WEB_PASSWORD) -> None:
         self.realm = DigestRealm(REALM, "root", password)
         self.miners: dict[str, SimMiner] = {}
         self.blink: dict[str, bool] = {}
-        app = web.Application(client_max_size=WEB_MAX_BODY_BYTES)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
-        self._ready = False
-
-    async def setup(self) -> None:
-        """Prepare the shared runner (once)."""
-        if not self._ready:
-            await self._runner.setup()
-            self._ready = True
-
-    async def cleanup(self) -> None:
-        """Close the shared runner."""
-        if self._ready:
-            await self._runner.cleanup()
-            self._ready = False
-
-    def site(self, ip: str, port: int) -> web.TCPSite:
-        """A listening site for one miner's address."""
-        return web.TCPSite(self._runner, ip, port, reuse_address=True)
+        super().__init__()
 
     # -- request handling ---------------------------------------------------------------
 

@@ -42,12 +42,12 @@ from aiohttp import web
 from simulators.miners import replies
 from simulators.miners.braiins import BOS_VERSION
 from simulators.miners.braiins_tuner import Tuner
+from simulators.miners.fleet_web import FleetWebServer
 from simulators.miners.graphql_lite import FieldError, GraphQLError, Node, execute
 from simulators.miners.miner import Refused, SimMiner
 from simulators.miners.state import MinerReading
 
 WEB_PORT = 80
-WEB_MAX_BODY_BYTES = 64 * 1024
 _INT32 = 2**31
 _ROOT_PAGE = (
     "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
@@ -357,7 +357,7 @@ class _Session:
         return _void()
 
 
-class BraiinsWeb:
+class BraiinsWeb(FleetWebServer):
     """The port-80 web server of every Braiins OS+ miner in a fleet: one app, a site per miner.
 
     Sessions are kept per miner across a listener's stop and start, as the gRPC side's
@@ -371,34 +371,13 @@ class BraiinsWeb:
         # Open connections per miner: a miner that goes down drops them (clients keep
         # connections alive, and a stopped listener alone leaves those answering).
         self.connections: dict[str, set[asyncio.Transport]] = {}
-        app = web.Application(client_max_size=WEB_MAX_BODY_BYTES)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
-        self._ready = False
+        super().__init__()
         self.warned = False
 
     def add(self, miner: SimMiner, tuner: Tuner) -> None:
         """Serve one more miner (its address picks it)."""
         self.miners[miner.ip] = BraiinsMinerApi(miner, tuner)
         self.sessions[miner.ip] = {}
-
-    async def setup(self) -> None:
-        """Prepare the shared runner (once)."""
-        if not self._ready:
-            await self._runner.setup()
-            self._ready = True
-
-    async def cleanup(self) -> None:
-        """Close the shared runner."""
-        if self._ready:
-            await self._runner.cleanup()
-            self._ready = False
-
-    def site(self, ip: str, port: int) -> web.TCPSite:
-        """A listening site for one miner's address."""
-        return web.TCPSite(self._runner, ip, port, reuse_address=True)
 
     def drop_connections(self, ip: str) -> None:
         """Abort every open connection to one miner (it went down)."""
