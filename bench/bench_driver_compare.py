@@ -29,7 +29,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,33 +39,16 @@ from adapters.miners.asicrs import AsicRsDriver, asic_rs
 from adapters.miners.config import AsicRsDriverConfig, MinerDriverConfig, PyasicDriverConfig
 from adapters.miners.driver import PyasicDriver
 from adapters.miners.pyasic_lib import pyasic
-from controller.decision.reconcile import CommandBatch
 from controller.domain import OFF, build_fleet
 from controller.runtime.clocks.simulated import ScaledClock
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pyasic_dispatch import _all, _fleet_file  # one fleet file and batch for both
 
 FAMILIES = [("luxos", "127.68.0.1"), ("antminer", "127.69.0.1"), ("braiins", "127.70.0.1")]
 NAMEPLATE = ("Antminer S19j Pro", [(104.0, 3068.0)])
 DRIVERS = ("pyasic", "asic-rs")
 CALL_TIMEOUT_S = 10.0
-
-
-def _ips(first: str, n: int) -> list[str]:
-    a, b, c, d = (int(x) for x in first.split("."))
-    base = (a << 24) | (b << 16) | (c << 8) | d
-    return [".".join(str((base + i) >> s & 255) for s in (24, 16, 8, 0)) for i in range(n)]
-
-
-def _fleet_file(n: int, port: int, speed: float) -> tuple[Path, dict[str, list[str]]]:
-    sizes = [n // 3 + (1 if i < n % 3 else 0) for i in range(3)]
-    lines = [f"meter_port = {port}", f"speed = {speed}"]
-    ips: dict[str, list[str]] = {}
-    for (family, first), k in zip(FAMILIES, sizes, strict=True):
-        lines += ["[[group]]", f'family = "{family}"', 'model = "S19jPro"', f"count = {k}"]
-        lines.append(f'ip_start = "{first}"')
-        ips[family] = _ips(first, k)
-    path = Path(tempfile.mkdtemp()) / "fleet.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path, ips
 
 
 def _cpu_s() -> float:
@@ -99,10 +81,6 @@ def _driver(kind: str, ips: list[str], args: argparse.Namespace) -> PyasicDriver
         return AsicRsDriver(fleet, ips, config, clock, seed=0)
     config = PyasicDriverConfig.model_validate(values)
     return PyasicDriver(fleet, ips, config, clock, seed=0)
-
-
-def _all(n: int, point: int) -> CommandBatch:
-    return CommandBatch(miner=np.arange(n, dtype=np.int64), point=np.full(n, point))
 
 
 async def _curtails(driver: PyasicDriver, repeat: int) -> dict[str, float]:
@@ -225,7 +203,7 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    fleet, ips = _fleet_file(args.miners, port, args.speed)
+    fleet, ips = _fleet_file(args.miners, port, args.speed, FAMILIES)
     ips_file = fleet.parent / "ips.json"
     ips_file.write_text(json.dumps(ips))
     cmd = [

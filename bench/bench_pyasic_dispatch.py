@@ -61,11 +61,15 @@ def _ips(first: str, n: int) -> list[str]:
     return [".".join(str((base + i) >> s & 255) for s in (24, 16, 8, 0)) for i in range(n)]
 
 
-def _fleet_file(n: int, port: int, speed: float) -> tuple[Path, dict[str, list[str]]]:
+def _fleet_file(
+    n: int, port: int, speed: float, families: list[tuple[str, str]] = FAMILIES
+) -> tuple[Path, dict[str, list[str]]]:
+    """A ``hashspark simulate`` fleet file of ``n`` S19j Pros split over ``families`` (each
+    with its first address); the file and each family's addresses."""
     sizes = [n // 3 + (1 if i < n % 3 else 0) for i in range(3)]
     lines = [f"meter_port = {port}", f"speed = {speed}"]
     ips: dict[str, list[str]] = {}
-    for (family, first), k in zip(FAMILIES, sizes, strict=True):
+    for (family, first), k in zip(families, sizes, strict=True):
         lines += ["[[group]]", f'family = "{family}"', 'model = "S19jPro"', f"count = {k}"]
         lines.append(f'ip_start = "{first}"')
         ips[family] = _ips(first, k)
