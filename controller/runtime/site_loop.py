@@ -133,9 +133,9 @@ class SiteLoop:
         self._price_feed = price_feed
         self._hashprice_feed = hashprice_feed
         self._day_ahead_feed = day_ahead_feed
-        # What Bitcoin instruments settle on; never decides (docs/economics.md).
-        self._bitcoin_feeds = (btc_usd_feed, difficulty_feed)
-        self._bitcoin_inputs = tuple(  # shown in the status (and so the metrics)
+        # What Bitcoin instruments settle on (the BTC price and difficulty; never decides,
+        # docs/economics.md), and all three shown in the status (and so the metrics).
+        self._bitcoin_inputs = tuple(
             (name, f)
             for name, f in (
                 ("btc_usd", btc_usd_feed),
@@ -864,9 +864,12 @@ class SiteLoop:
 
     def _bitcoin(self, now: EpochS) -> tuple[float | None, float | None]:
         """The BTC price and difficulty holding at ``now``, where the site has the feeds."""
-        readings = (None if f is None else f.latest(now) for f in self._bitcoin_feeds)
-        btc, difficulty = (None if r is None else r.value for r in readings)
-        return btc, difficulty
+        held = {
+            name: r.value
+            for name, f in self._bitcoin_inputs
+            if name != "fees" and (r := f.latest(now)) is not None
+        }
+        return held.get("btc_usd"), held.get("difficulty")
 
     def _settle(self, end: EpochS) -> None:
         self._book(self._accrual.close(end))
